@@ -1,0 +1,6 @@
+//! Configuration: serde input types -> validated, compiled, immutable [`Config`] (once per VM).
+
+mod error;
+pub mod input;
+
+pub use error::ConfigError;

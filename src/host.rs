@@ -1,0 +1,145 @@
+//! The only seam between meshgate's core and the proxy.
+//!
+//! Everything the proxy provides (headers, bodies, properties, the clock, HTTP calls, local
+//! replies, metrics, logs) goes through [`Host`]. The wasm module implements it over the
+//! Proxy-Wasm ABI (`crate::wasm`); host-side tests implement it with a recording fake. The core
+//! never names `proxy_wasm`.
+//!
+//! Calls that the proxy may refuse (Envoy refuses header changes after headers continued, and
+//! body replacement outside the body callbacks) return `Result`, never panic: a refusal is an
+//! error the core turns into a response or a log line, not a trapped VM.
+
+use std::time::{Duration, SystemTime};
+
+/// A header map as the proxy hands it over: lower-case names, in order, duplicates kept.
+pub type Headers = Vec<(String, String)>;
+
+/// Which header map of the stream a call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapKind {
+    RequestHeaders,
+    RequestTrailers,
+    ResponseHeaders,
+    ResponseTrailers,
+}
+
+/// Which body buffer of the stream a call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Request,
+    Response,
+}
+
+/// The proxy said no (the status it returned), or the call is not possible in this phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostError(pub String);
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HostError {}
+
+pub type HostResult<T> = Result<T, HostError>;
+
+/// Log levels the proxy knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// What the stream does after a callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    /// Hold the headers (or buffer the body) until a later callback continues.
+    Pause,
+}
+
+/// A metric the module defined once per VM; the value is the proxy's id for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MetricId(pub u32);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// Per-stream access to the proxy.
+pub trait Host {
+    /// Wall clock, as the proxy sees it.
+    fn now(&self) -> SystemTime;
+
+    /// Whole header map in one host call (cheaper than one call per header).
+    fn headers(&self, map: MapKind) -> Headers;
+    fn header(&self, map: MapKind, name: &str) -> Option<String>;
+    /// Replace (or add) a header; `None` removes it.
+    fn set_header(&mut self, map: MapKind, name: &str, value: Option<&str>) -> HostResult<()>;
+    /// Add a header value without replacing existing ones.
+    fn add_header(&mut self, map: MapKind, name: &str, value: &str) -> HostResult<()>;
+    /// Replace a whole map.
+    fn set_headers(&mut self, map: MapKind, headers: &[(String, String)]) -> HostResult<()>;
+
+    /// The buffered body bytes (`size` bytes from `start`; the whole buffer when `size` is the
+    /// buffered length).
+    fn body(&self, kind: BodyKind, start: usize, size: usize) -> Option<Vec<u8>>;
+    /// Replace the whole buffered body.
+    fn set_body(&mut self, kind: BodyKind, bytes: &[u8]) -> HostResult<()>;
+
+    /// A property by path (`["xds", "route_name"]`), raw bytes.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// Set a property (filter state) for the access log of the proxy.
+    fn set_property(&mut self, path: &[&str], value: &[u8]) -> HostResult<()>;
+
+    /// Answer the client directly; the upstream (if any) is abandoned.
+    fn send_response(
+        &mut self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> HostResult<()>;
+
+    /// Ask the router to choose the route again (headers it routes on changed).
+    fn clear_route_cache(&mut self);
+
+    /// Resume a paused request or response.
+    fn resume_request(&mut self);
+    fn resume_response(&mut self);
+
+    fn log(&self, level: Level, message: &str);
+
+    fn increment_metric(&self, id: MetricId, delta: i64);
+    fn record_metric(&self, id: MetricId, value: u64);
+}
+
+/// Per-VM access to the proxy: configuration-time and timer-time calls.
+pub trait RootHost {
+    fn now(&self) -> SystemTime;
+    fn log(&self, level: Level, message: &str);
+    fn define_metric(&self, kind: MetricKind, name: &str) -> HostResult<MetricId>;
+    /// Dispatch an HTTP call to an Envoy cluster; returns the token that identifies the reply.
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> HostResult<u32>;
+    fn set_tick_period(&self, period: Duration);
+}
+
+/// Helpers over a header map as returned by [`Host::headers`].
+pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
