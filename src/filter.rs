@@ -1,1 +1,164 @@
-//! Per-request state machine.
+//! The per-request state machine. Each callback reads what it needs through [`Host`], asks the
+//! core modules for decisions, applies them, and returns an [`Action`]. It never names the
+//! proxy's ABI, so the whole flow runs in host-side tests against a fake `Host`.
+
+mod log;
+mod request;
+mod response;
+mod vm;
+
+use std::rc::Rc;
+use std::time::SystemTime;
+
+pub use vm::Vm;
+
+use crate::config::{OpId, Policy};
+use crate::host::{Action, Host};
+use crate::status::{BodyFormat, Code, GatewayError};
+use crate::transcode::ResponseFormat;
+
+/// How the gateway handles the request once it is classified.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// Not yet classified (headers not seen).
+    New,
+    /// Native gRPC: authenticated, routed and observed, bytes untouched.
+    Grpc,
+    /// HTTP+JSON or HTTP+Protobuf to gRPC through Envoy's router.
+    Transcode(Transcode),
+    /// Plain HTTP to a REST upstream (path rewritten).
+    Rest,
+    /// Unmatched and passed through by configuration.
+    PassThrough,
+    /// The gateway answered itself.
+    LocalReply,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcode {
+    pub binding: usize,
+    pub bindings: Vec<(String, String)>,
+    pub query: String,
+    pub request_kind: RequestKind,
+    pub response_format: ResponseFormat,
+    pub server_streaming: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Json,
+    Protobuf,
+    Raw,
+}
+
+/// What a request waits for between callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    Nothing,
+    /// Keys of a remote JWKS that has not been fetched yet; the root context resumes us.
+    Keys { since: SystemTime },
+}
+
+/// Facts about the request, read once from its headers.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    pub method: String,
+    pub path: String,
+    pub authority: String,
+    pub scheme: String,
+    pub content_type: String,
+    pub accept: String,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+pub struct Filter {
+    vm: Rc<Vm>,
+    pub context_id: u32,
+    start: Option<SystemTime>,
+    req: RequestInfo,
+    mode: Mode,
+    op: Option<OpId>,
+    policy: Option<String>,
+    principal: Option<String>,
+    waiting: Waiting,
+    error_format: BodyFormat,
+    /// Set when the gateway answered (or converted) with an error.
+    error: Option<GatewayError>,
+    resp: ResponseState,
+    request_body_seen: usize,
+    logged: bool,
+}
+
+#[derive(Default)]
+struct ResponseState {
+    status: Option<u16>,
+    grpc_status: Option<Code>,
+    content_type: String,
+    /// The upstream spoke gRPC (content-type application/grpc*).
+    grpc: bool,
+    body_seen: usize,
+    /// The converted reply was sent as a local reply (the rest of the upstream's is dropped).
+    replaced: bool,
+}
+
+impl Filter {
+    pub fn new(vm: Rc<Vm>, context_id: u32) -> Filter {
+        Filter {
+            vm,
+            context_id,
+            start: None,
+            req: RequestInfo::default(),
+            mode: Mode::New,
+            op: None,
+            policy: None,
+            principal: None,
+            waiting: Waiting::Nothing,
+            error_format: BodyFormat::Json,
+            error: None,
+            resp: ResponseState::default(),
+            request_body_seen: 0,
+            logged: false,
+        }
+    }
+
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    pub fn waiting(&self) -> Waiting {
+        self.waiting
+    }
+
+    pub fn operation_name(&self) -> Option<&str> {
+        let op = self.op?;
+        self.vm
+            .config
+            .operations
+            .get(op)
+            .map(|o| o.name.as_str())
+    }
+
+    fn policy(&self) -> Option<&Policy> {
+        let name = self.policy.as_ref()?;
+        self.vm.config.policies.get(name)
+    }
+
+    /// Answer the client with `err` in the shape it understands, and remember it for the log.
+    fn reply_error(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
+        let (status, headers, body) = err.to_response(self.error_format);
+        if let Err(e) = host.send_response(status, &headers, &body) {
+            host.log(
+                crate::host::Level::Warn,
+                &format!("meshgate: could not send error reply ({e}): {err}"),
+            );
+        }
+        self.resp.status = Some(status);
+        self.resp.grpc_status = Some(err.code);
+        self.resp.replaced = true;
+        self.error = Some(err);
+        self.mode = Mode::LocalReply;
+        Action::Pause
+    }
+}

@@ -118,6 +118,17 @@ pub trait Host {
 
     fn increment_metric(&self, id: MetricId, delta: i64);
     fn record_metric(&self, id: MetricId, value: u64);
+    fn define_metric(&self, kind: MetricKind, name: &str) -> HostResult<MetricId>;
+
+    /// Dispatch an HTTP call to an Envoy cluster from this stream; the reply comes back to this
+    /// stream's `on_http_call_response`.
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> HostResult<u32>;
 }
 
 /// Per-VM access to the proxy: configuration-time and timer-time calls.

@@ -1,1 +1,14 @@
-//! wasm
+//! The only module that talks to the proxy: registers the root context, implements [`Host`]
+//! over the Proxy-Wasm ABI, and forwards callbacks to the core.
+//!
+//! [`Host`]: crate::host::Host
+
+mod abi;
+mod host_impl;
+mod http;
+mod root;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|context_id| Box::new(root::Root::new(context_id)));
+}}

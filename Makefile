@@ -1,0 +1,63 @@
+# meshgate: `make run` serves the demo, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+WASM        := build/meshgate.wasm
+WASM_TEST   := build/meshgate-test.wasm
+GATEWAY     := envoy/gateway.yaml
+CARGO       ?= cargo
+# Host cargo and rustup's toolchain; the wasm build picks its own route (tests/tools/build-wasm.sh).
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate
+
+help:
+	@echo "make run       build and start Envoy + meshgate + demo gRPC backends on 127.0.0.1:8080"
+	@echo "make test      install what is missing, build, run unit, integration and end-to-end tests"
+	@echo "make lint      rustfmt check, clippy -D warnings for the host and for wasm32-wasip1"
+	@echo "make build     build build/meshgate.wasm (release) and the host tools"
+	@echo "make validate  check envoy/gateway.yaml as the filter would"
+
+setup:
+	@tests/tools/setup.sh wasm envoy test
+
+# The release module: LTO, one codegen unit, panic=abort, stripped (Cargo.toml [profile.release]).
+wasm:
+	@tests/tools/setup.sh wasm
+	@tests/tools/build-wasm.sh $(WASM)
+
+# The same module with the test-only trap trigger, for the VM failure-policy test.
+wasm-test:
+	@tests/tools/setup.sh wasm
+	@tests/tools/build-wasm.sh $(WASM_TEST) test-trap
+
+host:
+	$(CARGO) build --release --bin meshgate -p meshgate
+	$(CARGO) build --release -p meshgate-kit --bins
+
+build: wasm host
+
+validate: host
+	target/release/meshgate validate $(GATEWAY)
+
+run: setup build
+	@tests/tools/run.sh
+
+test: setup build wasm-test
+	$(CARGO) test --workspace --no-fail-fast
+	@echo "make test: all tests passed"
+
+test-host:
+	$(CARGO) test -p meshgate
+
+lint:
+	@tests/tools/setup.sh lint
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@tests/tools/clippy-wasm.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	rm -rf build target

@@ -1,0 +1,290 @@
+//! Render an Envoy bootstrap that runs meshgate: one listener, the wasm filter with the
+//! compiled configuration, one route per upstream (matched on the routing header the filter
+//! sets), and the upstream clusters. `make run` and the end-to-end tests use it; users can start
+//! from its output.
+
+use serde_json::{json, Value};
+
+use super::{compile_file, positional_and_output, write_output};
+
+/// An upstream cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    /// gRPC upstreams speak HTTP/2; REST upstreams HTTP/1.1.
+    pub http2: bool,
+}
+
+/// An extra route, placed before the per-upstream routes (per-route policy examples).
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub name: String,
+    /// Path prefix the route matches.
+    pub prefix: String,
+    /// Route to this cluster (when the upstream header is absent or the route is specific).
+    pub cluster: String,
+    /// `filter_metadata.meshgate.policy`.
+    pub policy: Option<String>,
+    /// Switch meshgate off on this route (`FilterConfig{disabled: true}`).
+    pub disable_filter: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnvoyOptions {
+    pub filter_config_json: String,
+    pub wasm_path: String,
+    pub listen_address: String,
+    pub listen_port: u16,
+    pub admin_address: String,
+    pub admin_port: u16,
+    pub clusters: Vec<ClusterSpec>,
+    pub routes: Vec<RouteSpec>,
+    /// Header the filter writes the upstream into (must match the configuration's).
+    pub upstream_header: String,
+    /// `FAIL_CLOSED`, `FAIL_RELOAD` or `FAIL_OPEN`.
+    pub failure_policy: String,
+    /// Route timeout, seconds.
+    pub route_timeout_s: u32,
+    /// Extra Envoy clusters as raw JSON values (JWKS servers, for example).
+    pub extra_clusters: Vec<Value>,
+    pub stats_tags: Vec<(String, String)>,
+    pub histogram_buckets: Vec<(String, Vec<f64>)>,
+}
+
+impl EnvoyOptions {
+    pub fn new(filter_config_json: String, wasm_path: String) -> EnvoyOptions {
+        EnvoyOptions {
+            filter_config_json,
+            wasm_path,
+            listen_address: "127.0.0.1".into(),
+            listen_port: 8080,
+            admin_address: "127.0.0.1".into(),
+            admin_port: 9901,
+            clusters: Vec::new(),
+            routes: Vec::new(),
+            upstream_header: "x-meshgate-upstream".into(),
+            failure_policy: "FAIL_RELOAD".into(),
+            route_timeout_s: 15,
+            extra_clusters: Vec::new(),
+            stats_tags: Vec::new(),
+            histogram_buckets: Vec::new(),
+        }
+    }
+}
+
+pub const WASM_FILTER_NAME: &str = "envoy.filters.http.wasm";
+
+/// The bootstrap as a JSON value (Envoy reads JSON and YAML alike).
+pub fn bootstrap(o: &EnvoyOptions) -> Value {
+    let mut clusters: Vec<Value> = o.clusters.iter().map(cluster).collect();
+    clusters.extend(o.extra_clusters.iter().cloned());
+    let mut stats_config = json!({
+        "stats_tags": o.stats_tags.iter().map(|(name, regex)| json!({
+            "tag_name": name, "regex": regex,
+        })).collect::<Vec<_>>(),
+        "use_all_default_tags": true,
+    });
+    if !o.histogram_buckets.is_empty() {
+        stats_config["histogram_bucket_settings"] = o
+            .histogram_buckets
+            .iter()
+            .map(|(regex, buckets)| json!({"match": {"safe_regex": {"regex": regex}}, "buckets": buckets}))
+            .collect();
+    }
+    json!({
+        "admin": {"address": socket(&o.admin_address, o.admin_port)},
+        "stats_config": stats_config,
+        "static_resources": {
+            "listeners": [listener(o)],
+            "clusters": clusters,
+        },
+    })
+}
+
+fn socket(address: &str, port: u16) -> Value {
+    json!({"socket_address": {"address": address, "port_value": port}})
+}
+
+fn cluster(c: &ClusterSpec) -> Value {
+    let mut v = json!({
+        "name": c.name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {
+            "cluster_name": c.name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(&c.address, c.port)}}]}],
+        },
+    });
+    if c.http2 {
+        v["typed_extension_protocol_options"] = json!({
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        });
+    }
+    v
+}
+
+fn wasm_filter(o: &EnvoyOptions) -> Value {
+    json!({
+        "name": WASM_FILTER_NAME,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": "meshgate",
+                "root_id": "meshgate",
+                "vm_config": {
+                    "vm_id": "meshgate",
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": o.wasm_path}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": o.filter_config_json,
+                },
+                "failure_policy": o.failure_policy,
+                // Without it, pausing request headers stalls the body (ENVOY_NOTES).
+                "allow_on_headers_stop_iteration": true,
+            },
+        },
+    })
+}
+
+fn route_action(cluster: &str, timeout_s: u32) -> Value {
+    json!({"cluster": cluster, "timeout": format!("{timeout_s}s")})
+}
+
+fn routes(o: &EnvoyOptions) -> Vec<Value> {
+    let mut out = Vec::new();
+    for r in &o.routes {
+        let mut route = json!({
+            "name": r.name,
+            "match": {"prefix": r.prefix},
+            "route": route_action(&r.cluster, o.route_timeout_s),
+        });
+        if let Some(p) = &r.policy {
+            route["metadata"] = json!({"filter_metadata": {"meshgate": {"policy": p}}});
+        }
+        if r.disable_filter {
+            route["typed_per_filter_config"] = json!({
+                WASM_FILTER_NAME: {
+                    "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+                    "disabled": true,
+                }
+            });
+        }
+        out.push(route);
+    }
+    for c in &o.clusters {
+        out.push(json!({
+            "name": format!("upstream-{}", c.name),
+            "match": {
+                "prefix": "/",
+                "headers": [{"name": o.upstream_header, "string_match": {"exact": c.name}}],
+            },
+            "route": route_action(&c.name, o.route_timeout_s),
+        }));
+    }
+    // Requests the filter did not route (answered locally, or passed through) still need a
+    // route for the filter chain to run; the first cluster is the fallback.
+    if let Some(c) = o.clusters.first() {
+        out.push(json!({
+            "name": "default",
+            "match": {"prefix": "/"},
+            "route": route_action(&c.name, o.route_timeout_s),
+        }));
+    }
+    out
+}
+
+fn listener(o: &EnvoyOptions) -> Value {
+    json!({
+        "name": "gateway",
+        "address": socket(&o.listen_address, o.listen_port),
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": "gateway",
+                    "codec_type": "AUTO",
+                    "route_config": {
+                        "name": "gateway",
+                        "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes(o)}],
+                    },
+                    "http_filters": [
+                        wasm_filter(o),
+                        {"name": "envoy.filters.http.router", "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+                    ],
+                },
+            }],
+        }],
+    })
+}
+
+pub fn render_yaml(o: &EnvoyOptions) -> Result<String, String> {
+    serde_yaml_ng::to_string(&bootstrap(o)).map_err(|e| e.to_string())
+}
+
+fn parse_addr(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{s}` is not HOST:PORT"))?;
+    let port = port
+        .parse()
+        .map_err(|_| format!("`{s}`: bad port"))?;
+    Ok((host.to_string(), port))
+}
+
+fn parse_cluster(s: &str) -> Result<ClusterSpec, String> {
+    let (name, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--cluster `{s}` is not NAME=HOST:PORT"))?;
+    let (addr, http2) = match rest.strip_suffix("/h1") {
+        Some(a) => (a, false),
+        None => (rest, true),
+    };
+    let (address, port) = parse_addr(addr)?;
+    Ok(ClusterSpec {
+        name: name.to_string(),
+        address,
+        port,
+        http2,
+    })
+}
+
+pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
+    let mut positional = Vec::new();
+    let mut wasm = None;
+    let mut listen = None;
+    let mut admin = None;
+    let mut clusters = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--wasm" => wasm = Some(value()?),
+            "--listen" => listen = Some(parse_addr(&value()?)?),
+            "--admin" => admin = Some(parse_addr(&value()?)?),
+            "--cluster" => clusters.push(parse_cluster(&value()?)?),
+            _ => positional.push(a.clone()),
+        }
+    }
+    let (input, output) = positional_and_output(&positional)?;
+    let json = compile_file(&input).map_err(|e| e.to_string())?;
+    let mut o = EnvoyOptions::new(json, wasm.ok_or("--wasm is required")?);
+    if let Some((a, p)) = listen {
+        o.listen_address = a;
+        o.listen_port = p;
+    }
+    if let Some((a, p)) = admin {
+        o.admin_address = a;
+        o.admin_port = p;
+    }
+    o.clusters = clusters;
+    write_output(output.as_ref(), &render_yaml(&o)?)
+}

@@ -1,0 +1,472 @@
+//! `GatewayInput` -> `Config`: every check that can be made before traffic is made here, and an
+//! error names the field. A configuration either compiles whole or is refused.
+
+use std::collections::{BTreeSet, HashMap};
+
+use base64::Engine;
+use prost_reflect::DescriptorPool;
+
+use super::compiled::*;
+use super::input::*;
+use super::ConfigError;
+use crate::auth::{AuthConfig, Requirement};
+use crate::observe::Slo;
+use crate::operation::{Matcher, UrlUnescapeSpec};
+use crate::transcode::{
+    http_rules, load_pool, HttpBinding, MethodRules, PrintOptions, RequestPlan, ResponsePlan,
+    StreamFormat,
+};
+
+/// Parse the filter's JSON configuration and compile it.
+pub fn compile_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let input: GatewayInput = serde_json::from_slice(bytes).map_err(|e| {
+        ConfigError::new(
+            "",
+            format!("invalid configuration JSON at line {} column {}: {e}", e.line(), e.column()),
+        )
+    })?;
+    compile(&input)
+}
+
+pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
+    let pool = descriptor_pool(&input.descriptors)?;
+    let auth = AuthConfig::compile(&input.auth, &input.limits).map_err(|e| e.within("auth"))?;
+    let default_slo = input.observe.default_slo.as_ref();
+    check_known_names(input, &pool)?;
+
+    let mut b = Builder {
+        input,
+        auth: &auth,
+        http: Matcher::new(),
+        grpc_paths: HashMap::new(),
+        operations: Vec::new(),
+    };
+    for rules in http_rules(&pool) {
+        if b.exposed(&rules) {
+            b.add_grpc_operation(&pool, rules, default_slo)?;
+        }
+    }
+    for (i, rest) in input.http_operations.iter().enumerate() {
+        b.add_rest_operation(rest, default_slo)
+            .map_err(|e| e.within(&format!("http_operations[{i}]")))?;
+    }
+    let Builder {
+        http,
+        grpc_paths,
+        operations,
+        ..
+    } = b;
+
+    let policies = compile_policies(input, &auth, default_slo)?;
+    let routing = compile_routing(&input.routing, &policies)?;
+    let transcoding = compile_transcoding(&input.transcoding)?;
+    let owned_headers = owned_headers(&routing, &auth);
+    Ok(Config {
+        pool,
+        operations,
+        grpc_paths,
+        http,
+        auth,
+        policies,
+        routing,
+        transcoding,
+        observe: Observe {
+            access_log: input.observe.access_log,
+            metric_prefix: input.observe.metric_prefix.clone(),
+            trace_project: input.observe.trace_project.clone(),
+            latency_buckets_ms: input.observe.latency_buckets_ms.clone(),
+        },
+        limits: compile_limits(&input.limits),
+        owned_headers,
+    })
+}
+
+fn descriptor_pool(d: &DescriptorsInput) -> Result<DescriptorPool, ConfigError> {
+    let field = "descriptors.descriptor_set";
+    let b64 = d.descriptor_set.as_deref().ok_or_else(|| {
+        ConfigError::new(
+            field,
+            "missing: the filter needs the embedded descriptor set (run `meshgate compile`)",
+        )
+    })?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| ConfigError::new(field, format!("not valid base64: {e}")))?;
+    load_pool(&bytes).map_err(|e| ConfigError::new(field, e))
+}
+
+/// Names in `services`, `operations` and `descriptors.services` must exist: a typo must not
+/// silently leave an operation without its settings.
+fn check_known_names(input: &GatewayInput, pool: &DescriptorPool) -> Result<(), ConfigError> {
+    for name in input.services.keys() {
+        if pool.get_service_by_name(name).is_none() {
+            return Err(ConfigError::new(
+                format!("services.{name}"),
+                "no such service in the descriptor set",
+            ));
+        }
+    }
+    for name in &input.descriptors.services {
+        if pool.get_service_by_name(name).is_none() {
+            return Err(ConfigError::new(
+                "descriptors.services",
+                format!("no such service in the descriptor set: {name}"),
+            ));
+        }
+    }
+    for name in input.operations.keys() {
+        let found = name
+            .rsplit_once('.')
+            .and_then(|(svc, m)| pool.get_service_by_name(svc).map(|s| (s, m)))
+            .is_some_and(|(s, m)| s.methods().any(|x| x.name() == m));
+        if !found {
+            return Err(ConfigError::new(
+                format!("operations.{name}"),
+                "no such method in the descriptor set (write pkg.Service.Method)",
+            ));
+        }
+    }
+    for (name, up) in &input.upstreams {
+        if up.path_translation.is_some() && up.path_prefix.is_none() {
+            return Err(ConfigError::new(
+                format!("upstreams.{name}.path_prefix"),
+                "required with path_translation",
+            ));
+        }
+    }
+    Ok(())
+}
+
+struct Builder<'a> {
+    input: &'a GatewayInput,
+    auth: &'a AuthConfig,
+    http: Matcher<HttpTarget>,
+    grpc_paths: HashMap<String, OpId>,
+    operations: Vec<Operation>,
+}
+
+impl Builder<'_> {
+    /// Which services the gateway serves: those listed, or else every service with an http rule
+    /// or a `services` entry.
+    fn exposed(&self, rules: &MethodRules) -> bool {
+        let service = service_of(&rules.full_name);
+        let listed = &self.input.descriptors.services;
+        if !listed.is_empty() {
+            return listed.iter().any(|s| s == service);
+        }
+        self.input.services.contains_key(service)
+            || self.input.operations.contains_key(&rules.full_name)
+            || !rules.bindings.is_empty()
+    }
+
+    fn add_grpc_operation(
+        &mut self,
+        pool: &DescriptorPool,
+        rules: MethodRules,
+        default_slo: Option<&SloInput>,
+    ) -> Result<(), ConfigError> {
+        let name = rules.full_name.clone();
+        let service = service_of(&name).to_string();
+        let op_in = self.input.operations.get(&name);
+        let svc_in = self.input.services.get(&service);
+        let op_field = format!("operations.{name}");
+
+        let method = method_descriptor(pool, &name)
+            .ok_or_else(|| ConfigError::new(op_field.as_str(), "method not in descriptor set"))?;
+        let mut http_bindings = rules.bindings.clone();
+        for (i, extra) in op_in.map(|o| o.http.as_slice()).unwrap_or_default().iter().enumerate() {
+            http_bindings.push(
+                binding_from_input(extra)
+                    .map_err(|m| ConfigError::new(format!("{op_field}.http[{i}]"), m))?,
+            );
+        }
+
+        let id = self.operations.len();
+        let mut bindings = Vec::with_capacity(http_bindings.len());
+        for (i, hb) in http_bindings.iter().enumerate() {
+            let field = format!("{name} binding {} {}", hb.method, hb.template);
+            let request = RequestPlan::compile(&method, hb)
+                .map_err(|m| ConfigError::new(format!("descriptors ({field})"), m))?;
+            let response = ResponsePlan::compile(&method, hb.response_body.as_deref())
+                .map_err(|m| ConfigError::new(format!("descriptors ({field})"), m))?;
+            self.http
+                .insert(&hb.method, &hb.template, HttpTarget { op: id, binding: i })
+                .map_err(|m| ConfigError::new(format!("descriptors ({field})"), m))?;
+            bindings.push(Binding {
+                method: hb.method.clone(),
+                template: hb.template.clone(),
+                request,
+                response,
+            });
+        }
+
+        let upstream_name = op_in
+            .and_then(|o| o.upstream.clone())
+            .or_else(|| svc_in.and_then(|s| s.upstream.clone()))
+            .unwrap_or_else(|| service.clone());
+        let upstream = self.upstream(&upstream_name, &op_field)?;
+        let auth = self.requirement(
+            op_in.and_then(|o| o.auth.as_ref()),
+            svc_in.and_then(|s| s.auth.as_ref()),
+            &op_field,
+        )?;
+        let slo = Slo::compile(&[
+            op_in.and_then(|o| o.slo.as_ref()),
+            svc_in.and_then(|s| s.slo.as_ref()),
+            default_slo,
+        ])
+        .map_err(|e| e.within(&format!("{op_field}.slo")))?;
+
+        self.grpc_paths.insert(rules.grpc_path.clone(), id);
+        self.operations.push(Operation {
+            name,
+            service,
+            upstream,
+            auth,
+            slo,
+            kind: OpKind::Grpc {
+                grpc_path: rules.grpc_path,
+                client_streaming: rules.client_streaming,
+                server_streaming: rules.server_streaming,
+                bindings,
+            },
+        });
+        Ok(())
+    }
+
+    fn add_rest_operation(
+        &mut self,
+        rest: &HttpOperationInput,
+        default_slo: Option<&SloInput>,
+    ) -> Result<(), ConfigError> {
+        if rest.name.is_empty() {
+            return Err(ConfigError::new("name", "must not be empty"));
+        }
+        let id = self.operations.len();
+        self.http
+            .insert(&rest.method, &rest.path, HttpTarget { op: id, binding: 0 })
+            .map_err(|m| ConfigError::new("path", m))?;
+        let upstream = self.upstream(&rest.upstream, "upstream")?;
+        let auth = self.requirement(rest.auth.as_ref(), None, "")?;
+        let slo = Slo::compile(&[rest.slo.as_ref(), default_slo]).map_err(|e| e.within("slo"))?;
+        self.operations.push(Operation {
+            name: rest.name.clone(),
+            service: rest.upstream.clone(),
+            upstream,
+            auth,
+            slo,
+            kind: OpKind::Rest,
+        });
+        Ok(())
+    }
+
+    fn upstream(&self, name: &str, field: &str) -> Result<Upstream, ConfigError> {
+        if name.is_empty() {
+            return Err(ConfigError::new(field, "upstream must not be empty"));
+        }
+        let u = self.input.upstreams.get(name);
+        if u.is_none() && !self.input.upstreams.is_empty() {
+            return Err(ConfigError::new(
+                field,
+                format!("upstream `{name}` is not defined under `upstreams`"),
+            ));
+        }
+        Ok(Upstream {
+            name: name.to_string(),
+            header_value: u
+                .and_then(|u| u.header_value.clone())
+                .unwrap_or_else(|| name.to_string()),
+            path_translation: u.and_then(|u| u.path_translation),
+            path_prefix: u.and_then(|u| u.path_prefix.clone()).unwrap_or_default(),
+        })
+    }
+
+    fn requirement(
+        &self,
+        op: Option<&RequirementInput>,
+        svc: Option<&RequirementInput>,
+        field: &str,
+    ) -> Result<Requirement, ConfigError> {
+        match op.or(svc) {
+            Some(r) => self
+                .auth
+                .compile_requirement(r)
+                .map_err(|e| e.within(&format!("{field}.auth"))),
+            None => Ok(self.auth.default_requirement().clone()),
+        }
+    }
+}
+
+fn service_of(full_method: &str) -> &str {
+    full_method
+        .rsplit_once('.')
+        .map(|(s, _)| s)
+        .unwrap_or(full_method)
+}
+
+fn method_descriptor(
+    pool: &DescriptorPool,
+    full_name: &str,
+) -> Option<prost_reflect::MethodDescriptor> {
+    let (svc, m) = full_name.rsplit_once('.')?;
+    pool.get_service_by_name(svc)?
+        .methods()
+        .find(|x| x.name() == m)
+}
+
+fn binding_from_input(r: &HttpRuleInput) -> Result<HttpBinding, String> {
+    let pairs = [
+        ("GET", &r.get),
+        ("PUT", &r.put),
+        ("POST", &r.post),
+        ("DELETE", &r.delete),
+        ("PATCH", &r.patch),
+    ];
+    let mut set: Vec<(String, String)> = pairs
+        .iter()
+        .filter_map(|(m, p)| p.as_ref().map(|p| (m.to_string(), p.clone())))
+        .collect();
+    if let Some(c) = &r.custom {
+        set.push((c.kind.to_ascii_uppercase(), c.path.clone()));
+    }
+    match set.as_slice() {
+        [(method, template)] => Ok(HttpBinding {
+            method: method.clone(),
+            template: template.clone(),
+            body: r.body.clone(),
+            response_body: r.response_body.clone(),
+        }),
+        [] => Err("one of get, put, post, delete, patch, custom is required".into()),
+        _ => Err("only one of get, put, post, delete, patch, custom may be set".into()),
+    }
+}
+
+fn compile_policies(
+    input: &GatewayInput,
+    auth: &AuthConfig,
+    default_slo: Option<&SloInput>,
+) -> Result<HashMap<String, Policy>, ConfigError> {
+    let mut out = HashMap::new();
+    for (name, p) in &input.policies {
+        let field = format!("policies.{name}");
+        let requirement = p
+            .auth
+            .as_ref()
+            .map(|r| auth.compile_requirement(r))
+            .transpose()
+            .map_err(|e| e.within(&format!("{field}.auth")))?;
+        let slo = p
+            .slo
+            .as_ref()
+            .map(|s| Slo::compile(&[Some(s), default_slo]))
+            .transpose()
+            .map_err(|e| e.within(&format!("{field}.slo")))?;
+        let tr = p.transcoding.as_ref();
+        out.insert(
+            name.clone(),
+            Policy {
+                name: name.clone(),
+                auth: requirement,
+                transcoding_enabled: tr.and_then(|t| t.enabled).unwrap_or(true),
+                print_options: tr
+                    .and_then(|t| t.print_options.as_ref())
+                    .map(PrintOptions::from),
+                slo,
+            },
+        );
+    }
+    Ok(out)
+}
+
+fn compile_routing(
+    r: &RoutingInput,
+    policies: &HashMap<String, Policy>,
+) -> Result<Routing, ConfigError> {
+    for (route, policy) in &r.route_policies {
+        if !policies.contains_key(policy) {
+            return Err(ConfigError::new(
+                format!("routing.route_policies.{route}"),
+                format!("policy `{policy}` is not defined under `policies`"),
+            ));
+        }
+    }
+    let header = |v: &Option<String>, field: &str, default: &str| -> Result<String, ConfigError> {
+        let h = v.clone().unwrap_or_else(|| default.to_string());
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ConfigError::new(
+                format!("routing.{field}"),
+                format!("`{h}` is not a valid header name"),
+            ));
+        }
+        Ok(h.to_ascii_lowercase())
+    };
+    Ok(Routing {
+        upstream_header: header(&r.upstream_header, "upstream_header", "x-meshgate-upstream")?,
+        operation_header: header(&r.operation_header, "operation_header", "x-meshgate-operation")?,
+        subject_header: header(&r.subject_header, "subject_header", "x-meshgate-subject")?,
+        generate_request_id: r.generate_request_id.unwrap_or(true),
+        policy_metadata_key: r
+            .policy_metadata_key
+            .clone()
+            .unwrap_or_else(|| "policy".to_string()),
+        route_policies: r.route_policies.clone().into_iter().collect(),
+    })
+}
+
+fn compile_transcoding(t: &TranscodingInput) -> Result<Transcoding, ConfigError> {
+    let url_unescape_spec = match t.url_unescape_spec.as_deref() {
+        None => UrlUnescapeSpec::default(),
+        Some(s) => UrlUnescapeSpec::parse(s).ok_or_else(|| {
+            ConfigError::new(
+                "transcoding.url_unescape_spec",
+                format!("unknown value `{s}` (ALL_CHARACTERS_EXCEPT_RESERVED, ALL_CHARACTERS_EXCEPT_SLASH, ALL_CHARACTERS)"),
+            )
+        })?,
+    };
+    let stream_format = match t.stream_format.as_deref() {
+        None => StreamFormat::JsonArray,
+        Some(s) => StreamFormat::parse(s).ok_or_else(|| {
+            ConfigError::new(
+                "transcoding.stream_format",
+                format!("unknown value `{s}` (json_array, ndjson, sse)"),
+            )
+        })?,
+    };
+    Ok(Transcoding {
+        print_options: PrintOptions::from(&t.print_options),
+        ignore_unknown_query_parameters: t.ignore_unknown_query_parameters,
+        url_unescape_spec,
+        stream_format,
+        request_headers_to_metadata: lower(&t.request_headers_to_metadata),
+        response_metadata_to_headers: lower(&t.response_metadata_to_headers),
+        pass_through_unmatched: t.pass_through_unmatched,
+    })
+}
+
+fn lower(v: &[String]) -> Vec<String> {
+    v.iter().map(|s| s.to_ascii_lowercase()).collect()
+}
+
+fn compile_limits(l: &LimitsInput) -> Limits {
+    Limits {
+        max_request_bytes: l
+            .max_request_bytes
+            .unwrap_or(Limits::DEFAULT_MAX_REQUEST_BYTES),
+        max_response_bytes: l
+            .max_response_bytes
+            .unwrap_or(Limits::DEFAULT_MAX_RESPONSE_BYTES),
+        max_json_depth: l.max_json_depth.unwrap_or(Limits::DEFAULT_MAX_JSON_DEPTH),
+        max_header_bytes: l
+            .max_header_bytes
+            .unwrap_or(Limits::DEFAULT_MAX_HEADER_BYTES),
+    }
+}
+
+fn owned_headers(routing: &Routing, auth: &AuthConfig) -> Vec<String> {
+    let mut set: BTreeSet<String> = auth.headers_to_strip().into_iter().collect();
+    set.insert(routing.upstream_header.clone());
+    set.insert(routing.operation_header.clone());
+    set.insert(routing.subject_header.clone());
+    set.into_iter().collect()
+}

@@ -1,0 +1,126 @@
+//! The validated, compiled, immutable configuration: built once per VM (`on_configure`), shared
+//! by every request. Nothing here is parsed again on the request path.
+
+use std::collections::HashMap;
+
+use prost_reflect::DescriptorPool;
+
+use crate::auth::{AuthConfig, Requirement};
+use crate::config::input::PathTranslation;
+use crate::observe::Slo;
+use crate::operation::{Matcher, UrlUnescapeSpec};
+use crate::transcode::{PrintOptions, RequestPlan, ResponsePlan, StreamFormat};
+
+/// Index into [`Config::operations`].
+pub type OpId = usize;
+
+pub struct Config {
+    pub pool: DescriptorPool,
+    pub operations: Vec<Operation>,
+    /// `/pkg.Service/Method` -> operation, for native gRPC requests.
+    pub grpc_paths: HashMap<String, OpId>,
+    /// HTTP method + path template -> (operation, binding index).
+    pub http: Matcher<HttpTarget>,
+    pub auth: AuthConfig,
+    pub policies: HashMap<String, Policy>,
+    pub routing: Routing,
+    pub transcoding: Transcoding,
+    pub observe: Observe,
+    pub limits: Limits,
+    /// Every header the gateway sets for the upstream; incoming copies are removed first.
+    pub owned_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpTarget {
+    pub op: OpId,
+    /// Index into the operation's `bindings` (gRPC operations) or 0 (REST).
+    pub binding: usize,
+}
+
+pub struct Operation {
+    /// `pkg.Service.Method`, or the configured name of a REST operation.
+    pub name: String,
+    /// `pkg.Service` (REST operations: the upstream's name).
+    pub service: String,
+    pub upstream: Upstream,
+    pub auth: Requirement,
+    pub slo: Slo,
+    pub kind: OpKind,
+}
+
+pub enum OpKind {
+    Grpc {
+        grpc_path: String,
+        client_streaming: bool,
+        server_streaming: bool,
+        bindings: Vec<Binding>,
+    },
+    /// Plain HTTP to a REST upstream, with the path rewritten.
+    Rest,
+}
+
+pub struct Binding {
+    pub method: String,
+    pub template: String,
+    pub request: RequestPlan,
+    pub response: ResponsePlan,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub header_value: String,
+    pub path_translation: Option<PathTranslation>,
+    pub path_prefix: String,
+}
+
+/// What a route's policy overrides.
+pub struct Policy {
+    pub name: String,
+    pub auth: Option<Requirement>,
+    pub transcoding_enabled: bool,
+    pub print_options: Option<PrintOptions>,
+    pub slo: Option<Slo>,
+}
+
+pub struct Routing {
+    pub upstream_header: String,
+    pub operation_header: String,
+    pub subject_header: String,
+    pub generate_request_id: bool,
+    pub policy_metadata_key: String,
+    pub route_policies: HashMap<String, String>,
+}
+
+pub struct Transcoding {
+    pub print_options: PrintOptions,
+    pub ignore_unknown_query_parameters: bool,
+    pub url_unescape_spec: UrlUnescapeSpec,
+    pub stream_format: StreamFormat,
+    pub request_headers_to_metadata: Vec<String>,
+    pub response_metadata_to_headers: Vec<String>,
+    pub pass_through_unmatched: bool,
+}
+
+pub struct Observe {
+    pub access_log: bool,
+    pub metric_prefix: String,
+    pub trace_project: Option<String>,
+    pub latency_buckets_ms: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_request_bytes: usize,
+    pub max_response_bytes: usize,
+    pub max_json_depth: usize,
+    pub max_header_bytes: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 << 20;
+    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 << 20;
+    pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
+    pub const DEFAULT_MAX_HEADER_BYTES: usize = 60 << 10;
+}

@@ -1,0 +1,252 @@
+//! Response side: gRPC replies back to JSON/protobuf clients, in the three shapes Envoy delivers
+//! them (headers+data+trailers, trailers-only, headers+trailers without data), Envoy's own
+//! router errors (plain HTTP), and the reply of a body-less request's side call.
+
+use super::{Filter, Mode};
+use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
+use crate::status::{Code, GatewayError};
+use crate::transcode::{self, FrameDecoder};
+
+impl Filter {
+    pub fn on_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
+        let headers = host.headers(MapKind::ResponseHeaders);
+        self.note_response_headers(&headers);
+        if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
+            return Action::Continue;
+        }
+        if let Some(code) = find_header(&headers, "grpc-status") {
+            // Trailers-only reply: the whole answer is in these headers.
+            let code = code.to_string();
+            return self.finish_from_status(host, &headers, &code, None);
+        }
+        if !self.resp.grpc {
+            // An error made by Envoy's router (no healthy upstream, timeout) or a non-gRPC
+            // upstream: convert it once its body is complete.
+            if eos {
+                let err = transcode::error_from_http(self.resp.status.unwrap_or(502), b"", None);
+                return self.reply_error(host, err);
+            }
+            return Action::Pause;
+        }
+        Action::Pause
+    }
+
+    pub fn on_response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
+        self.resp.body_seen = size;
+        if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
+            return Action::Continue;
+        }
+        let limit = self.vm.config.limits.max_response_bytes;
+        if size > limit {
+            let err = GatewayError::new(
+                Code::Internal,
+                format!("the upstream's reply is larger than the limit of {limit} bytes"),
+            );
+            return self.reply_error(host, err);
+        }
+        if !eos {
+            return Action::Pause;
+        }
+        let body = host.body(BodyKind::Response, 0, size).unwrap_or_default();
+        if !self.resp.grpc {
+            let ct = self.resp.content_type.clone();
+            let err = transcode::error_from_http(self.resp.status.unwrap_or(502), &body, Some(&ct));
+            return self.reply_error(host, err);
+        }
+        // gRPC data that ends the stream without trailers: the status is missing.
+        let err = GatewayError::new(
+            Code::Internal,
+            "the upstream ended its gRPC reply without a status",
+        );
+        self.reply_error(host, err)
+    }
+
+    pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Action {
+        let trailers = host.headers(MapKind::ResponseTrailers);
+        if let Some(code) = find_header(&trailers, "grpc-status") {
+            self.resp.grpc_status = code.parse::<i32>().ok().map(Code::from_i32);
+        }
+        if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
+            return Action::Continue;
+        }
+        let code = find_header(&trailers, "grpc-status")
+            .unwrap_or("2")
+            .to_string();
+        let body = if self.resp.body_seen > 0 {
+            host.body(BodyKind::Response, 0, self.resp.body_seen)
+        } else {
+            None
+        };
+        self.finish_from_status(host, &trailers, &code, body)
+    }
+
+    /// The reply of a body-less request's side call (see `request::side_call`): all of it at
+    /// once. `headers` and `trailers` are the upstream's; `status` None means the call failed.
+    pub fn on_side_call_response(
+        &mut self,
+        host: &mut dyn Host,
+        headers: &[(String, String)],
+        body: &[u8],
+        trailers: &[(String, String)],
+    ) {
+        self.note_response_headers(headers);
+        if headers.is_empty() {
+            let err = GatewayError::new(Code::Unavailable, "upstream did not answer");
+            self.reply_error(host, err);
+            return;
+        }
+        if !self.resp.grpc {
+            let ct = self.resp.content_type.clone();
+            let err = transcode::error_from_http(self.resp.status.unwrap_or(502), body, Some(&ct));
+            self.reply_error(host, err);
+            return;
+        }
+        let status_map = if find_header(trailers, "grpc-status").is_some() {
+            trailers
+        } else {
+            headers
+        };
+        let code = find_header(status_map, "grpc-status")
+            .unwrap_or("2")
+            .to_string();
+        let body = (!body.is_empty()).then(|| body.to_vec());
+        if let Some(c) = code.parse::<i32>().ok() {
+            self.resp.grpc_status = Some(Code::from_i32(c));
+        }
+        // A side call's answer always leaves as a local reply.
+        self.resp.replaced = false;
+        self.finish_local(host, status_map, &code, body);
+    }
+
+    fn note_response_headers(&mut self, headers: &[(String, String)]) {
+        self.resp.status = find_header(headers, ":status").and_then(|s| s.parse().ok());
+        self.resp.content_type = find_header(headers, "content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        self.resp.grpc = self.resp.content_type.starts_with("application/grpc");
+        if let Some(code) = find_header(headers, "grpc-status") {
+            self.resp.grpc_status = code.parse::<i32>().ok().map(Code::from_i32);
+        }
+    }
+
+    /// The reply is complete (status known, body buffered or absent): answer the client.
+    fn finish_from_status(
+        &mut self,
+        host: &mut dyn Host,
+        status_map: &[(String, String)],
+        code: &str,
+        body: Option<Vec<u8>>,
+    ) -> Action {
+        let ok = code.trim() == "0";
+        let Some(body) = body.filter(|_| ok) else {
+            // Errors, and OK replies without data: a local reply is the only way to give the
+            // client a body here (Envoy refuses a body set from these callbacks).
+            return self.finish_local(host, status_map, code, None);
+        };
+        match self.render(&body) {
+            Ok((bytes, content_type)) => {
+                if let Err(e) = self.replace_response(host, &bytes, &content_type) {
+                    host.log(Level::Warn, &format!("meshgate: {e}; answering locally"));
+                    return self.send_rendered(host, &bytes, &content_type);
+                }
+                self.resp.status = Some(200);
+                Action::Continue
+            }
+            Err(err) => self.reply_error(host, err),
+        }
+    }
+
+    /// Answer with a local reply built from the status and (optional) message.
+    fn finish_local(
+        &mut self,
+        host: &mut dyn Host,
+        status_map: &[(String, String)],
+        code: &str,
+        body: Option<Vec<u8>>,
+    ) -> Action {
+        if code.trim() != "0" {
+            let err = transcode::error_from_grpc(
+                &self.vm.config.pool,
+                code,
+                find_header(status_map, "grpc-message"),
+                find_header(status_map, "grpc-status-details-bin"),
+            );
+            return self.reply_error(host, err);
+        }
+        let rendered = match body {
+            Some(b) => self.render(&b),
+            None => Err(GatewayError::new(
+                Code::Internal,
+                "the upstream replied OK without a message",
+            )),
+        };
+        match rendered {
+            Ok((bytes, content_type)) => self.send_rendered(host, &bytes, &content_type),
+            Err(err) => self.reply_error(host, err),
+        }
+    }
+
+    fn send_rendered(&mut self, host: &mut dyn Host, bytes: &[u8], content_type: &str) -> Action {
+        let headers = vec![("content-type".to_string(), content_type.to_string())];
+        if let Err(e) = host.send_response(200, &headers, bytes) {
+            host.log(Level::Warn, &format!("meshgate: reply refused: {e}"));
+        }
+        self.resp.status = Some(200);
+        self.resp.replaced = true;
+        Action::Pause
+    }
+
+    /// Framed gRPC reply body -> the client's body and content type.
+    fn render(&self, framed: &[u8]) -> Result<(Vec<u8>, String), GatewayError> {
+        let Mode::Transcode(t) = &self.mode else {
+            return Err(GatewayError::new(Code::Internal, "gateway state error"));
+        };
+        let plan = self
+            .binding_plan(t.binding)
+            .ok_or_else(|| GatewayError::new(Code::Internal, "gateway state error"))?;
+        let limit = self.vm.config.limits.max_response_bytes;
+        let mut frames = FrameDecoder::new(limit);
+        frames.push(framed);
+        let message = frames
+            .next_message()
+            .map_err(|e| bad_upstream(&e.to_string()))?
+            .ok_or_else(|| bad_upstream("the reply carries no message"))?;
+        if frames.next_message().ok().flatten().is_some() {
+            return Err(bad_upstream("a unary reply carries more than one message"));
+        }
+        let opts = self
+            .policy()
+            .and_then(|p| p.print_options)
+            .unwrap_or(self.vm.config.transcoding.print_options);
+        let format = t.response_format;
+        transcode::render_response(&plan.response, &message, format, &opts)
+    }
+
+    /// Replace the held reply with the rendered one (headers were paused, body buffered).
+    fn replace_response(
+        &self,
+        host: &mut dyn Host,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Result<(), crate::host::HostError> {
+        host.set_body(BodyKind::Response, bytes)?;
+        let len = bytes.len().to_string();
+        host.set_header(MapKind::ResponseHeaders, ":status", Some("200"))?;
+        host.set_header(MapKind::ResponseHeaders, "content-type", Some(content_type))?;
+        host.set_header(MapKind::ResponseHeaders, "content-length", Some(&len))?;
+        for h in ["grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding"] {
+            host.set_header(MapKind::ResponseHeaders, h, None)?;
+        }
+        // No grpc-* trailer may reach an HTTP client.
+        host.set_headers(MapKind::ResponseTrailers, &[])?;
+        Ok(())
+    }
+}
+
+fn bad_upstream(msg: &str) -> GatewayError {
+    GatewayError::new(
+        Code::Internal,
+        format!("the upstream sent an invalid gRPC reply: {msg}"),
+    )
+    .with_status(502)
+}

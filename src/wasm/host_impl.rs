@@ -1,0 +1,180 @@
+//! `Host` and `RootHost` over the Proxy-Wasm ABI. Reads use the SDK (its reads do not panic on
+//! the statuses Envoy returns for missing values); writes use `abi`, which never panics.
+
+use std::time::{Duration, SystemTime};
+
+use proxy_wasm::types::{BufferType, MapType};
+
+use super::abi;
+use crate::host::{
+    BodyKind, Headers, Host, HostResult, Level, MapKind, MetricId, MetricKind,
+    RootHost,
+};
+
+/// Stateless: every call goes to whichever context is current (or effective).
+pub struct AbiHost;
+
+fn map_type(map: MapKind) -> MapType {
+    match map {
+        MapKind::RequestHeaders => MapType::HttpRequestHeaders,
+        MapKind::RequestTrailers => MapType::HttpRequestTrailers,
+        MapKind::ResponseHeaders => MapType::HttpResponseHeaders,
+        MapKind::ResponseTrailers => MapType::HttpResponseTrailers,
+    }
+}
+
+fn buffer_type(kind: BodyKind) -> BufferType {
+    match kind {
+        BodyKind::Request => BufferType::HttpRequestBody,
+        BodyKind::Response => BufferType::HttpResponseBody,
+    }
+}
+
+pub fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(abi::now_nanos())
+}
+
+pub fn log(level: Level, message: &str) {
+    let l = match level {
+        Level::Trace => 0,
+        Level::Debug => 1,
+        Level::Info => 2,
+        Level::Warn => 3,
+        Level::Error => 4,
+    };
+    abi::log(l, message);
+}
+
+pub fn define_metric(kind: MetricKind, name: &str) -> HostResult<MetricId> {
+    let t = match kind {
+        MetricKind::Counter => 0,
+        MetricKind::Gauge => 1,
+        MetricKind::Histogram => 2,
+    };
+    abi::define_metric(t, name).map(MetricId)
+}
+
+fn timeout_ms(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)
+}
+
+impl Host for AbiHost {
+    fn now(&self) -> SystemTime {
+        now()
+    }
+
+    fn headers(&self, map: MapKind) -> Headers {
+        abi::get_map(map_type(map))
+    }
+
+    fn header(&self, map: MapKind, name: &str) -> Option<String> {
+        let map = abi::get_map(map_type(map));
+        crate::host::find_header(&map, name).map(str::to_string)
+    }
+
+    fn set_header(&mut self, map: MapKind, name: &str, value: Option<&str>) -> HostResult<()> {
+        abi::set_header(map_type(map), name, value)
+    }
+
+    fn add_header(&mut self, map: MapKind, name: &str, value: &str) -> HostResult<()> {
+        abi::add_header(map_type(map), name, value)
+    }
+
+    fn set_headers(&mut self, map: MapKind, headers: &[(String, String)]) -> HostResult<()> {
+        abi::set_headers(map_type(map), headers)
+    }
+
+    fn body(&self, kind: BodyKind, start: usize, size: usize) -> Option<Vec<u8>> {
+        abi::get_buffer(buffer_type(kind), start, size)
+    }
+
+    fn set_body(&mut self, kind: BodyKind, bytes: &[u8]) -> HostResult<()> {
+        // Replace the whole buffer: start 0, size = "everything" (the ABI clamps it).
+        abi::set_buffer(buffer_type(kind), 0, usize::MAX >> 1, bytes)
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        abi::get_property(path)
+    }
+
+    fn set_property(&mut self, path: &[&str], value: &[u8]) -> HostResult<()> {
+        abi::set_property(path, value)
+    }
+
+    fn send_response(
+        &mut self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> HostResult<()> {
+        abi::send_local_response(status, headers, body)
+    }
+
+    fn clear_route_cache(&mut self) {
+        // Envoy clears the route cache itself when a request header changes; the foreign
+        // function is the explicit form and is absent on some proxies.
+        abi::clear_route_cache();
+    }
+
+    fn resume_request(&mut self) {
+        let _ = abi::continue_stream(0);
+    }
+
+    fn resume_response(&mut self) {
+        let _ = abi::continue_stream(1);
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        log(level, message)
+    }
+
+    fn increment_metric(&self, id: MetricId, delta: i64) {
+        let _ = abi::increment_metric(id.0, delta);
+    }
+
+    fn record_metric(&self, id: MetricId, value: u64) {
+        let _ = abi::record_metric(id.0, value);
+    }
+
+    fn define_metric(&self, kind: MetricKind, name: &str) -> HostResult<MetricId> {
+        define_metric(kind, name)
+    }
+
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> HostResult<u32> {
+        abi::http_call(cluster, headers, body, timeout_ms(timeout))
+    }
+}
+
+impl RootHost for AbiHost {
+    fn now(&self) -> SystemTime {
+        now()
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        log(level, message)
+    }
+
+    fn define_metric(&self, kind: MetricKind, name: &str) -> HostResult<MetricId> {
+        define_metric(kind, name)
+    }
+
+    fn http_call(
+        &self,
+        cluster: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> HostResult<u32> {
+        abi::http_call(cluster, headers, body, timeout_ms(timeout))
+    }
+
+    fn set_tick_period(&self, period: Duration) {
+        abi::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
+    }
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Build the filter for wasm32-wasip1 and copy it to OUT.
+#   tests/tools/build-wasm.sh OUT [cargo features]
+# Uses rustup's wasm32-wasip1 target when installed (the ordinary route on a user's machine),
+# otherwise Debian's rustc-web with the standard library built from source (these machines
+# cannot download rustup targets). Each route has its own target dir so caches do not thrash.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=$1; features=${2:-}
+args=(build --release --lib --target wasm32-wasip1)
+[ -n "$features" ] && args+=(--features "$features")
+suffix=${features:+-$features}
+if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
+  CARGO_TARGET_DIR=target/wasm-rustup$suffix cargo "${args[@]}"
+  dir=target/wasm-rustup$suffix
+else
+  sysroot=$(rustc --print sysroot)
+  lld=$sysroot/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld
+  [ -x "$lld" ] || lld=$(command -v rust-lld || true)
+  [ -n "$lld" ] || { echo "build-wasm: no rust-lld found" >&2; exit 1; }
+  RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi" \
+  CARGO_TARGET_WASM32_WASIP1_LINKER="$lld" CARGO_TARGET_DIR=target/wasm-debian$suffix \
+    /usr/bin/cargo "${args[@]}" -Zbuild-std=std,panic_abort
+  dir=target/wasm-debian$suffix
+fi
+mkdir -p "$(dirname "$out")"
+cp "$dir/wasm32-wasip1/release/meshgate.wasm" "$out"
+echo "built $out: $(stat -c %s "$out") bytes"
