@@ -282,7 +282,11 @@ mod tests {
             type_url: "type.googleapis.com/google.protobuf.Duration".into(),
             value: encoded(&pool, "google.protobuf.Duration", r#""3s""#),
         };
-        let b64 = status_b64(vec![info, duration], false);
+        let structure = AnyProto {
+            type_url: "type.googleapis.com/google.protobuf.Struct".into(),
+            value: encoded(&pool, "google.protobuf.Struct", r#"{"retry": true}"#),
+        };
+        let b64 = status_b64(vec![info, duration, structure], false);
         let e = error_from_grpc(&pool, "8", None, Some(&b64));
         assert_eq!(e.message, "status message");
         assert_eq!(e.details[0]["reason"], "QUOTA");
@@ -290,6 +294,10 @@ mod tests {
         assert_eq!(
             e.details[1],
             json!({"@type": "type.googleapis.com/google.protobuf.Duration", "value": "3s"})
+        );
+        assert_eq!(
+            e.details[2],
+            json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": {"retry": true}})
         );
     }
 
