@@ -1,0 +1,413 @@
+//! Upstream failures -> the gateway's one error shape ([`GatewayError`]).
+//!
+//! Two sources: a gRPC error (`grpc-status`, `grpc-message`, `grpc-status-details-bin`, from the
+//! backend) and a plain HTTP error made by Envoy's router or a non-gRPC upstream (503 "no healthy
+//! upstream", 504 "upstream request timeout"). Header values come from the network: garbage in
+//! any of them degrades to what can still be read, never to a panic.
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use serde_json::{json, Map, Value};
+
+use super::print::message_to_value;
+use crate::status::{percent_decode_grpc, AnyProto, Code, GatewayError, RpcStatus};
+
+/// Longest piece of an upstream's text quoted in an error message.
+const MAX_QUOTED_CHARS: usize = 256;
+
+/// gRPC sends `-bin` headers unpadded; some implementations pad. Accept both.
+const STANDARD_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+const URL_SAFE_LENIENT: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Well-known types whose JSON form is not an object: inside an `Any` they go under `value`.
+const WKT_WITH_VALUE: [&str; 16] = [
+    "google.protobuf.Any",
+    "google.protobuf.Timestamp",
+    "google.protobuf.Duration",
+    "google.protobuf.Struct",
+    "google.protobuf.Value",
+    "google.protobuf.ListValue",
+    "google.protobuf.FieldMask",
+    "google.protobuf.DoubleValue",
+    "google.protobuf.FloatValue",
+    "google.protobuf.Int64Value",
+    "google.protobuf.UInt64Value",
+    "google.protobuf.Int32Value",
+    "google.protobuf.UInt32Value",
+    "google.protobuf.BoolValue",
+    "google.protobuf.StringValue",
+    "google.protobuf.BytesValue",
+];
+
+/// A gRPC error from its three headers (or trailers).
+///
+/// - `grpc_status`: a number as text; anything else (`"abc"`) is UNKNOWN, out-of-range numbers
+///   (`"99"`) too, as gRPC specifies.
+/// - `grpc_message`: percent-decoded; when absent, the message of the details' Status, else a
+///   message naming the code.
+/// - `details_bin`: base64 (padded or not) of a `google.rpc.Status`. Its `details` are kept as
+///   they are for binary clients (`details_bin`) and rendered as JSON for JSON clients: an `Any`
+///   whose type is in `pool` prints as its JSON with `@type`; any other as
+///   `{"@type": url, "value": base64}`. Undecodable details are dropped (the code and message
+///   still stand).
+pub fn error_from_grpc(
+    pool: &DescriptorPool,
+    grpc_status: &str,
+    grpc_message: Option<&str>,
+    details_bin: Option<&str>,
+) -> GatewayError {
+    let parsed = grpc_status.trim().parse::<i32>().ok();
+    let code = parsed.map(Code::from_i32).unwrap_or(Code::Unknown);
+    let status = details_bin.and_then(decode_status);
+    let grpc_message = grpc_message.filter(|m| !m.trim().is_empty());
+    let message = match (grpc_message, &status) {
+        (Some(m), _) => percent_decode_grpc(m),
+        (None, Some(s)) if !s.message.is_empty() => s.message.clone(),
+        (None, _) if parsed.is_none() => format!(
+            "the backend sent an invalid grpc-status \"{}\"",
+            quote(grpc_status.as_bytes())
+        ),
+        (None, _) => format!("the backend answered {}", code.name()),
+    };
+    let mut error = GatewayError::new(code, message);
+    if let Some(status) = status {
+        error.details = status
+            .details
+            .iter()
+            .map(|d| any_to_json(pool, d))
+            .collect();
+        error.details_bin = status.details;
+    }
+    error
+}
+
+/// `grpc-status-details-bin` -> Status; `None` for anything that is not one.
+fn decode_status(b64: &str) -> Option<RpcStatus> {
+    let b64 = b64.trim();
+    let bytes = STANDARD_LENIENT
+        .decode(b64)
+        .or_else(|_| URL_SAFE_LENIENT.decode(b64))
+        .ok()?;
+    RpcStatus::decode(bytes.as_slice()).ok()
+}
+
+/// One `Any` as JSON: its message with `@type` when the pool knows the type (and the bytes
+/// decode), otherwise the raw form.
+pub fn any_to_json(pool: &DescriptorPool, any: &AnyProto) -> Value {
+    known_any_to_json(pool, any).unwrap_or_else(|| {
+        json!({
+            "@type": any.type_url,
+            "value": base64::engine::general_purpose::STANDARD.encode(&any.value),
+        })
+    })
+}
+
+fn known_any_to_json(pool: &DescriptorPool, any: &AnyProto) -> Option<Value> {
+    let name = any.type_url.rsplit('/').next().unwrap_or_default();
+    let desc = pool.get_message_by_name(name)?;
+    let msg = DynamicMessage::decode(desc, any.value.as_slice()).ok()?;
+    let value = message_to_value(&msg, &SerializeOptions::new()).ok()?;
+    let type_url = Value::String(any.type_url.clone());
+    match value {
+        Value::Object(fields) if !WKT_WITH_VALUE.contains(&name) => {
+            let mut out = Map::new();
+            out.insert("@type".to_string(), type_url);
+            out.extend(fields);
+            Some(Value::Object(out))
+        }
+        other => Some(json!({"@type": type_url, "value": other})),
+    }
+}
+
+/// An error made by Envoy's router or a non-gRPC upstream: HTTP `status` and its body.
+///
+/// The code follows gRPC's HTTP -> gRPC mapping ([`Code::from_http_status`]) and the HTTP
+/// status is that code's (503 UNAVAILABLE, 504 DEADLINE_EXCEEDED, 502 -> UNAVAILABLE 503...).
+/// One exception: a 2xx that is not gRPC (a plain-HTTP server where a gRPC one was expected) is
+/// UNKNOWN, as gRPC specifies, answered 502 rather than 500 because the upstream is at fault.
+/// The message quotes the body when it is text (at most 256 characters).
+pub fn error_from_http(status: u16, body: &[u8], content_type: Option<&str>) -> GatewayError {
+    let mapped = Code::from_http_status(status);
+    let code = if mapped == Code::Ok {
+        Code::Unknown
+    } else {
+        mapped
+    };
+    let mut message = format!("the proxy or upstream answered HTTP {status} instead of gRPC");
+    if let Some(text) = body_text(body, content_type) {
+        message.push_str(": ");
+        message.push_str(&text);
+    } else if !body.is_empty() {
+        let of = content_type
+            .map(|c| format!(" of {}", quote(c.as_bytes())))
+            .unwrap_or_default();
+        message.push_str(&format!(" ({} bytes{of})", body.len()));
+    }
+    let error = GatewayError::new(code, message);
+    if mapped == Code::Ok {
+        error.with_status(502)
+    } else {
+        error
+    }
+}
+
+/// The body as one line of text, when it is text: no content type or a textual one, valid
+/// UTF-8, not empty after trimming.
+fn body_text(body: &[u8], content_type: Option<&str>) -> Option<String> {
+    let textual = content_type.is_none_or(|ct| {
+        let ct = ct.trim().to_ascii_lowercase();
+        ct.starts_with("text/") || ct.contains("json") || ct.contains("xml")
+    });
+    if !textual {
+        return None;
+    }
+    let head = body.get(..MAX_QUOTED_CHARS * 4).unwrap_or(body);
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        // A cut through a multi-byte character at the end is fine; other errors mean binary.
+        Err(e) if e.error_len().is_none() => head
+            .get(..e.valid_up_to())
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .unwrap_or_default(),
+        Err(_) => return None,
+    };
+    let text = quote(text.trim().as_bytes());
+    (!text.is_empty()).then_some(text)
+}
+
+/// Text safe to put in a message: control characters become spaces, at most
+/// [`MAX_QUOTED_CHARS`] characters (an ellipsis marks a cut).
+fn quote(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(MAX_QUOTED_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(MAX_QUOTED_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::BodyFormat;
+    use crate::transcode::response_fixtures::{demo_pool, encoded};
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+
+    fn bad_request_any() -> AnyProto {
+        AnyProto {
+            type_url: "type.googleapis.com/google.rpc.BadRequest".into(),
+            value: encoded(
+                &demo_pool(),
+                "google.rpc.BadRequest",
+                r#"{"fieldViolations": [{"field": "amount", "description": "must be > 0"}]}"#,
+            ),
+        }
+    }
+
+    fn status_b64(details: Vec<AnyProto>, padded: bool) -> String {
+        let status = RpcStatus {
+            code: 3,
+            message: "status message".into(),
+            details,
+        };
+        let bytes = status.encode_to_vec();
+        if padded {
+            STANDARD.encode(bytes)
+        } else {
+            STANDARD_NO_PAD.encode(bytes)
+        }
+    }
+
+    #[test]
+    fn status_and_percent_encoded_message_are_read() {
+        let e = error_from_grpc(&demo_pool(), "5", Some("payment%20pay_9%20not found"), None);
+        assert_eq!(e.code, Code::NotFound);
+        assert_eq!(e.message, "payment pay_9 not found");
+        assert_eq!(e.status(), 404);
+        assert!(e.details.is_empty() && e.details_bin.is_empty());
+    }
+
+    #[test]
+    fn known_detail_types_render_as_json_with_type() {
+        let any = bad_request_any();
+        for padded in [true, false] {
+            let b64 = status_b64(vec![any.clone()], padded);
+            let e = error_from_grpc(&demo_pool(), "3", Some("invalid"), Some(&b64));
+            assert_eq!(e.code, Code::InvalidArgument);
+            assert_eq!(
+                e.details,
+                vec![json!({
+                    "@type": "type.googleapis.com/google.rpc.BadRequest",
+                    "fieldViolations": [{"field": "amount", "description": "must be > 0"}]
+                })]
+            );
+            assert_eq!(e.details_bin, vec![any.clone()]);
+        }
+    }
+
+    #[test]
+    fn binary_details_reach_protobuf_clients_unchanged() {
+        let b64 = status_b64(vec![bad_request_any()], false);
+        let e = error_from_grpc(&demo_pool(), "3", Some("invalid"), Some(&b64));
+        let (_, _, body) = e.to_response(BodyFormat::Protobuf);
+        let s = RpcStatus::decode(body.as_slice()).unwrap();
+        assert_eq!(s.details, vec![bad_request_any()]);
+    }
+
+    #[test]
+    fn error_info_and_wkt_details_render() {
+        let pool = demo_pool();
+        let info = AnyProto {
+            type_url: "type.googleapis.com/google.rpc.ErrorInfo".into(),
+            value: encoded(
+                &pool,
+                "google.rpc.ErrorInfo",
+                r#"{"reason": "QUOTA", "domain": "pay.example", "metadata": {"k": "v"}}"#,
+            ),
+        };
+        let duration = AnyProto {
+            type_url: "type.googleapis.com/google.protobuf.Duration".into(),
+            value: encoded(&pool, "google.protobuf.Duration", r#""3s""#),
+        };
+        let structure = AnyProto {
+            type_url: "type.googleapis.com/google.protobuf.Struct".into(),
+            value: encoded(&pool, "google.protobuf.Struct", r#"{"retry": true}"#),
+        };
+        let b64 = status_b64(vec![info, duration, structure], false);
+        let e = error_from_grpc(&pool, "8", None, Some(&b64));
+        assert_eq!(e.message, "status message");
+        assert_eq!(e.details[0]["reason"], "QUOTA");
+        assert_eq!(e.details[0]["metadata"]["k"], "v");
+        assert_eq!(
+            e.details[1],
+            json!({"@type": "type.googleapis.com/google.protobuf.Duration", "value": "3s"})
+        );
+        assert_eq!(
+            e.details[2],
+            json!({"@type": "type.googleapis.com/google.protobuf.Struct", "value": {"retry": true}})
+        );
+    }
+
+    #[test]
+    fn unknown_detail_type_keeps_url_and_base64_value() {
+        let any = AnyProto {
+            type_url: "type.googleapis.com/acme.v1.Secret".into(),
+            value: vec![0x08, 0x01],
+        };
+        let b64 = status_b64(vec![any], true);
+        let e = error_from_grpc(&demo_pool(), "7", Some("no"), Some(&b64));
+        assert_eq!(
+            e.details,
+            vec![json!({"@type": "type.googleapis.com/acme.v1.Secret", "value": "CAE="})]
+        );
+        assert_eq!(e.details_bin.len(), 1);
+    }
+
+    #[test]
+    fn known_type_with_undecodable_bytes_falls_back_to_raw() {
+        let any = AnyProto {
+            type_url: "type.googleapis.com/google.rpc.BadRequest".into(),
+            value: vec![0x0a, 0x09],
+        };
+        let e = error_from_grpc(&demo_pool(), "3", None, Some(&status_b64(vec![any], false)));
+        assert_eq!(e.details[0]["value"], "Cgk=");
+    }
+
+    #[test]
+    fn garbage_details_fall_back_to_code_and_message() {
+        for garbage in ["!!!not base64!!!", "AAAA", "/w==", "", "ç"] {
+            let e = error_from_grpc(&demo_pool(), "14", Some("down"), Some(garbage));
+            assert_eq!(e.code, Code::Unavailable, "{garbage}");
+            assert_eq!(e.message, "down");
+            assert!(
+                e.details.is_empty() && e.details_bin.is_empty(),
+                "{garbage}"
+            );
+        }
+    }
+
+    #[test]
+    fn non_numeric_status_is_unknown() {
+        let e = error_from_grpc(&demo_pool(), "abc", None, None);
+        assert_eq!(e.code, Code::Unknown);
+        assert!(
+            e.message.contains("invalid grpc-status \"abc\""),
+            "{}",
+            e.message
+        );
+        let e = error_from_grpc(&demo_pool(), "abc", Some("boom"), None);
+        assert_eq!((e.code, e.message.as_str()), (Code::Unknown, "boom"));
+        let e = error_from_grpc(&demo_pool(), "13", Some(""), None);
+        assert_eq!(e.message, "the backend answered INTERNAL");
+    }
+
+    #[test]
+    fn out_of_range_status_is_unknown() {
+        let e = error_from_grpc(&demo_pool(), "99", None, None);
+        assert_eq!(e.code, Code::Unknown);
+        assert_eq!(e.status(), 500);
+        assert_eq!(e.message, "the backend answered UNKNOWN");
+        assert_eq!(
+            error_from_grpc(&demo_pool(), " 16 ", None, None).code,
+            Code::Unauthenticated
+        );
+    }
+
+    #[test]
+    fn envoy_no_healthy_upstream_is_unavailable() {
+        let e = error_from_http(503, b"no healthy upstream", Some("text/plain"));
+        assert_eq!((e.code, e.status()), (Code::Unavailable, 503));
+        assert!(e.message.contains("HTTP 503"), "{}", e.message);
+        assert!(
+            e.message.ends_with(": no healthy upstream"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn upstream_timeout_is_deadline_exceeded() {
+        let e = error_from_http(504, b"upstream request timeout", None);
+        assert_eq!((e.code, e.status()), (Code::DeadlineExceeded, 504));
+    }
+
+    #[test]
+    fn other_statuses_follow_the_grpc_mapping() {
+        assert_eq!(error_from_http(502, b"", None).status(), 503);
+        assert_eq!(error_from_http(404, b"", None).code, Code::Unimplemented);
+        assert_eq!(error_from_http(418, b"", None).code, Code::Unknown);
+        let e = error_from_http(200, b"<html>hi</html>", Some("text/html"));
+        assert_eq!((e.code, e.status()), (Code::Unknown, 502));
+    }
+
+    #[test]
+    fn long_or_binary_bodies_are_not_quoted_whole() {
+        let long = "x".repeat(10_000);
+        let e = error_from_http(503, long.as_bytes(), Some("text/plain"));
+        assert!(e.message.chars().count() < 400, "{}", e.message.len());
+        assert!(e.message.ends_with('…'));
+        let e = error_from_http(503, &[0xff, 0x00, 0x12], Some("application/octet-stream"));
+        assert!(
+            e.message.ends_with("(3 bytes of application/octet-stream)"),
+            "{}",
+            e.message
+        );
+        let e = error_from_http(503, &[0xff, 0xfe], None);
+        assert!(e.message.ends_with("gRPC (2 bytes)"), "{}", e.message);
+        let e = error_from_http(503, "line1\nline2\u{7}".as_bytes(), None);
+        assert!(e.message.ends_with("line1 line2 "), "{:?}", e.message);
+    }
+}

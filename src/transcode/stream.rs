@@ -1,0 +1,285 @@
+//! Server-streaming replies to HTTP clients: each message is forwarded as it arrives, in one of
+//! three framings a browser or `curl` can read incrementally.
+//!
+//! - `json_array` (default, Envoy's transcoder's choice): `[m1,m2]`, one valid JSON document
+//!   once complete;
+//! - `ndjson`: one JSON document per line;
+//! - `sse`: Server-Sent Events, `data:` lines, readable by `EventSource`.
+//!
+//! A stream that fails after messages were sent cannot change its HTTP status any more, so the
+//! error travels in the body: a last `{"error": status}` element or line, or an `error` event.
+
+use std::str::FromStr;
+
+use crate::status::GatewayError;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StreamFormat {
+    #[default]
+    JsonArray,
+    Ndjson,
+    Sse,
+}
+
+impl FromStr for StreamFormat {
+    type Err = String;
+
+    /// `json_array` | `ndjson` | `sse`, as written in `transcoding.stream_format`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json_array" => Ok(StreamFormat::JsonArray),
+            "ndjson" => Ok(StreamFormat::Ndjson),
+            "sse" => Ok(StreamFormat::Sse),
+            other => Err(format!(
+                "unknown stream format '{other}': expected json_array, ndjson or sse"
+            )),
+        }
+    }
+}
+
+impl StreamFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            StreamFormat::JsonArray => "application/json",
+            StreamFormat::Ndjson => "application/x-ndjson",
+            StreamFormat::Sse => "text/event-stream",
+        }
+    }
+}
+
+/// Writes one HTTP body from a stream of rendered JSON messages.
+#[derive(Debug, Clone)]
+pub struct StreamWriter {
+    format: StreamFormat,
+    /// An element was written (json_array needs `[` before the first and `,` before the rest).
+    started: bool,
+    /// `finish` was called: later calls write nothing, so a caller that finishes twice cannot
+    /// corrupt the body.
+    finished: bool,
+}
+
+impl StreamWriter {
+    pub fn new(format: StreamFormat) -> Self {
+        StreamWriter {
+            format,
+            started: false,
+            finished: false,
+        }
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        self.format.content_type()
+    }
+
+    /// Bytes to send for one rendered JSON message (nothing after `finish`).
+    pub fn message(&mut self, json: &[u8]) -> Vec<u8> {
+        if self.finished {
+            return Vec::new();
+        }
+        let mut out = Vec::with_capacity(json.len() + 8);
+        match self.format {
+            StreamFormat::JsonArray => {
+                out.push(if self.started { b',' } else { b'[' });
+                out.extend_from_slice(json);
+            }
+            StreamFormat::Ndjson => {
+                push_one_line(&mut out, json);
+                out.push(b'\n');
+            }
+            StreamFormat::Sse => push_event(&mut out, None, json),
+        }
+        self.started = true;
+        out
+    }
+
+    /// Bytes that end the stream. `error` reports a terminal error in the body: json_array a
+    /// last element `{"error": {code, message, details}}` then `]`; ndjson a last line
+    /// `{"error": {...}}`; SSE an `event: error` whose data is the status JSON. Without an error
+    /// json_array closes with `]` (`[]` when nothing was sent); ndjson and SSE need nothing.
+    pub fn finish(&mut self, error: Option<&GatewayError>) -> Vec<u8> {
+        if self.finished {
+            return Vec::new();
+        }
+        self.finished = true;
+        let mut out = Vec::new();
+        match (self.format, error) {
+            (StreamFormat::JsonArray, e) => {
+                if !self.started {
+                    out.push(b'[');
+                }
+                if let Some(e) = e {
+                    if self.started {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&wrapped(e));
+                }
+                out.push(b']');
+            }
+            (StreamFormat::Ndjson, Some(e)) => {
+                out.extend_from_slice(&wrapped(e));
+                out.push(b'\n');
+            }
+            (StreamFormat::Sse, Some(e)) => {
+                let status = serde_json::to_vec(&e.to_json()).unwrap_or_default();
+                push_event(&mut out, Some("error"), &status);
+            }
+            (StreamFormat::Ndjson | StreamFormat::Sse, None) => {}
+        }
+        out
+    }
+}
+
+/// `{"error": {code, message, details}}`.
+fn wrapped(e: &GatewayError) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({ "error": e.to_json() })).unwrap_or_default()
+}
+
+/// JSON printed with whitespace spans lines; NDJSON needs one. Raw line breaks only occur
+/// between tokens (JSON strings escape them), so dropping them keeps the same document.
+fn push_one_line(out: &mut Vec<u8>, json: &[u8]) {
+    out.extend(json.iter().copied().filter(|b| *b != b'\n' && *b != b'\r'));
+}
+
+/// One SSE event: optional `event:` line, one `data:` line per line of `data`, blank line.
+fn push_event(out: &mut Vec<u8>, event: Option<&str>, data: &[u8]) {
+    if let Some(name) = event {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    for line in data.split(|b| *b == b'\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend(line.iter().copied().filter(|b| *b != b'\r'));
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::Code;
+    use serde_json::{json, Value};
+
+    fn run(format: StreamFormat, msgs: &[&str], error: Option<&GatewayError>) -> String {
+        let mut w = StreamWriter::new(format);
+        let mut out = Vec::new();
+        for m in msgs {
+            out.extend(w.message(m.as_bytes()));
+        }
+        out.extend(w.finish(error));
+        String::from_utf8(out).unwrap()
+    }
+
+    fn failure() -> GatewayError {
+        GatewayError::new(Code::Unavailable, "backend went away")
+    }
+
+    #[test]
+    fn formats_parse_from_configuration_names() {
+        assert_eq!("json_array".parse(), Ok(StreamFormat::JsonArray));
+        assert_eq!("ndjson".parse(), Ok(StreamFormat::Ndjson));
+        assert_eq!("sse".parse(), Ok(StreamFormat::Sse));
+        assert!("jsonl"
+            .parse::<StreamFormat>()
+            .unwrap_err()
+            .contains("jsonl"));
+        assert_eq!(StreamFormat::default(), StreamFormat::JsonArray);
+    }
+
+    #[test]
+    fn content_types_match_formats() {
+        assert_eq!(
+            StreamWriter::new(StreamFormat::JsonArray).content_type(),
+            "application/json"
+        );
+        assert_eq!(
+            StreamWriter::new(StreamFormat::Ndjson).content_type(),
+            "application/x-ndjson"
+        );
+        assert_eq!(
+            StreamWriter::new(StreamFormat::Sse).content_type(),
+            "text/event-stream"
+        );
+    }
+
+    #[test]
+    fn json_array_is_one_valid_document() {
+        let body = run(StreamFormat::JsonArray, &[r#"{"a":1}"#, r#"{"a":2}"#], None);
+        assert_eq!(body, r#"[{"a":1},{"a":2}]"#);
+    }
+
+    #[test]
+    fn json_array_with_no_messages_is_empty_array() {
+        assert_eq!(run(StreamFormat::JsonArray, &[], None), "[]");
+    }
+
+    #[test]
+    fn json_array_error_is_the_last_element() {
+        let body = run(StreamFormat::JsonArray, &[r#"{"a":1}"#], Some(&failure()));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0], json!({"a": 1}));
+        assert_eq!(
+            v[1],
+            json!({"error": {"code": 14, "message": "backend went away", "details": []}})
+        );
+        let body = run(StreamFormat::JsonArray, &[], Some(&failure()));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v[0]["error"]["code"], 14);
+    }
+
+    #[test]
+    fn ndjson_is_one_line_per_message_even_when_pretty_printed() {
+        let body = run(
+            StreamFormat::Ndjson,
+            &["{\n \"a\": 1\n}", r#"{"a":"x\ny"}"#],
+            None,
+        );
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(lines.len(), 2, "{body:?}");
+        assert_eq!(
+            serde_json::from_str::<Value>(lines[0]).unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(lines[1]).unwrap(),
+            json!({"a": "x\ny"})
+        );
+        assert!(body.ends_with('\n'));
+    }
+
+    #[test]
+    fn ndjson_error_is_a_last_line() {
+        let body = run(StreamFormat::Ndjson, &["{}"], Some(&failure()));
+        let last = body.lines().last().unwrap();
+        let v: Value = serde_json::from_str(last).unwrap();
+        assert_eq!(v["error"]["message"], "backend went away");
+        assert_eq!(run(StreamFormat::Ndjson, &[], None), "");
+    }
+
+    #[test]
+    fn sse_sends_data_events_and_an_error_event() {
+        let body = run(
+            StreamFormat::Sse,
+            &[r#"{"a":1}"#, "{\n \"b\": 2\n}"],
+            Some(&failure()),
+        );
+        let events: Vec<&str> = body.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events.len(), 3, "{body:?}");
+        assert_eq!(events[0], r#"data: {"a":1}"#);
+        assert_eq!(events[1], "data: {\ndata:  \"b\": 2\ndata: }");
+        let (head, data) = events[2].split_once('\n').unwrap();
+        assert_eq!(head, "event: error");
+        let v: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+        assert_eq!(v["code"], 14);
+        assert!(body.ends_with("\n\n"));
+    }
+
+    #[test]
+    fn nothing_is_written_after_finish() {
+        let mut w = StreamWriter::new(StreamFormat::JsonArray);
+        assert_eq!(w.finish(None), b"[]");
+        assert!(w.finish(Some(&failure())).is_empty());
+        assert!(w.message(b"{}").is_empty());
+    }
+}
