@@ -1,1 +1,3 @@
 //! transcode
+
+pub mod descriptors;
