@@ -4,4 +4,13 @@ mod bad_request;
 pub mod descriptors;
 pub mod field_path;
 mod json_in;
+mod params;
+mod plan;
+mod request;
+#[cfg(test)]
+mod request_tests;
 mod text_value;
+
+pub use descriptors::{http_rules, load_pool, HttpBinding, MethodRules};
+pub use plan::{BodySpec, RequestPlan};
+pub use request::{build_request, BodyKind, RequestOptions};
