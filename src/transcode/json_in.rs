@@ -7,8 +7,9 @@
 
 use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor};
 
-use super::bad_request::{field_error, invalid};
+use super::bad_request::invalid;
 use super::field_path::FieldPath;
+use super::json_error::json_error;
 use crate::status::GatewayError;
 
 /// Parse `body` as the request message (`target` is `None`, body `*`) or as the value of the
@@ -53,49 +54,10 @@ fn deserialize(
     let parsed = DynamicMessage::deserialize_with_options(input.clone(), tracked, &options);
     let message = match parsed {
         Ok(message) => message,
-        Err(e) => return Err(json_error(&track.path().to_string(), &e, prefix)),
+        Err(e) => return Err(json_error(input, Some(&track.path()), &e, prefix)),
     };
-    de.end().map_err(|e| json_error(".", &e, prefix))?;
+    de.end().map_err(|e| json_error(input, None, &e, prefix))?;
     Ok(message)
-}
-
-/// A 400 that says what was wrong, where (`line 1, column 17`) and in which field.
-fn json_error(path: &str, err: &serde_json::Error, prefix: usize) -> GatewayError {
-    let mut what = strip_position(&err.to_string());
-    if what.contains("recursion limit") {
-        // Struct/Value/ListValue go through prost's decoder, which stops at 100 message levels
-        // (about 48 JSON levels of nested lists); its own wording would confuse a client.
-        what = "value nested too deeply".to_string();
-    }
-    let column = if err.line() == 1 {
-        err.column().saturating_sub(prefix)
-    } else {
-        err.column()
-    };
-    let description = if err.line() == 0 {
-        what
-    } else {
-        format!("{what} (line {}, column {column})", err.line())
-    };
-    if path == "." || path.is_empty() {
-        invalid(format!("invalid JSON body: {description}"))
-    } else {
-        field_error(path, &description)
-    }
-}
-
-/// serde_json appends ` at line L column C`; the position is reported separately (adjusted).
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i)
-            if message
-                .get(i..)
-                .is_some_and(|tail| tail.contains(" column ")) =>
-        {
-            message.get(..i).unwrap_or(message).to_string()
-        }
-        _ => message.to_string(),
-    }
 }
 
 /// Refuse nesting deeper than `max_depth` (`[` and `{` outside strings), in one pass.

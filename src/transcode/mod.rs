@@ -3,6 +3,7 @@
 mod bad_request;
 pub mod descriptors;
 pub mod field_path;
+mod json_error;
 mod json_in;
 mod params;
 mod plan;
