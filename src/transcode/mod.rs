@@ -13,5 +13,6 @@ mod request_tests;
 mod text_value;
 
 pub use descriptors::{http_rules, load_pool, HttpBinding, MethodRules};
+pub use field_path::FieldPath;
 pub use plan::{BodySpec, RequestPlan};
 pub use request::{build_request, BodyKind, RequestOptions};

@@ -516,3 +516,17 @@ fn empty_body_makes_an_empty_body_field() {
     .unwrap();
     assert_eq!(got, json!({"requestId": "r"}));
 }
+
+#[test]
+fn invalid_utf8_in_a_json_string_is_400() {
+    let body = b"{\"walletId\":\"\xff\xfe\"}";
+    let err = build(&plan("Wallets.TopUp", 0), &[], &[], body, BodyKind::Json).unwrap_err();
+    assert_eq!(err.code, Code::InvalidArgument);
+    assert!(err.message.contains("invalid JSON body"), "{}", err.message);
+}
+
+#[test]
+fn null_body_field_leaves_the_field_unset() {
+    let got = json_request(&plan("Payments.CreatePayment", 0), &[], &[], "null").unwrap();
+    assert_eq!(got, json!({}));
+}
