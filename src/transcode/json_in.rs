@@ -309,4 +309,33 @@ mod tests {
         assert_eq!(violation(&err).0, "metadata");
         assert!(err.message.contains("nested too deeply"), "{}", err.message);
     }
+
+    #[test]
+    fn nesting_within_the_limit_fits_a_wasm_sized_stack() {
+        // wasm32 gets a 1 MiB stack by default; parse the deepest JSON that can succeed (a
+        // Struct nested about 48 levels: prost's decoder stops at 100 message levels) and the
+        // deepest the scan lets through (64) on a thread that small, in a debug build.
+        let nested = |objects: usize, lists: usize| {
+            let mut body = String::from(r#"{"metadata":"#);
+            body.push_str(&r#"{"a":"#.repeat(objects));
+            body.push_str(&"[".repeat(lists));
+            body.push_str(&"]".repeat(lists));
+            body.push_str(&"}".repeat(objects + 1));
+            body
+        };
+        let run = |body: String| {
+            let input = message("Payment");
+            std::thread::Builder::new()
+                .stack_size(1024 * 1024)
+                .spawn(move || parse_json(&input, None, body.as_bytes(), 64).map(|_| ()))
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        assert!(run(nested(20, 26)).is_ok());
+        let deepest = nested(17, 45);
+        assert!(check_depth(deepest.as_bytes(), 64).is_ok());
+        let err = run(deepest).unwrap_err();
+        assert!(err.message.contains("nested too deeply"), "{}", err.message);
+    }
 }
