@@ -4,6 +4,7 @@
 //! `prost_reflect::DescriptorPool` once per VM and lists every method with its HTTP bindings,
 //! which the operation matcher and the request/response plans are compiled from.
 
+use crate::config::input::HttpRuleInput;
 use prost_reflect::{
     DescriptorPool, DynamicMessage, ExtensionDescriptor, MethodDescriptor, ReflectMessage, Value,
 };
@@ -132,6 +133,43 @@ fn non_empty_string(message: &DynamicMessage, name: &str) -> Option<String> {
         .get_field_by_name(name)
         .and_then(|v| v.as_str().map(str::to_string))
         .filter(|s| !s.is_empty())
+}
+
+/// A binding written in the configuration (`operations.<name>.http[i]`), checked to set
+/// exactly one pattern, as `google.api.HttpRule`'s oneof requires.
+pub fn binding_from_input(rule: &HttpRuleInput) -> Result<HttpBinding, String> {
+    let mut patterns: Vec<(String, String)> = [
+        ("GET", &rule.get),
+        ("PUT", &rule.put),
+        ("POST", &rule.post),
+        ("DELETE", &rule.delete),
+        ("PATCH", &rule.patch),
+    ]
+    .into_iter()
+    .filter_map(|(verb, path)| path.as_ref().map(|p| (verb.to_string(), p.clone())))
+    .collect();
+    if let Some(custom) = &rule.custom {
+        patterns.push((custom.kind.clone(), custom.path.clone()));
+    }
+    let (method, template) = match patterns.as_slice() {
+        [one] => one.clone(),
+        [] => return Err("no pattern: set one of get, put, post, delete, patch, custom".into()),
+        _ => {
+            return Err(
+                "more than one pattern: set only one of get, put, post, delete, patch, custom"
+                    .into(),
+            )
+        }
+    };
+    if method.is_empty() {
+        return Err("custom.kind: empty".into());
+    }
+    Ok(HttpBinding {
+        method,
+        template,
+        body: rule.body.clone().filter(|b| !b.is_empty()),
+        response_body: rule.response_body.clone().filter(|b| !b.is_empty()),
+    })
 }
 
 /// Test fixtures: the demo API compiled with protox, as the command would embed it.
@@ -263,5 +301,36 @@ mod tests {
     fn garbage_is_refused_with_a_message() {
         let err = load_pool(&[0xff, 0xff, 0xff]).unwrap_err();
         assert!(err.starts_with("invalid descriptor set"), "{err}");
+    }
+
+    #[test]
+    fn configured_rules_need_exactly_one_pattern() {
+        use crate::config::input::{CustomPatternInput, HttpRuleInput};
+        let post = HttpRuleInput {
+            post: Some("/v2/payments".into()),
+            body: Some("payment".into()),
+            ..HttpRuleInput::default()
+        };
+        assert_eq!(
+            binding_from_input(&post).unwrap(),
+            binding("POST", "/v2/payments", Some("payment"))
+        );
+        let custom = HttpRuleInput {
+            custom: Some(CustomPatternInput {
+                kind: "HEAD".into(),
+                path: "/v2/x".into(),
+            }),
+            ..HttpRuleInput::default()
+        };
+        assert_eq!(binding_from_input(&custom).unwrap().method, "HEAD");
+        let none = binding_from_input(&HttpRuleInput::default()).unwrap_err();
+        assert!(none.starts_with("no pattern"), "{none}");
+        let two = HttpRuleInput {
+            get: Some("/a".into()),
+            ..post
+        };
+        assert!(binding_from_input(&two)
+            .unwrap_err()
+            .starts_with("more than one"));
     }
 }

@@ -12,7 +12,7 @@ mod request;
 mod request_tests;
 mod text_value;
 
-pub use descriptors::{http_rules, load_pool, HttpBinding, MethodRules};
+pub use descriptors::{binding_from_input, http_rules, load_pool, HttpBinding, MethodRules};
 pub use field_path::FieldPath;
 pub use plan::{BodySpec, RequestPlan};
 pub use request::{build_request, BodyKind, RequestOptions};
