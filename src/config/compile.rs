@@ -426,12 +426,9 @@ fn compile_transcoding(t: &TranscodingInput) -> Result<Transcoding, ConfigError>
     };
     let stream_format = match t.stream_format.as_deref() {
         None => StreamFormat::JsonArray,
-        Some(s) => StreamFormat::parse(s).ok_or_else(|| {
-            ConfigError::new(
-                "transcoding.stream_format",
-                format!("unknown value `{s}` (json_array, ndjson, sse)"),
-            )
-        })?,
+        Some(s) => s
+            .parse::<StreamFormat>()
+            .map_err(|e| ConfigError::new("transcoding.stream_format", e.to_string()))?,
     };
     Ok(Transcoding {
         print_options: PrintOptions::from(&t.print_options),

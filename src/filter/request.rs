@@ -150,7 +150,7 @@ impl Filter {
             .lookup(&self.req.method, path, cfg.transcoding.url_unescape_spec);
         let m = match found {
             Some(Ok(m)) => m,
-            Some(Err(e)) => return Err(GatewayError::new(Code::InvalidArgument, e)),
+            Some(Err(e)) => return Err(GatewayError::new(Code::InvalidArgument, e.to_string())),
             None if cfg.transcoding.pass_through_unmatched => {
                 self.mode = Mode::PassThrough;
                 return Ok(());

@@ -5,7 +5,7 @@
 use super::{Filter, Mode};
 use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
 use crate::status::{Code, GatewayError};
-use crate::transcode::{self, FrameDecoder};
+use crate::transcode::{self, FrameDecoder, GrpcEnd};
 
 impl Filter {
     pub fn on_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
@@ -109,13 +109,18 @@ impl Filter {
         let code = find_header(status_map, "grpc-status")
             .unwrap_or("2")
             .to_string();
-        let body = (!body.is_empty()).then(|| body.to_vec());
-        if let Some(c) = code.parse::<i32>().ok() {
+        if let Ok(c) = code.parse::<i32>() {
             self.resp.grpc_status = Some(Code::from_i32(c));
         }
         // A side call's answer always leaves as a local reply.
-        self.resp.replaced = false;
-        self.finish_local(host, status_map, &code, body);
+        match self.render(status_map, &code, body) {
+            Ok((bytes, content_type)) => {
+                self.send_rendered(host, &bytes, &content_type);
+            }
+            Err(err) => {
+                self.reply_error(host, err);
+            }
+        }
     }
 
     fn note_response_headers(&mut self, headers: &[(String, String)]) {
@@ -129,7 +134,9 @@ impl Filter {
         }
     }
 
-    /// The reply is complete (status known, body buffered or absent): answer the client.
+    /// The reply is complete (status known, body buffered or absent): answer the client. With
+    /// a buffered body, the reply is replaced in place; without one (trailers-only, or no data)
+    /// Envoy refuses a body from these callbacks, so the answer is a local reply.
     fn finish_from_status(
         &mut self,
         host: &mut dyn Host,
@@ -137,14 +144,9 @@ impl Filter {
         code: &str,
         body: Option<Vec<u8>>,
     ) -> Action {
-        let ok = code.trim() == "0";
-        let Some(body) = body.filter(|_| ok) else {
-            // Errors, and OK replies without data: a local reply is the only way to give the
-            // client a body here (Envoy refuses a body set from these callbacks).
-            return self.finish_local(host, status_map, code, None);
-        };
-        match self.render(&body) {
-            Ok((bytes, content_type)) => {
+        let in_place = body.is_some();
+        match self.render(status_map, code, body.as_deref().unwrap_or_default()) {
+            Ok((bytes, content_type)) if in_place => {
                 if let Err(e) = self.replace_response(host, &bytes, &content_type) {
                     host.log(Level::Warn, &format!("meshgate: {e}; answering locally"));
                     return self.send_rendered(host, &bytes, &content_type);
@@ -152,35 +154,6 @@ impl Filter {
                 self.resp.status = Some(200);
                 Action::Continue
             }
-            Err(err) => self.reply_error(host, err),
-        }
-    }
-
-    /// Answer with a local reply built from the status and (optional) message.
-    fn finish_local(
-        &mut self,
-        host: &mut dyn Host,
-        status_map: &[(String, String)],
-        code: &str,
-        body: Option<Vec<u8>>,
-    ) -> Action {
-        if code.trim() != "0" {
-            let err = transcode::error_from_grpc(
-                &self.vm.config.pool,
-                code,
-                find_header(status_map, "grpc-message"),
-                find_header(status_map, "grpc-status-details-bin"),
-            );
-            return self.reply_error(host, err);
-        }
-        let rendered = match body {
-            Some(b) => self.render(&b),
-            None => Err(GatewayError::new(
-                Code::Internal,
-                "the upstream replied OK without a message",
-            )),
-        };
-        match rendered {
             Ok((bytes, content_type)) => self.send_rendered(host, &bytes, &content_type),
             Err(err) => self.reply_error(host, err),
         }
@@ -196,30 +169,38 @@ impl Filter {
         Action::Pause
     }
 
-    /// Framed gRPC reply body -> the client's body and content type.
-    fn render(&self, framed: &[u8]) -> Result<(Vec<u8>, String), GatewayError> {
+    /// Framed gRPC reply body + status -> the client's body and content type, or the error.
+    fn render(
+        &self,
+        status_map: &[(String, String)],
+        code: &str,
+        framed: &[u8],
+    ) -> Result<(Vec<u8>, String), GatewayError> {
         let Mode::Transcode(t) = &self.mode else {
             return Err(GatewayError::new(Code::Internal, "gateway state error"));
         };
         let plan = self
             .binding_plan(t.binding)
             .ok_or_else(|| GatewayError::new(Code::Internal, "gateway state error"))?;
-        let limit = self.vm.config.limits.max_response_bytes;
-        let mut frames = FrameDecoder::new(limit);
+        let mut frames = FrameDecoder::new(self.vm.config.limits.max_response_bytes);
         frames.push(framed);
-        let message = frames
-            .next_message()
-            .map_err(|e| bad_upstream(&e.to_string()))?
-            .ok_or_else(|| bad_upstream("the reply carries no message"))?;
-        if frames.next_message().ok().flatten().is_some() {
-            return Err(bad_upstream("a unary reply carries more than one message"));
-        }
+        let end = GrpcEnd {
+            status: Some(code),
+            message: find_header(status_map, "grpc-message"),
+            details_bin: find_header(status_map, "grpc-status-details-bin"),
+        };
         let opts = self
             .policy()
             .and_then(|p| p.print_options)
             .unwrap_or(self.vm.config.transcoding.print_options);
-        let format = t.response_format;
-        transcode::render_response(&plan.response, &message, format, &opts)
+        transcode::finish_unary(
+            &self.vm.config.pool,
+            &plan.response,
+            &mut frames,
+            &end,
+            t.response_format,
+            &opts,
+        )
     }
 
     /// Replace the held reply with the rendered one (headers were paused, body buffered).
@@ -241,12 +222,4 @@ impl Filter {
         host.set_headers(MapKind::ResponseTrailers, &[])?;
         Ok(())
     }
-}
-
-fn bad_upstream(msg: &str) -> GatewayError {
-    GatewayError::new(
-        Code::Internal,
-        format!("the upstream sent an invalid gRPC reply: {msg}"),
-    )
-    .with_status(502)
 }
