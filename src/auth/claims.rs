@@ -74,7 +74,7 @@ pub fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u6
                 match n.as_f64() {
                     // Truncation is the intent: a fractional second never extends validity
                     // by more than the clock skew already does.
-                    Some(f) if f >= 0.0 && f < 1.0e15 => Ok(Some(f as u64)),
+                    Some(f) if (0.0..1.0e15).contains(&f) => Ok(Some(f as u64)),
                     _ => Err(()),
                 }
             }

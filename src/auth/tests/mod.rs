@@ -7,8 +7,8 @@
 //! ([`claims`]) are a valid token of provider `main`: `iss` [`ISSUER`], `aud` `api`, `sub`
 //! `user-1`, issued at [`NOW`] - 10 s, expiring at [`NOW`] + 300 s.
 
-// mod remote;
-// mod requirements;
+mod remote;
+mod requirements;
 mod security;
 
 use std::sync::OnceLock;
@@ -120,11 +120,13 @@ pub fn by<'k, A: Algorithm + 'k>(alg: A, key: &'k A::SigningKey) -> impl Fn(&[u8
     move |m| jwt_compact::AlgorithmSignature::as_bytes(&alg.sign(key, m)).to_vec()
 }
 
+type Signer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
+
 /// A token of `alg` (by name) with the matching test key, `kid` set to that key.
 pub fn token(alg: &str, claims: &Value) -> String {
     use jwt_compact::alg::{Hs256, Hs384, Hs512, Rsa};
     let k = keys();
-    let (kid, sign): (&str, Box<dyn Fn(&[u8]) -> Vec<u8>>) = match alg {
+    let (kid, sign): (&str, Signer) = match alg {
         "RS256" => ("rsa", Box::new(by(Rsa::rs256(), &k.rsa))),
         "RS384" => ("rsa", Box::new(by(Rsa::rs384(), &k.rsa))),
         "RS512" => ("rsa", Box::new(by(Rsa::rs512(), &k.rsa))),
@@ -135,11 +137,25 @@ pub fn token(alg: &str, claims: &Value) -> String {
         "ES384" => ("p384", Box::new(by(es384::Es384, &k.p384))),
         "EdDSA" => ("ed", Box::new(by(Ed25519, &k.ed))),
         "HS256" => ("hmac", Box::new(hmac_signer(Hs256, Hs256Key::new(&k.hmac)))),
-        "HS384" => ("hmac", Box::new(hmac_signer(Hs384, jwt_compact::alg::Hs384Key::new(&k.hmac)))),
-        "HS512" => ("hmac", Box::new(hmac_signer(Hs512, jwt_compact::alg::Hs512Key::new(&k.hmac)))),
+        "HS384" => (
+            "hmac",
+            Box::new(hmac_signer(Hs384, jwt_compact::alg::Hs384Key::new(&k.hmac))),
+        ),
+        "HS512" => (
+            "hmac",
+            Box::new(hmac_signer(Hs512, jwt_compact::alg::Hs512Key::new(&k.hmac))),
+        ),
         other => panic!("no test key for {other}"),
     };
     sign_raw(&json!({"alg": alg, "kid": kid, "typ": "JWT"}), claims, sign)
+}
+
+/// The token with one bit of its signature flipped (still canonical base64url).
+pub fn tamper_signature(token: &str) -> String {
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    bytes[0] ^= 1;
+    format!("{signed}.{}", b64(&bytes))
 }
 
 pub fn hmac_signer<A: Algorithm>(alg: A, key: A::SigningKey) -> impl Fn(&[u8]) -> Vec<u8> {
@@ -157,7 +173,10 @@ pub fn provider(name: &str, issuer: &str, jwks: JwksInput) -> ProviderInput {
 }
 
 pub fn inline() -> JwksInput {
-    JwksInput { inline: Some(jwks()), remote: None }
+    JwksInput {
+        inline: Some(jwks()),
+        remote: None,
+    }
 }
 
 /// One provider `main` with the inline test keys; default requirement: `main`.
@@ -182,8 +201,16 @@ pub fn bearer(token: &str) -> Vec<(String, String)> {
 }
 
 /// Authenticate `headers` with the configuration's default requirement at `when`.
-pub fn run(cfg: &AuthConfig, state: &mut AuthState, headers: &[(String, String)], when: SystemTime) -> AuthOutcome {
-    let req = Request { headers, query: None };
+pub fn run(
+    cfg: &AuthConfig,
+    state: &mut AuthState,
+    headers: &[(String, String)],
+    when: SystemTime,
+) -> AuthOutcome {
+    let req = Request {
+        headers,
+        query: None,
+    };
     authenticate(cfg, state, cfg.default_requirement(), &req, when)
 }
 

@@ -24,7 +24,11 @@ fn every_algorithm_verifies_with_its_key() {
 #[test]
 fn a_token_signed_by_another_key_of_the_same_type_fails() {
     let other = p384::ecdsa::SigningKey::random(&mut OsRng);
-    let t = sign_raw(&json!({"alg": "ES384", "kid": "p384"}), &claims(), hmac_signer(es384::Es384, other));
+    let t = sign_raw(
+        &json!({"alg": "ES384", "kid": "p384"}),
+        &claims(),
+        hmac_signer(es384::Es384, other),
+    );
     assert_eq!(denied(&check(&t)), (DenyReason::BadSignature, 401));
 }
 
@@ -32,8 +36,14 @@ fn a_token_signed_by_another_key_of_the_same_type_fails() {
 #[test]
 fn alg_none_is_rejected() {
     for alg in ["none", "None", "NONE", "nOnE"] {
-        let t = sign_raw(&json!({"alg": alg, "kid": "rsa"}), &claims(), |_| Vec::new());
-        assert_eq!(denied(&check(&t)), (DenyReason::UnsupportedAlgorithm, 401), "{alg}");
+        let t = sign_raw(&json!({"alg": alg, "kid": "rsa"}), &claims(), |_| {
+            Vec::new()
+        });
+        assert_eq!(
+            denied(&check(&t)),
+            (DenyReason::UnsupportedAlgorithm, 401),
+            "{alg}"
+        );
     }
 }
 
@@ -44,43 +54,80 @@ fn hs256_signed_with_the_rsa_public_key_is_rejected() {
     let public_key = keys().rsa.to_public_key();
     let public = JsonWebKey::from(&public_key);
     let secret = serde_json::to_vec(&public).unwrap();
-    let t = sign_raw(&json!({"alg": "HS256", "kid": "rsa"}), &claims(), hmac_signer(Hs256, Hs256Key::new(&secret)));
+    let t = sign_raw(
+        &json!({"alg": "HS256", "kid": "rsa"}),
+        &claims(),
+        hmac_signer(Hs256, Hs256Key::new(&secret)),
+    );
     assert_eq!(denied(&check(&t)), (DenyReason::AlgorithmMismatch, 401));
     // Without kid, every key is a candidate; still none of the HMAC keys is that secret.
-    let t = sign_raw(&json!({"alg": "HS256"}), &claims(), hmac_signer(Hs256, Hs256Key::new(&secret)));
+    let t = sign_raw(
+        &json!({"alg": "HS256"}),
+        &claims(),
+        hmac_signer(Hs256, Hs256Key::new(&secret)),
+    );
     assert_eq!(denied(&check(&t)), (DenyReason::BadSignature, 401));
 }
 
 #[test]
 fn a_key_of_the_wrong_type_for_the_tokens_algorithm_is_rejected() {
     // kid `rsa` names an RSA key; the token claims ES256 and is signed with the P-256 key.
-    let t = sign_raw(&json!({"alg": "ES256", "kid": "rsa"}), &claims(), by(Es256, &keys().p256));
+    let t = sign_raw(
+        &json!({"alg": "ES256", "kid": "rsa"}),
+        &claims(),
+        by(Es256, &keys().p256),
+    );
     assert_eq!(denied(&check(&t)), (DenyReason::AlgorithmMismatch, 401));
     // A JWKS whose key is pinned to RS256 refuses PS256 tokens under it.
     let mut jwk = rsa_jwk("rsa");
     jwk["alg"] = json!("RS256");
-    let jwks = JwksInput { inline: Some(json!({"keys": [jwk]}).to_string()), remote: None };
+    let jwks = JwksInput {
+        inline: Some(json!({"keys": [jwk]}).to_string()),
+        remote: None,
+    };
     let cfg = config_with(provider("main", ISSUER, jwks));
     let mut st = AuthState::new(&cfg);
     let out = run(&cfg, &mut st, &bearer(&token("PS256", &claims())), now());
     assert_eq!(denied(&out), (DenyReason::AlgorithmMismatch, 401));
-    allowed(run(&cfg, &mut st, &bearer(&token("RS256", &claims())), now()));
+    allowed(run(
+        &cfg,
+        &mut st,
+        &bearer(&token("RS256", &claims())),
+        now(),
+    ));
 }
 
 #[test]
 fn unknown_kid_is_rejected() {
-    let t = sign_raw(&json!({"alg": "RS256", "kid": "rotated-away"}), &claims(), by(Rsa::rs256(), &keys().rsa));
+    let t = sign_raw(
+        &json!({"alg": "RS256", "kid": "rotated-away"}),
+        &claims(),
+        by(Rsa::rs256(), &keys().rsa),
+    );
     assert_eq!(denied(&check(&t)), (DenyReason::UnknownKid, 401));
 }
 
 #[test]
 fn kid_with_path_or_sql_content_is_just_an_unknown_kid() {
-    for kid in ["../../../../dev/null", "/etc/passwd", "x' OR '1'='1", "1; DROP TABLE keys--"] {
-        let t = sign_raw(&json!({"alg": "RS256", "kid": kid}), &claims(), by(Rsa::rs256(), &keys().rsa));
+    for kid in [
+        "../../../../dev/null",
+        "/etc/passwd",
+        "x' OR '1'='1",
+        "1; DROP TABLE keys--",
+    ] {
+        let t = sign_raw(
+            &json!({"alg": "RS256", "kid": kid}),
+            &claims(),
+            by(Rsa::rs256(), &keys().rsa),
+        );
         assert_eq!(denied(&check(&t)), (DenyReason::UnknownKid, 401), "{kid}");
     }
     for kid in ["a\nb".to_string(), "k".repeat(300)] {
-        let t = sign_raw(&json!({"alg": "RS256", "kid": kid}), &claims(), by(Rsa::rs256(), &keys().rsa));
+        let t = sign_raw(
+            &json!({"alg": "RS256", "kid": kid}),
+            &claims(),
+            by(Rsa::rs256(), &keys().rsa),
+        );
         assert_eq!(denied(&check(&t)), (DenyReason::Malformed, 401));
     }
 }
@@ -97,12 +144,31 @@ fn stripped_or_truncated_signature_is_rejected() {
     for alg in ["RS256", "ES256", "ES384", "EdDSA", "HS256"] {
         let t = token(alg, &claims());
         let (signed, sig) = t.rsplit_once('.').unwrap();
-        // An empty third segment does not even decode as a signature (jwt-compact refuses it).
-        assert_eq!(denied(&check(&format!("{signed}."))), (DenyReason::Malformed, 401), "{alg}");
-        assert_eq!(denied(&check(signed)), (DenyReason::Malformed, 401), "{alg}");
-        // 4 base64 characters = 3 bytes less: still valid base64url.
-        let short = &sig[..sig.len() - 4];
-        assert_eq!(denied(&check(&format!("{signed}.{short}"))), (DenyReason::BadSignature, 401), "{alg}");
+        assert_eq!(
+            denied(&check(&format!("{signed}."))),
+            (DenyReason::BadSignature, 401),
+            "{alg}"
+        );
+        assert_eq!(
+            denied(&check(signed)),
+            (DenyReason::Malformed, 401),
+            "{alg}"
+        );
+        let bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let short = b64(&bytes[..bytes.len() - 1]);
+        assert_eq!(
+            denied(&check(&format!("{signed}.{short}"))),
+            (DenyReason::BadSignature, 401),
+            "{alg}"
+        );
+        // Cut inside a base64 group: the segment itself is no longer canonical base64url.
+        let cut = &sig[..sig.len() - 1];
+        assert_eq!(denied(&check(&format!("{signed}.{cut}"))).1, 401, "{alg}");
+        assert_eq!(
+            denied(&check(&tamper_signature(&t))),
+            (DenyReason::BadSignature, 401),
+            "{alg}"
+        );
     }
 }
 
@@ -112,7 +178,12 @@ fn altered_payload_is_rejected() {
     let parts: Vec<&str> = t.split('.').collect();
     let mut c = claims();
     c["sub"] = json!("admin");
-    let forged = format!("{}.{}.{}", parts[0], b64(c.to_string().as_bytes()), parts[2]);
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64(c.to_string().as_bytes()),
+        parts[2]
+    );
     assert_eq!(denied(&check(&forged)), (DenyReason::BadSignature, 401));
 }
 
@@ -132,8 +203,14 @@ fn bad_base64url_in_each_segment_is_rejected() {
 #[test]
 fn extra_segments_are_rejected() {
     let t = token("RS256", &claims());
-    assert_eq!(denied(&check(&format!("{t}.e30"))), (DenyReason::Malformed, 401));
-    assert_eq!(denied(&check(&format!("e30.{t}"))), (DenyReason::Malformed, 401));
+    assert_eq!(
+        denied(&check(&format!("{t}.e30"))),
+        (DenyReason::Malformed, 401)
+    );
+    assert_eq!(
+        denied(&check(&format!("e30.{t}"))),
+        (DenyReason::Malformed, 401)
+    );
 }
 
 #[test]
@@ -143,7 +220,10 @@ fn a_one_mebibyte_token_is_refused_before_parsing() {
     let mut st = AuthState::new(&cfg);
     let headers = bearer(&huge);
     let start = std::time::Instant::now();
-    assert_eq!(denied(&run(&cfg, &mut st, &headers, now())), (DenyReason::TooLarge, 401));
+    assert_eq!(
+        denied(&run(&cfg, &mut st, &headers, now())),
+        (DenyReason::TooLarge, 401)
+    );
     assert!(start.elapsed() < Duration::from_millis(200));
 }
 
@@ -151,7 +231,10 @@ fn a_one_mebibyte_token_is_refused_before_parsing() {
 fn expired_token_is_rejected_but_skew_is_honoured() {
     let mut c = claims();
     c["exp"] = json!(NOW - 61);
-    assert_eq!(denied(&check(&token("RS256", &c))), (DenyReason::Expired, 401));
+    assert_eq!(
+        denied(&check(&token("RS256", &c))),
+        (DenyReason::Expired, 401)
+    );
     c["exp"] = json!(NOW - 59);
     allowed(check(&token("RS256", &c)));
 }
@@ -160,7 +243,10 @@ fn expired_token_is_rejected_but_skew_is_honoured() {
 fn nbf_in_the_future_beyond_skew_is_rejected() {
     let mut c = claims();
     c["nbf"] = json!(NOW + 61);
-    assert_eq!(denied(&check(&token("ES256", &c))), (DenyReason::NotYetValid, 401));
+    assert_eq!(
+        denied(&check(&token("ES256", &c))),
+        (DenyReason::NotYetValid, 401)
+    );
     c["nbf"] = json!(NOW + 30);
     allowed(check(&token("ES256", &c)));
 }
@@ -169,9 +255,15 @@ fn nbf_in_the_future_beyond_skew_is_rejected() {
 fn wrong_issuer_is_rejected() {
     let mut c = claims();
     c["iss"] = json!("https://evil.test");
-    assert_eq!(denied(&check(&token("ES256", &c))), (DenyReason::WrongIssuer, 401));
+    assert_eq!(
+        denied(&check(&token("ES256", &c))),
+        (DenyReason::WrongIssuer, 401)
+    );
     c.as_object_mut().unwrap().remove("iss");
-    assert_eq!(denied(&check(&token("ES256", &c))), (DenyReason::WrongIssuer, 401));
+    assert_eq!(
+        denied(&check(&token("ES256", &c))),
+        (DenyReason::WrongIssuer, 401)
+    );
 }
 
 #[test]
@@ -180,7 +272,9 @@ fn wrong_audience_is_forbidden() {
     c["aud"] = json!(["other", "another"]);
     let out = check(&token("ES256", &c));
     assert_eq!(denied(&out), (DenyReason::WrongAudience, 403));
-    let AuthOutcome::Denied(e, _) = out else { unreachable!() };
+    let AuthOutcome::Denied(e, _) = out else {
+        unreachable!()
+    };
     assert_eq!(e.code, crate::status::Code::PermissionDenied);
     c["aud"] = json!(["other", "api"]);
     allowed(check(&token("ES256", &c)));
@@ -235,13 +329,24 @@ fn non_numeric_dates_and_non_object_payloads_are_malformed() {
     let mut c = claims();
     c["exp"] = json!("tomorrow");
     assert_eq!(denied(&check(&token("ES256", &c))).0, DenyReason::Malformed);
-    assert_eq!(denied(&check(&token("ES256", &json!([1, 2])))).0, DenyReason::Malformed);
+    assert_eq!(
+        denied(&check(&token("ES256", &json!([1, 2])))).0,
+        DenyReason::Malformed
+    );
 }
 
 #[test]
 fn failure_replies_carry_the_bearer_challenge() {
     let out = check("not-a-token");
-    let AuthOutcome::Denied(e, DenyReason::Malformed) = out else { panic!("{out:?}") };
-    let www = e.headers.iter().find(|(k, _)| k == "www-authenticate").unwrap();
-    assert!(www.1.starts_with("Bearer realm=\"meshgate\", error=\"invalid_token\""));
+    let AuthOutcome::Denied(e, DenyReason::Malformed) = out else {
+        panic!("{out:?}")
+    };
+    let www = e
+        .headers
+        .iter()
+        .find(|(k, _)| k == "www-authenticate")
+        .unwrap();
+    assert!(www
+        .1
+        .starts_with("Bearer realm=\"meshgate\", error=\"invalid_token\""));
 }
