@@ -1,0 +1,189 @@
+//! Why a request was refused, and the reply for it: 401 with `WWW-Authenticate` (RFC 6750),
+//! 403 for a token that is valid but not for this API, or the configured JWKS-outage status.
+
+use crate::status::{Code, GatewayError};
+
+/// The reason of a refusal; [`DenyReason::as_str`] is the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    /// No token in any configured place.
+    Missing,
+    /// Not three base64url segments of JSON, bad claim types, or an absurd `kid`.
+    Malformed,
+    /// Longer than `limits.max_token_bytes` (refused before any parsing).
+    TooLarge,
+    /// `alg` is `none` or not an algorithm meshgate verifies.
+    UnsupportedAlgorithm,
+    /// A `crit` header: meshgate understands no JWS extensions (RFC 7515 §4.1.11).
+    UnsupportedCritical,
+    /// The key the token names does not allow the token's `alg` (algorithm confusion, or a key
+    /// of the wrong type).
+    AlgorithmMismatch,
+    UnknownKid,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    MissingExpiration,
+    LifetimeTooLong,
+    WrongIssuer,
+    WrongAudience,
+    WrongSubject,
+    /// No keys: the JWKS could not be fetched (an outage, not a bad token).
+    KeysUnavailable,
+    /// The operation has no auth rule and the default denies.
+    NoRule,
+}
+
+impl DenyReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DenyReason::Missing => "missing",
+            DenyReason::Malformed => "malformed",
+            DenyReason::TooLarge => "too_large",
+            DenyReason::UnsupportedAlgorithm => "unsupported_algorithm",
+            DenyReason::UnsupportedCritical => "unsupported_critical",
+            DenyReason::AlgorithmMismatch => "algorithm_mismatch",
+            DenyReason::UnknownKid => "unknown_kid",
+            DenyReason::BadSignature => "bad_signature",
+            DenyReason::Expired => "expired",
+            DenyReason::NotYetValid => "not_yet_valid",
+            DenyReason::MissingExpiration => "missing_expiration",
+            DenyReason::LifetimeTooLong => "lifetime_too_long",
+            DenyReason::WrongIssuer => "wrong_issuer",
+            DenyReason::WrongAudience => "wrong_audience",
+            DenyReason::WrongSubject => "wrong_subject",
+            DenyReason::KeysUnavailable => "keys_unavailable",
+            DenyReason::NoRule => "no_rule",
+        }
+    }
+
+    /// Fixed text for replies and logs (never any part of the token: no reflection).
+    pub fn description(&self) -> &'static str {
+        match self {
+            DenyReason::Missing => "Jwt is missing",
+            DenyReason::Malformed => "Jwt is not in the form of Header.Payload.Signature",
+            DenyReason::TooLarge => "Jwt is too large",
+            DenyReason::UnsupportedAlgorithm => "Jwt algorithm is not supported",
+            DenyReason::UnsupportedCritical => "Jwt has unsupported critical header parameters",
+            DenyReason::AlgorithmMismatch => "Jwt algorithm is not allowed for its key",
+            DenyReason::UnknownKid => "Jwt key id is not known",
+            DenyReason::BadSignature => "Jwt verification fails",
+            DenyReason::Expired => "Jwt is expired",
+            DenyReason::NotYetValid => "Jwt not yet valid",
+            DenyReason::MissingExpiration => "Jwt has no expiration",
+            DenyReason::LifetimeTooLong => "Jwt lifetime is longer than allowed",
+            DenyReason::WrongIssuer => "Jwt issuer is not configured",
+            DenyReason::WrongAudience => "Audiences in Jwt are not allowed",
+            DenyReason::WrongSubject => "Jwt subject is not allowed",
+            DenyReason::KeysUnavailable => "Jwt verification keys are unavailable",
+            DenyReason::NoRule => "No authentication rule allows this operation",
+        }
+    }
+
+    /// 403: a valid token that is not for this API, or an operation nobody may call.
+    pub fn is_forbidden(&self) -> bool {
+        matches!(
+            self,
+            DenyReason::WrongAudience | DenyReason::WrongSubject | DenyReason::NoRule
+        )
+    }
+
+    /// How much a failure says about the request, to pick the one to report when several
+    /// providers were tried: a token that failed where its issuer is configured says more than
+    /// "wrong issuer" from the others, which says more than "missing".
+    pub(super) fn rank(&self) -> u8 {
+        match self {
+            DenyReason::Missing => 0,
+            DenyReason::WrongIssuer => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// The reply for `reason`. `realm` goes into `WWW-Authenticate`; `unavailable_status` is the
+/// configured status of a JWKS outage.
+pub fn deny_error(reason: DenyReason, realm: &str, unavailable_status: u16) -> GatewayError {
+    let text = reason.description();
+    match reason {
+        DenyReason::KeysUnavailable => {
+            GatewayError::new(Code::Unavailable, text).with_status(unavailable_status)
+        }
+        DenyReason::NoRule => GatewayError::new(Code::PermissionDenied, text),
+        r if r.is_forbidden() => GatewayError::new(Code::PermissionDenied, text).with_header(
+            "www-authenticate",
+            challenge(realm, Some(("insufficient_scope", text))),
+        ),
+        // RFC 6750 §3.1: a request without credentials gets no error code.
+        DenyReason::Missing => GatewayError::new(Code::Unauthenticated, text)
+            .with_header("www-authenticate", challenge(realm, None)),
+        _ => GatewayError::new(Code::Unauthenticated, text).with_header(
+            "www-authenticate",
+            challenge(realm, Some(("invalid_token", text))),
+        ),
+    }
+}
+
+fn challenge(realm: &str, error: Option<(&str, &str)>) -> String {
+    let mut out = format!("Bearer realm=\"{}\"", quote(realm));
+    if let Some((code, description)) = error {
+        out.push_str(&format!(
+            ", error=\"{code}\", error_description=\"{}\"",
+            quote(description)
+        ));
+    }
+    out
+}
+
+/// Inside an RFC 9110 quoted-string: escape `"` and `\`, drop control characters.
+fn quote(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            _ => vec![c],
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::BodyFormat;
+
+    #[test]
+    fn invalid_token_is_401_with_bearer_challenge_and_status_body() {
+        let e = deny_error(DenyReason::Expired, "api", 503);
+        let (status, headers, body) = e.to_response(BodyFormat::Json);
+        assert_eq!(status, 401);
+        let www = headers
+            .iter()
+            .find(|(k, _)| k == "www-authenticate")
+            .unwrap();
+        assert_eq!(
+            www.1,
+            "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"Jwt is expired\""
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["code"], 16);
+    }
+
+    #[test]
+    fn audience_mismatch_is_403_permission_denied() {
+        let e = deny_error(DenyReason::WrongAudience, "api", 503);
+        assert_eq!(e.status(), 403);
+        assert_eq!(e.code, Code::PermissionDenied);
+    }
+
+    #[test]
+    fn missing_token_challenge_has_no_error_code() {
+        let e = deny_error(DenyReason::Missing, "r\"x", 503);
+        assert_eq!(e.headers[0].1, "Bearer realm=\"r\\\"x\"");
+    }
+
+    #[test]
+    fn jwks_outage_uses_the_configured_status() {
+        let e = deny_error(DenyReason::KeysUnavailable, "api", 500);
+        assert_eq!((e.status(), e.code), (500, Code::Unavailable));
+        assert!(e.headers.is_empty());
+    }
+}

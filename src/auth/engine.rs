@@ -1,0 +1,243 @@
+//! `authenticate`: a requirement evaluated over a request, one provider verdict at a time.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::cache::{TokenCache, Verified};
+use super::config::AuthConfig;
+use super::deny::{deny_error, DenyReason};
+use super::extract::{find_token, removal};
+use super::requirement::Requirement;
+use super::state::AuthState;
+use super::verify::{check_claims, check_signature, parse};
+use super::{AuthOutcome, AuthResult, Request};
+
+/// One provider's view of the request.
+#[derive(Clone)]
+enum Verdict {
+    /// Valid, from the provider's source number `.1`.
+    Ok(Arc<Verified>, usize),
+    Missing,
+    Failed(DenyReason),
+    /// Keys are on their way (first fetch, or a refetch for an unknown `kid`).
+    Pending,
+}
+
+/// A requirement's result: the providers that accepted a token (index, result, source).
+enum Eval {
+    Allowed(Vec<(usize, Arc<Verified>, usize)>),
+    Denied(DenyReason),
+    Pending(Vec<usize>),
+}
+
+struct Ctx<'c, 's, 'r> {
+    cfg: &'c AuthConfig,
+    state: &'s mut AuthState,
+    request: &'r Request<'r>,
+    now: u64,
+    now_time: SystemTime,
+    /// Each provider is checked at most once per request, however often the requirement
+    /// names it.
+    memo: Vec<Option<Verdict>>,
+}
+
+/// Authenticate `request` against `req`. `Pending` means keys are being fetched: pause the
+/// request, call [`AuthState::due_fetches`], and call this again when a fetch completes (or
+/// deny with the outage status after `initial_fetch_wait`).
+pub fn authenticate(
+    cfg: &AuthConfig,
+    state: &mut AuthState,
+    req: &Requirement,
+    request: &Request<'_>,
+    now: SystemTime,
+) -> AuthOutcome {
+    let now_time = now;
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut ctx = Ctx {
+        cfg,
+        state,
+        request,
+        now,
+        now_time,
+        memo: vec![None; cfg.providers.len()],
+    };
+    match eval(&mut ctx, req) {
+        Eval::Allowed(list) => AuthOutcome::Allowed(result(cfg, request, &list)),
+        Eval::Denied(reason) => AuthOutcome::Denied(
+            deny_error(reason, &cfg.realm, cfg.unavailable_status),
+            reason,
+        ),
+        Eval::Pending(mut providers) => {
+            providers.sort_unstable();
+            providers.dedup();
+            AuthOutcome::Pending { providers }
+        }
+    }
+}
+
+fn eval(ctx: &mut Ctx<'_, '_, '_>, req: &Requirement) -> Eval {
+    match req {
+        Requirement::Provider(i) => match verdict(ctx, *i) {
+            Verdict::Ok(v, source) => Eval::Allowed(vec![(*i, v, source)]),
+            Verdict::Missing => Eval::Denied(DenyReason::Missing),
+            Verdict::Failed(r) => Eval::Denied(r),
+            Verdict::Pending => Eval::Pending(vec![*i]),
+        },
+        Requirement::Any(list) => any(ctx, list),
+        Requirement::All(list) => all(ctx, list),
+        Requirement::AllowMissing => {
+            let every = every_provider(ctx);
+            match any(ctx, &every) {
+                Eval::Denied(DenyReason::Missing) => Eval::Allowed(Vec::new()),
+                other => other,
+            }
+        }
+        Requirement::AllowMissingOrFailed => {
+            let every = every_provider(ctx);
+            match any(ctx, &every) {
+                Eval::Allowed(list) => Eval::Allowed(list),
+                // Never refused, never held: a failed or not yet verifiable token is no token.
+                Eval::Denied(_) | Eval::Pending(_) => Eval::Allowed(Vec::new()),
+            }
+        }
+        Requirement::None => Eval::Allowed(Vec::new()),
+        Requirement::Deny => Eval::Denied(DenyReason::NoRule),
+    }
+}
+
+fn every_provider(ctx: &Ctx<'_, '_, '_>) -> Vec<Requirement> {
+    (0..ctx.cfg.providers.len())
+        .map(Requirement::Provider)
+        .collect()
+}
+
+fn any(ctx: &mut Ctx<'_, '_, '_>, list: &[Requirement]) -> Eval {
+    let mut best: Option<DenyReason> = None;
+    let mut pending = Vec::new();
+    for r in list {
+        match eval(ctx, r) {
+            Eval::Allowed(a) => return Eval::Allowed(a),
+            Eval::Pending(p) => pending.extend(p),
+            Eval::Denied(d) => {
+                if best.is_none_or(|b| d.rank() > b.rank()) {
+                    best = Some(d);
+                }
+            }
+        }
+    }
+    if pending.is_empty() {
+        Eval::Denied(best.unwrap_or(DenyReason::Missing))
+    } else {
+        Eval::Pending(pending)
+    }
+}
+
+fn all(ctx: &mut Ctx<'_, '_, '_>, list: &[Requirement]) -> Eval {
+    let mut allowed = Vec::new();
+    let mut pending = Vec::new();
+    for r in list {
+        match eval(ctx, r) {
+            Eval::Allowed(a) => allowed.extend(a),
+            Eval::Pending(p) => pending.extend(p),
+            Eval::Denied(d) => return Eval::Denied(d),
+        }
+    }
+    if pending.is_empty() {
+        Eval::Allowed(allowed)
+    } else {
+        Eval::Pending(pending)
+    }
+}
+
+fn verdict(ctx: &mut Ctx<'_, '_, '_>, i: usize) -> Verdict {
+    if let Some(Some(v)) = ctx.memo.get(i) {
+        return v.clone();
+    }
+    let v = check_provider(ctx, i);
+    if let Some(slot) = ctx.memo.get_mut(i) {
+        *slot = Some(v.clone());
+    }
+    v
+}
+
+fn check_provider(ctx: &mut Ctx<'_, '_, '_>, i: usize) -> Verdict {
+    let (Some(p), Some(st)) = (ctx.cfg.providers.get(i), ctx.state.providers.get_mut(i)) else {
+        return Verdict::Failed(DenyReason::KeysUnavailable);
+    };
+    let Some(found) = find_token(&p.sources, ctx.request) else {
+        return Verdict::Missing;
+    };
+    // Refused before any decoding: a 1 MiB token costs a length check.
+    if found.token.len() > ctx.cfg.max_token_bytes {
+        return Verdict::Failed(DenyReason::TooLarge);
+    }
+    let key = TokenCache::key(i, &found.token);
+    if let Some(v) = ctx.state.cache.get(&key, st.generation, ctx.now) {
+        return Verdict::Ok(v, found.source);
+    }
+    let parsed = match parse(&found.token, &p.issuer) {
+        Ok(parsed) => parsed,
+        Err(r) => return Verdict::Failed(r),
+    };
+    let Some(keys) = st.keys.clone() else {
+        let waiting = st.remote.as_ref().is_some_and(|r| r.first_fetch_pending());
+        return if waiting {
+            Verdict::Pending
+        } else {
+            Verdict::Failed(DenyReason::KeysUnavailable)
+        };
+    };
+    match check_signature(&parsed, &keys) {
+        Ok(()) => {}
+        Err(DenyReason::UnknownKid) => {
+            let now_time = ctx.now_time;
+            let wait = st
+                .remote
+                .as_mut()
+                .is_some_and(|r| r.request_refetch(now_time));
+            return if wait {
+                Verdict::Pending
+            } else {
+                Verdict::Failed(DenyReason::UnknownKid)
+            };
+        }
+        Err(r) => return Verdict::Failed(r),
+    }
+    let generation = st.generation;
+    match check_claims(p, parsed, ctx.now) {
+        Ok(v) => {
+            let v = Arc::new(v);
+            ctx.state
+                .cache
+                .insert(key, v.clone(), p.clock_skew, generation);
+            Verdict::Ok(v, found.source)
+        }
+        Err(r) => Verdict::Failed(r),
+    }
+}
+
+/// Principal of the first accepting provider; every accepting provider's headers; the tokens
+/// taken out of the upstream request unless the provider forwards them.
+fn result(
+    cfg: &AuthConfig,
+    request: &Request<'_>,
+    list: &[(usize, Arc<Verified>, usize)],
+) -> AuthResult {
+    let mut out = AuthResult {
+        principal: list.first().map(|(_, v, _)| v.principal.clone()),
+        set_headers: Vec::new(),
+        remove_headers: Vec::new(),
+    };
+    for (i, v, source) in list {
+        out.set_headers.extend(v.set_headers.iter().cloned());
+        let provider = cfg.providers.get(*i);
+        if let Some(src) = provider
+            .filter(|p| !p.forward)
+            .and_then(|p| p.sources.get(*source))
+        {
+            removal(src, request, &mut out.remove_headers, &mut out.set_headers);
+        }
+    }
+    out.set_headers.dedup();
+    out
+}

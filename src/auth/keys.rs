@@ -1,0 +1,227 @@
+//! JWKS documents -> verification keys, parsed once (configuration or fetch time).
+//!
+//! Every per-key cost is paid here, never per request: the base64url and big-number decoding,
+//! the curve-point checks, the HMAC key objects. Each key also records which algorithms it may
+//! verify, from its `kty`/`crv`/`alg` (RFC 7517/7518): an RSA key never verifies `HS256`, and a
+//! key with `alg` verifies only that algorithm.
+
+use jwt_compact::alg::{Ed25519, Es256, Hs256Key, Hs384Key, Hs512Key, RsaPublicKey};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::Algorithm;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use super::alg::{Alg, AlgSet};
+use super::es384;
+
+/// Smallest accepted RSA modulus (RFC 7518 §3.3: 2048 bits or larger).
+const MIN_RSA_BITS: usize = 2048;
+
+/// The key material, in the form the verifier uses directly.
+enum Material {
+    /// The key and its modulus length in bytes (the exact length of its signatures).
+    Rsa(RsaPublicKey, usize),
+    P256(<Es256 as Algorithm>::VerifyingKey),
+    P384(<es384::Es384 as Algorithm>::VerifyingKey),
+    Ed25519(<Ed25519 as Algorithm>::VerifyingKey),
+    Hmac(Box<HmacKeys>),
+}
+
+/// One `oct` secret as the three HMAC key objects (only the allowed ones are used).
+struct HmacKeys {
+    hs256: Hs256Key,
+    hs384: Hs384Key,
+    hs512: Hs512Key,
+}
+
+/// A verification key from a JWKS.
+pub struct Key {
+    pub kid: Option<String>,
+    /// Algorithms this key may verify.
+    pub algs: AlgSet,
+    material: Material,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("kid", &self.kid)
+            .field("algs", &self.algs.names())
+            .finish()
+    }
+}
+
+impl Key {
+    /// Whether `signature` is this key's `alg` signature of `signed`; `false` when the key does
+    /// not allow `alg`.
+    pub(super) fn verify(&self, alg: Alg, signed: &[u8], signature: &[u8]) -> bool {
+        if !self.algs.contains(alg) {
+            return false;
+        }
+        super::signature::verify(&self.material_ref(), alg, signed, signature)
+    }
+
+    fn material_ref(&self) -> super::signature::KeyRef<'_> {
+        use super::signature::KeyRef;
+        match &self.material {
+            Material::Rsa(k, n) => KeyRef::Rsa(k, *n),
+            Material::P256(k) => KeyRef::P256(k),
+            Material::P384(k) => KeyRef::P384(k),
+            Material::Ed25519(k) => KeyRef::Ed25519(k),
+            Material::Hmac(h) => KeyRef::Hmac(&h.hs256, &h.hs384, &h.hs512),
+        }
+    }
+}
+
+/// The usable keys of one JWKS document, and a digest of the document (a refresh that brings
+/// the same keys keeps the verified-token cache).
+#[derive(Debug, Default)]
+pub struct KeySet {
+    pub keys: Vec<Key>,
+    pub digest: [u8; 32],
+}
+
+/// A key left out of the set, and why (index in `keys`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedKey {
+    pub index: usize,
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+struct JwksDoc {
+    keys: Vec<serde_json::Value>,
+}
+
+/// The JWK fields that decide how a key may be used (the material is parsed by jwt-compact).
+#[derive(Deserialize)]
+struct JwkMeta {
+    kty: Option<String>,
+    kid: Option<String>,
+    alg: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+}
+
+/// Parse a JWKS document. Keys that cannot verify signatures (encryption keys, unknown types,
+/// weak or malformed keys) are skipped and reported; the set may come back empty.
+pub fn parse_jwks(text: &[u8]) -> Result<(KeySet, Vec<SkippedKey>), String> {
+    let doc: JwksDoc =
+        serde_json::from_slice(text).map_err(|e| format!("not a JWKS document: {e}"))?;
+    let mut keys = Vec::with_capacity(doc.keys.len());
+    let mut skipped = Vec::new();
+    for (index, value) in doc.keys.iter().enumerate() {
+        match parse_key(value) {
+            Ok(k) => keys.push(k),
+            Err(reason) => skipped.push(SkippedKey { index, reason }),
+        }
+    }
+    let digest = Sha256::digest(text).into();
+    Ok((KeySet { keys, digest }, skipped))
+}
+
+fn parse_key(value: &serde_json::Value) -> Result<Key, String> {
+    let meta = JwkMeta::deserialize(value).map_err(|e| format!("bad JWK fields: {e}"))?;
+    if meta.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("not a signature key (use is not \"sig\")".into());
+    }
+    if let Some(ops) = &meta.key_ops {
+        if !ops.iter().any(|o| o == "verify") {
+            return Err("key_ops does not allow \"verify\"".into());
+        }
+    }
+    let jwk = JsonWebKey::deserialize(value).map_err(|e| format!("bad key material: {e}"))?;
+    let (material, natural) = material(&jwk, meta.kty.as_deref().unwrap_or(""))?;
+    let algs = match meta.alg.as_deref() {
+        None => natural,
+        Some(name) => {
+            let alg = Alg::from_name(name)
+                .ok_or_else(|| format!("alg {name:?} is not a supported signature algorithm"))?;
+            if !natural.contains(alg) {
+                return Err(format!("alg {name} does not fit the key's type"));
+            }
+            AlgSet::of(&[alg])
+        }
+    };
+    Ok(Key {
+        kid: meta.kid,
+        algs,
+        material,
+    })
+}
+
+/// The key material and the algorithms its type allows.
+fn material(jwk: &JsonWebKey<'_>, kty: &str) -> Result<(Material, AlgSet), String> {
+    match jwk {
+        JsonWebKey::Rsa { .. } => rsa_material(jwk),
+        JsonWebKey::EllipticCurve { curve, x, y, .. } => match curve.as_ref() {
+            "P-256" => <Es256 as Algorithm>::VerifyingKey::try_from(jwk)
+                .map(|k| (Material::P256(k), AlgSet::of(&[Alg::Es256])))
+                .map_err(|e| format!("bad P-256 key: {e}")),
+            "P-384" => es384::verifying_key_from_coordinates(x, y)
+                .map(|k| (Material::P384(k), AlgSet::of(&[Alg::Es384]))),
+            other => Err(format!("unsupported EC curve {other:?}")),
+        },
+        JsonWebKey::KeyPair { .. } => <Ed25519 as Algorithm>::VerifyingKey::try_from(jwk)
+            .map(|k| (Material::Ed25519(k), AlgSet::of(&[Alg::EdDsa])))
+            .map_err(|e| format!("bad OKP key: {e}")),
+        JsonWebKey::Symmetric { secret } => hmac_material(secret),
+        _ => Err(format!("unsupported key type {kty:?}")),
+    }
+}
+
+fn rsa_material(jwk: &JsonWebKey<'_>) -> Result<(Material, AlgSet), String> {
+    let key = RsaPublicKey::try_from(jwk).map_err(|e| format!("bad RSA key: {e}"))?;
+    let bits = rsa_bits(jwk);
+    if bits < MIN_RSA_BITS {
+        return Err(format!(
+            "RSA modulus of {bits} bits is below {MIN_RSA_BITS}"
+        ));
+    }
+    Ok((Material::Rsa(key, bits.div_ceil(8)), AlgSet::RSA))
+}
+
+fn rsa_bits(jwk: &JsonWebKey<'_>) -> usize {
+    let JsonWebKey::Rsa { modulus, .. } = jwk else {
+        return 0;
+    };
+    let n: &[u8] = modulus;
+    let leading = n.iter().take_while(|b| **b == 0).count();
+    let rest = n.get(leading..).unwrap_or_default();
+    match rest.first() {
+        None => 0,
+        Some(top) => rest.len() * 8 - top.leading_zeros() as usize,
+    }
+}
+
+/// An `oct` key verifies the HMACs whose hash is no longer than the key (RFC 7518 §3.2).
+fn hmac_material(secret: &[u8]) -> Result<(Material, AlgSet), String> {
+    let mut algs = Vec::new();
+    for (alg, len) in [(Alg::Hs256, 32), (Alg::Hs384, 48), (Alg::Hs512, 64)] {
+        if secret.len() >= len {
+            algs.push(alg);
+        }
+    }
+    if algs.is_empty() {
+        return Err(format!(
+            "oct key of {} bytes is shorter than HS256 requires (32)",
+            secret.len()
+        ));
+    }
+    let keys = HmacKeys {
+        hs256: Hs256Key::new(secret),
+        hs384: Hs384Key::new(secret),
+        hs512: Hs512Key::new(secret),
+    };
+    Ok((Material::Hmac(Box::new(keys)), AlgSet::of(&algs)))
+}
+
+impl KeySet {
+    /// Keys named `kid`, or every key when the token names none.
+    pub fn candidates<'a>(&'a self, kid: Option<&'a str>) -> impl Iterator<Item = &'a Key> + 'a {
+        self.keys
+            .iter()
+            .filter(move |k| kid.is_none() || k.kid.as_deref() == kid)
+    }
+}
