@@ -56,7 +56,7 @@ pub enum RequestKind {
 pub enum Waiting {
     Nothing,
     /// Keys of a remote JWKS that has not been fetched yet; the root context resumes us.
-    Keys { since: SystemTime },
+    Keys { since: SystemTime, bound: std::time::Duration },
 }
 
 /// Facts about the request, read once from its headers.

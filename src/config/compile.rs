@@ -10,11 +10,11 @@ use super::compiled::*;
 use super::input::*;
 use super::ConfigError;
 use crate::auth::{AuthConfig, Requirement};
-use crate::observe::Slo;
+use crate::observe::{MetricNames, Slo};
 use crate::operation::{Matcher, UrlUnescapeSpec};
 use crate::transcode::{
-    http_rules, load_pool, HttpBinding, MethodRules, PrintOptions, RequestPlan, ResponsePlan,
-    StreamFormat,
+    binding_from_input, http_rules, load_pool, MethodRules, PrintOptions, RequestPlan,
+    ResponsePlan, StreamFormat,
 };
 
 /// Parse the filter's JSON configuration and compile it.
@@ -72,7 +72,8 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         transcoding,
         observe: Observe {
             access_log: input.observe.access_log,
-            metric_prefix: input.observe.metric_prefix.clone(),
+            names: MetricNames::new(&input.observe.metric_prefix)
+                .map_err(|e| e.within("observe.metric_prefix"))?,
             trace_project: input.observe.trace_project.clone(),
             latency_buckets_ms: input.observe.latency_buckets_ms.clone(),
         },
@@ -312,33 +313,6 @@ fn method_descriptor(
     pool.get_service_by_name(svc)?
         .methods()
         .find(|x| x.name() == m)
-}
-
-fn binding_from_input(r: &HttpRuleInput) -> Result<HttpBinding, String> {
-    let pairs = [
-        ("GET", &r.get),
-        ("PUT", &r.put),
-        ("POST", &r.post),
-        ("DELETE", &r.delete),
-        ("PATCH", &r.patch),
-    ];
-    let mut set: Vec<(String, String)> = pairs
-        .iter()
-        .filter_map(|(m, p)| p.as_ref().map(|p| (m.to_string(), p.clone())))
-        .collect();
-    if let Some(c) = &r.custom {
-        set.push((c.kind.to_ascii_uppercase(), c.path.clone()));
-    }
-    match set.as_slice() {
-        [(method, template)] => Ok(HttpBinding {
-            method: method.clone(),
-            template: template.clone(),
-            body: r.body.clone(),
-            response_body: r.response_body.clone(),
-        }),
-        [] => Err("one of get, put, post, delete, patch, custom is required".into()),
-        _ => Err("only one of get, put, post, delete, patch, custom may be set".into()),
-    }
 }
 
 fn compile_policies(

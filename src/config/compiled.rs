@@ -105,7 +105,7 @@ pub struct Transcoding {
 
 pub struct Observe {
     pub access_log: bool,
-    pub metric_prefix: String,
+    pub names: crate::observe::MetricNames,
     pub trace_project: Option<String>,
     pub latency_buckets_ms: Vec<u64>,
 }

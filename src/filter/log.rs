@@ -1,9 +1,16 @@
-//! The end of a request: one access record and its metrics.
+//! The end of a request: one access record (to the proxy's log and, as filter state, to
+//! Envoy's own access log) and its metrics: requests by outcome, SLO good/total events, and
+//! the latency histogram.
 
 use std::time::Duration;
 
 use super::Filter;
 use crate::host::{Host, Level};
+use crate::observe::{classify, outcome_label, parse_trace, AccessRecord, Outcome, SloKind, Verdict};
+use crate::status::Code;
+
+/// Filter state key of the whole record: `%FILTER_STATE(wasm.meshgate.record:PLAIN)%`.
+pub const RECORD_PROPERTY: &str = "meshgate.record";
 
 /// Envoy serializes integer and duration properties as 8 little-endian bytes.
 fn property_i64(host: &dyn Host, path: &[&str]) -> Option<i64> {
@@ -12,32 +19,120 @@ fn property_i64(host: &dyn Host, path: &[&str]) -> Option<i64> {
     Some(i64::from_le_bytes(arr))
 }
 
+fn property_string(host: &dyn Host, path: &[&str]) -> Option<String> {
+    host.property(path)
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|s| !s.is_empty())
+}
+
+fn property_u64(host: &dyn Host, path: &[&str]) -> u64 {
+    property_i64(host, path)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0)
+}
+
 impl Filter {
     pub fn on_log(&mut self, host: &mut dyn Host) {
         if self.logged {
             return;
         }
         self.logged = true;
+        let vm = self.vm.clone();
+        let cfg = &vm.config;
         let latency = property_i64(host, &["request", "duration"])
             .and_then(|n| u64::try_from(n).ok())
             .map(Duration::from_nanos)
-            .or_else(|| {
-                let start = self.start?;
-                host.now().duration_since(start).ok()
-            })
+            .or_else(|| host.now().duration_since(self.start?).ok())
             .unwrap_or_default();
         let status = property_i64(host, &["response", "code"])
             .and_then(|s| u16::try_from(s).ok())
+            .filter(|s| *s != 0)
             .or(self.resp.status)
             .unwrap_or(0);
-        let record = serde_json::json!({
-            "operation": self.operation_name(),
-            "status": status,
-            "grpcStatus": self.resp.grpc_status.map(|c| c.name()),
-            "latency": format!("{:.3}s", latency.as_secs_f64()),
+        let grpc_status = self.resp.grpc_status.or_else(|| {
+            property_i64(host, &["response", "grpc_status"])
+                .and_then(|n| i32::try_from(n).ok())
+                .map(Code::from_i32)
         });
-        if self.vm.config.observe.access_log {
-            host.log(Level::Info, &record.to_string());
+        let outcome = Outcome {
+            http_status: status,
+            grpc_status,
+            latency,
+            local_reply: self.resp.replaced && self.error.is_some(),
+        };
+        let op = self.op.and_then(|i| cfg.operations.get(i));
+        let slo = self
+            .policy()
+            .and_then(|p| p.slo.as_ref())
+            .or(op.map(|o| &o.slo));
+        let (availability, latency_verdict) = match slo {
+            Some(slo) => classify(slo, &outcome),
+            None => (Verdict::NotApplicable, Verdict::NotApplicable),
+        };
+        let label = outcome_label(&outcome);
+        let record = AccessRecord {
+            method: self.req.method.clone(),
+            url: format!("{}://{}{}", scheme(&self.req.scheme), self.req.authority, self.req.path),
+            status,
+            request_size: property_u64(host, &["request", "total_size"]),
+            response_size: property_u64(host, &["response", "total_size"]),
+            user_agent: self.req.user_agent.clone(),
+            remote_ip: property_string(host, &["source", "address"]).map(strip_port),
+            protocol: property_string(host, &["request", "protocol"]),
+            latency,
+            trace: parse_trace(&self.req.headers),
+            trace_project: cfg.observe.trace_project.clone(),
+            request_id: self.req.request_id.clone(),
+            operation: op.map(|o| o.name.clone()),
+            upstream: op.map(|o| o.upstream.name.clone()),
+            grpc_status,
+            principal: self.principal.clone(),
+            policy: self.policy.clone(),
+            outcome: label,
+            availability,
+            latency_verdict,
+        };
+        let line = record.to_json_line();
+        for (key, value) in record.filter_state_entries() {
+            let _ = host.set_property(&[key], value.as_bytes());
         }
+        let _ = host.set_property(&[RECORD_PROPERTY], line.as_bytes());
+        if cfg.observe.access_log {
+            host.log(Level::Info, &line);
+        }
+        let Some(op) = op else { return };
+        let names = &cfg.observe.names;
+        vm.count(host, &names.requests(&op.name, label));
+        for (kind, verdict) in [
+            (SloKind::Availability, availability),
+            (SloKind::Latency, latency_verdict),
+        ] {
+            if verdict.counts() {
+                vm.count(host, &names.slo_events(&op.name, kind));
+                if verdict == Verdict::Good {
+                    vm.count(host, &names.slo_good_events(&op.name, kind));
+                }
+            }
+        }
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        vm.record(host, &names.latency_histogram(&op.name), ms);
+    }
+}
+
+fn scheme(s: &str) -> &str {
+    if s.is_empty() {
+        "http"
+    } else {
+        s
+    }
+}
+
+/// `10.0.0.1:5555` -> `10.0.0.1`; `[::1]:5555` -> `::1`.
+fn strip_port(addr: String) -> String {
+    match addr.rsplit_once(':') {
+        Some((ip, port)) if port.bytes().all(|b| b.is_ascii_digit()) => {
+            ip.trim_start_matches('[').trim_end_matches(']').to_string()
+        }
+        _ => addr,
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::{Filter, Mode, RequestInfo, RequestKind, Transcode, Waiting};
 use crate::auth::{self, AuthOutcome};
 use crate::config::{HttpTarget, OpKind, PathTranslation};
+use crate::observe::AuthDecision;
 use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
 use crate::operation::split_path;
 use crate::route;
@@ -180,7 +181,7 @@ impl Filter {
                     .with_status(415));
                 }
                 let plan = bindings.get(binding).ok_or_else(internal_error)?;
-                let request_kind = if plan.request.body_is_http_body() {
+                let request_kind = if plan.request.is_http_body() {
                     RequestKind::Raw
                 } else if is_protobuf(&self.req.content_type) {
                     RequestKind::Protobuf
@@ -226,8 +227,9 @@ impl Filter {
         };
         match outcome {
             AuthOutcome::Allowed(result) => {
-                vm.count(host, &self.metric_name("auth_allowed"));
-                self.principal = result.principal.as_ref().map(|p| p.subject.clone());
+                let op_name = op.name.clone();
+                vm.count(host, &cfg.observe.names.auth_decisions(&op_name, AuthDecision::Allowed, "ok"));
+                self.principal = result.principal.as_ref().and_then(|p| p.subject.clone());
                 for name in &result.remove_headers {
                     self.set_request_header(host, name, None);
                 }
@@ -237,7 +239,8 @@ impl Filter {
                 None
             }
             AuthOutcome::Denied(err, reason) => {
-                vm.count(host, &self.metric_name(&format!("auth_denied.{}", reason.as_str())));
+                let name = cfg.observe.names.auth_decisions(&op.name, AuthDecision::Denied, reason.as_str());
+                vm.count(host, &name);
                 host.log(
                     Level::Info,
                     &format!(
@@ -250,15 +253,16 @@ impl Filter {
                 );
                 Some(self.reply_error(host, err))
             }
-            AuthOutcome::Pending { .. } => {
-                self.waiting = Waiting::Keys { since: now };
+            AuthOutcome::Pending { providers } => {
+                let bound = providers
+                    .iter()
+                    .map(|p| cfg.auth.initial_fetch_wait(*p))
+                    .max()
+                    .unwrap_or_default();
+                self.waiting = Waiting::Keys { since: now, bound };
                 Some(Action::Pause)
             }
         }
-    }
-
-    fn metric_name(&self, what: &str) -> String {
-        format!("{}.{what}", self.vm.config.observe.metric_prefix)
     }
 
     /// Routing metadata, then the mode's own work.
@@ -493,22 +497,29 @@ fn host_failure(msg: &str) -> GatewayError {
 
 impl Filter {
     /// Whether a request that waits for a provider's first keys has waited long enough.
-    pub fn keys_wait_expired(&self, since: std::time::SystemTime, now: std::time::SystemTime) -> bool {
-        let bound = self.vm.config.auth.initial_fetch_wait();
-        now.duration_since(since).map(|d| d >= bound).unwrap_or(false)
+    pub fn keys_wait_expired(&self, now: std::time::SystemTime) -> bool {
+        match self.waiting {
+            Waiting::Keys { since, bound } => {
+                now.duration_since(since).map(|d| d >= bound).unwrap_or(false)
+            }
+            Waiting::Nothing => false,
+        }
     }
 
     /// The keys did not come in time: the request is refused as an outage, not a bad token.
     pub fn on_keys_timeout(&mut self, host: &mut dyn Host) {
         self.waiting = Waiting::Nothing;
-        let status = self.vm.config.auth.jwks_unavailable_status();
+        let status = self.vm.config.auth.unavailable_status;
         let err = GatewayError::new(
             Code::Unavailable,
             "the token issuer's keys are not available yet; try again",
         )
         .with_status(status);
-        self.vm
-            .count(host, &self.metric_name("auth_denied.keys_unavailable"));
+        if let Some(op) = self.op.and_then(|i| self.vm.config.operations.get(i)) {
+            let names = &self.vm.config.observe.names;
+            let name = names.auth_decisions(&op.name, AuthDecision::Denied, "keys_unavailable");
+            self.vm.count(host, &name);
+        }
         self.reply_error(host, err);
     }
 }

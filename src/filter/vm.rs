@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::auth::AuthState;
+use crate::auth::{AuthState, FetchOutcome};
 use crate::config::Config;
 use crate::host::{Host, Level, MetricId, MetricKind};
 
@@ -44,6 +44,41 @@ impl Vm {
     pub fn count(&self, host: &dyn Host, name: &str) {
         if let Some(id) = self.metric(host, MetricKind::Counter, name) {
             host.increment_metric(id, 1);
+        }
+    }
+
+    /// Metrics and a log line for a finished JWKS (or discovery) fetch.
+    pub fn note_fetch(&self, host: &dyn Host, provider: usize, outcome: &FetchOutcome) {
+        let name = self
+            .config
+            .auth
+            .providers
+            .get(provider)
+            .map(|p| p.name.as_str())
+            .unwrap_or("unknown");
+        let names = &self.config.observe.names;
+        match outcome {
+            FetchOutcome::Updated { keys, skipped, .. } => {
+                self.count(host, &names.jwks_fetches(name, true));
+                let note = if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!("; skipped: {}", skipped.join(", "))
+                };
+                host.log(Level::Info, &format!("meshgate: provider `{name}`: {keys} keys{note}"));
+            }
+            FetchOutcome::Discovered { jwks_uri } => {
+                host.log(Level::Info, &format!("meshgate: provider `{name}`: jwks_uri {jwks_uri}"));
+            }
+            FetchOutcome::Failed { error, kept_keys } => {
+                self.count(host, &names.jwks_fetches(name, false));
+                let kept = if *kept_keys { "; the cached keys stay in use" } else { "" };
+                host.log(
+                    Level::Warn,
+                    &format!("meshgate: provider `{name}`: JWKS fetch failed: {error}{kept}"),
+                );
+            }
+            _ => {}
         }
     }
 

@@ -86,8 +86,10 @@ impl Root {
                 continue;
             }
             let mut f = filter.borrow_mut();
-            let Waiting::Keys { since } = f.waiting() else { continue };
-            let expired = force_timeout || f.keys_wait_expired(since, now);
+            if f.waiting() == Waiting::Nothing {
+                continue;
+            }
+            let expired = force_timeout || f.keys_wait_expired(now);
             let resume = if expired {
                 f.on_keys_timeout(&mut AbiHost);
                 false
