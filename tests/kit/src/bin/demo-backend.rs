@@ -1,0 +1,36 @@
+//! `demo-backend --listen 127.0.0.1:PORT [--services payments,wallets] [--name NAME]`
+//!
+//! The demo gRPC backend (HTTP/2 cleartext). Prints `listening on ADDR` once it accepts
+//! connections; exits cleanly on SIGTERM or SIGINT.
+use std::process::ExitCode;
+
+use meshgate_kit::backend::{serve, BackendOptions};
+use meshgate_kit::cli::{shutdown_signal, Args};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("demo-backend: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let args = Args::parse(std::env::args().skip(1), &["listen", "services", "name"])?;
+    let listen = args.required("listen")?;
+    let mut options = BackendOptions::new(args.get("name").unwrap_or("demo"));
+    if let Some(list) = args.get("services") {
+        options = options.with_services(list)?;
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("bind {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on {addr}");
+    serve(listener, options, shutdown_signal())
+        .await
+        .map_err(|e| format!("serve: {e}"))
+}
