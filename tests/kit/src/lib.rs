@@ -3,4 +3,11 @@
 
 pub mod backend;
 pub mod cli;
+pub mod error;
+pub mod harness;
+pub mod http_server;
+pub mod jwks;
 pub mod proto;
+pub mod rest;
+
+pub use error::{KitError, KitResult};

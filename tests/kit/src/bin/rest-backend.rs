@@ -1,1 +1,35 @@
-fn main() {}
+//! `rest-backend --listen 127.0.0.1:PORT [--name NAME]`
+//!
+//! A plain HTTP/1.1 (and h2c) server answering every request with a JSON description of it.
+//! Prints `listening on ADDR` when ready; exits on SIGTERM or SIGINT.
+use std::process::ExitCode;
+
+use meshgate_kit::cli::{shutdown_signal, Args};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("rest-backend: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let args = Args::parse(std::env::args().skip(1), &["listen", "name"])?;
+    let listen = args.required("listen")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("bind {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("listening on {addr}");
+    meshgate_kit::rest::serve(
+        listener,
+        args.get("name").unwrap_or("rest"),
+        shutdown_signal(),
+    )
+    .await;
+    Ok(())
+}
