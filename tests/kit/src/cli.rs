@@ -58,6 +58,32 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Shutdown on SIGTERM/SIGINT with a bounded grace period: the first future resolves on the
+/// signal (pass it to the server for a graceful stop), the second `grace` later (race the
+/// server against it), so a client that keeps a connection open cannot hold the process.
+pub fn shutdown_with_grace(
+    grace: std::time::Duration,
+) -> (
+    impl std::future::Future<Output = ()> + Send + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    let mut on_signal = rx.clone();
+    let mut after_grace = rx;
+    let graceful = async move {
+        let _ = on_signal.wait_for(|stop| *stop).await;
+    };
+    let deadline = async move {
+        let _ = after_grace.wait_for(|stop| *stop).await;
+        tokio::time::sleep(grace).await;
+    };
+    (graceful, deadline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

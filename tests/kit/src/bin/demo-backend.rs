@@ -5,7 +5,10 @@
 use std::process::ExitCode;
 
 use meshgate_kit::backend::{serve, BackendOptions};
-use meshgate_kit::cli::{shutdown_signal, Args};
+use meshgate_kit::cli::{shutdown_with_grace, Args};
+
+/// How long open connections may delay the exit after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -30,7 +33,9 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("bind {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on {addr}");
-    serve(listener, options, shutdown_signal())
-        .await
-        .map_err(|e| format!("serve: {e}"))
+    let (graceful, deadline) = shutdown_with_grace(SHUTDOWN_GRACE);
+    tokio::select! {
+        served = serve(listener, options, graceful) => served.map_err(|e| format!("serve: {e}")),
+        () = deadline => Ok(()),
+    }
 }

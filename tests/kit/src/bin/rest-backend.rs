@@ -4,7 +4,10 @@
 //! Prints `listening on ADDR` when ready; exits on SIGTERM or SIGINT.
 use std::process::ExitCode;
 
-use meshgate_kit::cli::{shutdown_signal, Args};
+use meshgate_kit::cli::{shutdown_with_grace, Args};
+
+/// How long open connections may delay the exit after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(300);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -25,11 +28,11 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("bind {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("listening on {addr}");
-    meshgate_kit::rest::serve(
-        listener,
-        args.get("name").unwrap_or("rest"),
-        shutdown_signal(),
-    )
-    .await;
+    let (graceful, deadline) = shutdown_with_grace(SHUTDOWN_GRACE);
+    let name = args.get("name").unwrap_or("rest");
+    tokio::select! {
+        () = meshgate_kit::rest::serve(listener, name, graceful) => {}
+        () = deadline => {}
+    }
     Ok(())
 }
