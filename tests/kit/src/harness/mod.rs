@@ -2,9 +2,9 @@
 //! test servers as guarded child processes, a real Envoy, and clients.
 //!
 //! Every process is started through a [`ProcessGuard`] and stopped by PID when its handle is
-//! dropped. The kit's binaries must be built first: `cargo build -p meshgate-kit --bins` (the
-//! kit's own tests get them from cargo automatically).
+//! dropped. The kit's binaries are built on first use (see [`bins`]).
 pub mod admin;
+pub mod bins;
 pub mod client;
 pub mod envoy;
 pub mod process;
@@ -16,6 +16,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
+pub use bins::kit_bin;
 pub use client::{
     grpc_channel, grpc_frame, grpc_unframe, http1_client, http2_client, payments_client,
     wallets_client, HttpClient, RawResponse,
@@ -65,28 +66,6 @@ pub fn envoy_bin() -> KitResult<PathBuf> {
                 venv.display()
             ))
         })
-}
-
-/// A binary of this kit (`demo-backend`, `rest-backend`, `jwks-server`): in
-/// `$MESHGATE_KIT_BIN_DIR`, else next to the running test executable's `deps/` directory (the
-/// same target dir and profile).
-pub fn kit_bin(name: &str) -> KitResult<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(dir) = std::env::var_os("MESHGATE_KIT_BIN_DIR") {
-        candidates.push(PathBuf::from(dir).join(name));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
-        if let Some(profile_dir) = dir.parent() {
-            candidates.push(profile_dir.join(name));
-        }
-        candidates.push(dir.join(name));
-    }
-    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
-        KitError::new(format!(
-            "kit binary {name} not found (looked in {candidates:?}); build it with `cargo build -p meshgate-kit --bins`"
-        ))
-    })
 }
 
 /// A port on 127.0.0.1 that was free a moment ago and that this process has not handed out
@@ -153,6 +132,15 @@ mod tests {
         let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
         let unique: HashSet<u16> = ports.iter().copied().collect();
         assert_eq!(unique.len(), ports.len());
+    }
+
+    /// Lib tests do not get the package's binaries from cargo: this proves `kit_bin` builds
+    /// them, as it must for the root crate's end-to-end tests.
+    #[test]
+    fn start_rest_backend_builds_the_binary_when_needed() {
+        let mut backend = start_rest_backend("lib-test").unwrap();
+        assert!(backend.guard.stdout().contains(&backend.addr.to_string()));
+        assert!(backend.guard.stop().unwrap().success());
     }
 
     #[test]
