@@ -14,6 +14,14 @@ const PROTOS: &[&str] = &[
     "google/rpc/code.proto",
 ];
 
+/// Google's proto comments hold code samples that rustdoc would run as doctests: drop them
+/// (tonic-prost-build's own `disable_comments` does not reach prost in `compile_fds`).
+fn prost_config() -> prost_build::Config {
+    let mut config = prost_build::Config::new();
+    config.disable_comments([".google.api", ".google.rpc"]);
+    config
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let proto_root = manifest.join("../../proto");
@@ -26,6 +34,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .include_file("protos.rs")
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, prost_config())?;
     Ok(())
 }

@@ -87,3 +87,24 @@ async fn unknown_paths_are_404() {
         .unwrap();
     assert_eq!(r.status, 404);
 }
+
+#[tokio::test]
+async fn jwks_server_binary_serves_a_file() {
+    use meshgate_kit::harness::{free_port, kit_bin, process::temp_dir, ProcessGuard};
+    let dir = temp_dir("jwks-bin").unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, KEYS_B).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let mut command = std::process::Command::new(kit_bin("jwks-server").unwrap());
+    command.args(["--listen", &addr, "--jwks"]).arg(&file);
+    let mut guard = ProcessGuard::spawn("jwks-server", &mut command, Some(dir)).unwrap();
+    guard
+        .wait_for_stdout("listening on", Duration::from_secs(10))
+        .unwrap();
+    let keys = http1_client()
+        .get(&format!("http://{addr}/jwks.json"), &[])
+        .await
+        .unwrap();
+    assert_eq!(keys.json().unwrap()["keys"][0]["kid"], "b");
+    assert!(guard.stop().unwrap().success());
+}

@@ -85,6 +85,8 @@ where
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let plan = plan(req.headers(), &self.name);
+        // One line per request on stdout: the harness shows it when a test fails.
+        println!("{} {}{}", req.method(), req.uri().path(), plan.summary());
         // The clone is the fresh service; the ready one (self.inner) serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -104,6 +106,23 @@ where
             response.headers_mut().extend(plan.decorations);
             Ok(response)
         })
+    }
+}
+
+impl Plan {
+    /// The hooks this request triggers, for the request log line.
+    fn summary(&self) -> String {
+        let mut out = String::new();
+        if let Some(delay) = self.delay {
+            out.push_str(&format!(" delay={delay:?}"));
+        }
+        if let Some(mode) = self.misbehave {
+            out.push_str(&format!(" misbehave={mode:?}"));
+        }
+        if let Some(status) = &self.fail {
+            out.push_str(&format!(" fail={:?}", status.code()));
+        }
+        out
     }
 }
 

@@ -208,6 +208,25 @@ impl Envoy {
         }
     }
 
+    /// Waits until Envoy's stdout or stderr contains `needle` (access logs are flushed
+    /// asynchronously); returns the matching stream's text.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> KitResult<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for text in [self.stdout(), self.log()] {
+                if text.contains(needle) {
+                    return Ok(text);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(self
+                    .guard
+                    .failure(&format!("never logged {needle:?} within {timeout:?}")));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn admin_body(&self, path: &str) -> KitResult<String> {
         match self.admin_get(path)? {
             (200, body) => Ok(body),
