@@ -9,7 +9,8 @@
 use std::time::{Duration, Instant};
 
 use meshgate_kit::harness::{
-    grpc_frame, grpc_unframe, http2_client, payments_client, start_backend, wallets_client,
+    grpc_frame, grpc_unframe, http2_client, payments_client, start_backend,
+    start_backend_with_args, wallets_client,
 };
 use meshgate_kit::proto::google::rpc;
 use meshgate_kit::proto::meshgate::demo::v1::*;
@@ -528,4 +529,26 @@ async fn backend_with_an_open_client_connection_still_exits_promptly() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn misbehave_flag_applies_to_every_request_unless_metadata_says_none() {
+    let backend =
+        start_backend_with_args("bad", "payments", &["--misbehave", "compressed"]).unwrap();
+    let msg = get("pay_001").encode_to_vec();
+    let broken = raw_call(backend.addr, GET_PAYMENT, &msg, &[])
+        .await
+        .unwrap();
+    assert!(grpc_unframe(&broken.body).unwrap()[0].0, "compressed flag");
+    let normal = raw_call(
+        backend.addr,
+        GET_PAYMENT,
+        &msg,
+        &[("x-demo-misbehave", "none")],
+    )
+    .await
+    .unwrap();
+    let frames = grpc_unframe(&normal.body).unwrap();
+    assert!(!frames[0].0);
+    assert_eq!(Payment::decode(frames[0].1.clone()).unwrap().id, "pay_001");
 }

@@ -14,9 +14,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use meshgate_kit::harness::{
-    free_port, http1_client, payments_client, start_backend, start_envoy, start_rest_backend,
+    free_port, grpc_frame, grpc_unframe, http1_client, http2_client, payments_client,
+    start_backend, start_envoy, start_rest_backend,
 };
 use meshgate_kit::proto::meshgate::demo::v1::{GetPaymentRequest, WatchPaymentsRequest};
+use prost::Message;
 use tonic::Code;
 
 /// A plain Envoy bootstrap: one listener, gRPC to `grpc` over explicit HTTP/2, and `/rest/`
@@ -224,4 +226,44 @@ fn a_bad_config_fails_fast_with_envoys_log() {
         err.0.contains("NOT_A_TYPE"),
         "error carries Envoy's log: {err}"
     );
+}
+
+/// Plain Envoy relays the backend's broken gRPC as is (a reset becomes a reset): what the
+/// gateway sees on these hooks is exactly what the backend sent.
+#[tokio::test]
+async fn misbehaviour_reaches_the_client_unchanged_through_plain_envoy() {
+    let backend = start_backend("b", "payments").unwrap();
+    let rest = start_rest_backend("r").unwrap();
+    let envoy = start_envoy(&passthrough_config(
+        free_port().unwrap(),
+        free_port().unwrap(),
+        backend.addr,
+        rest.addr,
+    ))
+    .unwrap();
+    let msg = GetPaymentRequest {
+        id: "pay_001".into(),
+        view: None,
+    }
+    .encode_to_vec();
+    let url = envoy.url("/meshgate.demo.v1.Payments/GetPayment");
+    let call = |mode: &'static str| {
+        let (url, msg) = (url.clone(), msg.clone());
+        async move {
+            let headers = [
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                ("x-demo-misbehave", mode),
+            ];
+            http2_client().post(&url, &headers, grpc_frame(&msg)).await
+        }
+    };
+    let huge = call("huge").await.unwrap();
+    assert_eq!(huge.body.len(), 5 + 16);
+    assert!(grpc_unframe(&huge.body).is_none());
+    assert_eq!(huge.trailer("grpc-status"), Some("0"));
+    let no_trailers = call("no-trailers").await.unwrap();
+    assert!(no_trailers.trailers.is_none());
+    let reset = call("reset").await.unwrap_err();
+    assert!(reset.0.contains("INTERNAL_ERROR"), "{reset}");
 }

@@ -3,7 +3,9 @@
 //! - `x-demo-fail: CODE` (name or number) answers with that status, with
 //!   `x-demo-fail-message` as message and `x-demo-fail-details: badrequest|errorinfo` as
 //!   google.rpc details in `grpc-status-details-bin`;
-//! - `x-demo-misbehave: MODE` answers with a broken gRPC response (see [`Misbehave`]).
+//! - `x-demo-misbehave: MODE` answers with a broken gRPC response (see [`Misbehave`]); a
+//!   backend started with `--misbehave MODE` does so for every request without the metadata
+//!   (`x-demo-misbehave: none` asks for a normal answer from such a backend).
 //!
 //! Every response also says who answered and what arrived: `x-demo-backend: NAME` (header and,
 //! when the response has trailers, trailer), `x-demo-echo-<n>` for each request `x-echo-<n>`,
@@ -31,6 +33,7 @@ const MAX_DELAY: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone)]
 pub struct HooksLayer {
     name: HeaderValue,
+    default_misbehave: Option<Misbehave>,
 }
 
 impl HooksLayer {
@@ -38,7 +41,16 @@ impl HooksLayer {
     /// `invalid-name`.
     pub fn new(name: &str) -> Self {
         let name = HeaderValue::from_str(name).unwrap_or(HeaderValue::from_static("invalid-name"));
-        HooksLayer { name }
+        HooksLayer {
+            name,
+            default_misbehave: None,
+        }
+    }
+
+    /// Misbehave this way on every request that does not say otherwise.
+    pub fn misbehave_by_default(mut self, mode: Option<Misbehave>) -> Self {
+        self.default_misbehave = mode;
+        self
     }
 }
 
@@ -49,6 +61,7 @@ impl<S> Layer<S> for HooksLayer {
         Hooks {
             inner,
             name: Arc::new(self.name.clone()),
+            default_misbehave: self.default_misbehave,
         }
     }
 }
@@ -58,6 +71,7 @@ impl<S> Layer<S> for HooksLayer {
 pub struct Hooks<S> {
     inner: S,
     name: Arc<HeaderValue>,
+    default_misbehave: Option<Misbehave>,
 }
 
 /// What a request asked the hooks to do.
@@ -84,7 +98,7 @@ where
     }
 
     fn call(&mut self, req: Request<Body>) -> Self::Future {
-        let plan = plan(req.headers(), &self.name);
+        let plan = plan(req.headers(), &self.name, self.default_misbehave);
         // One line per request on stdout: the harness shows it when a test fails.
         println!("{} {}{}", req.method(), req.uri().path(), plan.summary());
         // The clone is the fresh service; the ready one (self.inner) serves this request.
@@ -127,16 +141,19 @@ impl Plan {
 }
 
 /// Reads the hook metadata of one request.
-fn plan(headers: &HeaderMap, name: &HeaderValue) -> Plan {
+fn plan(headers: &HeaderMap, name: &HeaderValue, default_misbehave: Option<Misbehave>) -> Plan {
     let text = |key: &str| headers.get(key).and_then(|v| v.to_str().ok());
     let delay = text("x-demo-delay-ms")
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(|ms| Duration::from_millis(ms).min(MAX_DELAY));
-    let misbehave = text("x-demo-misbehave").map(str::parse::<Misbehave>);
+    let misbehave = text("x-demo-misbehave").map(|v| match v.trim() {
+        "none" => Ok(None),
+        mode => mode.parse::<Misbehave>().map(Some),
+    });
     let (misbehave, misbehave_error) = match misbehave {
-        Some(Ok(mode)) => (Some(mode), None),
+        Some(Ok(mode)) => (mode, None),
         Some(Err(message)) => (None, Some(Status::invalid_argument(message))),
-        None => (None, None),
+        None => (default_misbehave, None),
     };
     let fail = misbehave_error.or_else(|| text("x-demo-fail").map(|code| fail_status(code, &text)));
     Plan {
@@ -282,7 +299,7 @@ mod tests {
             ("x-demo-fail", "unavailable"),
             ("x-demo-fail-details", "badrequest"),
         ]);
-        let p = plan(&h, &HeaderValue::from_static("b"));
+        let p = plan(&h, &HeaderValue::from_static("b"), None);
         let status = p.fail.unwrap();
         assert_eq!(status.code(), Code::Unavailable);
         assert!(!status.details().is_empty());
@@ -293,9 +310,21 @@ mod tests {
         let p = plan(
             &headers(&[("x-demo-misbehave", "explode")]),
             &HeaderValue::from_static("b"),
+            None,
         );
         assert_eq!(p.fail.unwrap().code(), Code::InvalidArgument);
         assert!(p.misbehave.is_none());
+    }
+
+    #[test]
+    fn default_misbehaviour_applies_unless_the_request_says_none() {
+        let default = Some(Misbehave::Reset);
+        let b = HeaderValue::from_static("b");
+        assert_eq!(plan(&HeaderMap::new(), &b, default).misbehave, default);
+        let none = headers(&[("x-demo-misbehave", "none")]);
+        assert_eq!(plan(&none, &b, default).misbehave, None);
+        let huge = headers(&[("x-demo-misbehave", "huge")]);
+        assert_eq!(plan(&huge, &b, default).misbehave, Some(Misbehave::Huge));
     }
 
     #[test]
@@ -303,6 +332,7 @@ mod tests {
         let p = plan(
             &headers(&[("x-demo-delay-ms", "999999999")]),
             &HeaderValue::from_static("b"),
+            None,
         );
         assert_eq!(p.delay, Some(MAX_DELAY));
     }

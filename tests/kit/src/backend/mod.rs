@@ -43,6 +43,8 @@ pub struct BackendOptions {
     pub name: String,
     pub payments: bool,
     pub wallets: bool,
+    /// `--misbehave MODE`: every request without `x-demo-misbehave` misbehaves this way.
+    pub misbehave: Option<misbehave::Misbehave>,
 }
 
 impl BackendOptions {
@@ -52,6 +54,7 @@ impl BackendOptions {
             name: name.to_owned(),
             payments: true,
             wallets: true,
+            misbehave: None,
         }
     }
 
@@ -89,7 +92,7 @@ pub async fn serve(
         .then(|| WalletsServer::new(wallets::WalletsService::new(store)));
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
-        .layer(hooks::HooksLayer::new(&options.name))
+        .layer(hooks::HooksLayer::new(&options.name).misbehave_by_default(options.misbehave))
         .add_optional_service(payments)
         .add_optional_service(wallets)
         .serve_with_incoming_shutdown(incoming, shutdown)

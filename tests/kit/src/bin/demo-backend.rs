@@ -1,4 +1,5 @@
-//! `demo-backend --listen 127.0.0.1:PORT [--services payments,wallets] [--name NAME]`
+//! `demo-backend --listen 127.0.0.1:PORT [--services payments,wallets] [--name NAME]
+//!  [--misbehave bad-frame|truncated|reset|compressed|huge|no-trailers]`
 //!
 //! The demo gRPC backend (HTTP/2 cleartext). Prints `listening on ADDR` once it accepts
 //! connections; exits cleanly on SIGTERM or SIGINT.
@@ -22,11 +23,17 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let args = Args::parse(std::env::args().skip(1), &["listen", "services", "name"])?;
+    let args = Args::parse(
+        std::env::args().skip(1),
+        &["listen", "services", "name", "misbehave"],
+    )?;
     let listen = args.required("listen")?;
     let mut options = BackendOptions::new(args.get("name").unwrap_or("demo"));
     if let Some(list) = args.get("services") {
         options = options.with_services(list)?;
+    }
+    if let Some(mode) = args.get("misbehave") {
+        options.misbehave = Some(mode.parse()?);
     }
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -103,7 +103,14 @@ impl Backend {
 /// Starts `demo-backend --name NAME --services SERVICES` (e.g. `"payments,wallets"`) on a free
 /// port and waits for `listening on`.
 pub fn start_backend(name: &str, services: &str) -> KitResult<Backend> {
-    start_server("demo-backend", name, &["--services", services])
+    start_backend_with_args(name, services, &[])
+}
+
+/// Like [`start_backend`], with extra arguments (e.g. `["--misbehave", "reset"]`).
+pub fn start_backend_with_args(name: &str, services: &str, extra: &[&str]) -> KitResult<Backend> {
+    let mut args = vec!["--services", services];
+    args.extend_from_slice(extra);
+    start_server("demo-backend", name, &args)
 }
 
 /// Starts `rest-backend --name NAME` on a free port and waits for `listening on`.
