@@ -1,0 +1,86 @@
+//! Finding (and building) the kit's binaries for tests of any package in the workspace.
+//!
+//! Cargo builds a package's binaries only for that package's own tests, so the root crate's
+//! end-to-end tests would not get `demo-backend` built. The first lookup in a test process
+//! therefore runs `cargo build -p meshgate-kit --bins` (same cargo, same target dir and
+//! profile; a no-op when fresh, and safe: cargo does not hold its lock while tests run).
+//! `MESHGATE_KIT_BIN_DIR` skips the build and names the directory to use instead.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use crate::error::{KitError, KitResult};
+
+/// A binary of this kit (`demo-backend`, `rest-backend`, `jwks-server`), built if needed.
+pub fn kit_bin(name: &str) -> KitResult<PathBuf> {
+    if let Some(dir) = std::env::var_os("MESHGATE_KIT_BIN_DIR") {
+        let path = PathBuf::from(dir).join(name);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(KitError::new(format!(
+                "MESHGATE_KIT_BIN_DIR: {} does not exist",
+                path.display()
+            )))
+        };
+    }
+    let profile_dir = profile_dir()?;
+    static BUILT: OnceLock<Result<(), KitError>> = OnceLock::new();
+    BUILT.get_or_init(|| build_bins(&profile_dir)).clone()?;
+    let path = profile_dir.join(name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(KitError::new(format!(
+            "kit binary {} not found after building",
+            path.display()
+        )))
+    }
+}
+
+/// `<target>/<profile>`: the running test executable lives in its `deps/` directory.
+fn profile_dir() -> KitResult<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let deps = exe
+        .parent()
+        .ok_or_else(|| KitError::new("test executable has no directory"))?;
+    let dir = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent().unwrap_or(deps)
+    } else {
+        deps
+    };
+    Ok(dir.to_path_buf())
+}
+
+/// Runs `cargo build -p meshgate-kit --bins` for the profile of `profile_dir`.
+fn build_bins(profile_dir: &Path) -> Result<(), KitError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut command = Command::new(cargo);
+    command
+        .args(["build", "--quiet", "--bins", "--manifest-path"])
+        .arg(&manifest);
+    if let Some(target_dir) = profile_dir.parent() {
+        command.arg("--target-dir").arg(target_dir);
+    }
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            command.arg("--release");
+        }
+        Some(profile) => {
+            command.args(["--profile", profile]);
+        }
+    }
+    let output = command
+        .output()
+        .map_err(|e| KitError::new(format!("running {command:?}: {e}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(KitError::new(format!(
+            "building the kit's binaries failed ({command:?}):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )))
+    }
+}
