@@ -129,8 +129,7 @@ impl AuthState {
             FetchKind::Jwks => parse_keys(body).map(Reply::Keys),
         });
         match result {
-            Ok(Reply::Discovered((authority, path))) => {
-                let jwks_uri = format!("{authority}{path}");
+            Ok(Reply::Discovered((authority, path, jwks_uri))) => {
                 remote.discovered(authority, path);
                 FetchOutcome::Discovered { jwks_uri }
             }
@@ -185,7 +184,7 @@ impl AuthState {
 }
 
 enum Reply {
-    Discovered((String, String)),
+    Discovered((String, String, String)),
     Keys((KeySet, Vec<String>)),
 }
 

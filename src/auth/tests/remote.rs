@@ -237,7 +237,7 @@ fn discovery_then_jwks() {
     assert_eq!(
         out,
         FetchOutcome::Discovered {
-            jwks_uri: "keys.issuer.test/certs".into()
+            jwks_uri: "https://keys.issuer.test/certs".into()
         }
     );
     let due = st.due_fetches(now());
