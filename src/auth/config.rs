@@ -180,6 +180,14 @@ impl AuthConfig {
         )
     }
 
+    /// Whether any provider fetches its keys: the caller then needs a periodic tick (about a
+    /// second) to call [`super::AuthState::due_fetches`] for refreshes and retries.
+    pub fn needs_ticks(&self) -> bool {
+        self.providers
+            .iter()
+            .any(|p| matches!(p.keys, KeySource::Remote(_)))
+    }
+
     pub fn provider_index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }

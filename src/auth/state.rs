@@ -45,6 +45,29 @@ impl FetchOutcome {
     }
 }
 
+impl std::fmt::Display for FetchOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchOutcome::Updated {
+                keys,
+                changed,
+                skipped,
+            } => {
+                write!(f, "{keys} keys in use (changed: {changed})")?;
+                if !skipped.is_empty() {
+                    write!(f, "; skipped {}", skipped.join("; "))?;
+                }
+                Ok(())
+            }
+            FetchOutcome::Discovered { jwks_uri } => write!(f, "discovered jwks_uri {jwks_uri}"),
+            FetchOutcome::Failed { error, kept_keys } => {
+                write!(f, "fetch failed: {error} (previous keys kept: {kept_keys})")
+            }
+            FetchOutcome::Ignored => f.write_str("reply ignored (no such fetch in flight)"),
+        }
+    }
+}
+
 pub(super) struct ProviderState {
     pub keys: Option<Arc<KeySet>>,
     /// Bumped when the keys change; cached verifications of older keys are not used.
