@@ -59,8 +59,6 @@ pub struct AuthConfig {
     pub cache_max_entries: usize,
     pub max_token_bytes: usize,
     pub max_jwks_bytes: usize,
-    /// Every header auth sets, computed once.
-    strip: Vec<String>,
 }
 
 impl AuthConfig {
@@ -111,9 +109,7 @@ impl AuthConfig {
                 "must be positive when the cache is enabled",
             ));
         }
-        let strip = strip_list(&providers);
         let mut cfg = AuthConfig {
-            strip,
             providers,
             by_name,
             default: Requirement::Deny,
@@ -150,7 +146,20 @@ impl AuthConfig {
     /// Every header the auth layer sets upstream (claim headers, payload headers): the caller
     /// strips incoming copies from every request, authenticated or not.
     pub fn headers_to_strip(&self) -> Vec<String> {
-        self.strip.clone()
+        let mut out: Vec<String> = Vec::new();
+        for p in &self.providers {
+            let names = p
+                .claim_headers
+                .iter()
+                .map(|c| &c.header)
+                .chain(&p.payload_header);
+            for n in names {
+                if !out.contains(n) {
+                    out.push(n.clone());
+                }
+            }
+        }
+        out
     }
 
     /// How long a request may wait for `provider`'s first keys (zero for inline keys).
@@ -182,23 +191,6 @@ impl AuthConfig {
     pub fn provider_index(&self, name: &str) -> Option<usize> {
         self.by_name.get(name).copied()
     }
-}
-
-fn strip_list(providers: &[Provider]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for p in providers {
-        let names = p
-            .claim_headers
-            .iter()
-            .map(|c| &c.header)
-            .chain(&p.payload_header);
-        for n in names {
-            if !out.contains(n) {
-                out.push(n.clone());
-            }
-        }
-    }
-    out
 }
 
 fn positive(v: Option<usize>, default: usize, field: &str) -> Result<usize, ConfigError> {

@@ -213,9 +213,8 @@ fn check_provider(ctx: &mut Ctx<'_, '_, '_>, i: usize) -> Verdict {
     }
 }
 
-/// Principal of the first accepting provider; every accepting provider's headers; incoming
-/// copies of auth's headers removed; the tokens taken out of the upstream request unless the
-/// provider forwards them.
+/// Principal of the first accepting provider; every accepting provider's headers; the tokens
+/// taken out of the upstream request unless the provider forwards them.
 fn result(
     cfg: &AuthConfig,
     request: &Request<'_>,
@@ -224,8 +223,7 @@ fn result(
     let mut out = AuthResult {
         principal: list.first().map(|(_, v, _)| v.principal.clone()),
         set_headers: Vec::new(),
-        // Incoming copies of every header auth sets are dropped, whoever is allowed in.
-        remove_headers: cfg.headers_to_strip(),
+        remove_headers: Vec::new(),
     };
     for (i, v, source) in list {
         out.set_headers.extend(v.set_headers.iter().cloned());

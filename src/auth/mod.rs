@@ -65,16 +65,15 @@ pub struct Principal {
 
 /// Header changes for the upstream request: apply `remove_headers` first, then `set_headers`
 /// (claim headers, payload headers, and a rewritten `:path`/`cookie` when a token is taken out
-/// of the query or cookies). `remove_headers` always holds [`AuthConfig::headers_to_strip`], so
-/// an allowed request never carries a client's own copy of a claim or payload header; the
-/// caller should also strip those from requests it forwards without authenticating.
+/// of the query or cookies). The caller strips [`AuthConfig::headers_to_strip`] from every
+/// request before either.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct AuthResult {
     /// `None` for `allow_missing` without a token, `none`, or `allow_missing_or_failed`
     /// without a valid token.
     pub principal: Option<Principal>,
     pub set_headers: Vec<(String, String)>,
-    /// Auth's own headers (incoming copies), and headers that carried tokens not forwarded.
+    /// Headers that carried tokens not to be forwarded.
     pub remove_headers: Vec<String>,
 }
 
