@@ -9,10 +9,12 @@ use crate::config::input::{AuthInput, LimitsInput, ProviderInput, RequirementInp
 use crate::config::ConfigError;
 
 use super::claims::{compile_claim_headers, ClaimHeader};
+use super::deny::{deny_error, DenyReason};
 use super::extract::{compile_sources, header_name, TokenSource};
 use super::fetch::{compile_remote, RemoteConfig};
 use super::keys::{parse_jwks, KeySet};
 use super::requirement::Requirement;
+use super::AuthOutcome;
 
 const DEFAULT_SKEW_SECONDS: u64 = 60;
 const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -166,6 +168,24 @@ impl AuthConfig {
             Some(KeySource::Remote(r)) => r.initial_wait,
             _ => Duration::ZERO,
         }
+    }
+
+    /// The denial for `reason` under this configuration (realm, outage status): what the
+    /// caller answers when a `Pending` request waited `initial_fetch_wait` in vain
+    /// ([`DenyReason::KeysUnavailable`]).
+    pub fn deny(&self, reason: DenyReason) -> AuthOutcome {
+        AuthOutcome::Denied(
+            deny_error(reason, &self.realm, self.unavailable_status),
+            reason,
+        )
+    }
+
+    /// Whether any provider fetches its keys: the caller then needs a periodic tick (about a
+    /// second) to call [`super::AuthState::due_fetches`] for refreshes and retries.
+    pub fn needs_ticks(&self) -> bool {
+        self.providers
+            .iter()
+            .any(|p| matches!(p.keys, KeySource::Remote(_)))
     }
 
     pub fn provider_index(&self, name: &str) -> Option<usize> {

@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cache::{TokenCache, Verified};
 use super::config::AuthConfig;
-use super::deny::{deny_error, DenyReason};
+use super::deny::DenyReason;
 use super::extract::{find_token, removal};
 use super::requirement::Requirement;
 use super::state::AuthState;
@@ -63,10 +63,7 @@ pub fn authenticate(
     };
     match eval(&mut ctx, req) {
         Eval::Allowed(list) => AuthOutcome::Allowed(result(cfg, request, &list)),
-        Eval::Denied(reason) => AuthOutcome::Denied(
-            deny_error(reason, &cfg.realm, cfg.unavailable_status),
-            reason,
-        ),
+        Eval::Denied(reason) => cfg.deny(reason),
         Eval::Pending(mut providers) => {
             providers.sort_unstable();
             providers.dedup();

@@ -306,13 +306,14 @@ struct DiscoveryDoc {
 
 /// The JWKS location from an OIDC discovery document, whose `issuer` must be the provider's
 /// (OpenID Connect Discovery §4.3).
-pub fn parse_discovery(body: &[u8], issuer: &str) -> Result<(String, String), String> {
+pub fn parse_discovery(body: &[u8], issuer: &str) -> Result<(String, String, String), String> {
     let doc: DiscoveryDoc =
         serde_json::from_slice(body).map_err(|e| format!("bad discovery document: {e}"))?;
     if doc.issuer.as_deref().is_some_and(|i| i != issuer) {
         return Err("discovery document names another issuer".into());
     }
-    parse_url(&doc.jwks_uri).map_err(|e| format!("jwks_uri {e}"))
+    let (authority, path) = parse_url(&doc.jwks_uri).map_err(|e| format!("jwks_uri {e}"))?;
+    Ok((authority, path, doc.jwks_uri))
 }
 
 #[cfg(test)]
@@ -348,6 +349,10 @@ mod tests {
     fn discovery_must_name_the_same_issuer() {
         let doc = br#"{"issuer":"https://a","jwks_uri":"https://a/keys"}"#;
         assert_eq!(parse_discovery(doc, "https://a").unwrap().1, "/keys");
+        assert_eq!(
+            parse_discovery(doc, "https://a").unwrap().2,
+            "https://a/keys"
+        );
         assert!(parse_discovery(doc, "https://b").is_err());
         assert!(parse_discovery(b"<html>", "https://a").is_err());
     }

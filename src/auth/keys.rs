@@ -225,3 +225,87 @@ impl KeySet {
             .filter(move |k| kid.is_none() || k.kid.as_deref() == kid)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use serde_json::json;
+
+    fn parse_one(jwk: serde_json::Value) -> Result<Key, String> {
+        let (mut set, skipped) = parse_jwks(json!({ "keys": [jwk] }).to_string().as_bytes())?;
+        match skipped.first() {
+            Some(s) => Err(s.reason.clone()),
+            None => Ok(set.keys.remove(0)),
+        }
+    }
+
+    /// An RSA modulus of `bits` bits (all ones: not a real key, but RSA key parsing does not
+    /// factor the modulus, and only the size matters here).
+    fn rsa_jwk(bits: usize) -> serde_json::Value {
+        let n = URL_SAFE_NO_PAD.encode(vec![0xffu8; bits / 8]);
+        json!({"kty": "RSA", "n": n, "e": "AQAB"})
+    }
+
+    #[test]
+    fn rsa_keys_allow_rs_and_ps_unless_pinned() {
+        assert_eq!(parse_one(rsa_jwk(2048)).unwrap().algs, AlgSet::RSA);
+        let mut pinned = rsa_jwk(2048);
+        pinned["alg"] = json!("PS256");
+        assert_eq!(parse_one(pinned).unwrap().algs, AlgSet::of(&[Alg::Ps256]));
+    }
+
+    #[test]
+    fn weak_rsa_keys_are_refused() {
+        let err = parse_one(rsa_jwk(1024)).unwrap_err();
+        assert!(err.contains("1024 bits"), "{err}");
+    }
+
+    #[test]
+    fn an_alg_that_does_not_fit_the_key_type_is_refused() {
+        let mut k = rsa_jwk(2048);
+        k["alg"] = json!("HS256");
+        assert!(parse_one(k).is_err());
+        let mut k = rsa_jwk(2048);
+        k["alg"] = json!("none");
+        assert!(parse_one(k).is_err());
+    }
+
+    #[test]
+    fn encryption_keys_and_unknown_types_are_skipped() {
+        let mut k = rsa_jwk(2048);
+        k["use"] = json!("enc");
+        assert!(parse_one(k).is_err());
+        let mut k = rsa_jwk(2048);
+        k["key_ops"] = json!(["encrypt"]);
+        assert!(parse_one(k).is_err());
+        assert!(parse_one(json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"})).is_err());
+        assert!(parse_one(json!({"kty": "XYZ"})).is_err());
+    }
+
+    #[test]
+    fn hmac_keys_verify_only_hashes_they_are_long_enough_for() {
+        let k = |len: usize| json!({"kty": "oct", "k": URL_SAFE_NO_PAD.encode(vec![7u8; len])});
+        assert!(parse_one(k(16)).is_err());
+        assert_eq!(parse_one(k(32)).unwrap().algs, AlgSet::of(&[Alg::Hs256]));
+        assert_eq!(
+            parse_one(k(64)).unwrap().algs,
+            AlgSet::of(&[Alg::Hs256, Alg::Hs384, Alg::Hs512])
+        );
+    }
+
+    #[test]
+    fn points_off_the_curve_are_refused() {
+        let c = URL_SAFE_NO_PAD.encode([1u8; 32]);
+        assert!(parse_one(json!({"kty": "EC", "crv": "P-256", "x": c, "y": c})).is_err());
+        let c = URL_SAFE_NO_PAD.encode([1u8; 48]);
+        assert!(parse_one(json!({"kty": "EC", "crv": "P-384", "x": c, "y": c})).is_err());
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_jwks_is_an_error() {
+        assert!(parse_jwks(b"<html>").is_err());
+        assert!(parse_jwks(br#"{"keys": 5}"#).is_err());
+    }
+}

@@ -45,6 +45,29 @@ impl FetchOutcome {
     }
 }
 
+impl std::fmt::Display for FetchOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchOutcome::Updated {
+                keys,
+                changed,
+                skipped,
+            } => {
+                write!(f, "{keys} keys in use (changed: {changed})")?;
+                if !skipped.is_empty() {
+                    write!(f, "; skipped {}", skipped.join("; "))?;
+                }
+                Ok(())
+            }
+            FetchOutcome::Discovered { jwks_uri } => write!(f, "discovered jwks_uri {jwks_uri}"),
+            FetchOutcome::Failed { error, kept_keys } => {
+                write!(f, "fetch failed: {error} (previous keys kept: {kept_keys})")
+            }
+            FetchOutcome::Ignored => f.write_str("reply ignored (no such fetch in flight)"),
+        }
+    }
+}
+
 pub(super) struct ProviderState {
     pub keys: Option<Arc<KeySet>>,
     /// Bumped when the keys change; cached verifications of older keys are not used.
@@ -129,8 +152,7 @@ impl AuthState {
             FetchKind::Jwks => parse_keys(body).map(Reply::Keys),
         });
         match result {
-            Ok(Reply::Discovered((authority, path))) => {
-                let jwks_uri = format!("{authority}{path}");
+            Ok(Reply::Discovered((authority, path, jwks_uri))) => {
                 remote.discovered(authority, path);
                 FetchOutcome::Discovered { jwks_uri }
             }
@@ -185,7 +207,7 @@ impl AuthState {
 }
 
 enum Reply {
-    Discovered((String, String)),
+    Discovered((String, String, String)),
     Keys((KeySet, Vec<String>)),
 }
 

@@ -237,7 +237,7 @@ fn discovery_then_jwks() {
     assert_eq!(
         out,
         FetchOutcome::Discovered {
-            jwks_uri: "keys.issuer.test/certs".into()
+            jwks_uri: "https://keys.issuer.test/certs".into()
         }
     );
     let due = st.due_fetches(now());
@@ -280,4 +280,34 @@ fn remote_keys_that_cannot_verify_are_skipped_not_fatal() {
         panic!("{out:?}")
     };
     assert_eq!(skipped.len(), 1);
+}
+
+#[test]
+fn inline_keys_never_fetch_and_need_no_ticks() {
+    let cfg = config();
+    assert!(!cfg.needs_ticks());
+    assert!(remote(false).needs_ticks());
+    let mut st = AuthState::new(&cfg);
+    assert!(st.due_fetches(now()).is_empty());
+    assert_eq!(cfg.initial_fetch_wait(0), Duration::ZERO);
+}
+
+#[test]
+fn a_waiting_request_is_denied_with_the_outage_status_by_the_caller() {
+    let cfg = remote(false);
+    assert_eq!(cfg.initial_fetch_wait(0), Duration::from_millis(1500));
+    let out = cfg.deny(DenyReason::KeysUnavailable);
+    assert_eq!(denied(&out), (DenyReason::KeysUnavailable, 503));
+}
+
+#[test]
+fn fetch_outcomes_read_well_in_logs() {
+    let f = FetchOutcome::Failed {
+        error: "HTTP status 500".into(),
+        kept_keys: true,
+    };
+    assert_eq!(
+        f.to_string(),
+        "fetch failed: HTTP status 500 (previous keys kept: true)"
+    );
 }

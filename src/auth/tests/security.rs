@@ -350,3 +350,14 @@ fn failure_replies_carry_the_bearer_challenge() {
         .1
         .starts_with("Bearer realm=\"meshgate\", error=\"invalid_token\""));
 }
+
+/// A token carrying its own key (`jwk` header, and `jku` pointing elsewhere) signed by that
+/// key: embedded and referenced keys are never used.
+#[test]
+fn keys_embedded_in_the_token_are_ignored() {
+    let attacker = <Es256 as Algorithm>::SigningKey::random(&mut OsRng);
+    let embedded = serde_json::to_value(JsonWebKey::from(attacker.verifying_key())).unwrap();
+    let h = json!({"alg": "ES256", "jwk": embedded, "jku": "https://evil.test/keys"});
+    let t = sign_raw(&h, &claims(), by(Es256, &attacker));
+    assert_eq!(denied(&check(&t)), (DenyReason::BadSignature, 401));
+}
