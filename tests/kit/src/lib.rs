@@ -3,7 +3,8 @@
 //! for wasm); every server binds 127.0.0.1.
 //!
 //! # Binaries
-//! - `demo-backend --listen 127.0.0.1:PORT [--services payments,wallets] [--name NAME]`: both
+//! - `demo-backend --listen 127.0.0.1:PORT [--services payments,wallets] [--name NAME]
+//!   [--misbehave MODE]`: both
 //!   services of `proto/meshgate/demo/v1/payments.proto` over HTTP/2 cleartext, with seeded,
 //!   deterministic data (`pay_001`..`pay_003` of `merchants/acme`, `pay_004` of
 //!   `merchants/globex`, wallets `w_001` alice EUR 50.00, `w_002` bob USD 0, entries
