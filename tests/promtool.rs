@@ -193,3 +193,37 @@ fn test_series_are_what_envoy_exposes() {
     }
     assert!(seen >= 8, "only {seen} series found");
 }
+
+#[test]
+fn promtool_accepts_rules_for_odd_names_and_prefixes() {
+    let slo = slo_input(Some(99.95), Some((250, 99.0)));
+    let objectives = vec![
+        Objective {
+            operation: "we\"ird\\op".into(),
+            service: "s: x".into(),
+            slo: Slo::compile(&[Some(&slo)]).unwrap(),
+        },
+        Objective {
+            operation: "a b/c {d} #e".into(),
+            service: "- y".into(),
+            slo: Slo::compile(&[Some(&slo)]).unwrap(),
+        },
+    ];
+    let yaml = alert_rules(&objectives, &MetricNames::new("gw_2").unwrap());
+    let tmp = std::env::temp_dir().join(format!("meshgate-odd-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let file = tmp.join("odd.yml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("promtool not runnable ({e}); install the prometheus package"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
