@@ -17,6 +17,15 @@
 //! becomes `meshgate_requests_total{outcome="ok",operation="meshgate.demo.v1.Payments.GetPayment"}`.
 //! The regexes keep to what both RE2 and std::regex (ECMAScript) accept: no lookaround, no
 //! named groups, no lazy quantifiers.
+//!
+//! Checked against a real Envoy 1.40 (2026-11-25): a probe filter defining these names, with
+//! [`MetricNames::stats_config`] in the bootstrap, showed in /stats/prometheus exactly
+//! `meshgate_requests_total{outcome="ok",operation="meshgate.demo.v1.Payments.GetPayment"}`,
+//! `meshgate_slo_good_events_total{operation=...,slo="availability"}`,
+//! `meshgate_request_duration_ms_bucket{operation=...,le="300"}` (the threshold bucket), and
+//! likewise for every family; no `envoy_` prefix. Envoy's histograms are approximate
+//! (log-linear bins), which is one reason the SLO is counted with exact good/total counters
+//! and the histogram is for dashboards.
 
 use serde_json::{json, Value};
 

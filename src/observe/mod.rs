@@ -3,12 +3,20 @@
 //!
 //! Everything here is pure: the filter gathers what happened to a request into an
 //! [`Outcome`] and an [`AccessRecord`], and publishes what these functions return.
+//!
+//! Per VM: [`Slo::compile_at`] per operation (layers operation > service >
+//! `observe.default_slo`), [`MetricNames::new`] from `observe.metric_prefix`. Per request, at
+//! the end: [`classify`] the [`Outcome`], apply [`MetricNames::request_updates`], fill an
+//! [`AccessRecord`] (trace from [`parse_trace`] on the request headers), publish
+//! [`AccessRecord::filter_state_entries`] and log [`AccessRecord::to_json_line`]. Host-side:
+//! [`MetricNames::stats_config`] for the Envoy bootstrap, [`alert_rules`] for Prometheus.
 
 mod classify;
 mod metrics;
 mod record;
 mod slo;
 mod trace;
+mod updates;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod alerts;
@@ -21,6 +29,7 @@ pub use metrics::{
 pub use record::{format_duration, AccessRecord};
 pub use slo::{LatencySlo, Slo, DEFAULT_ERROR_CODES};
 pub use trace::{parse_cloud_trace, parse_trace, parse_traceparent, TraceContext};
+pub use updates::MetricUpdate;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use alerts::{alert_rules, Objective};
+pub use alerts::{alert_rules, Objective, ALERT_NAME, BURN_RATES, WINDOWS};

@@ -1,0 +1,229 @@
+//! The generated Prometheus rules, checked by the real `promtool`:
+//! - `tests/promtool/rules.yml` is what `alert_rules` makes of a sample objective set (below);
+//!   a test regenerates it and fails on any drift (`MESHGATE_UPDATE_RULES=1` rewrites it);
+//! - `promtool check rules` accepts it;
+//! - `promtool test rules` runs the unit tests in `tests/promtool/*_test.yml` (fast burn
+//!   pages within minutes, slow burns only ticket, healthy series never alert);
+//! - the series in those tests are the names Envoy's /stats/prometheus shows for our stat
+//!   names and `stats_tags`, so the rules work on real scrapes.
+//!
+//! promtool comes from the Debian `prometheus` package (`make setup` installs it). A missing
+//! promtool fails these tests: they are the proof the rules work.
+#![cfg(not(target_arch = "wasm32"))]
+// A test crate: its helpers may panic (clippy allows this only inside #[test] functions).
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use meshgate::config::input::{LatencySloInput, SloInput};
+use meshgate::observe::{alert_rules, MetricNames, Objective, Slo, SloKind, WASM_NAMESPACE};
+use regex::Regex;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promtool")
+}
+
+fn slo_input(avail: Option<f64>, latency: Option<(u64, f64)>) -> SloInput {
+    SloInput {
+        availability: avail,
+        latency: latency.map(|(threshold_ms, target)| LatencySloInput {
+            threshold_ms,
+            target,
+        }),
+        error_codes: None,
+    }
+}
+
+/// A sample configuration's objectives, merged the way the configuration compiler does
+/// (operation > service > `observe.default_slo`):
+/// - default: availability 99.9;
+/// - service `meshgate.demo.v1.Payments`: latency 95% under 300 ms;
+/// - operation `CreatePayment`: availability 99.5, latency 99% under 1000 ms;
+/// - `Wallets.GetWallet`: only the default.
+fn sample_objectives() -> Vec<Objective> {
+    let default = slo_input(Some(99.9), None);
+    let payments = slo_input(None, Some((300, 95.0)));
+    let create = slo_input(Some(99.5), Some((1000, 99.0)));
+    let cases = [
+        (
+            "meshgate.demo.v1.Payments",
+            "GetPayment",
+            None,
+            Some(&payments),
+        ),
+        (
+            "meshgate.demo.v1.Payments",
+            "CreatePayment",
+            Some(&create),
+            Some(&payments),
+        ),
+        ("meshgate.demo.v1.Wallets", "GetWallet", None, None),
+    ];
+    cases
+        .into_iter()
+        .map(|(service, method, op, svc)| Objective {
+            operation: format!("{service}.{method}"),
+            service: service.to_string(),
+            slo: Slo::compile(&[op, svc, Some(&default)]).unwrap(),
+        })
+        .collect()
+}
+
+fn names() -> MetricNames {
+    MetricNames::new("meshgate").unwrap()
+}
+
+#[test]
+fn committed_rules_match_the_generator() {
+    let generated = alert_rules(&sample_objectives(), &names());
+    let committed_path = dir().join("rules.yml");
+    if std::env::var_os("MESHGATE_UPDATE_RULES").is_some() {
+        std::fs::write(&committed_path, &generated).unwrap();
+    }
+    let tmp = std::env::temp_dir().join(format!("meshgate-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let fresh = tmp.join("rules.yml");
+    std::fs::write(&fresh, &generated).unwrap();
+    let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
+    let regenerated = std::fs::read_to_string(&fresh).unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(
+        committed == regenerated,
+        "tests/promtool/rules.yml is stale; regenerate with \
+         MESHGATE_UPDATE_RULES=1 cargo test --test promtool"
+    );
+}
+
+fn promtool(args: &[&str]) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(dir())
+        .output()
+        .unwrap_or_else(|e| panic!("promtool not runnable ({e}); install the prometheus package"));
+    assert!(
+        out.status.success(),
+        "promtool {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn promtool_accepts_the_rules() {
+    promtool(&["check", "rules", "rules.yml"]);
+}
+
+fn test_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with("_test.yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn promtool_unit_tests_pass() {
+    let files = test_files();
+    assert!(
+        files.len() >= 2,
+        "expected availability and latency tests: {files:?}"
+    );
+    let mut args = vec!["test", "rules"];
+    args.extend(files.iter().map(String::as_str));
+    promtool(&args);
+}
+
+/// What Envoy's /stats/prometheus shows for a stat the filter defines (tag extraction as
+/// Envoy does it: first groups cut out, second groups become labels).
+fn exposed(names: &MetricNames, stat: &str) -> (String, Vec<(String, String)>) {
+    let full = format!("{WASM_NAMESPACE}.{stat}");
+    let mut cut = Vec::new();
+    let mut labels = Vec::new();
+    for (tag, regex) in names.stats_tags() {
+        if let Some(c) = Regex::new(&regex).unwrap().captures(&full) {
+            let remove = c.get(1).unwrap();
+            cut.push(remove.range());
+            labels.push((tag, c.get(2).unwrap_or(remove).as_str().to_string()));
+        }
+    }
+    let kept: String = full
+        .char_indices()
+        .filter(|(i, _)| !cut.iter().any(|r| r.contains(i)))
+        .map(|(_, c)| c)
+        .collect();
+    let bare = kept.trim_start_matches("wasmcustom.").replace('.', "_");
+    labels.sort();
+    (bare, labels)
+}
+
+#[test]
+fn test_series_are_what_envoy_exposes() {
+    let names = names();
+    let series_re = Regex::new(r#"series: '([a-z_:]+)\{([^}]*)\}'"#).unwrap();
+    let label_re = Regex::new(r#"(\w+)="([^"]*)""#).unwrap();
+    let mut seen = 0;
+    for file in test_files() {
+        let text = std::fs::read_to_string(dir().join(&file)).unwrap();
+        for c in series_re.captures_iter(&text) {
+            let mut labels: Vec<(String, String)> = label_re
+                .captures_iter(&c[2])
+                .map(|l| (l[1].to_string(), l[2].to_string()))
+                .filter(|(k, _)| k != "job" && k != "instance") // added by the scrape
+                .collect();
+            labels.sort();
+            let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+            let (op, slo) = (get("operation").unwrap(), get("slo").unwrap());
+            let kind = match slo.as_str() {
+                "availability" => SloKind::Availability,
+                "latency" => SloKind::Latency,
+                other => panic!("{file}: unknown slo {other}"),
+            };
+            let stat = if c[1].contains("good") {
+                names.slo_good_events(&op, kind)
+            } else {
+                names.slo_events(&op, kind)
+            };
+            assert_eq!(exposed(&names, &stat), (c[1].to_string(), labels), "{file}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "only {seen} series found");
+}
+
+#[test]
+fn promtool_accepts_rules_for_odd_names_and_prefixes() {
+    let slo = slo_input(Some(99.95), Some((250, 99.0)));
+    let objectives = vec![
+        Objective {
+            operation: "we\"ird\\op".into(),
+            service: "s: x".into(),
+            slo: Slo::compile(&[Some(&slo)]).unwrap(),
+        },
+        Objective {
+            operation: "a b/c {d} #e".into(),
+            service: "- y".into(),
+            slo: Slo::compile(&[Some(&slo)]).unwrap(),
+        },
+    ];
+    let yaml = alert_rules(&objectives, &MetricNames::new("gw_2").unwrap());
+    let tmp = std::env::temp_dir().join(format!("meshgate-odd-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let file = tmp.join("odd.yml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("promtool not runnable ({e}); install the prometheus package"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
