@@ -56,7 +56,10 @@ pub enum RequestKind {
 pub enum Waiting {
     Nothing,
     /// Keys of a remote JWKS that has not been fetched yet; the root context resumes us.
-    Keys { since: SystemTime, bound: std::time::Duration },
+    Keys {
+        since: SystemTime,
+        bound: std::time::Duration,
+    },
 }
 
 /// Facts about the request, read once from its headers.
@@ -133,11 +136,7 @@ impl Filter {
 
     pub fn operation_name(&self) -> Option<&str> {
         let op = self.op?;
-        self.vm
-            .config
-            .operations
-            .get(op)
-            .map(|o| o.name.as_str())
+        self.vm.config.operations.get(op).map(|o| o.name.as_str())
     }
 
     fn policy(&self) -> Option<&Policy> {

@@ -49,8 +49,12 @@ pub struct EnvoyOptions {
     pub route_timeout_s: u32,
     /// Extra Envoy clusters as raw JSON values (JWKS servers, for example).
     pub extra_clusters: Vec<Value>,
-    pub stats_tags: Vec<(String, String)>,
-    pub histogram_buckets: Vec<(String, Vec<f64>)>,
+    /// meshgate's `stats_config` (labels via `stats_tags`, latency buckets); see
+    /// [`stats_config_for`].
+    pub stats_config: Value,
+    /// Where Envoy writes meshgate's access records, one clean JSON line each (taken from the
+    /// filter state the filter sets in its log callback). `None`: no Envoy access log.
+    pub access_log_path: Option<String>,
 }
 
 impl EnvoyOptions {
@@ -68,8 +72,8 @@ impl EnvoyOptions {
             failure_policy: "FAIL_RELOAD".into(),
             route_timeout_s: 15,
             extra_clusters: Vec::new(),
-            stats_tags: Vec::new(),
-            histogram_buckets: Vec::new(),
+            stats_config: json!({}),
+            access_log_path: Some("/dev/stdout".into()),
         }
     }
 }
@@ -80,22 +84,9 @@ pub const WASM_FILTER_NAME: &str = "envoy.filters.http.wasm";
 pub fn bootstrap(o: &EnvoyOptions) -> Value {
     let mut clusters: Vec<Value> = o.clusters.iter().map(cluster).collect();
     clusters.extend(o.extra_clusters.iter().cloned());
-    let mut stats_config = json!({
-        "stats_tags": o.stats_tags.iter().map(|(name, regex)| json!({
-            "tag_name": name, "regex": regex,
-        })).collect::<Vec<_>>(),
-        "use_all_default_tags": true,
-    });
-    if !o.histogram_buckets.is_empty() {
-        stats_config["histogram_bucket_settings"] = o
-            .histogram_buckets
-            .iter()
-            .map(|(regex, buckets)| json!({"match": {"safe_regex": {"regex": regex}}, "buckets": buckets}))
-            .collect();
-    }
     json!({
         "admin": {"address": socket(&o.admin_address, o.admin_port)},
-        "stats_config": stats_config,
+        "stats_config": o.stats_config,
         "static_resources": {
             "listeners": [listener(o)],
             "clusters": clusters,
@@ -211,6 +202,7 @@ fn listener(o: &EnvoyOptions) -> Value {
                     "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
                     "stat_prefix": "gateway",
                     "codec_type": "AUTO",
+                    "access_log": access_log(o),
                     "route_config": {
                         "name": "gateway",
                         "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes(o)}],
@@ -226,6 +218,32 @@ fn listener(o: &EnvoyOptions) -> Value {
     })
 }
 
+/// Envoy's file access log writing meshgate's record (filter state `wasm.meshgate.record`)
+/// as one JSON line per request, nothing else: what a log agent ships as structured logs.
+fn access_log(o: &EnvoyOptions) -> Value {
+    let Some(path) = &o.access_log_path else {
+        return json!([]);
+    };
+    json!([{
+        "name": "envoy.access_loggers.file",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            "path": path,
+            "log_format": {"text_format_source": {
+                "inline_string": "%FILTER_STATE(wasm.meshgate.record:PLAIN)%\n"
+            }},
+        },
+    }])
+}
+
+/// `stats_config` for a compiled configuration: Prometheus labels for every meshgate metric,
+/// and latency buckets that include every objective's threshold.
+pub fn stats_config_for(config: &crate::config::Config) -> Value {
+    let slos: Vec<&crate::observe::Slo> = config.operations.iter().map(|o| &o.slo).collect();
+    let buckets = crate::observe::histogram_buckets(&slos, &config.observe.latency_buckets_ms);
+    config.observe.names.stats_config(&buckets)
+}
+
 pub fn render_yaml(o: &EnvoyOptions) -> Result<String, String> {
     serde_yaml_ng::to_string(&bootstrap(o)).map_err(|e| e.to_string())
 }
@@ -234,9 +252,7 @@ fn parse_addr(s: &str) -> Result<(String, u16), String> {
     let (host, port) = s
         .rsplit_once(':')
         .ok_or_else(|| format!("`{s}` is not HOST:PORT"))?;
-    let port = port
-        .parse()
-        .map_err(|_| format!("`{s}`: bad port"))?;
+    let port = port.parse().map_err(|_| format!("`{s}`: bad port"))?;
     Ok((host.to_string(), port))
 }
 
@@ -276,7 +292,10 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
     }
     let (input, output) = positional_and_output(&positional)?;
     let json = compile_file(&input).map_err(|e| e.to_string())?;
+    let config = crate::config::compile_json(json.as_bytes()).map_err(|e| e.to_string())?;
     let mut o = EnvoyOptions::new(json, wasm.ok_or("--wasm is required")?);
+    o.stats_config = stats_config_for(&config);
+    o.upstream_header = config.routing.upstream_header.clone();
     if let Some((a, p)) = listen {
         o.listen_address = a;
         o.listen_port = p;

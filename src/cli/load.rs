@@ -53,7 +53,11 @@ pub fn load_input(path: &Path) -> Result<GatewayInput, CompileError> {
     Ok(input)
 }
 
-fn compile_protos(base: &Path, files: &[String], include: &[String]) -> Result<Vec<u8>, CompileError> {
+fn compile_protos(
+    base: &Path,
+    files: &[String],
+    include: &[String],
+) -> Result<Vec<u8>, CompileError> {
     let includes: Vec<PathBuf> = if include.is_empty() {
         vec![base.to_path_buf()]
     } else {
@@ -72,6 +76,5 @@ fn compile_protos(base: &Path, files: &[String], include: &[String]) -> Result<V
 pub fn compile_file(path: &Path) -> Result<String, CompileError> {
     let input = load_input(path)?;
     compile(&input).map_err(|e| CompileError::Config(path.to_path_buf(), e))?;
-    serde_json::to_string(&input)
-        .map_err(|e| CompileError::Yaml(path.to_path_buf(), e.to_string()))
+    serde_json::to_string(&input).map_err(|e| CompileError::Yaml(path.to_path_buf(), e.to_string()))
 }

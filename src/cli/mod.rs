@@ -70,8 +70,9 @@ pub(crate) fn positional_and_output(args: &[String]) -> Result<(PathBuf, Option<
 
 pub(crate) fn write_output(output: Option<&PathBuf>, text: &str) -> Result<(), String> {
     match output {
-        Some(path) => std::fs::write(path, text)
-            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
         None => {
             print!("{text}");
             Ok(())
@@ -89,8 +90,8 @@ fn cmd_validate(args: &[String]) -> Result<(), String> {
     let (input, _) = positional_and_output(args)?;
     let is_json = input.extension().is_some_and(|e| e == "json");
     let ops = if is_json {
-        let bytes = std::fs::read(&input)
-            .map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+        let bytes =
+            std::fs::read(&input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
         crate::config::compile_json(&bytes)
             .map_err(|e| format!("{}: {e}", input.display()))?
             .operations

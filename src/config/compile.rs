@@ -22,7 +22,11 @@ pub fn compile_json(bytes: &[u8]) -> Result<Config, ConfigError> {
     let input: GatewayInput = serde_json::from_slice(bytes).map_err(|e| {
         ConfigError::new(
             "",
-            format!("invalid configuration JSON at line {} column {}: {e}", e.line(), e.column()),
+            format!(
+                "invalid configuration JSON at line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     compile(&input)
@@ -175,7 +179,12 @@ impl Builder<'_> {
         let method = method_descriptor(pool, &name)
             .ok_or_else(|| ConfigError::new(op_field.as_str(), "method not in descriptor set"))?;
         let mut http_bindings = rules.bindings.clone();
-        for (i, extra) in op_in.map(|o| o.http.as_slice()).unwrap_or_default().iter().enumerate() {
+        for (i, extra) in op_in
+            .map(|o| o.http.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
             http_bindings.push(
                 binding_from_input(extra)
                     .map_err(|m| ConfigError::new(format!("{op_field}.http[{i}]"), m))?,
@@ -366,7 +375,10 @@ fn compile_routing(
     }
     let header = |v: &Option<String>, field: &str, default: &str| -> Result<String, ConfigError> {
         let h = v.clone().unwrap_or_else(|| default.to_string());
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        if h.is_empty()
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
             return Err(ConfigError::new(
                 format!("routing.{field}"),
@@ -377,7 +389,11 @@ fn compile_routing(
     };
     Ok(Routing {
         upstream_header: header(&r.upstream_header, "upstream_header", "x-meshgate-upstream")?,
-        operation_header: header(&r.operation_header, "operation_header", "x-meshgate-operation")?,
+        operation_header: header(
+            &r.operation_header,
+            "operation_header",
+            "x-meshgate-operation",
+        )?,
         subject_header: header(&r.subject_header, "subject_header", "x-meshgate-subject")?,
         generate_request_id: r.generate_request_id.unwrap_or(true),
         policy_metadata_key: r

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::Filter;
 use crate::host::{Host, Level};
-use crate::observe::{classify, outcome_label, parse_trace, AccessRecord, Outcome, SloKind, Verdict};
+use crate::observe::{
+    classify, outcome_label, parse_trace, AccessRecord, Outcome, SloKind, Verdict,
+};
 use crate::status::Code;
 
 /// Filter state key of the whole record: `%FILTER_STATE(wasm.meshgate.record:PLAIN)%`.
@@ -72,7 +74,12 @@ impl Filter {
         let label = outcome_label(&outcome);
         let record = AccessRecord {
             method: self.req.method.clone(),
-            url: format!("{}://{}{}", scheme(&self.req.scheme), self.req.authority, self.req.path),
+            url: format!(
+                "{}://{}{}",
+                scheme(&self.req.scheme),
+                self.req.authority,
+                self.req.path
+            ),
             status,
             request_size: property_u64(host, &["request", "total_size"]),
             response_size: property_u64(host, &["response", "total_size"]),

@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::{Filter, Mode, RequestInfo, RequestKind, Transcode, Waiting};
 use crate::auth::{self, AuthOutcome};
 use crate::config::{HttpTarget, OpKind, PathTranslation};
-use crate::observe::AuthDecision;
 use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
+use crate::observe::AuthDecision;
 use crate::operation::split_path;
 use crate::route;
 use crate::status::{BodyFormat, Code, GatewayError};
@@ -113,7 +113,12 @@ impl Filter {
 
     fn check_header_size(&self) -> Option<GatewayError> {
         let limit = self.vm.config.limits.max_header_bytes;
-        let size: usize = self.req.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let size: usize = self
+            .req
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
         (size > limit).then(|| {
             GatewayError::new(
                 Code::ResourceExhausted,
@@ -228,7 +233,12 @@ impl Filter {
         match outcome {
             AuthOutcome::Allowed(result) => {
                 let op_name = op.name.clone();
-                vm.count(host, &cfg.observe.names.auth_decisions(&op_name, AuthDecision::Allowed, "ok"));
+                vm.count(
+                    host,
+                    &cfg.observe
+                        .names
+                        .auth_decisions(&op_name, AuthDecision::Allowed, "ok"),
+                );
                 self.principal = result.principal.as_ref().and_then(|p| p.subject.clone());
                 for name in &result.remove_headers {
                     self.set_request_header(host, name, None);
@@ -239,7 +249,11 @@ impl Filter {
                 None
             }
             AuthOutcome::Denied(err, reason) => {
-                let name = cfg.observe.names.auth_decisions(&op.name, AuthDecision::Denied, reason.as_str());
+                let name = cfg.observe.names.auth_decisions(
+                    &op.name,
+                    AuthDecision::Denied,
+                    reason.as_str(),
+                );
                 vm.count(host, &name);
                 host.log(
                     Level::Info,
@@ -499,9 +513,10 @@ impl Filter {
     /// Whether a request that waits for a provider's first keys has waited long enough.
     pub fn keys_wait_expired(&self, now: std::time::SystemTime) -> bool {
         match self.waiting {
-            Waiting::Keys { since, bound } => {
-                now.duration_since(since).map(|d| d >= bound).unwrap_or(false)
-            }
+            Waiting::Keys { since, bound } => now
+                .duration_since(since)
+                .map(|d| d >= bound)
+                .unwrap_or(false),
             Waiting::Nothing => false,
         }
     }

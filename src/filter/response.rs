@@ -215,7 +215,12 @@ impl Filter {
         host.set_header(MapKind::ResponseHeaders, ":status", Some("200"))?;
         host.set_header(MapKind::ResponseHeaders, "content-type", Some(content_type))?;
         host.set_header(MapKind::ResponseHeaders, "content-length", Some(&len))?;
-        for h in ["grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding"] {
+        for h in [
+            "grpc-status",
+            "grpc-message",
+            "grpc-status-details-bin",
+            "grpc-encoding",
+        ] {
             host.set_header(MapKind::ResponseHeaders, h, None)?;
         }
         // No grpc-* trailer may reach an HTTP client.

@@ -65,14 +65,24 @@ impl Vm {
                 } else {
                     format!("; skipped: {}", skipped.join(", "))
                 };
-                host.log(Level::Info, &format!("meshgate: provider `{name}`: {keys} keys{note}"));
+                host.log(
+                    Level::Info,
+                    &format!("meshgate: provider `{name}`: {keys} keys{note}"),
+                );
             }
             FetchOutcome::Discovered { jwks_uri } => {
-                host.log(Level::Info, &format!("meshgate: provider `{name}`: jwks_uri {jwks_uri}"));
+                host.log(
+                    Level::Info,
+                    &format!("meshgate: provider `{name}`: jwks_uri {jwks_uri}"),
+                );
             }
             FetchOutcome::Failed { error, kept_keys } => {
                 self.count(host, &names.jwks_fetches(name, false));
-                let kept = if *kept_keys { "; the cached keys stay in use" } else { "" };
+                let kept = if *kept_keys {
+                    "; the cached keys stay in use"
+                } else {
+                    ""
+                };
                 host.log(
                     Level::Warn,
                     &format!("meshgate: provider `{name}`: JWKS fetch failed: {error}{kept}"),

@@ -12,7 +12,13 @@ pub const METADATA_NAMESPACE: &str = "meshgate";
 pub fn select_policy(host: &dyn Host, routing: &Routing) -> Option<String> {
     let key = routing.policy_metadata_key.as_str();
     let from_metadata = host
-        .property(&["xds", "route_metadata", "filter_metadata", METADATA_NAMESPACE, key])
+        .property(&[
+            "xds",
+            "route_metadata",
+            "filter_metadata",
+            METADATA_NAMESPACE,
+            key,
+        ])
         .and_then(|b| String::from_utf8(b).ok())
         .filter(|s| !s.is_empty());
     if from_metadata.is_some() {

@@ -40,11 +40,7 @@ extern "C" {
         value_data: *const u8,
         value_size: usize,
     ) -> u32;
-    fn proxy_set_header_map_pairs(
-        map_type: MapType,
-        map_data: *const u8,
-        map_size: usize,
-    ) -> u32;
+    fn proxy_set_header_map_pairs(map_type: MapType, map_data: *const u8, map_size: usize) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -63,18 +59,6 @@ extern "C" {
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
     fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
-    fn proxy_http_call(
-        upstream_data: *const u8,
-        upstream_size: usize,
-        headers_data: *const u8,
-        headers_size: usize,
-        body_data: *const u8,
-        body_size: usize,
-        trailers_data: *const u8,
-        trailers_size: usize,
-        timeout: u32,
-        return_token: *mut u32,
-    ) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
     fn proxy_continue_stream(stream_type: u32) -> u32;
 }
@@ -82,7 +66,9 @@ extern "C" {
 fn check(what: &str, status: u32) -> HostResult<()> {
     match status {
         0 => Ok(()),
-        s => Err(HostError(format!("{what} refused by the proxy (status {s})"))),
+        s => Err(HostError(format!(
+            "{what} refused by the proxy (status {s})"
+        ))),
     }
 }
 
@@ -200,36 +186,27 @@ pub fn record_metric(id: u32, value: u64) -> HostResult<()> {
     check("record_metric", unsafe { proxy_record_metric(id, value) })
 }
 
+/// Through the SDK, which must register the call's token with its dispatcher so that the reply
+/// reaches the calling context. Envoy's `httpCall` answers only Ok, BadArgument (unknown
+/// cluster, missing pseudo-headers) or InternalFailure, and the SDK maps all three to a result.
 pub fn http_call(
     cluster: &str,
     headers: &[(String, String)],
     body: Option<&[u8]>,
     timeout_ms: u32,
 ) -> HostResult<u32> {
-    let hdrs = serialize_map(&as_pairs(headers));
-    let trailers = serialize_map(&[]);
-    let body = body.unwrap_or_default();
-    let mut token = 0u32;
-    // SAFETY: as above; `token` outlives the call.
-    let s = unsafe {
-        proxy_http_call(
-            cluster.as_ptr(),
-            cluster.len(),
-            hdrs.as_ptr(),
-            hdrs.len(),
-            if body.is_empty() {
-                null()
-            } else {
-                body.as_ptr()
-            },
-            body.len(),
-            trailers.as_ptr(),
-            trailers.len(),
-            timeout_ms,
-            &mut token,
-        )
-    };
-    check("http_call", s).map(|()| token)
+    let hdrs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    proxy_wasm::hostcalls::dispatch_http_call(
+        cluster,
+        hdrs,
+        body,
+        Vec::new(),
+        std::time::Duration::from_millis(u64::from(timeout_ms)),
+    )
+    .map_err(|s| HostError(format!("http call to cluster `{cluster}` refused: {s:?}")))
 }
 
 /// Make another context the target of the following calls (from the root context, to answer

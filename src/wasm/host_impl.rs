@@ -7,8 +7,7 @@ use proxy_wasm::types::{BufferType, MapType};
 
 use super::abi;
 use crate::host::{
-    BodyKind, Headers, Host, HostResult, Level, MapKind, MetricId, MetricKind,
-    RootHost,
+    BodyKind, Headers, Host, HostResult, Level, MapKind, MetricId, MetricKind, RootHost,
 };
 
 /// Stateless: every call goes to whichever context is current (or effective).

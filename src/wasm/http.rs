@@ -44,8 +44,8 @@ impl Context for Http {
         } else {
             Vec::new()
         };
-        let body = abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .unwrap_or_default();
+        let body =
+            abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
         let trailers = abi::get_map(MapType::HttpCallResponseTrailers);
         self.filter
             .borrow_mut()
@@ -69,15 +69,27 @@ impl HttpContext for Http {
     }
 
     fn on_http_request_body(&mut self, size: usize, eos: bool) -> WasmAction {
-        Self::map(self.filter.borrow_mut().on_request_body(&mut AbiHost, size, eos))
+        Self::map(
+            self.filter
+                .borrow_mut()
+                .on_request_body(&mut AbiHost, size, eos),
+        )
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, eos: bool) -> WasmAction {
-        Self::map(self.filter.borrow_mut().on_response_headers(&mut AbiHost, eos))
+        Self::map(
+            self.filter
+                .borrow_mut()
+                .on_response_headers(&mut AbiHost, eos),
+        )
     }
 
     fn on_http_response_body(&mut self, size: usize, eos: bool) -> WasmAction {
-        Self::map(self.filter.borrow_mut().on_response_body(&mut AbiHost, size, eos))
+        Self::map(
+            self.filter
+                .borrow_mut()
+                .on_response_body(&mut AbiHost, size, eos),
+        )
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> WasmAction {

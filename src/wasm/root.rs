@@ -66,7 +66,10 @@ impl Root {
             Err(e) => {
                 host_impl::log(
                     Level::Warn,
-                    &format!("meshgate: JWKS fetch via cluster `{}` failed: {e}", f.cluster),
+                    &format!(
+                        "meshgate: JWKS fetch via cluster `{}` failed: {e}",
+                        f.cluster
+                    ),
                 );
                 let now = host_impl::now();
                 let mut state = vm.auth.borrow_mut();
@@ -81,7 +84,9 @@ impl Root {
         let waiters = WAITERS.with(|w| std::mem::take(&mut *w.borrow_mut()));
         let mut still = Vec::new();
         for (id, weak) in waiters {
-            let Some(filter) = weak.upgrade() else { continue };
+            let Some(filter) = weak.upgrade() else {
+                continue;
+            };
             if abi::set_effective_context(id).is_err() {
                 continue;
             }
@@ -125,8 +130,8 @@ impl Context for Root {
             Vec::new()
         };
         let status = find_header(&headers, ":status").and_then(|s| s.parse::<u16>().ok());
-        let body = abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .unwrap_or_default();
+        let body =
+            abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
         let now = host_impl::now();
         let outcome = vm.auth.borrow_mut().on_fetch_response(
             &vm.config.auth,
@@ -161,7 +166,10 @@ impl RootContext for Root {
                 true
             }
             Err(e) => {
-                host_impl::log(Level::Error, &format!("meshgate: invalid configuration: {e}"));
+                host_impl::log(
+                    Level::Error,
+                    &format!("meshgate: invalid configuration: {e}"),
+                );
                 false
             }
         }

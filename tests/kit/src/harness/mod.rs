@@ -7,6 +7,7 @@ pub mod admin;
 pub mod bins;
 pub mod client;
 pub mod envoy;
+pub mod gateway;
 pub mod process;
 
 use std::collections::HashSet;
@@ -22,6 +23,7 @@ pub use client::{
     wallets_client, HttpClient, RawResponse,
 };
 pub use envoy::{start_envoy, start_envoy_with_args, Envoy};
+pub use gateway::{filter_config, wasm_path, Gateway, GatewayBuilder};
 pub use process::ProcessGuard;
 
 use crate::error::{KitError, KitResult};
