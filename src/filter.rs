@@ -91,6 +91,8 @@ pub struct Filter {
     error: Option<GatewayError>,
     resp: ResponseState,
     request_body_seen: usize,
+    /// The whole request has arrived (end of stream on headers or body).
+    request_end: bool,
     logged: bool,
 }
 
@@ -122,6 +124,7 @@ impl Filter {
             error: None,
             resp: ResponseState::default(),
             request_body_seen: 0,
+            request_end: false,
             logged: false,
         }
     }
