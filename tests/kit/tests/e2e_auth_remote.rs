@@ -195,6 +195,28 @@ async fn a_request_waits_no_longer_than_the_bound() {
         "bounded wait: {waited:?}"
     );
     eprintln!("refused after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(900),
+        "it did wait: {waited:?}"
+    );
+    assert_eq!(
+        body["message"], "the token issuer's keys are not available yet; try again",
+        "answered by the bound, not by the fetch's failure"
+    );
+    gw.envoy
+        .wait_for_log(
+            "no keys after waiting 1000 ms (keys_unavailable)",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert!(
+        wait_prom(
+            &gw,
+            "auth_decisions_total",
+            &[("decision", "denied"), ("reason", "keys_unavailable")],
+            1
+        ) >= 1
+    );
     // The server recovers; after the failed fetch's backoff the keys arrive and the same
     // token passes.
     delay.store(0, Ordering::SeqCst);
