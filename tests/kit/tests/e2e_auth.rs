@@ -409,6 +409,9 @@ fn reason_text(reason: &str) -> &'static str {
     }
 }
 
+/// What, path, request headers, expected status.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, u16);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn requirement_kinds_follow_the_configuration() {
     let gw = gateway();
@@ -423,7 +426,7 @@ async fn requirement_kinds_follow_the_configuration() {
     let a = |v: &str| ("authorization", v.to_string());
     let o = |v: &str| ("x-other-token", v.to_string());
     // (what, path, headers, status, metric reason)
-    let cases: Vec<(&str, &str, Vec<(&str, String)>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("provider: no token", PAYMENT, vec![], 401),
         ("provider: valid", PAYMENT, vec![a(&main)], 200),
         (
