@@ -224,6 +224,28 @@ fn unknown_kid_triggers_one_rate_limited_refetch() {
 }
 
 #[test]
+fn a_rotation_right_after_a_fetch_is_picked_up() {
+    // The refetch limit counts from unknown-kid refetches, not from ordinary fetches: a key
+    // the issuer starts using a second after a refresh is fetched at once.
+    let cfg = remote(false);
+    let mut st = AuthState::new(&cfg);
+    st.due_fetches(now());
+    let old = json!({"keys": [rsa_jwk("old")]}).to_string();
+    reply(&cfg, &mut st, FetchKind::Jwks, Some(200), &old, now());
+    let t = sign_raw(
+        &json!({"alg": "RS256", "kid": "new"}),
+        &claims(),
+        by(Rsa::rs256(), &keys().rsa),
+    );
+    let t1 = at(NOW + 1);
+    assert_eq!(
+        run(&cfg, &mut st, &bearer(&t), t1),
+        AuthOutcome::Pending { providers: vec![0] }
+    );
+    assert_eq!(st.due_fetches(t1).len(), 1);
+}
+
+#[test]
 fn discovery_then_jwks() {
     let cfg = remote(true);
     let mut st = AuthState::new(&cfg);
