@@ -19,7 +19,7 @@ help:
 	@echo "make validate  check envoy/gateway.yaml as the filter would"
 
 setup:
-	@tests/tools/setup.sh wasm envoy test
+	@tests/tools/setup.sh wasm envoy test lint
 
 # The release module: LTO, one codegen unit, panic=abort, stripped (Cargo.toml [profile.release]).
 wasm:
@@ -43,7 +43,9 @@ validate: host
 run: setup build
 	@tests/tools/run.sh
 
-test: setup build wasm-test
+# Lint first (cheap to fail), then every test: unit, host-side integration, promtool, and the
+# end-to-end suites against a real Envoy running build/meshgate.wasm.
+test: setup lint build wasm-test
 	$(CARGO) test --workspace --no-fail-fast
 	@echo "make test: all tests passed"
 
