@@ -45,7 +45,7 @@ run: setup build
 
 # Lint first (cheap to fail), then every test: unit, host-side integration, promtool, and the
 # end-to-end suites against a real Envoy running build/meshgate.wasm.
-test: setup lint build wasm-test
+test: setup lint wasm wasm-test
 	$(CARGO) test --workspace --no-fail-fast
 	@echo "make test: all tests passed"
 
