@@ -63,6 +63,7 @@ impl Filter {
 
     pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Action {
         let trailers = host.headers(MapKind::ResponseTrailers);
+        self.note_forwarded(&trailers);
         if let Some(code) = find_header(&trailers, "grpc-status") {
             self.resp.grpc_status = code.parse::<i32>().ok().map(Code::from_i32);
         }
@@ -90,6 +91,7 @@ impl Filter {
         trailers: &[(String, String)],
     ) {
         self.note_response_headers(headers);
+        self.note_forwarded(trailers);
         if headers.is_empty() {
             let err = GatewayError::new(Code::Unavailable, "upstream did not answer");
             self.reply_error(host, err);
@@ -123,7 +125,18 @@ impl Filter {
         }
     }
 
+    /// Keep the listed upstream metadata found in `map` for the client's reply.
+    fn note_forwarded(&mut self, map: &[(String, String)]) {
+        let listed = &self.vm.config.transcoding.response_metadata_to_headers;
+        for pair in transcode::metadata::response_headers(listed, &[map]) {
+            if !self.resp.forward.contains(&pair) {
+                self.resp.forward.push(pair);
+            }
+        }
+    }
+
     fn note_response_headers(&mut self, headers: &[(String, String)]) {
+        self.note_forwarded(headers);
         self.resp.status = find_header(headers, ":status").and_then(|s| s.parse().ok());
         self.resp.content_type = find_header(headers, "content-type")
             .unwrap_or_default()
@@ -160,7 +173,8 @@ impl Filter {
     }
 
     fn send_rendered(&mut self, host: &mut dyn Host, bytes: &[u8], content_type: &str) -> Action {
-        let headers = vec![("content-type".to_string(), content_type.to_string())];
+        let mut headers = vec![("content-type".to_string(), content_type.to_string())];
+        headers.extend(self.resp.forward.iter().cloned());
         if let Err(e) = host.send_response(200, &headers, bytes) {
             host.log(Level::Warn, &format!("meshgate: reply refused: {e}"));
         }
@@ -222,6 +236,9 @@ impl Filter {
             "grpc-encoding",
         ] {
             host.set_header(MapKind::ResponseHeaders, h, None)?;
+        }
+        for (name, value) in &self.resp.forward {
+            host.set_header(MapKind::ResponseHeaders, name, Some(value))?;
         }
         // No grpc-* trailer may reach an HTTP client.
         host.set_headers(MapKind::ResponseTrailers, &[])?;
