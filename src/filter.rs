@@ -5,6 +5,7 @@
 mod log;
 mod request;
 mod response;
+mod stream;
 mod vm;
 
 use std::rc::Rc;
@@ -106,6 +107,8 @@ struct ResponseState {
     replaced: bool,
     /// Upstream metadata listed in `transcoding.response_metadata_to_headers`.
     forward: Vec<(String, String)>,
+    /// A server stream being forwarded through the router.
+    stream: Option<stream::StreamState>,
 }
 
 impl Filter {

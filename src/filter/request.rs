@@ -474,11 +474,7 @@ impl Filter {
                 headers.push((k, v));
             }
         }
-        headers.extend(
-            metadata
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k, v))),
-        );
+        headers.extend(metadata.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         host.http_call(&cluster, &headers, Some(frame), SIDE_CALL_TIMEOUT)
             .map(|_| ())
             .map_err(|e| {

@@ -17,6 +17,9 @@ impl Filter {
         if let Some(code) = find_header(&headers, "grpc-status") {
             // Trailers-only reply: the whole answer is in these headers.
             let code = code.to_string();
+            if self.is_stream_reply() {
+                return self.stream_whole(host, &headers, &code, &[]);
+            }
             return self.finish_from_status(host, &headers, &code, None);
         }
         if !self.resp.grpc {
@@ -28,6 +31,9 @@ impl Filter {
             }
             return Action::Pause;
         }
+        if self.is_stream_reply() {
+            return self.stream_headers();
+        }
         Action::Pause
     }
 
@@ -35,6 +41,9 @@ impl Filter {
         self.resp.body_seen = size;
         if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
             return Action::Continue;
+        }
+        if self.resp.stream.is_some() {
+            return self.stream_body(host, size, eos);
         }
         let limit = self.vm.config.limits.max_response_bytes;
         if size > limit {
@@ -69,6 +78,9 @@ impl Filter {
         }
         if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
             return Action::Continue;
+        }
+        if self.resp.stream.is_some() {
+            return self.stream_trailers(host, &trailers);
         }
         let code = find_header(&trailers, "grpc-status")
             .unwrap_or("2")
@@ -113,6 +125,10 @@ impl Filter {
             .to_string();
         if let Ok(c) = code.parse::<i32>() {
             self.resp.grpc_status = Some(Code::from_i32(c));
+        }
+        if self.is_stream_reply() {
+            self.stream_whole(host, status_map, &code, body);
+            return;
         }
         // A side call's answer always leaves as a local reply.
         match self.render(status_map, &code, body) {
@@ -172,7 +188,12 @@ impl Filter {
         }
     }
 
-    fn send_rendered(&mut self, host: &mut dyn Host, bytes: &[u8], content_type: &str) -> Action {
+    pub(super) fn send_rendered(
+        &mut self,
+        host: &mut dyn Host,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Action {
         let mut headers = vec![("content-type".to_string(), content_type.to_string())];
         headers.extend(self.resp.forward.iter().cloned());
         if let Err(e) = host.send_response(200, &headers, bytes) {

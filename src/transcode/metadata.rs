@@ -55,7 +55,10 @@ pub fn request_metadata(
 /// Listed metadata found in the gRPC reply's `maps` (headers, then trailers), as HTTP headers.
 pub fn response_headers(listed: &[String], maps: &[&[(String, String)]]) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for name in listed.iter().filter(|n| !n.starts_with("grpc-") && !n.starts_with(':')) {
+    for name in listed
+        .iter()
+        .filter(|n| !n.starts_with("grpc-") && !n.starts_with(':'))
+    {
         for map in maps {
             for (k, v) in map.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)) {
                 if !out.iter().any(|(ok, ov)| ok == k && ov == v) {

@@ -156,7 +156,14 @@ async fn request_mapping_body_star_body_field_and_query_parameters_of_every_kind
         let list = r.json().unwrap();
         for p in list["payments"].as_array().unwrap() {
             assert!(["PENDING", "CAPTURED"].contains(&p["state"].as_str().unwrap()));
-            assert!(p["amount"]["amountMinor"].as_str().unwrap().parse::<i64>().unwrap() >= 1000);
+            assert!(
+                p["amount"]["amountMinor"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap()
+                    >= 1000
+            );
         }
         assert!(!list["payments"].as_array().unwrap().is_empty(), "{list}");
         // nested query fields and bools
@@ -258,7 +265,11 @@ async fn response_body_and_http_body_in_and_out() {
             .unwrap();
         assert_eq!(r.status.as_u16(), 200, "{}", r.text());
         assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-        assert!(r.text().starts_with("RECEIPT\npayment: pay_001"), "{}", r.text());
+        assert!(
+            r.text().starts_with("RECEIPT\npayment: pay_001"),
+            "{}",
+            r.text()
+        );
         let r = client
             .get(&gw.url("/v1/payments/pay_001/receipt?format=pdf"), &[])
             .await
@@ -385,7 +396,10 @@ async fn grpc_errors_become_status_json_with_details_in_each_reply_shape() {
         assert_eq!(s["code"], 9);
         assert_eq!(s["message"], "not now");
         let d = &s["details"][0];
-        assert_eq!(d["@type"], "type.googleapis.com/google.rpc.BadRequest", "{s}");
+        assert_eq!(
+            d["@type"], "type.googleapis.com/google.rpc.BadRequest",
+            "{s}"
+        );
         assert_eq!(d["fieldViolations"][0]["field"], "demo.field");
         // Through the router (POST): tonic's error is trailers-only.
         let r = client
@@ -416,10 +430,7 @@ async fn grpc_errors_become_status_json_with_details_in_each_reply_shape() {
             .unwrap();
         assert_eq!(r.status.as_u16(), 400, "precondition: {}", r.text());
         assert_eq!(r.json().unwrap()["code"], 9);
-        let r = client
-            .get(&gw.url("/v1/payments/nope"), &[])
-            .await
-            .unwrap();
+        let r = client.get(&gw.url("/v1/payments/nope"), &[]).await.unwrap();
         assert_eq!(r.status.as_u16(), 404);
         assert_eq!(json_of(&r)["code"], 5);
     }
@@ -428,7 +439,11 @@ async fn grpc_errors_become_status_json_with_details_in_each_reply_shape() {
 #[tokio::test(flavor = "multi_thread")]
 async fn envoy_router_errors_become_status_json() {
     let mut gw = GatewayBuilder::demo().start().unwrap();
-    let payments = gw.backends.iter_mut().find(|(n, _)| n == "payments").unwrap();
+    let payments = gw
+        .backends
+        .iter_mut()
+        .find(|(n, _)| n == "payments")
+        .unwrap();
     payments.1.guard.stop();
     for client in both() {
         // Through the router: Envoy's own 503 (connection refused).
@@ -478,7 +493,10 @@ async fn body_limits_malformed_json_and_deep_nesting() {
             .await
             .unwrap();
         assert_eq!(r.status.as_u16(), 500, "{}", r.text());
-        assert!(r.json().unwrap()["message"].as_str().unwrap().contains("limit"));
+        assert!(r.json().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit"));
         let r = client.get(&gw.url("/v1/wallets/w_001"), &[]).await.unwrap();
         assert_eq!(r.status.as_u16(), 200, "small replies pass: {}", r.text());
     }
@@ -502,7 +520,10 @@ async fn body_limits_malformed_json_and_deep_nesting() {
             assert_eq!(r.status.as_u16(), 400, "{body}: {}", r.text());
             let s = r.json().unwrap();
             assert_eq!(s["code"], 3, "{s}");
-            assert!(s["message"].as_str().unwrap().contains(field), "{body}: {s}");
+            assert!(
+                s["message"].as_str().unwrap().contains(field),
+                "{body}: {s}"
+            );
         }
         let deep = format!(
             r#"{{"metadata":{}1{}}}"#,
@@ -518,7 +539,11 @@ async fn body_limits_malformed_json_and_deep_nesting() {
             .await
             .unwrap();
         assert_eq!(r.status.as_u16(), 400, "{}", r.text());
-        assert!(r.text().contains("deep") || r.text().contains("nest"), "{}", r.text());
+        assert!(
+            r.text().contains("deep") || r.text().contains("nest"),
+            "{}",
+            r.text()
+        );
         // The VM is alive afterwards.
         let r = client.get(&gw.url("/v1/wallets/w_001"), &[]).await.unwrap();
         assert_eq!(r.status.as_u16(), 200);
@@ -527,10 +552,12 @@ async fn body_limits_malformed_json_and_deep_nesting() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn original_path_and_method_reach_the_upstream() {
-    let gw = GatewayBuilder::demo().start().unwrap();
+    // A side call's reply is a local reply: the backend's report must be listed to come back.
+    let gw =
+        gateway_with("transcoding:\n  response_metadata_to_headers: [x-demo-received-headers]\n");
     for (i, client) in both().into_iter().enumerate() {
         let id = ["pay_002", "pay_001"][i];
-        for r in [
+        for (k, r) in [
             client
                 .get(&gw.url("/v1/payments/pay_001"), &[])
                 .await
@@ -543,11 +570,17 @@ async fn original_path_and_method_reach_the_upstream() {
                 )
                 .await
                 .unwrap(),
-        ] {
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let names = r.header("x-demo-received-headers").unwrap_or_default();
             assert!(names.contains("x-envoy-original-path"), "{names}");
             assert!(names.contains("x-envoy-original-method"), "{names}");
-            assert!(!names.contains("content-length"), "{names}");
+            if k == 1 {
+                // Through the router: the JSON body's length must not describe the gRPC frame.
+                assert!(!names.contains("content-length"), "{names}");
+            }
         }
     }
 }
@@ -590,7 +623,12 @@ async fn request_headers_as_metadata_and_response_metadata_as_headers() {
             .await
             .unwrap();
         assert_eq!(r.status.as_u16(), 200, "{}", r.text());
-        assert_eq!(r.header("x-demo-backend"), Some("payments"), "{:?}", r.headers);
+        assert_eq!(
+            r.header("x-demo-backend"),
+            Some("payments"),
+            "{:?}",
+            r.headers
+        );
         assert_no_grpc_leak(&r);
     }
     // Without the option, a side call's reply carries none of the backend's metadata.
