@@ -5,6 +5,7 @@
 mod log;
 mod request;
 mod response;
+mod stream;
 mod vm;
 
 use std::rc::Rc;
@@ -104,6 +105,10 @@ struct ResponseState {
     body_seen: usize,
     /// The converted reply was sent as a local reply (the rest of the upstream's is dropped).
     replaced: bool,
+    /// Upstream metadata listed in `transcoding.response_metadata_to_headers`.
+    forward: Vec<(String, String)>,
+    /// A server stream being forwarded through the router.
+    stream: Option<stream::StreamState>,
 }
 
 impl Filter {
@@ -146,7 +151,8 @@ impl Filter {
 
     /// Answer the client with `err` in the shape it understands, and remember it for the log.
     fn reply_error(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
-        let (status, headers, body) = err.to_response(self.error_format);
+        let (status, mut headers, body) = err.to_response(self.error_format);
+        headers.extend(self.resp.forward.iter().cloned());
         if let Err(e) = host.send_response(status, &headers, &body) {
             host.log(
                 crate::host::Level::Warn,
