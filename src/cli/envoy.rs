@@ -316,7 +316,11 @@ pub fn parse_route(s: &str) -> Result<RouteSpec, String> {
             _ => return Err(format!("--route `{s}`: unknown part `{part}`")),
         }
     }
-    for (field, value) in [("name", &r.name), ("prefix", &r.prefix), ("cluster", &r.cluster)] {
+    for (field, value) in [
+        ("name", &r.name),
+        ("prefix", &r.prefix),
+        ("cluster", &r.cluster),
+    ] {
         if value.is_empty() {
             return Err(format!("--route `{s}`: `{field}=` is required"));
         }
@@ -331,7 +335,11 @@ pub fn parse_route(s: &str) -> Result<RouteSpec, String> {
 /// be refused on every request.
 fn check_routes(routes: &[RouteSpec], config: &crate::config::Config) -> Result<(), String> {
     for r in routes {
-        if let Some(p) = r.policy.as_ref().filter(|p| !config.policies.contains_key(*p)) {
+        if let Some(p) = r
+            .policy
+            .as_ref()
+            .filter(|p| !config.policies.contains_key(*p))
+        {
             return Err(format!(
                 "--route {}: policy `{p}` is not defined under `policies`",
                 r.name
@@ -424,7 +432,10 @@ mod tests {
         let group: Vec<&Value> = routes.iter().filter(|r| r["name"] == "strict").collect();
         assert_eq!(group.len(), 3);
         for r in &group {
-            assert_eq!(r["metadata"]["filter_metadata"]["meshgate"]["policy"], "strict");
+            assert_eq!(
+                r["metadata"]["filter_metadata"]["meshgate"]["policy"],
+                "strict"
+            );
             assert_eq!(r["match"]["prefix"], "/v1/wallets/");
         }
         assert_eq!(group[0]["route"]["cluster"], "payments");

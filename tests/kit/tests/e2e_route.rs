@@ -16,18 +16,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshgate::cli::envoy::{parse_route, RouteSpec};
 use meshgate_kit::harness::{
-    http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway,
-    GatewayBuilder,
+    http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway, GatewayBuilder,
 };
 use meshgate_kit::proto::meshgate::demo::v1::{GetPaymentRequest, GetWalletRequest};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// The routes of `envoy/gateway-policies.yaml`'s documented `meshgate envoy` invocation.
-pub const ROUTES: [&str; 3] = [
+pub const ROUTES: [&str; 4] = [
     "name=wallets-strict,prefix=/v1/wallets/,cluster=wallets,policy=strict",
     "name=payments-grpc-only,prefix=/v1/payments/pay_002,cluster=payments",
     "name=direct,prefix=/direct/,cluster=legacy-append,disabled",
+    "name=grpc-api,prefix=/meshgate.demo.v1.,cluster=payments,policy=gold",
 ];
 
 fn routes() -> Vec<RouteSpec> {
@@ -44,7 +44,10 @@ fn gateway() -> Gateway {
         b = b.route(r);
     }
     // A route naming a policy the configuration lacks (`meshgate envoy` refuses to render it).
-    b = b.route(parse_route("name=typo,prefix=/v1/payments/pay_003,cluster=payments,policy=strcit").unwrap());
+    b = b.route(
+        parse_route("name=typo,prefix=/v1/payments/pay_003,cluster=payments,policy=strcit")
+            .unwrap(),
+    );
     b.start().unwrap()
 }
 
@@ -82,7 +85,10 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
 }
 
 fn token(sub: &str) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let header = json!({"alg": "HS256", "typ": "JWT", "kid": "k1"});
     let claims = json!({"iss": "https://issuer.example", "aud": "meshgate", "sub": sub,
                         "iat": now, "exp": now + 600});
@@ -162,7 +168,10 @@ async fn each_operation_reaches_its_service() {
         .await
         .unwrap();
     assert_eq!(reply.metadata().get("x-demo-backend").unwrap(), "payments");
-    assert_eq!(reply.metadata().get("x-demo-saw-upstream").unwrap(), "payments");
+    assert_eq!(
+        reply.metadata().get("x-demo-saw-upstream").unwrap(),
+        "payments"
+    );
     let mut wallets = wallets_client(gw.addr()).await.unwrap();
     let reply = wallets
         .get_wallet(GetWalletRequest {
@@ -193,10 +202,7 @@ async fn spoofed_routing_headers_are_stripped() {
     ];
     let client = http1_client();
     // REST: the echo shows what arrived.
-    let r = client
-        .get(&gw.url("/legacy/docs/a"), &spoof)
-        .await
-        .unwrap();
+    let r = client.get(&gw.url("/legacy/docs/a"), &spoof).await.unwrap();
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     let seen = r.json().unwrap();
     assert_eq!(seen["backend"], "legacy-append");
@@ -289,10 +295,7 @@ async fn routes_choose_policies_by_metadata_and_by_name() {
     let gw = gateway();
     let client = http1_client();
     // By metadata: `wallets-strict` selects `strict` (a token is required).
-    let r = client
-        .get(&gw.url("/v1/wallets/w_001"), &[])
-        .await
-        .unwrap();
+    let r = client.get(&gw.url("/v1/wallets/w_001"), &[]).await.unwrap();
     assert_eq!(r.status.as_u16(), 401, "{}", r.text());
     assert_eq!(r.json().unwrap()["code"], 16, "UNAUTHENTICATED");
     let auth = format!("Bearer {}", token("alice"));
@@ -301,14 +304,16 @@ async fn routes_choose_policies_by_metadata_and_by_name() {
         .await
         .unwrap();
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
-    // Native gRPC to wallets does not take that route: the operation's own `auth: none`.
+    // Native gRPC to wallets takes `grpc-api` (policy `gold`, no auth of its own), whose
+    // fallback cluster is payments: it still reaches wallets.
     let mut wallets = wallets_client(gw.addr()).await.unwrap();
-    wallets
+    let reply = wallets
         .get_wallet(GetWalletRequest {
             wallet_id: "w_001".into(),
         })
         .await
         .unwrap();
+    assert_eq!(reply.metadata().get("x-demo-backend").unwrap(), "wallets");
     // By name: `payments-grpc-only` -> `grpc-only` (routing.route_policies).
     let r = client
         .get(&gw.url("/v1/payments/pay_002"), &[])
@@ -316,6 +321,16 @@ async fn routes_choose_policies_by_metadata_and_by_name() {
         .unwrap();
     assert_eq!(r.status.as_u16(), 415, "{}", r.text());
     assert_eq!(r.json().unwrap()["code"], 12, "UNIMPLEMENTED");
+    // A spoofed routing header does not move a request onto another route's policy.
+    for (path, status) in [("/v1/wallets/w_001", 401), ("/v1/payments/pay_002", 415)] {
+        for upstream in ["payments", "wallets", "legacy-append"] {
+            let r = client
+                .get(&gw.url(path), &[("x-meshgate-upstream", upstream)])
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), status, "{path} spoofing {upstream}");
+        }
+    }
     // Other payments are not on that route.
     let r = client
         .get(&gw.url("/v1/payments/pay_001"), &[])
@@ -331,21 +346,28 @@ async fn routes_choose_policies_by_metadata_and_by_name() {
     assert_eq!(r.status.as_u16(), 500, "{}", r.text());
     let body = r.json().unwrap();
     assert_eq!(body["code"], 13, "INTERNAL");
-    assert!(body["message"].as_str().unwrap().contains("strcit"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("strcit"),
+        "{body}"
+    );
 
-    let recs = records(&gw, 5).await;
+    let recs = records(&gw, 12).await;
     let policies: Vec<Value> = recs.iter().take(5).map(|r| r["policy"].clone()).collect();
     assert_eq!(
         policies,
         vec![
             json!("strict"),
             json!("strict"),
-            Value::Null,
+            json!("gold"),
             json!("grpc-only"),
-            Value::Null
+            json!("strict"),
         ],
         "{recs:?}"
     );
+    // After the six spoofed requests: pay_001 (no policy), then the undefined one.
+    assert_eq!(recs[10]["policy"], Value::Null, "{recs:?}");
+    assert_eq!(recs[10]["httpRequest"]["status"], 200, "{recs:?}");
+    assert_eq!(recs[11]["httpRequest"]["status"], 500, "{recs:?}");
     assert_eq!(recs[1]["principal"], "alice", "{recs:?}");
 }
 
@@ -505,10 +527,16 @@ fn documented_envoy_example_renders_and_validates() {
 
     // A route naming an undefined policy is refused by the command.
     let mut bad = argv.clone();
-    bad.extend(["--route".into(), "name=x,prefix=/x/,cluster=payments,policy=nope".into()]);
+    bad.extend([
+        "--route".into(),
+        "name=x,prefix=/x/,cluster=payments,policy=nope".into(),
+    ]);
     assert_eq!(meshgate::cli::main(bad), 2);
     // And Envoy refuses what it cannot run (validation is not a rubber stamp).
-    let broken = rendered.replace("envoy.config.route.v3.FilterConfig", "envoy.config.route.v3.NoSuchConfig");
+    let broken = rendered.replace(
+        "envoy.config.route.v3.FilterConfig",
+        "envoy.config.route.v3.NoSuchConfig",
+    );
     let broken_file = dir.join("broken.yaml");
     std::fs::write(&broken_file, broken).unwrap();
     assert!(envoy_validate(&broken_file).is_err());
@@ -528,10 +556,9 @@ fn istio_example_routes_select_defined_policies_first() {
     let names: Vec<&str> = http.iter().filter_map(|r| r["name"].as_str()).collect();
     assert_eq!(names.len(), http.len(), "every route is named");
 
-    let filter_json = meshgate_kit::harness::filter_config(
-        &repo_root().join("envoy/gateway-policies.yaml"),
-    )
-    .unwrap();
+    let filter_json =
+        meshgate_kit::harness::filter_config(&repo_root().join("envoy/gateway-policies.yaml"))
+            .unwrap();
     let config: Value = serde_json::from_str(&filter_json).unwrap();
     let route_policies = config["routing"]["route_policies"].as_object().unwrap();
     let first_header_route = http
