@@ -20,7 +20,9 @@ USAGE:
       Check a configuration exactly as the filter will (errors name the field).
   meshgate envoy    <gateway.yaml> --wasm <path> [--listen ADDR] [--admin ADDR]
                     [--cluster NAME=HOST:PORT[/h1]]... [-o <envoy.yaml>]
-      Render an Envoy bootstrap that runs meshgate in front of the given clusters.
+                    [--route name=N,prefix=/P,cluster=C[,policy=POLICY][,disabled]]...
+      Render an Envoy bootstrap that runs meshgate in front of the given clusters; each
+      --route comes first and selects a policy (route metadata) or switches meshgate off.
 ";
 
 /// Entry point of the binary; returns the process exit code.

@@ -50,7 +50,7 @@ impl Filter {
         self.policy = route::select_policy(host, &self.vm.config.routing);
         self.strip_owned_headers(host);
 
-        if let Some(err) = self.check_header_size() {
+        if let Some(err) = self.check_header_size().or_else(|| self.check_policy()) {
             return self.reply_error(host, err);
         }
         let classified = if is_grpc(&self.req.content_type) {
@@ -126,6 +126,19 @@ impl Filter {
             )
             .with_status(431)
         })
+    }
+
+    /// A route that names a policy the configuration lacks is a deployment mistake: refuse
+    /// (fail closed) rather than silently run without the policy's requirements.
+    fn check_policy(&self) -> Option<GatewayError> {
+        let name = self.policy.as_ref()?;
+        if self.vm.config.policies.contains_key(name) {
+            return None;
+        }
+        Some(GatewayError::new(
+            Code::Internal,
+            format!("the route selects policy `{name}`, which the gateway configuration does not define"),
+        ))
     }
 
     fn classify_grpc(&mut self) -> Result<(), GatewayError> {
