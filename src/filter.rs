@@ -92,6 +92,8 @@ pub struct Filter {
     error: Option<GatewayError>,
     resp: ResponseState,
     request_body_seen: usize,
+    /// The whole request has arrived (end of stream on headers or body).
+    request_end: bool,
     logged: bool,
 }
 
@@ -127,6 +129,7 @@ impl Filter {
             error: None,
             resp: ResponseState::default(),
             request_body_seen: 0,
+            request_end: false,
             logged: false,
         }
     }

@@ -46,6 +46,7 @@ fn is_protobuf(content_type: &str) -> bool {
 impl Filter {
     pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         self.start = Some(host.now());
+        self.request_end = end_of_stream;
         self.req = RequestInfo::from_headers(host.headers(MapKind::RequestHeaders));
         self.policy = route::select_policy(host, &self.vm.config.routing);
         self.strip_owned_headers(host);
@@ -77,6 +78,7 @@ impl Filter {
 
     pub fn on_request_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
         self.request_body_seen = size;
+        self.request_end |= eos;
         let limit = self.vm.config.limits.max_request_bytes;
         match &self.mode {
             Mode::Transcode(_) | Mode::LocalReply if size > limit => {
@@ -104,10 +106,12 @@ impl Filter {
         self.waiting = Waiting::Nothing;
         match self.authenticate(host) {
             Some(_) => false,
-            None => {
-                let done = self.after_auth(host, self.request_body_seen == 0);
-                done == Action::Continue
+            // The body may have arrived (and been held) while the request waited.
+            None if self.request_end && matches!(self.mode, Mode::Transcode(_)) => {
+                self.set_routing_headers(host);
+                self.transcode_body(host, self.request_body_seen) == Action::Continue
             }
+            None => self.after_auth(host, false) == Action::Continue,
         }
     }
 
@@ -245,19 +249,23 @@ impl Filter {
         };
         match outcome {
             AuthOutcome::Allowed(result) => {
-                let op_name = op.name.clone();
-                vm.count(
-                    host,
-                    &cfg.observe
-                        .names
-                        .auth_decisions(&op_name, AuthDecision::Allowed, "ok"),
-                );
+                // `cached`: the verified-token cache answered (no signature was checked).
+                let reason = if result.cached { "cached" } else { "ok" };
+                let name = cfg
+                    .observe
+                    .names
+                    .auth_decisions(&op.name, AuthDecision::Allowed, reason);
+                vm.count(host, &name);
                 self.principal = result.principal.as_ref().and_then(|p| p.subject.clone());
                 for name in &result.remove_headers {
                     self.set_request_header(host, name, None);
                 }
                 for (name, value) in &result.set_headers {
                     self.set_request_header(host, name, Some(value));
+                    // A token taken out of the query is not a query parameter for transcoding.
+                    if name == ":path" {
+                        self.token_left_query(value);
+                    }
                 }
                 None
             }
@@ -535,6 +543,15 @@ fn host_failure(msg: &str) -> GatewayError {
 }
 
 impl Filter {
+    /// The token was taken out of the query (`path` is the new `:path`): transcoding and the
+    /// access record see the query without it.
+    fn token_left_query(&mut self, path: &str) {
+        self.req.path = path.to_string();
+        if let Mode::Transcode(t) = &mut self.mode {
+            t.query = split_path(path).1.unwrap_or_default().to_string();
+        }
+    }
+
     /// Whether a request that waits for a provider's first keys has waited long enough.
     pub fn keys_wait_expired(&self, now: std::time::SystemTime) -> bool {
         match self.waiting {
