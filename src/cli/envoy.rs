@@ -281,9 +281,15 @@ fn access_log(o: &EnvoyOptions) -> Value {
 }
 
 /// `stats_config` for a compiled configuration: Prometheus labels for every meshgate metric,
-/// and latency buckets that include every objective's threshold.
+/// and latency buckets that include every objective's threshold (operations' and policies').
 pub fn stats_config_for(config: &crate::config::Config) -> Value {
-    let slos: Vec<&crate::observe::Slo> = config.operations.iter().map(|o| &o.slo).collect();
+    let policies = config.policies.values().filter_map(|p| p.slo.as_ref());
+    let slos: Vec<&crate::observe::Slo> = config
+        .operations
+        .iter()
+        .map(|o| &o.slo)
+        .chain(policies)
+        .collect();
     let buckets = crate::observe::histogram_buckets(&slos, &config.observe.latency_buckets_ms);
     config.observe.names.stats_config(&buckets)
 }
