@@ -23,6 +23,9 @@ impl Filter {
             return self.finish_from_status(host, &headers, &code, None);
         }
         if !self.resp.grpc {
+            // A stream whose upstream broke before anything was released: Envoy's own reply
+            // replaces it.
+            self.resp.stream = None;
             // An error made by Envoy's router (no healthy upstream, timeout) or a non-gRPC
             // upstream: convert it once its body is complete.
             if eos {
@@ -60,7 +63,7 @@ impl Filter {
         if !self.resp.grpc {
             let ct = self.resp.content_type.clone();
             let err = transcode::error_from_http(self.resp.status.unwrap_or(502), &body, Some(&ct));
-            return self.reply_error(host, err);
+            return self.convert_in_place(host, err);
         }
         // gRPC data that ends the stream without trailers: the status is missing.
         let err = GatewayError::new(
@@ -236,6 +239,39 @@ impl Filter {
             t.response_format,
             &opts,
         )
+    }
+
+    /// Replace a held non-gRPC reply (an error made by Envoy's router, often itself a local
+    /// reply) with `err`'s body. A second local reply while Envoy sends its own is ignored by
+    /// Envoy, so the held reply is rewritten in place; only if that is refused is a local reply
+    /// tried.
+    fn convert_in_place(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
+        let (status, mut headers, body) = err.to_response(self.error_format);
+        headers.extend(self.resp.forward.iter().cloned());
+        let apply = |host: &mut dyn Host| -> Result<(), crate::host::HostError> {
+            host.set_body(BodyKind::Response, &body)?;
+            let status = status.to_string();
+            host.set_header(MapKind::ResponseHeaders, ":status", Some(&status))?;
+            host.set_header(
+                MapKind::ResponseHeaders,
+                "content-length",
+                Some(&body.len().to_string()),
+            )?;
+            for (name, value) in &headers {
+                host.set_header(MapKind::ResponseHeaders, name, Some(value))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = apply(host) {
+            host.log(Level::Warn, &format!("meshgate: {e}; answering locally"));
+            return self.reply_error(host, err);
+        }
+        self.resp.status = Some(status);
+        self.resp.grpc_status = Some(err.code);
+        self.resp.replaced = true;
+        self.error = Some(err);
+        self.mode = Mode::LocalReply;
+        Action::Continue
     }
 
     /// Replace the held reply with the rendered one (headers were paused, body buffered).

@@ -210,3 +210,33 @@ async fn streams_without_messages_and_body_less_streams() {
         assert_eq!(r.status, 200);
     }
 }
+
+/// A backend that breaks the stream (bad message, missing trailers, truncated frame): the
+/// client gets a terminal error, never a hang or a clean-looking end.
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_streams_end_with_an_error() {
+    let gw = gateway("ndjson");
+    for http2 in [false, true] {
+        for mode in ["bad-frame", "no-trailers", "truncated", "compressed"] {
+            let r = timed_request(
+                http2,
+                "POST",
+                &gw.url(WATCH),
+                &[JSON, ("x-demo-misbehave", mode)],
+                r#"{"maxEvents":2}"#,
+            )
+            .await;
+            let body = r.body();
+            let what = format!("{mode}: {} {body}", r.status);
+            assert_clean_trailers(&r);
+            if r.status == 200 {
+                let last: Value = serde_json::from_str(body.lines().last().unwrap()).unwrap();
+                assert!(last["error"]["code"].as_i64().unwrap() > 0, "{what}");
+            } else {
+                assert!(r.status >= 500, "{what}");
+                let s: Value = serde_json::from_str(&body).unwrap();
+                assert!(s["code"].as_i64().unwrap() > 0, "{what}");
+            }
+        }
+    }
+}
