@@ -103,8 +103,14 @@ impl Filter {
     /// Called (from the root context) when keys a paused request waited for have arrived, or
     /// when the wait is over. Returns true when the request should be resumed now.
     pub fn on_keys_ready(&mut self, host: &mut dyn Host) -> bool {
+        let before = self.waiting;
         self.waiting = Waiting::Nothing;
-        match self.authenticate(host) {
+        let outcome = self.authenticate(host);
+        // Still waiting (other keys still on their way): the bound counts from the first wait.
+        if let (Waiting::Keys { since, .. }, Waiting::Keys { bound, .. }) = (before, self.waiting) {
+            self.waiting = Waiting::Keys { since, bound };
+        }
+        match outcome {
             Some(_) => false,
             // The body may have arrived (and been held) while the request waited.
             None if self.request_end && matches!(self.mode, Mode::Transcode(_)) => {
@@ -251,10 +257,10 @@ impl Filter {
             AuthOutcome::Allowed(result) => {
                 // `cached`: the verified-token cache answered (no signature was checked).
                 let reason = if result.cached { "cached" } else { "ok" };
-                let name = cfg
-                    .observe
-                    .names
-                    .auth_decisions(&op.name, AuthDecision::Allowed, reason);
+                let name =
+                    cfg.observe
+                        .names
+                        .auth_decisions(&op.name, AuthDecision::Allowed, reason);
                 vm.count(host, &name);
                 self.principal = result.principal.as_ref().and_then(|p| p.subject.clone());
                 for name in &result.remove_headers {
@@ -565,6 +571,10 @@ impl Filter {
 
     /// The keys did not come in time: the request is refused as an outage, not a bad token.
     pub fn on_keys_timeout(&mut self, host: &mut dyn Host) {
+        let waited = match self.waiting {
+            Waiting::Keys { bound, .. } => bound.as_millis(),
+            Waiting::Nothing => 0,
+        };
         self.waiting = Waiting::Nothing;
         let status = self.vm.config.auth.unavailable_status;
         let err = GatewayError::new(
@@ -572,6 +582,13 @@ impl Filter {
             "the token issuer's keys are not available yet; try again",
         )
         .with_status(status);
+        host.log(
+            Level::Info,
+            &format!(
+                "meshgate: {} {} denied: no keys after waiting {waited} ms (keys_unavailable)",
+                self.req.method, self.req.path
+            ),
+        );
         if let Some(op) = self.op.and_then(|i| self.vm.config.operations.get(i)) {
             let names = &self.vm.config.observe.names;
             let name = names.auth_decisions(&op.name, AuthDecision::Denied, "keys_unavailable");

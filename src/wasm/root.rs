@@ -138,14 +138,23 @@ impl Root {
                     ),
                 );
                 let now = host_impl::now();
-                let mut state = vm.auth.borrow_mut();
-                state.on_fetch_response(&vm.config.auth, f.provider, f.kind, None, b"", now);
+                let outcome = vm.auth.borrow_mut().on_fetch_response(
+                    &vm.config.auth,
+                    f.provider,
+                    f.kind,
+                    None,
+                    b"",
+                    now,
+                );
+                vm.note_fetch(&AbiHost, f.provider, &outcome);
             }
         }
     }
 
-    /// Give every waiting request another try (keys arrived) or its answer (wait is over).
-    fn wake_waiters(&self, force_timeout: bool) {
+    /// Answer every waiting request whose wait is over; when keys arrived (`keys_arrived`),
+    /// give the others another try. A tick only checks the bounds: verifying again costs a
+    /// signature check and nothing has changed.
+    fn wake_waiters(&self, keys_arrived: bool) {
         let now = host_impl::now();
         let waiters = WAITERS.with(|w| std::mem::take(&mut *w.borrow_mut()));
         let mut still = Vec::new();
@@ -160,7 +169,12 @@ impl Root {
             if f.waiting() == Waiting::Nothing {
                 continue;
             }
-            let expired = force_timeout || f.keys_wait_expired(now);
+            let expired = f.keys_wait_expired(now);
+            if !expired && !keys_arrived {
+                drop(f);
+                still.push((id, weak));
+                continue;
+            }
             WAKING.with(|w| *w.borrow_mut() = Some((id, weak.clone())));
             let resume = if expired {
                 f.on_keys_timeout(&mut AbiHost);
@@ -213,7 +227,7 @@ impl Context for Root {
         vm.note_fetch(&AbiHost, provider, &outcome);
         // A discovery document leads straight to its JWKS.
         self.dispatch_due_fetches();
-        self.wake_waiters(false);
+        self.wake_waiters(true);
     }
 }
 

@@ -42,10 +42,13 @@ use tonic::metadata::MetadataValue;
 const PAYMENT: &str = "/v1/payments/pay_001";
 
 fn gateway() -> Gateway {
+    gateway_with(json!({}))
+}
+
+/// The gateway with `auth_extra` merged into `auth` (e.g. `{"cache": {"enabled": false}}`).
+fn gateway_with(auth_extra: Value) -> Gateway {
     let other_jwks = json!({"keys": [other_jwk("other")]}).to_string();
-    let yaml = gateway_yaml(
-        "inline",
-        json!({
+    let mut doc = json!({
             "operations": {
                 "meshgate.demo.v1.Payments.GetPayment": {"auth": {"provider": "main"}},
                 "meshgate.demo.v1.Payments.CreatePayment": {"auth": {"provider": "main"}},
@@ -90,8 +93,11 @@ fn gateway() -> Gateway {
                     },
                 ],
             },
-        }),
-    );
+    });
+    for (k, v) in auth_extra.as_object().unwrap() {
+        doc["auth"][k] = v.clone();
+    }
+    let yaml = gateway_yaml("inline", doc);
     GatewayBuilder::new(yaml)
         .grpc_upstream("payments", "payments")
         .grpc_upstream("wallets", "wallets")
@@ -135,12 +141,7 @@ async fn every_algorithm_is_accepted_over_http1_http2_and_grpc() {
         let reply = payments.get_payment(req).await;
         assert!(reply.is_ok(), "{alg} over gRPC: {reply:?}");
     }
-    let allowed = wait_prom(
-        &gw,
-        "auth_decisions_total",
-        &[("decision", "allowed")],
-        36,
-    );
+    let allowed = wait_prom(&gw, "auth_decisions_total", &[("decision", "allowed")], 36);
     assert_eq!(allowed, 36, "every request counted as allowed");
 }
 
@@ -185,29 +186,137 @@ fn security_cases() -> Vec<(&'static str, String, u16, &'static str)> {
     let huge = format!("{}.{}.{}", h, "A".repeat(16 * 1024), s);
 
     vec![
-        ("alg none", format!("{h2}.{p}.", h2 = b64(br#"{"alg":"none","kid":"p256"}"#)), 401, "unsupported_algorithm"),
-        ("algorithm confusion (HS256 with the RSA public key)", confused, 401, "algorithm_mismatch"),
-        ("unknown kid", p256(json!({"alg": "ES256", "kid": "nope"})), 401, "unknown_kid"),
-        ("kid with a path", p256(json!({"alg": "ES256", "kid": "../../../../etc/passwd"})), 401, "unknown_kid"),
-        ("kid with SQL", p256(json!({"alg": "ES256", "kid": "x' OR '1'='1"})), 401, "unknown_kid"),
-        ("crit header", p256(json!({"alg": "ES256", "kid": "p256", "crit": ["exp-ext"], "exp-ext": 1})), 401, "unsupported_critical"),
-        ("signature stripped", format!("{h}.{p}."), 401, "bad_signature"),
-        ("signature truncated", format!("{h}.{p}.{}", b64(&URL_SAFE_NO_PAD.decode(s).unwrap()[..32])), 401, "bad_signature"),
-        ("signature truncated mid-character (41 base64url chars)", format!("{h}.{p}.{}", &s[..41]), 401, "malformed"),
-        ("payload altered", format!("{h}.{altered_payload}.{s}"), 401, "bad_signature"),
-        ("bad base64url in header", format!("{}*.{p}.{s}", &h[..h.len() - 1]), 401, "malformed"),
-        ("bad base64url in payload", format!("{h}.{}*.{s}", &p[..p.len() - 1]), 401, "malformed"),
-        ("bad base64url in signature", format!("{h}.{p}.{}*", &s[..s.len() - 1]), 401, "malformed"),
+        (
+            "alg none",
+            format!("{h2}.{p}.", h2 = b64(br#"{"alg":"none","kid":"p256"}"#)),
+            401,
+            "unsupported_algorithm",
+        ),
+        (
+            "algorithm confusion (HS256 with the RSA public key)",
+            confused,
+            401,
+            "algorithm_mismatch",
+        ),
+        (
+            "unknown kid",
+            p256(json!({"alg": "ES256", "kid": "nope"})),
+            401,
+            "unknown_kid",
+        ),
+        (
+            "kid with a path",
+            p256(json!({"alg": "ES256", "kid": "../../../../etc/passwd"})),
+            401,
+            "unknown_kid",
+        ),
+        (
+            "kid with SQL",
+            p256(json!({"alg": "ES256", "kid": "x' OR '1'='1"})),
+            401,
+            "unknown_kid",
+        ),
+        (
+            "crit header",
+            p256(json!({"alg": "ES256", "kid": "p256", "crit": ["exp-ext"], "exp-ext": 1})),
+            401,
+            "unsupported_critical",
+        ),
+        (
+            "signature stripped",
+            format!("{h}.{p}."),
+            401,
+            "bad_signature",
+        ),
+        (
+            "signature truncated",
+            format!("{h}.{p}.{}", b64(&URL_SAFE_NO_PAD.decode(s).unwrap()[..32])),
+            401,
+            "bad_signature",
+        ),
+        (
+            "signature truncated mid-character (41 base64url chars)",
+            format!("{h}.{p}.{}", &s[..41]),
+            401,
+            "malformed",
+        ),
+        (
+            "payload altered",
+            format!("{h}.{altered_payload}.{s}"),
+            401,
+            "bad_signature",
+        ),
+        (
+            "bad base64url in header",
+            format!("{}*.{p}.{s}", &h[..h.len() - 1]),
+            401,
+            "malformed",
+        ),
+        (
+            "bad base64url in payload",
+            format!("{h}.{}*.{s}", &p[..p.len() - 1]),
+            401,
+            "malformed",
+        ),
+        (
+            "bad base64url in signature",
+            format!("{h}.{p}.{}*", &s[..s.len() - 1]),
+            401,
+            "malformed",
+        ),
         ("extra segments", format!("{good}.{s}"), 401, "malformed"),
-        ("too large (16 KiB, above limits.max_token_bytes)", huge, 401, "too_large"),
-        ("expired beyond skew", es(&with(json!({"exp": now - 120, "iat": now - 600}))), 401, "expired"),
-        ("nbf in the future beyond skew", es(&with(json!({"nbf": now + 600}))), 401, "not_yet_valid"),
-        ("wrong issuer", es(&with(json!({"iss": "https://evil.example"}))), 401, "wrong_issuer"),
-        ("wrong audience", es(&with(json!({"aud": "other-api"}))), 403, "wrong_audience"),
-        ("missing exp when required", es(&with(json!({"exp": null}))), 401, "missing_expiration"),
-        ("lifetime above max_lifetime", es(&with(json!({"exp": now + 7200}))), 401, "lifetime_too_long"),
-        ("key of the wrong type for the alg (RS256 naming the P-256 key)",
-            sign_raw(&json!({"alg": "RS256", "kid": "p256"}), &c, &signer_for("RS256").1), 401, "algorithm_mismatch"),
+        (
+            "too large (16 KiB, above limits.max_token_bytes)",
+            huge,
+            401,
+            "too_large",
+        ),
+        (
+            "expired beyond skew",
+            es(&with(json!({"exp": now - 120, "iat": now - 600}))),
+            401,
+            "expired",
+        ),
+        (
+            "nbf in the future beyond skew",
+            es(&with(json!({"nbf": now + 600}))),
+            401,
+            "not_yet_valid",
+        ),
+        (
+            "wrong issuer",
+            es(&with(json!({"iss": "https://evil.example"}))),
+            401,
+            "wrong_issuer",
+        ),
+        (
+            "wrong audience",
+            es(&with(json!({"aud": "other-api"}))),
+            403,
+            "wrong_audience",
+        ),
+        (
+            "missing exp when required",
+            es(&with(json!({"exp": null}))),
+            401,
+            "missing_expiration",
+        ),
+        (
+            "lifetime above max_lifetime",
+            es(&with(json!({"exp": now + 7200}))),
+            401,
+            "lifetime_too_long",
+        ),
+        (
+            "key of the wrong type for the alg (RS256 naming the P-256 key)",
+            sign_raw(
+                &json!({"alg": "RS256", "kid": "p256"}),
+                &c,
+                &signer_for("RS256").1,
+            ),
+            401,
+            "algorithm_mismatch",
+        ),
     ]
     .into_iter()
     .map(|(name, t, status, reason)| (name, bearer(&t), status, reason))
@@ -226,7 +335,10 @@ async fn security_cases_are_rejected_with_the_right_status_counted_and_logged() 
         assert_eq!(body["message"], reason_text(reason), "{name}: {body}");
         assert!(body["details"].is_array(), "{name}: {body}");
         let www = www.unwrap_or_else(|| panic!("{name}: no WWW-Authenticate"));
-        assert!(www.starts_with("Bearer realm=\"payments-api\""), "{name}: {www}");
+        assert!(
+            www.starts_with("Bearer realm=\"payments-api\""),
+            "{name}: {www}"
+        );
         let error = if *status == 403 {
             "error=\"insufficient_scope\""
         } else {
@@ -248,7 +360,10 @@ async fn security_cases_are_rejected_with_the_right_status_counted_and_logged() 
         );
         assert_eq!(counted, expected, "{name}: denied/{reason} counted\n{text}");
         gw.envoy
-            .wait_for_log(&format!("denied: {}", reason_text(reason)), Duration::from_secs(5))
+            .wait_for_log(
+                &format!("denied: {}", reason_text(reason)),
+                Duration::from_secs(5),
+            )
             .unwrap_or_else(|e| panic!("{name}: not logged: {e}"));
         gw.envoy
             .wait_for_log(&format!("({reason})"), Duration::from_secs(5))
@@ -256,7 +371,11 @@ async fn security_cases_are_rejected_with_the_right_status_counted_and_logged() 
     }
     // A token of 1 MiB never reaches the filter: Envoy's header limit (60 KiB) refuses it with
     // 431, and the gateway keeps serving.
-    let huge = bearer(&format!("{}.{}.x", "a".repeat(512 * 1024), "b".repeat(512 * 1024)));
+    let huge = bearer(&format!(
+        "{}.{}.x",
+        "a".repeat(512 * 1024),
+        "b".repeat(512 * 1024)
+    ));
     let resp = http1_client()
         .get(&gw.url(PAYMENT), &[("authorization", &huge)])
         .await;
@@ -290,32 +409,95 @@ fn reason_text(reason: &str) -> &'static str {
     }
 }
 
+/// What, path, request headers, expected status.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, u16);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn requirement_kinds_follow_the_configuration() {
     let gw = gateway();
     let main = bearer(&token("RS256", &claims()));
     let other = other_token(&other_claims("svc-1"));
     let bad = bearer(&token("ES256", &json!({"iss": ISSUER, "aud": "api"})));
+    let now = now_secs();
+    let mut within_skew = claims();
+    within_skew["exp"] = json!(now - 30);
+    within_skew["nbf"] = json!(now + 30);
+    let within_skew = bearer(&token("ES256", &within_skew));
     let a = |v: &str| ("authorization", v.to_string());
     let o = |v: &str| ("x-other-token", v.to_string());
     // (what, path, headers, status, metric reason)
-    let cases: Vec<(&str, &str, Vec<(&str, String)>, u16)> = vec![
+    let cases: Vec<Case> = vec![
         ("provider: no token", PAYMENT, vec![], 401),
         ("provider: valid", PAYMENT, vec![a(&main)], 200),
-        ("provider: the other provider's token", PAYMENT, vec![o(&other)], 401),
+        (
+            "provider: exp 30 s ago and nbf in 30 s, within the 60 s skew",
+            PAYMENT,
+            vec![a(&within_skew)],
+            200,
+        ),
+        (
+            "provider: the other provider's token",
+            PAYMENT,
+            vec![o(&other)],
+            401,
+        ),
         ("any: main", "/v1/payments", vec![a(&main)], 200),
         ("any: other", "/v1/payments", vec![o(&other)], 200),
         ("any: none", "/v1/payments", vec![], 401),
-        ("any: other with a subject not listed", "/v1/payments",
-            vec![o(&other_token(&other_claims("intruder")))], 403),
-        ("all: main only", "/v1/payments/pay_001/status", vec![a(&main)], 401),
-        ("all: other only", "/v1/payments/pay_001/status", vec![o(&other)], 401),
-        ("all: both", "/v1/payments/pay_001/status", vec![a(&main), o(&other)], 200),
-        ("allow_missing: none", "/v1/payments/pay_001/receipt", vec![], 200),
-        ("allow_missing: valid", "/v1/payments/pay_001/receipt", vec![a(&main)], 200),
-        ("allow_missing: invalid", "/v1/payments/pay_001/receipt", vec![a(&bad)], 401),
-        ("none: garbage token", "/v1/wallets/w_001", vec![a("Bearer garbage")], 200),
-        ("default deny: no rule", "/v1/documents/a/b", vec![a(&main)], 403),
+        (
+            "any: other with a subject not listed",
+            "/v1/payments",
+            vec![o(&other_token(&other_claims("intruder")))],
+            403,
+        ),
+        (
+            "all: main only",
+            "/v1/payments/pay_001/status",
+            vec![a(&main)],
+            401,
+        ),
+        (
+            "all: other only",
+            "/v1/payments/pay_001/status",
+            vec![o(&other)],
+            401,
+        ),
+        (
+            "all: both",
+            "/v1/payments/pay_001/status",
+            vec![a(&main), o(&other)],
+            200,
+        ),
+        (
+            "allow_missing: none",
+            "/v1/payments/pay_001/receipt",
+            vec![],
+            200,
+        ),
+        (
+            "allow_missing: valid",
+            "/v1/payments/pay_001/receipt",
+            vec![a(&main)],
+            200,
+        ),
+        (
+            "allow_missing: invalid",
+            "/v1/payments/pay_001/receipt",
+            vec![a(&bad)],
+            401,
+        ),
+        (
+            "none: garbage token",
+            "/v1/wallets/w_001",
+            vec![a("Bearer garbage")],
+            200,
+        ),
+        (
+            "default deny: no rule",
+            "/v1/documents/a/b",
+            vec![a(&main)],
+            403,
+        ),
     ];
     for (what, path, headers, status) in &cases {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -323,7 +505,11 @@ async fn requirement_kinds_follow_the_configuration() {
         assert_eq!(got, *status, "{what}: {body}");
         if *what == "provider: no token" {
             // RFC 6750: no error code when the request had no credentials.
-            assert_eq!(www.as_deref(), Some("Bearer realm=\"payments-api\""), "{what}");
+            assert_eq!(
+                www.as_deref(),
+                Some("Bearer realm=\"payments-api\""),
+                "{what}"
+            );
             assert_eq!(body["message"], "Jwt is missing");
         }
         if what.starts_with("default deny") {
@@ -385,13 +571,21 @@ async fn claims_payload_and_subject_reach_the_backend_and_the_token_does_not() {
             .collect::<Vec<_>>()
     };
     assert_eq!(saw("claim-sub"), ["user-1"]);
-    assert_eq!(saw("claim-roles"), ["reader,payer"], "array claims are joined");
+    assert_eq!(
+        saw("claim-roles"),
+        ["reader,payer"],
+        "array claims are joined"
+    );
     assert_eq!(saw("claim-team"), ["payments"], "nested claim path");
     assert_eq!(saw("subject"), ["user-1"]);
-    assert!(saw("other-sub").is_empty(), "spoofed header of the other provider dropped");
+    assert!(
+        saw("other-sub").is_empty(),
+        "spoofed header of the other provider dropped"
+    );
     let payload = saw("jwt-payload");
     assert_eq!(payload.len(), 1);
-    let decoded: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload[0]).unwrap()).unwrap();
+    let decoded: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&payload[0]).unwrap()).unwrap();
     assert_eq!(decoded, c, "the verified payload, base64url");
     let received = reply
         .metadata()
@@ -400,7 +594,10 @@ async fn claims_payload_and_subject_reach_the_backend_and_the_token_does_not() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(!received.split(',').any(|h| h == "authorization"), "token removed: {received}");
+    assert!(
+        !received.split(',').any(|h| h == "authorization"),
+        "token removed: {received}"
+    );
 
     // An operation without auth: nothing set, spoofed copies still stripped, token kept.
     let mut wallets = wallets_client(gw.addr()).await.unwrap();
@@ -429,7 +626,10 @@ async fn claims_payload_and_subject_reach_the_backend_and_the_token_does_not() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(received.split(',').any(|h| h == "x-other-token"), "{received}");
+    assert!(
+        received.split(',').any(|h| h == "x-other-token"),
+        "{received}"
+    );
     assert_eq!(
         reply.metadata().get("x-demo-saw-other-sub").unwrap(),
         "svc-1"
@@ -439,7 +639,10 @@ async fn claims_payload_and_subject_reach_the_backend_and_the_token_does_not() {
     let recs = records(&gw, 3);
     assert_eq!(recs[0]["principal"], "user-1", "{}", recs[0]);
     assert_eq!(recs[2]["principal"], "svc-1", "{}", recs[2]);
-    assert!(!gw.envoy.stdout().contains(&t[..40]), "the token is never logged");
+    assert!(
+        !gw.envoy.stdout().contains(&t[..40]),
+        "the token is never logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -449,12 +652,20 @@ async fn tokens_from_query_and_cookie_are_accepted_and_taken_out() {
     // Query parameter: accepted, and not mistaken for a field of the request message.
     let (status, body, _) = get(&gw, &format!("{PAYMENT}?access_token={t}"), &[]).await;
     assert_eq!(status, 200, "{body}");
-    let (status, body, _) = get(&gw, &format!("/v1/payments?page_size=1&access_token={t}"), &[]).await;
+    let (status, body, _) = get(
+        &gw,
+        &format!("/v1/payments?page_size=1&access_token={t}"),
+        &[],
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let recs = records(&gw, 2);
     for r in &recs {
         let url = r["httpRequest"]["requestUrl"].as_str().unwrap_or_default();
-        assert!(!url.contains("access_token"), "token out of the logged URL: {url}");
+        assert!(
+            !url.contains("access_token"),
+            "token out of the logged URL: {url}"
+        );
     }
     // Cookie: accepted; the other cookies go on, the token's does not.
     let mut payments = payments_client(gw.addr()).await.unwrap();
@@ -473,7 +684,10 @@ async fn tokens_from_query_and_cookie_are_accepted_and_taken_out() {
         .unwrap()
         .to_string();
     assert!(!received.split(',').any(|h| h == "cookie"), "{received}");
-    assert_eq!(reply.metadata().get("x-demo-saw-claim-sub").unwrap(), "user-1");
+    assert_eq!(
+        reply.metadata().get("x-demo-saw-claim-sub").unwrap(),
+        "user-1"
+    );
     // A body-carrying JSON request (through Envoy's router) with a cookie token.
     let resp = http1_client()
         .post(
@@ -510,6 +724,26 @@ async fn verified_tokens_are_cached_by_default() {
         4,
     );
     assert_eq!((ok, cached), (1, 4), "one signature check, then cache hits");
+    drop(gw);
+    // Switched off: every request checks the signature.
+    let gw = gateway_with(json!({"cache": {"enabled": false}}));
+    for _ in 0..3 {
+        let (status, body, _) = get(&gw, PAYMENT, &[("authorization", &auth)]).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let ok = wait_prom(
+        &gw,
+        "auth_decisions_total",
+        &[("decision", "allowed"), ("reason", "ok")],
+        3,
+    );
+    let text = gw.envoy.stats_prometheus().unwrap();
+    let cached = prom_sum(
+        &text,
+        "auth_decisions_total",
+        &[("decision", "allowed"), ("reason", "cached")],
+    );
+    assert_eq!((ok, cached), (3, 0), "no cache when disabled");
     // A cached token still expires on time: the cache honours `exp`, so an expired token is
     // refused even if it was verified before (checked with a token that expires in 2 s and a
     // skew of 60 s is beyond a test's patience; the unit tests cover it).

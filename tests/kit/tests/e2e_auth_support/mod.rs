@@ -174,7 +174,11 @@ pub fn signer_for(alg: &str) -> (&'static str, Signer) {
 /// A token of `alg` signed with the matching test key, `kid` naming it.
 pub fn token(alg: &str, claims: &Value) -> String {
     let (kid, sign) = signer_for(alg);
-    sign_raw(&json!({"alg": alg, "kid": kid, "typ": "JWT"}), claims, &sign)
+    sign_raw(
+        &json!({"alg": alg, "kid": kid, "typ": "JWT"}),
+        claims,
+        &sign,
+    )
 }
 
 /// An ES256 token of the second provider (`kid` `other`).
