@@ -109,14 +109,25 @@ fn cluster(c: &ClusterSpec) -> Value {
         },
     });
     if c.http2 {
-        v["typed_extension_protocol_options"] = json!({
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}},
-            }
-        });
+        put(
+            &mut v,
+            "typed_extension_protocol_options",
+            json!({
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}},
+                }
+            }),
+        );
     }
     v
+}
+
+/// Sets `key` on a JSON object (indexing a `Value` may panic; this never does).
+fn put(v: &mut Value, key: &str, value: Value) {
+    if let Some(map) = v.as_object_mut() {
+        map.insert(key.to_string(), value);
+    }
 }
 
 fn wasm_filter(o: &EnvoyOptions) -> Value {
@@ -151,25 +162,28 @@ fn route_action(cluster: &str, timeout_s: u32) -> Value {
 /// A route of `r`'s: its name, prefix, metadata and per-filter config, going to `cluster`,
 /// optionally only when the routing header names `header_match`.
 fn spec_route(o: &EnvoyOptions, r: &RouteSpec, cluster: &str, header_match: Option<&str>) -> Value {
+    let mut matcher = json!({"prefix": r.prefix});
+    if let Some(value) = header_match {
+        let headers = json!([{"name": o.upstream_header, "string_match": {"exact": value}}]);
+        put(&mut matcher, "headers", headers);
+    }
     let mut route = json!({
         "name": r.name,
-        "match": {"prefix": r.prefix},
+        "match": matcher,
         "route": route_action(cluster, o.route_timeout_s),
     });
-    if let Some(value) = header_match {
-        route["match"]["headers"] =
-            json!([{"name": o.upstream_header, "string_match": {"exact": value}}]);
-    }
     if let Some(p) = &r.policy {
-        route["metadata"] = json!({"filter_metadata": {"meshgate": {"policy": p}}});
+        let metadata = json!({"filter_metadata": {"meshgate": {"policy": p}}});
+        put(&mut route, "metadata", metadata);
     }
     if r.disable_filter {
-        route["typed_per_filter_config"] = json!({
+        let per_filter = json!({
             WASM_FILTER_NAME: {
                 "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
                 "disabled": true,
             }
         });
+        put(&mut route, "typed_per_filter_config", per_filter);
     }
     route
 }
