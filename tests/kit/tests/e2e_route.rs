@@ -221,6 +221,25 @@ async fn spoofed_routing_headers_are_stripped() {
         .unwrap();
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     assert_eq!(r.json().unwrap()["id"], "pay_001");
+    // Transcoded through Envoy's router: the backend reports what it saw.
+    let mut post = spoof.to_vec();
+    post.push(("content-type", "application/json"));
+    let r = client
+        .post(
+            &gw.url("/v1/payments"),
+            &post,
+            r#"{"merchant":"m_spoof","amount":{"currencyCode":"EUR","amountMinor":"1"}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    assert_eq!(r.header("x-demo-backend"), Some("payments"));
+    assert_eq!(r.header("x-demo-saw-upstream"), Some("payments"));
+    assert_eq!(
+        r.header("x-demo-saw-operation"),
+        Some("meshgate.demo.v1.Payments.CreatePayment")
+    );
+    assert_eq!(r.header("x-demo-saw-subject"), None);
     // Native gRPC.
     let mut payments = payments_client(gw.addr()).await.unwrap();
     let mut req = tonic::Request::new(GetPaymentRequest {
@@ -286,9 +305,27 @@ async fn trace_context_and_request_id_pass_through() {
     for h in ["traceparent", "x-cloud-trace-context", "x-request-id"] {
         assert!(names(&received).contains(&h), "{h} in {received}");
     }
+    // Transcoded through Envoy's router: the backend's report comes back in the headers.
+    let mut post = with_id.clone();
+    post.push(("content-type", "application/json"));
+    let r = client
+        .post(
+            &gw.url("/v1/payments"),
+            &post,
+            r#"{"merchant":"m_trace","amount":{"currencyCode":"EUR","amountMinor":"1"}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    assert_eq!(r.header("x-demo-backend"), Some("payments"));
+    let received = r.header("x-demo-received-headers").unwrap_or_default();
+    for h in ["traceparent", "x-cloud-trace-context", "x-request-id"] {
+        assert!(names(received).contains(&h), "{h} in {received}");
+    }
     // The access records carry the request ids and the trace.
-    let recs = records(&gw, 3).await;
-    assert_eq!(recs.len(), 3, "{recs:?}");
+    let recs = records(&gw, 4).await;
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    assert_eq!(recs[3]["requestId"], "req-from-client-1", "{recs:?}");
     assert_eq!(recs[0]["requestId"], "req-from-client-1", "{recs:?}");
     assert_eq!(recs[1]["requestId"], generated, "{recs:?}");
 }
