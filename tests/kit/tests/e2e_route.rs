@@ -438,6 +438,10 @@ async fn a_policy_route_authenticates_rest_and_sends_the_subject() {
     let seen = r.json().unwrap();
     assert_eq!(seen["path"], "/rest/legacy/docs/private/plan");
     assert_eq!(seen["headers"]["x-meshgate-subject"], "bob", "{seen}");
+    assert_eq!(
+        seen["headers"]["x-meshgate-claim-aud"], "meshgate",
+        "{seen}"
+    );
     assert!(seen["headers"].get("authorization").is_none(), "{seen}");
     // A token signed with another key is refused.
     let forged = format!("{}x", token("bob"));
@@ -449,9 +453,21 @@ async fn a_policy_route_authenticates_rest_and_sends_the_subject() {
         .await
         .unwrap();
     assert_eq!(r.status.as_u16(), 401, "{}", r.text());
-    // The public part of the same operation needs no token.
-    let r = client.get(&gw.url("/legacy/docs/open"), &[]).await.unwrap();
+    // The public part of the same operation needs no token, and a client's claim header
+    // does not get through.
+    let r = client
+        .get(
+            &gw.url("/legacy/docs/open"),
+            &[("x-meshgate-claim-aud", "evil")],
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let seen = r.json().unwrap();
+    assert!(
+        seen["headers"].get("x-meshgate-claim-aud").is_none(),
+        "{seen}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
