@@ -109,7 +109,7 @@ fn cluster(c: &ClusterSpec) -> Value {
         },
     });
     if c.http2 {
-        set(
+        put(
             &mut v,
             "typed_extension_protocol_options",
             json!({
@@ -123,10 +123,10 @@ fn cluster(c: &ClusterSpec) -> Value {
     v
 }
 
-/// Set a key of a JSON object (no-op on other values; everything here builds objects).
-fn set(v: &mut Value, key: &str, value: Value) {
-    if let Some(o) = v.as_object_mut() {
-        o.insert(key.to_string(), value);
+/// Sets `key` on a JSON object (indexing a `Value` may panic; this never does).
+fn put(v: &mut Value, key: &str, value: Value) {
+    if let Some(map) = v.as_object_mut() {
+        map.insert(key.to_string(), value);
     }
 }
 
@@ -162,35 +162,28 @@ fn route_action(cluster: &str, timeout_s: u32) -> Value {
 /// A route of `r`'s: its name, prefix, metadata and per-filter config, going to `cluster`,
 /// optionally only when the routing header names `header_match`.
 fn spec_route(o: &EnvoyOptions, r: &RouteSpec, cluster: &str, header_match: Option<&str>) -> Value {
+    let mut matcher = json!({"prefix": r.prefix});
+    if let Some(value) = header_match {
+        let headers = json!([{"name": o.upstream_header, "string_match": {"exact": value}}]);
+        put(&mut matcher, "headers", headers);
+    }
     let mut route = json!({
         "name": r.name,
-        "match": {"prefix": r.prefix},
+        "match": matcher,
         "route": route_action(cluster, o.route_timeout_s),
     });
-    if let Some(value) = header_match {
-        if let Some(m) = route.get_mut("match") {
-            set(
-                m,
-                "headers",
-                json!([{"name": o.upstream_header, "string_match": {"exact": value}}]),
-            );
-        }
-    }
     if let Some(p) = &r.policy {
-        set(
-            &mut route,
-            "metadata",
-            json!({"filter_metadata": {"meshgate": {"policy": p}}}),
-        );
+        let metadata = json!({"filter_metadata": {"meshgate": {"policy": p}}});
+        put(&mut route, "metadata", metadata);
     }
     if r.disable_filter {
-        let disabled = json!({
+        let per_filter = json!({
             WASM_FILTER_NAME: {
                 "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
                 "disabled": true,
             }
         });
-        set(&mut route, "typed_per_filter_config", disabled);
+        put(&mut route, "typed_per_filter_config", per_filter);
     }
     route
 }
@@ -281,15 +274,9 @@ fn access_log(o: &EnvoyOptions) -> Value {
 }
 
 /// `stats_config` for a compiled configuration: Prometheus labels for every meshgate metric,
-/// and latency buckets that include every objective's threshold (operations' and policies').
+/// and latency buckets that include every objective's threshold.
 pub fn stats_config_for(config: &crate::config::Config) -> Value {
-    let policies = config.policies.values().filter_map(|p| p.slo.as_ref());
-    let slos: Vec<&crate::observe::Slo> = config
-        .operations
-        .iter()
-        .map(|o| &o.slo)
-        .chain(policies)
-        .collect();
+    let slos: Vec<&crate::observe::Slo> = config.operations.iter().map(|o| &o.slo).collect();
     let buckets = crate::observe::histogram_buckets(&slos, &config.observe.latency_buckets_ms);
     config.observe.names.stats_config(&buckets)
 }

@@ -23,11 +23,12 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// The routes of `envoy/gateway-policies.yaml`'s documented `meshgate envoy` invocation.
-pub const ROUTES: [&str; 4] = [
+pub const ROUTES: [&str; 5] = [
     "name=wallets-strict,prefix=/v1/wallets/,cluster=wallets,policy=strict",
     "name=payments-grpc-only,prefix=/v1/payments/pay_002,cluster=payments",
     "name=direct,prefix=/direct/,cluster=legacy-append,disabled",
     "name=grpc-api,prefix=/meshgate.demo.v1.,cluster=payments,policy=gold",
+    "name=legacy-private,prefix=/legacy/docs/private/,cluster=legacy-append,policy=strict",
 ];
 
 fn routes() -> Vec<RouteSpec> {
@@ -101,10 +102,11 @@ fn token(sub: &str) -> String {
     format!("{signing_input}.{}", b64url(&sig))
 }
 
-/// Envoy flushes its access log file periodically: wait for `n` records.
+/// Envoy flushes its access log file periodically: wait for `n` records (at most 30 s; the
+/// machine may be busy).
 async fn records(gw: &Gateway, n: usize) -> Vec<Value> {
     let mut records = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..150 {
         records = gw.access_records();
         if records.len() >= n {
             break;
@@ -219,6 +221,25 @@ async fn spoofed_routing_headers_are_stripped() {
         .unwrap();
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     assert_eq!(r.json().unwrap()["id"], "pay_001");
+    // Transcoded through Envoy's router: the backend reports what it saw.
+    let mut post = spoof.to_vec();
+    post.push(("content-type", "application/json"));
+    let r = client
+        .post(
+            &gw.url("/v1/payments"),
+            &post,
+            r#"{"merchant":"m_spoof","amount":{"currencyCode":"EUR","amountMinor":"1"}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    assert_eq!(r.header("x-demo-backend"), Some("payments"));
+    assert_eq!(r.header("x-demo-saw-upstream"), Some("payments"));
+    assert_eq!(
+        r.header("x-demo-saw-operation"),
+        Some("meshgate.demo.v1.Payments.CreatePayment")
+    );
+    assert_eq!(r.header("x-demo-saw-subject"), None);
     // Native gRPC.
     let mut payments = payments_client(gw.addr()).await.unwrap();
     let mut req = tonic::Request::new(GetPaymentRequest {
@@ -284,8 +305,27 @@ async fn trace_context_and_request_id_pass_through() {
     for h in ["traceparent", "x-cloud-trace-context", "x-request-id"] {
         assert!(names(&received).contains(&h), "{h} in {received}");
     }
+    // Transcoded through Envoy's router: the backend's report comes back in the headers.
+    let mut post = with_id.clone();
+    post.push(("content-type", "application/json"));
+    let r = client
+        .post(
+            &gw.url("/v1/payments"),
+            &post,
+            r#"{"merchant":"m_trace","amount":{"currencyCode":"EUR","amountMinor":"1"}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    assert_eq!(r.header("x-demo-backend"), Some("payments"));
+    let received = r.header("x-demo-received-headers").unwrap_or_default();
+    for h in ["traceparent", "x-cloud-trace-context", "x-request-id"] {
+        assert!(names(received).contains(&h), "{h} in {received}");
+    }
     // The access records carry the request ids and the trace.
-    let recs = records(&gw, 3).await;
+    let recs = records(&gw, 4).await;
+    assert_eq!(recs.len(), 4, "{recs:?}");
+    assert_eq!(recs[3]["requestId"], "req-from-client-1", "{recs:?}");
     assert_eq!(recs[0]["requestId"], "req-from-client-1", "{recs:?}");
     assert_eq!(recs[1]["requestId"], generated, "{recs:?}");
 }
@@ -369,6 +409,65 @@ async fn routes_choose_policies_by_metadata_and_by_name() {
     assert_eq!(recs[10]["httpRequest"]["status"], 200, "{recs:?}");
     assert_eq!(recs[11]["httpRequest"]["status"], 500, "{recs:?}");
     assert_eq!(recs[1]["principal"], "alice", "{recs:?}");
+}
+
+/// A policy on a REST route: the token is checked, then the subject goes to the upstream in
+/// place of the client's copy, and the token itself does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_policy_route_authenticates_rest_and_sends_the_subject() {
+    let gw = gateway();
+    let client = http2_client();
+    let r = client
+        .get(
+            &gw.url("/legacy/docs/private/plan"),
+            &[("x-meshgate-subject", "root")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 401, "{}", r.text());
+    assert!(r.header("www-authenticate").is_some());
+    let auth = format!("Bearer {}", token("bob"));
+    let r = client
+        .get(
+            &gw.url("/legacy/docs/private/plan"),
+            &[("authorization", &auth), ("x-meshgate-subject", "root")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let seen = r.json().unwrap();
+    assert_eq!(seen["path"], "/rest/legacy/docs/private/plan");
+    assert_eq!(seen["headers"]["x-meshgate-subject"], "bob", "{seen}");
+    assert_eq!(
+        seen["headers"]["x-meshgate-claim-aud"], "meshgate",
+        "{seen}"
+    );
+    assert!(seen["headers"].get("authorization").is_none(), "{seen}");
+    // A token signed with another key is refused.
+    let forged = format!("{}x", token("bob"));
+    let r = client
+        .get(
+            &gw.url("/legacy/docs/private/plan"),
+            &[("authorization", &format!("Bearer {forged}"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 401, "{}", r.text());
+    // The public part of the same operation needs no token, and a client's claim header
+    // does not get through.
+    let r = client
+        .get(
+            &gw.url("/legacy/docs/open"),
+            &[("x-meshgate-claim-aud", "evil")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let seen = r.json().unwrap();
+    assert!(
+        seen["headers"].get("x-meshgate-claim-aud").is_none(),
+        "{seen}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
