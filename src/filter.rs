@@ -104,6 +104,9 @@ struct ResponseState {
     body_seen: usize,
     /// The converted reply was sent as a local reply (the rest of the upstream's is dropped).
     replaced: bool,
+    /// Response headers came from the upstream (or Envoy's router) before any reply of the
+    /// gateway's own: the access log tells the service's answers from the gateway's.
+    upstream_answered: bool,
 }
 
 impl Filter {
