@@ -111,6 +111,9 @@ struct ResponseState {
     forward: Vec<(String, String)>,
     /// A server stream being forwarded through the router.
     stream: Option<stream::StreamState>,
+    /// Response headers came from the upstream (or Envoy's router) before any reply of the
+    /// gateway's own: the access log tells the service's answers from the gateway's.
+    upstream_answered: bool,
 }
 
 impl Filter {

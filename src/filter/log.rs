@@ -122,8 +122,7 @@ impl Filter {
     /// (a transcoded NOT_FOUND or INVALID_ARGUMENT) is the service's answer: it counts for
     /// latency like any other.
     fn answered_without_upstream(&self) -> bool {
-        let upstream_headers_seen = self.resp.grpc || !self.resp.content_type.is_empty();
-        self.resp.replaced && self.error.is_some() && !upstream_headers_seen
+        self.resp.replaced && self.error.is_some() && !self.resp.upstream_answered
     }
 }
 

@@ -4,9 +4,9 @@
 //!
 //! One gateway YAML of this test's own ([`gateway_yaml`]): Payments needs a token of provider
 //! `test` (HS256, inline JWKS, so the record has a principal), has availability 99.9 and
-//! latency 95% under 200 ms; Wallets is public and inherits `observe.default_slo`
+//! latency 95% under 300 ms; Wallets is public and inherits `observe.default_slo`
 //! (availability 99.5); the `partner` policy (chosen by route metadata on
-//! `/meshgate.demo.v1.Wallets/`) has latency 90% under 50 ms. The bootstrap is the one the
+//! `/meshgate.demo.v1.Wallets/`) has latency 90% under 100 ms. The bootstrap is the one the
 //! command renders, plus a second Envoy access log that prints meshgate's per-field filter
 //! state (`%FILTER_STATE(wasm.meshgate.operation:PLAIN)%`...), as a user logging with Envoy's
 //! own formats would.
@@ -113,7 +113,7 @@ services:
     auth: !provider test
     slo:
       availability: 99.9
-      latency: {{threshold_ms: 200, target: 95}}
+      latency: {{threshold_ms: 300, target: 95}}
   meshgate.demo.v1.Wallets:
     upstream: wallets
     auth: none
@@ -125,11 +125,11 @@ auth:
 policies:
   partner:
     slo:
-      latency: {{threshold_ms: 50, target: 90}}
+      latency: {{threshold_ms: 100, target: 90}}
 observe:
   access_log: true
   trace_project: {PROJECT}
-  latency_buckets_ms: [100, 1000]
+  latency_buckets_ms: [25, 1000]
   default_slo:
     availability: 99.5
 "#,
@@ -191,13 +191,23 @@ fn start(name: &str) -> Fixture {
     o.listen_port = free_port().unwrap();
     o.admin_port = free_port().unwrap();
     o.clusters = clusters;
-    o.routes = vec![RouteSpec {
-        name: "partner-wallets".into(),
-        prefix: "/meshgate.demo.v1.Wallets/".into(),
-        cluster: "wallets".into(),
-        policy: Some("partner".into()),
-        disable_filter: false,
-    }];
+    o.routes = vec![
+        RouteSpec {
+            name: "partner-wallets".into(),
+            prefix: "/meshgate.demo.v1.Wallets/".into(),
+            cluster: "wallets".into(),
+            policy: Some("partner".into()),
+            disable_filter: false,
+        },
+        // meshgate switched off: Envoy still logs the request, with no record to write.
+        RouteSpec {
+            name: "plain".into(),
+            prefix: "/plain/".into(),
+            cluster: "payments".into(),
+            policy: None,
+            disable_filter: true,
+        },
+    ];
     o.failure_policy = "FAIL_CLOSED".into();
     o.stats_config = stats_config_for(&config);
     o.upstream_header = config.routing.upstream_header.clone();
@@ -406,11 +416,11 @@ async fn native_grpc_records_verdicts_and_counters() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), tonic::Code::NotFound);
-    // 4: slower than the 200 ms threshold.
+    // 4: slower than the 300 ms threshold.
     payments
         .get_payment(grpc_request(
             get_payment("pay_001"),
-            &[bearer(), tp(4), ("x-demo-delay-ms", "350".into())],
+            &[bearer(), tp(4), ("x-demo-delay-ms", "700".into())],
         ))
         .await
         .unwrap();
@@ -465,7 +475,8 @@ async fn native_grpc_records_verdicts_and_counters() {
     assert!(size(&h["requestSize"]) >= 5 + 9, "{h}");
     assert!(size(&h["responseSize"]) > 20, "{h}");
     let latency = seconds(&h["latency"]);
-    assert!(latency > 0.0 && latency < 0.2, "{h}");
+    // A sanity bound only: the first request of a loaded test machine can be slow.
+    assert!(latency > 0.0 && latency < 5.0, "{h}");
     assert_eq!(ok["logging.googleapis.com/spanId"], span_id(1));
     assert_eq!(ok["logging.googleapis.com/trace_sampled"], true);
     assert_eq!(ok["operation"], GET_PAYMENT);
@@ -502,7 +513,7 @@ async fn native_grpc_records_verdicts_and_counters() {
     );
 
     let slow = record(gw, 4);
-    assert!(seconds(&slow["httpRequest"]["latency"]) >= 0.35, "{slow}");
+    assert!(seconds(&slow["httpRequest"]["latency"]) >= 0.7, "{slow}");
     assert_eq!(slow["severity"], "INFO");
     assert_eq!(
         slow["slo"],
@@ -562,8 +573,8 @@ async fn native_grpc_records_verdicts_and_counters() {
             ("meshgate_request_duration_ms_count", vec![op], 7.0),
         ],
     );
-    // Buckets include the threshold (200), the configured ones, and the policy's (50).
-    for le in ["50", "100", "200", "1000"] {
+    // Buckets include the threshold (300), the configured ones, and the policy's (100).
+    for le in ["25", "100", "300", "1000"] {
         let v = prom(
             &text,
             "meshgate_request_duration_ms_bucket",
@@ -571,15 +582,15 @@ async fn native_grpc_records_verdicts_and_counters() {
         );
         assert!(v.is_some(), "bucket le={le} missing");
     }
-    let under_200 = prom(
+    let under_300 = prom(
         &text,
         "meshgate_request_duration_ms_bucket",
-        &[op, ("le", "200")],
+        &[op, ("le", "300")],
     )
     .unwrap();
     assert_eq!(
-        under_200, 6.0,
-        "every request but the slow one is under 200 ms"
+        under_300, 6.0,
+        "every request but the slow one is under 300 ms"
     );
     // The record agrees with the metrics: its fields are what the counters counted.
     assert!(
@@ -626,7 +637,7 @@ async fn transcoded_requests_records_verdicts_and_counters() {
     let r = h1
         .get(
             &url,
-            &[auth, ("traceparent", &tp13), ("x-demo-delay-ms", "300")],
+            &[auth, ("traceparent", &tp13), ("x-demo-delay-ms", "700")],
         )
         .await
         .unwrap();
@@ -707,7 +718,7 @@ async fn transcoded_requests_records_verdicts_and_counters() {
     );
 
     let slow = record(gw, 13);
-    assert!(seconds(&slow["httpRequest"]["latency"]) >= 0.3, "{slow}");
+    assert!(seconds(&slow["httpRequest"]["latency"]) >= 0.7, "{slow}");
     assert_eq!(
         slow["slo"],
         json!({"availability": "good", "latency": "bad"})
@@ -814,14 +825,14 @@ async fn policy_objective_good_counter_from_first_failure_and_filter_state_log()
             ("meshgate_slo_good_events_total", vec![op, av], 0.0),
         ],
     );
-    // 22: slower than the partner policy's 50 ms (the service itself has no latency
+    // 22: slower than the partner policy's 100 ms (the service itself has no latency
     // objective, so only the policy makes this a latency event).
     wallets
         .get_wallet(grpc_request(
             wallet(),
             &[
                 ("traceparent", traceparent(22, true)),
-                ("x-demo-delay-ms", "120".into()),
+                ("x-demo-delay-ms", "400".into()),
             ],
         ))
         .await
@@ -868,7 +879,7 @@ async fn policy_objective_good_counter_from_first_failure_and_filter_state_log()
         prom(
             &text,
             "meshgate_request_duration_ms_bucket",
-            &[op, ("le", "50")]
+            &[op, ("le", "100")]
         )
         .is_some(),
         "the policy's threshold is a bucket"
@@ -889,8 +900,20 @@ async fn policy_objective_good_counter_from_first_failure_and_filter_state_log()
         .unwrap();
     assert_eq!(r.status.as_u16(), 404);
 
-    let lines = field_lines(&f, 5);
-    assert_eq!(lines.len(), 5, "one line per request: {lines:?}");
+    // A route where meshgate is off: no record, so no line in the records log (a `-` there
+    // would be a line no JSON parser accepts).
+    http1_client()
+        .get(&gw.url("/plain/anything"), &[])
+        .await
+        .unwrap();
+
+    let lines = field_lines(&f, 6);
+    assert_eq!(lines.len(), 6, "one line per request: {lines:?}");
+    assert_eq!(
+        lines[5],
+        "operation=- upstream=- principal=- policy=- grpc_status=- outcome=- \
+         slo.availability=- slo.latency=- path=/plain/anything"
+    );
     assert_eq!(
         lines[0],
         format!(
@@ -918,7 +941,9 @@ async fn policy_objective_good_counter_from_first_failure_and_filter_state_log()
         lines[4]
     );
     assert!(lines[4].contains("slo.availability=n/a slo.latency=n/a"));
-    // Envoy's stdout holds meshgate's records and nothing else: clean JSON lines.
+    // Envoy's stdout holds meshgate's records and nothing else: clean JSON lines. (Both files
+    // have their own flush timer, 1 s: give stdout time to show a line it should not have.)
+    std::thread::sleep(Duration::from_millis(2500));
     let stdout = gw.envoy.stdout();
     assert!(!stdout.is_empty());
     for line in stdout.lines() {
