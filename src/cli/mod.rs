@@ -3,7 +3,9 @@
 //! renders what deploys it (Envoy bootstrap; later Istio manifests and alert rules).
 
 pub mod envoy;
+pub mod istio;
 mod load;
+pub mod oci;
 
 pub use load::{compile_file, load_input, CompileError};
 
@@ -21,6 +23,14 @@ USAGE:
   meshgate envoy    <gateway.yaml> --wasm <path> [--listen ADDR] [--admin ADDR]
                     [--cluster NAME=HOST:PORT[/h1]]... [-o <envoy.yaml>]
       Render an Envoy bootstrap that runs meshgate in front of the given clusters.
+  meshgate istio    <gateway.yaml> -d <dir> (--oci-layout <dir> | --sha256 <hex>)
+                    [--image oci://REG/REPO:TAG] [--namespace NS] [--gateway-label K=V]
+                    [--sidecar-namespace NS] [--sidecar-label K=V] [--fail-strategy S]
+                    [--module-file PATH] [--module-url URL --wasm <plugin.wasm>]
+      Write the Istio resources: WasmPlugin (gateway, sidecar), TrafficExtension, EnvoyFilter,
+      JWKS ServiceEntry/DestinationRule, Telemetry, IstioOperator overlay, stats bootstrap.
+  meshgate oci      <plugin.wasm> <out-dir> [--tag TAG]
+      Write the module as an OCI image layout in Istio's compat format (push with skopeo).
 ";
 
 /// Entry point of the binary; returns the process exit code.
@@ -42,6 +52,8 @@ fn run(args: Vec<String>) -> Result<(), String> {
         "compile" => cmd_compile(&rest),
         "validate" => cmd_validate(&rest),
         "envoy" => envoy::cmd_envoy(&rest),
+        "istio" => istio::cmd_istio(&rest),
+        "oci" => oci::cmd_oci(&rest),
         "help" | "--help" | "-h" | "" => {
             print!("{USAGE}");
             Ok(())
