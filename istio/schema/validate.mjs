@@ -23,11 +23,17 @@ const local = {
   }),
 };
 
+// An ajv error with the offending property named (ajv's own text leaves it out).
+function describe(e) {
+  const extra = e.params?.additionalProperty ? `: \`${e.params.additionalProperty}\`` : "";
+  return `${e.instancePath || "/"} ${e.message}${extra}`;
+}
+
 async function check(doc) {
   const key = `${doc.apiVersion}/${doc.kind}`;
   if (local[key]) {
     const ok = local[key](doc);
-    if (!ok) throw new Error(ajv.errorsText(local[key].errors));
+    if (!ok) throw new Error(local[key].errors.map(describe).join("; "));
     return "local schema";
   }
   let mod;
@@ -36,7 +42,11 @@ async function check(doc) {
   } catch (e) {
     throw new Error(`no schema for ${key}`);
   }
-  new mod[doc.kind](doc).validate();
+  try {
+    new mod[doc.kind](doc).validate();
+  } catch (e) {
+    throw new Error(e.errors ? e.errors.map(describe).join("; ") : e.message);
+  }
   return "@kubernetes-models/istio";
 }
 

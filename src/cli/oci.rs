@@ -75,6 +75,25 @@ fn gzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
     enc.finish().map_err(|e| format!("gzip: {e}"))
 }
 
+/// `plugin.wasm` out of a compat layer (tar.gz), as Istio's agent takes it out.
+pub fn extract_plugin(layer: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer));
+    let entries = archive.entries().map_err(|e| format!("layer: {e}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| format!("layer: {e}"))?;
+        let path = entry.path().map_err(|e| format!("layer: {e}"))?;
+        if path.file_name().is_some_and(|n| n == PLUGIN_FILE) {
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("layer: {e}"))?;
+            return Ok(bytes);
+        }
+    }
+    Err(format!("layer: no {PLUGIN_FILE}"))
+}
+
 /// The three blobs of the image: (layer, config, manifest), each as bytes.
 pub struct Blobs {
     pub layer: Vec<u8>,
@@ -206,6 +225,8 @@ mod tests {
     #[test]
     fn layer_is_a_gzipped_tar_with_plugin_wasm() {
         let blobs = build_blobs(WASM).unwrap();
+        assert_eq!(extract_plugin(&blobs.layer).unwrap(), WASM);
+        assert!(extract_plugin(b"not gzip").is_err());
         let gz = flate2::read::GzDecoder::new(blobs.layer.as_slice());
         let mut archive = tar::Archive::new(gz);
         let mut entries = archive.entries().unwrap();
