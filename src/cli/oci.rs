@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
 pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// The OCI layout annotation that names an image's tag.
+const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The file name Istio's agent looks for in the layer.
 pub const PLUGIN_FILE: &str = "plugin.wasm";
 
@@ -145,8 +147,12 @@ pub fn write_layout(wasm: &[u8], dir: &Path, tag: &str) -> Result<OciImage, Stri
     for blob in [&blobs.layer, &blobs.config, &blobs.manifest] {
         write(&blob_dir.join(sha256_hex(blob)), blob)?;
     }
-    let mut manifest_desc = descriptor(MANIFEST_MEDIA_TYPE, &blobs.manifest);
-    manifest_desc["annotations"] = json!({"org.opencontainers.image.ref.name": tag});
+    let manifest_desc = json!({
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "digest": digest_of(&blobs.manifest),
+        "size": blobs.manifest.len(),
+        "annotations": {REF_NAME: tag},
+    });
     let index = json!({"schemaVersion": 2, "manifests": [manifest_desc]});
     write(&dir.join("index.json"), &to_bytes(&index)?)?;
     write(
@@ -172,13 +178,18 @@ pub fn layout_digest(dir: &Path, tag: Option<&str>) -> Result<String, String> {
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let index: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let manifests = index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let found = manifests.iter().find(|m| match tag {
-        Some(t) => m["annotations"]["org.opencontainers.image.ref.name"] == t,
+        Some(t) => m.pointer(&format!("/annotations/{REF_NAME}")) == Some(&json!(t)),
         None => manifests.len() == 1,
     });
     found
-        .and_then(|m| m["digest"].as_str())
+        .and_then(|m| m.get("digest"))
+        .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| format!("{}: no image for tag {tag:?}", path.display()))
 }

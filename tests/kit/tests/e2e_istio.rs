@@ -451,3 +451,100 @@ async fn envoyfilter_filter_and_stats_settings_work_in_envoy() {
     let envoy_stats = envoy.stats_text().unwrap();
     assert!(!envoy_stats.contains("http.gateway.downstream_rq_total"));
 }
+
+/// The wasm filter as Istio's pilot renders a WasmPlugin (pilot/pkg/model/extensions.go:
+/// name `<namespace>.<name>`, root_id = pluginName, configuration = the pluginConfig as JSON,
+/// no `allow_on_headers_stop_iteration`).
+fn istio_rendered_filter(wp: &Value, wasm: &Path) -> Value {
+    let name = format!(
+        "{}.{}",
+        wp["metadata"]["namespace"].as_str().unwrap(),
+        wp["metadata"]["name"].as_str().unwrap()
+    );
+    json!({
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": wp["spec"]["pluginName"],
+                "vm_config": {
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm.display().to_string()}},
+                    "environment_variables": {"key_values": {
+                        "ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION": "1"}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": serde_json::to_string(&wp["spec"]["pluginConfig"]).unwrap(),
+                },
+                "failure_policy": "FAIL_RELOAD",
+            },
+        },
+    })
+}
+
+async fn create_payment(url: &str) -> String {
+    let body = r#"{"merchant":"m_1","amount":{"currency_code":"EUR","amount_minor":"500"}}"#;
+    let client = http1_client();
+    let call = client.post(url, &[("content-type", "application/json")], body);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), call).await {
+        Ok(Ok(r)) => format!("{} {}", r.status.as_u16(), r.text()),
+        Ok(Err(e)) => format!("error {e}"),
+        Err(_) => "timeout".to_string(),
+    }
+}
+
+/// What a WasmPlugin (or TrafficExtension) gives meshgate: the filter as Istio renders it, in a
+/// real Envoy. Body-less requests (GET, answered through the filter's side call) work; a
+/// request with a body that meshgate transcodes gets no answer, because Istio does not set
+/// `allow_on_headers_stop_iteration` and Envoy then never delivers the body after the filter
+/// pauses the headers (ENVOY_NOTES). The same POST through the EnvoyFilter's filter (flag set)
+/// is answered. This test pins that difference, which the install guide documents: APIs with
+/// JSON/protobuf request bodies need the EnvoyFilter variant until Istio sets the flag.
+#[tokio::test(flavor = "multi_thread")]
+async fn wasmplugin_as_istio_renders_it_serves_get_but_stalls_request_bodies() {
+    let dir = temp("rendered");
+    let gateway = repo_root().join("envoy/gateway.yaml");
+    generate(&gateway, &dir);
+    let docs = documents(&dir.join("out"));
+    let wp = doc(&docs, "wasmplugin-gateway.yaml", "WasmPlugin");
+    let payments = start_backend("payments", "payments").unwrap();
+    let wallets = start_backend("wallets", "wallets").unwrap();
+    let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
+    let mut o = EnvoyOptions::new(json_cfg, "unused".into());
+    o.listen_port = free_port().unwrap();
+    o.admin_port = free_port().unwrap();
+    o.clusters = [("payments", &payments), ("wallets", &wallets)]
+        .iter()
+        .map(|(n, b)| ClusterSpec {
+            name: n.to_string(),
+            address: "127.0.0.1".into(),
+            port: b.addr.port(),
+            http2: true,
+        })
+        .collect();
+    let mut b = bootstrap(&o);
+    let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
+    hcm["typed_config"]["http_filters"][0] = istio_rendered_filter(wp, &wasm_path().unwrap());
+    let envoy = start_envoy(&serde_yaml_ng::to_string(&b).unwrap()).unwrap();
+    let get = http1_client()
+        .get(&envoy.url("/v1/payments/pay_001"), &[])
+        .await
+        .unwrap();
+    let local = GatewayBuilder::demo().start().unwrap();
+    let with_flag = create_payment(&local.url("/v1/payments")).await;
+    let rendered = create_payment(&envoy.url("/v1/payments")).await;
+    assert_eq!(
+        get.status.as_u16(),
+        200,
+        "GET through the side call: {}",
+        get.text()
+    );
+    assert_eq!(get.json().unwrap()["id"], "pay_001");
+    assert!(
+        with_flag.starts_with("200 "),
+        "POST with the flag: {with_flag}"
+    );
+    assert_eq!(rendered, "timeout", "POST as Istio renders the WasmPlugin");
+}
