@@ -261,3 +261,83 @@ pub fn cmd_istio(args: &[String]) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_strategies_use_istio_and_envoy_spellings() {
+        let s = FailStrategy::parse("FAIL_CLOSE").unwrap();
+        assert_eq!(
+            (s.istio_name(), s.envoy_policy()),
+            ("FAIL_CLOSE", "FAIL_CLOSED")
+        );
+        let r = FailStrategy::parse("FAIL_RELOAD").unwrap();
+        assert_eq!(r.envoy_policy(), "FAIL_RELOAD");
+        // Envoy's spelling is not Istio's: refused with the accepted values named.
+        let err = FailStrategy::parse("FAIL_CLOSED").unwrap_err();
+        assert!(
+            err.contains("FAIL_CLOSE, FAIL_OPEN or FAIL_RELOAD"),
+            "{err}"
+        );
+    }
+
+    fn args(extra: &[&str]) -> Vec<String> {
+        let gateway = concat!(env!("CARGO_MANIFEST_DIR"), "/istio/gateway.yaml");
+        let mut v = vec![gateway.to_string(), "-d".into(), "/nonexistent".into()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    }
+
+    #[test]
+    fn the_image_must_be_pinned() {
+        let err = options(&args(&[])).unwrap_err();
+        assert!(err.contains("--sha256"), "{err}");
+        let err = options(&args(&["--sha256", "sha256:abc"])).unwrap_err();
+        assert!(err.contains("64 hex digits"), "{err}");
+        let (o, jwks, _) = options(&args(&["--sha256", &"a".repeat(64)])).unwrap();
+        assert_eq!(o.image_sha256, "a".repeat(64));
+        assert_eq!(jwks.len(), 1, "istio/gateway.yaml has one remote JWKS");
+        assert!(o.module_sha256.is_none(), "no --wasm, no HTTP EnvoyFilter");
+        let files: Vec<String> = manifests(&o, &jwks)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.file)
+            .collect();
+        assert!(!files.contains(&"envoyfilter-http.yaml".to_string()));
+        assert!(files.contains(&"jwks-serviceentries.yaml".to_string()));
+    }
+
+    #[test]
+    fn a_jwks_cluster_istio_does_not_make_is_refused() {
+        let mut input = crate::config::input::GatewayInput::default();
+        let mut p = crate::config::input::ProviderInput {
+            name: "idp".into(),
+            ..Default::default()
+        };
+        p.jwks.remote = Some(crate::config::input::RemoteJwksInput {
+            uri: "https://idp.example.com/jwks".into(),
+            cluster: "idp".into(),
+            ..Default::default()
+        });
+        input.auth.providers.push(p.clone());
+        let err = mesh::jwks_hosts(&input).unwrap_err();
+        assert!(
+            err.starts_with("auth.providers[0].jwks.remote.cluster: under Istio"),
+            "{err}"
+        );
+        if let Some(r) = input.auth.providers[0].jwks.remote.as_mut() {
+            r.cluster = "outbound|443||other.example.com".into();
+        }
+        let err = mesh::jwks_hosts(&input).unwrap_err();
+        assert!(err.contains("does not reach the host"), "{err}");
+        if let Some(r) = input.auth.providers[0].jwks.remote.as_mut() {
+            r.cluster = "outbound|443||idp.example.com".into();
+        }
+        let hosts = mesh::jwks_hosts(&input).unwrap();
+        assert_eq!(hosts[0].host, "idp.example.com");
+        assert_eq!(hosts[0].port, 443);
+    }
+}
