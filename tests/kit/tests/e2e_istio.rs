@@ -548,3 +548,78 @@ async fn wasmplugin_as_istio_renders_it_serves_get_but_stalls_request_bodies() {
     );
     assert_eq!(rendered, "timeout", "POST as Istio renders the WasmPlugin");
 }
+
+/// The remote JWKS is fetched through the cluster name Istio gives a ServiceEntry host
+/// (`outbound|443||idp.example.com`, pipes and all): the pluginConfig of a generated WasmPlugin,
+/// in a real Envoy whose cluster of that name leads to a JWKS server. Locally the cluster is
+/// plain HTTP; in the mesh the generated DestinationRule originates TLS on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_jwks_is_fetched_through_istios_cluster_name() {
+    let dir = temp("jwks");
+    let proto = repo_root().join("proto");
+    let gateway = dir.join("gateway.yaml");
+    let cluster = "outbound|443||idp.example.com";
+    std::fs::write(
+        &gateway,
+        format!(
+            "descriptors:\n  files: [meshgate/demo/v1/payments.proto]\n  include: [{}]\n\
+             upstreams: {{payments: {{}}, wallets: {{}}}}\n\
+             services:\n  meshgate.demo.v1.Payments: {{upstream: payments, auth: none}}\n  \
+             meshgate.demo.v1.Wallets: {{upstream: wallets, auth: !provider idp}}\n\
+             auth:\n  providers:\n    - name: idp\n      issuer: https://idp.example.com\n      \
+             jwks:\n        remote:\n          uri: https://idp.example.com/jwks.json\n          \
+             cluster: \"{cluster}\"\n",
+            proto.display()
+        ),
+    )
+    .unwrap();
+    generate(&gateway, &dir);
+    let docs = documents(&dir.join("out"));
+    let se = doc(&docs, "jwks-serviceentries.yaml", "ServiceEntry");
+    assert_eq!(se["spec"]["hosts"][0], "idp.example.com");
+    let wp = doc(&docs, "wasmplugin-gateway.yaml", "WasmPlugin");
+    let plugin_config = serde_json::to_string(&wp["spec"]["pluginConfig"]).unwrap();
+
+    let jwks = meshgate_kit::jwks::JwksServer::start(r#"{"keys":[]}"#).unwrap();
+    let gw = GatewayBuilder::demo()
+        .filter_json(plugin_config)
+        .cluster(json!({
+            "name": cluster,
+            "type": "STATIC",
+            "connect_timeout": "2s",
+            "load_assignment": {"cluster_name": cluster, "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": jwks.addr().port()}}}}]}]},
+        }))
+        .start()
+        .unwrap();
+    // Payments is public; Wallets needs a token from idp.
+    let public = http1_client()
+        .get(&gw.url("/v1/payments/pay_001"), &[])
+        .await
+        .unwrap();
+    assert_eq!(public.status.as_u16(), 200, "{}", public.text());
+    let bearer = "Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLmNvbSJ9.c2ln";
+    let _ = http1_client()
+        .get(&gw.url("/v1/wallets/w_001"), &[("authorization", bearer)])
+        .await
+        .unwrap();
+    let mut fetched = 0;
+    for _ in 0..50 {
+        fetched = jwks.jwks_requests();
+        if fetched > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        fetched > 0,
+        "the JWKS was fetched through `{cluster}`:\n{}",
+        gw.envoy.log()
+    );
+    let denied = http1_client()
+        .get(&gw.url("/v1/wallets/w_001"), &[])
+        .await
+        .unwrap();
+    assert_eq!(denied.status.as_u16(), 401, "{}", denied.text());
+}
