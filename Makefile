@@ -9,7 +9,7 @@ CARGO       ?= cargo
 # Host cargo and rustup's toolchain; the wasm build picks its own route (tests/tools/build-wasm.sh).
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate
+.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate oci istio
 
 help:
 	@echo "make run       build and start Envoy + meshgate + demo gRPC backends on 127.0.0.1:8080"
@@ -17,9 +17,11 @@ help:
 	@echo "make lint      rustfmt check, clippy -D warnings for the host and for wasm32-wasip1"
 	@echo "make build     build build/meshgate.wasm (release) and the host tools"
 	@echo "make validate  check envoy/gateway.yaml as the filter would"
+	@echo "make oci       build/oci: the module as an OCI image layout Istio pulls (push with skopeo)"
+	@echo "make istio     regenerate istio/examples/ from istio/gateway.yaml and the image"
 
 setup:
-	@tests/tools/setup.sh wasm envoy test lint
+	@tests/tools/setup.sh wasm envoy test lint istio
 
 # The release module: LTO, one codegen unit, panic=abort, stripped (Cargo.toml [profile.release]).
 wasm:
@@ -36,6 +38,17 @@ host:
 	$(CARGO) build --release -p meshgate-kit --bins
 
 build: wasm host
+
+# Istio's "compat" image (one tar+gzip layer holding plugin.wasm) as an OCI layout, no Docker:
+#   skopeo copy oci:build/oci:$(OCI_TAG) docker://REGISTRY/meshgate:$(OCI_TAG)
+OCI_TAG     ?= 0.1.0
+OCI_IMAGE   ?= oci://registry.example.com/meshgate/meshgate:$(OCI_TAG)
+oci: wasm
+	$(CARGO) run -q --release --bin meshgate -- oci $(WASM) build/oci --tag $(OCI_TAG)
+
+istio: oci
+	$(CARGO) run -q --release --bin meshgate -- istio istio/gateway.yaml -d istio/examples \
+	  --oci-layout build/oci --image $(OCI_IMAGE) --wasm $(WASM)
 
 validate: host
 	target/release/meshgate validate $(GATEWAY)
