@@ -10,7 +10,7 @@ SERVICE = "meshgate.demo.v1.Payments"
 PROVIDERS = {"RS256": "rs", "ES256": "es"}
 
 
-def gateway_yaml(proto_dir, jwks, cache):
+def gateway_yaml(proto_dir, jwks, cache, access_log=False):
     """The meshgate gateway: the same operations, keys and requirement as the native config."""
     providers = [
         {"name": PROVIDERS[alg], "issuer": ISSUERS[alg], "audiences": [AUDIENCE],
@@ -25,7 +25,7 @@ def gateway_yaml(proto_dir, jwks, cache):
         "upstreams": {"payments": {}},
         "services": {SERVICE: {"upstream": "payments", "auth": "REQUIREMENT"}},
         "auth": {"providers": providers, "cache": {"enabled": cache}},
-        "observe": {"access_log": False},
+        "observe": {"access_log": access_log},
     }
     return json.dumps(doc, indent=1).replace('"REQUIREMENT"', requirement)  # JSON is YAML
 

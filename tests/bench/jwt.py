@@ -28,8 +28,8 @@ def _der_ints(der):
     return out[0] + out[1]
 
 
-def make_keys(workdir):
-    """Returns {alg: {"jwk": dict, "token": str}}."""
+def make_keys(workdir, now=None):
+    """Returns {alg: {"jwk": dict, "token": str}}; tokens valid from `now` for a day."""
     rs_key, es_key = os.path.join(workdir, "rs.pem"), os.path.join(workdir, "es.pem")
     _openssl("genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", rs_key)
     _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", es_key)
@@ -39,10 +39,10 @@ def make_keys(workdir):
     point = _openssl("pkey", "-in", es_key, "-pubout", "-outform", "DER")[-65:]
     es_jwk = {"kty": "EC", "alg": "ES256", "use": "sig", "kid": "es1", "crv": "P-256",
               "x": b64url(point[1:33]), "y": b64url(point[33:65])}
+    now = int(time.time()) if now is None else now
     out = {}
     for alg, key, jwk in (("RS256", rs_key, rs_jwk), ("ES256", es_key, es_jwk)):
         header = {"alg": alg, "typ": "JWT", "kid": jwk["kid"]}
-        now = int(time.time())
         claims = {"iss": ISSUERS[alg], "aud": AUDIENCE, "sub": "users/bench",
                   "iat": now, "exp": now + 24 * 3600}
         signing_input = (b64url(json.dumps(header).encode()) + "." +
