@@ -9,7 +9,7 @@ CARGO       ?= cargo
 # Host cargo and rustup's toolchain; the wasm build picks its own route (tests/tools/build-wasm.sh).
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate
+.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate fuzz soak
 
 help:
 	@echo "make run       build and start Envoy + meshgate + demo gRPC backends on 127.0.0.1:8080"
@@ -17,6 +17,8 @@ help:
 	@echo "make lint      rustfmt check, clippy -D warnings for the host and for wasm32-wasip1"
 	@echo "make build     build build/meshgate.wasm (release) and the host tools"
 	@echo "make validate  check envoy/gateway.yaml as the filter would"
+	@echo "make fuzz      run every fuzz target for FUZZ_SECONDS (default 300) each"
+	@echo "make soak      200k mixed requests through real Envoy, counts reconciled"
 
 setup:
 	@tests/tools/setup.sh wasm envoy test lint
@@ -47,7 +49,17 @@ run: setup build
 # end-to-end suites against a real Envoy running build/meshgate.wasm.
 test: setup lint wasm wasm-test
 	$(CARGO) test --workspace --no-fail-fast
+	@tests/tools/fuzz.sh 5
 	@echo "make test: all tests passed"
+
+# Every fuzz target for FUZZ_SECONDS each (nightly, cargo-fuzz; address sanitizer).
+FUZZ_SECONDS ?= 300
+fuzz:
+	@tests/tools/fuzz.sh $(FUZZ_SECONDS)
+
+# The long soak (200k mixed requests through real Envoy, counts reconciled; figures in build/).
+soak: setup wasm
+	@tests/tools/soak.sh
 
 test-host:
 	$(CARGO) test -p meshgate
