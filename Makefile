@@ -9,7 +9,7 @@ CARGO       ?= cargo
 # Host cargo and rustup's toolchain; the wasm build picks its own route (tests/tools/build-wasm.sh).
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate oci istio bench bench-quick
+.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate oci istio bench bench-quick fuzz soak
 
 help:
 	@echo "make run       build and start Envoy + meshgate + demo gRPC backends on 127.0.0.1:8080"
@@ -21,6 +21,8 @@ help:
 	@echo "make istio     regenerate istio/examples/ from istio/gateway.yaml and the image"
 	@echo "make bench     meshgate vs Envoy's native filters and a bare proxy (h2load, ~12 min): BENCHMARKS.md"
 	@echo "make bench-quick  the same in ~2 minutes (one short round)"
+	@echo "make fuzz      run every fuzz target for FUZZ_SECONDS (default 300) each"
+	@echo "make soak      200k mixed requests through real Envoy, counts reconciled"
 
 setup:
 	@tests/tools/setup.sh wasm envoy test lint istio
@@ -62,7 +64,17 @@ run: setup build
 # end-to-end suites against a real Envoy running build/meshgate.wasm.
 test: setup lint wasm wasm-test
 	$(CARGO) test --workspace --no-fail-fast
+	@tests/tools/fuzz.sh 5
 	@echo "make test: all tests passed"
+
+# Every fuzz target for FUZZ_SECONDS each (nightly, cargo-fuzz; address sanitizer).
+FUZZ_SECONDS ?= 300
+fuzz:
+	@tests/tools/fuzz.sh $(FUZZ_SECONDS)
+
+# The long soak (200k mixed requests through real Envoy, counts reconciled; figures in build/).
+soak: setup wasm
+	@tests/tools/soak.sh
 
 test-host:
 	$(CARGO) test -p meshgate
