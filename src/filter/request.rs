@@ -51,7 +51,7 @@ impl Filter {
         self.policy = route::select_policy(host, &self.vm.config.routing);
         self.strip_owned_headers(host);
 
-        if let Some(err) = self.check_header_size() {
+        if let Some(err) = self.check_header_size().or_else(|| self.check_policy()) {
             return self.reply_error(host, err);
         }
         let classified = if is_grpc(&self.req.content_type) {
@@ -136,6 +136,19 @@ impl Filter {
             )
             .with_status(431)
         })
+    }
+
+    /// A route that names a policy the configuration lacks is a deployment mistake: refuse
+    /// (fail closed) rather than silently run without the policy's requirements.
+    fn check_policy(&self) -> Option<GatewayError> {
+        let name = self.policy.as_ref()?;
+        if self.vm.config.policies.contains_key(name) {
+            return None;
+        }
+        Some(GatewayError::new(
+            Code::Internal,
+            format!("the route selects policy `{name}`, which the gateway configuration does not define"),
+        ))
     }
 
     fn classify_grpc(&mut self) -> Result<(), GatewayError> {
@@ -448,7 +461,16 @@ impl Filter {
         set(host, "content-type", Some("application/grpc"))?;
         set(host, "te", Some("trailers"))?;
         set(host, "content-length", None)?;
+        for (name, value) in self.forwarded_metadata() {
+            set(host, &name, value.as_deref())?;
+        }
         Ok(())
+    }
+
+    /// `transcoding.request_headers_to_metadata`, from the client's headers as received.
+    fn forwarded_metadata(&self) -> Vec<(String, Option<String>)> {
+        let listed = &self.vm.config.transcoding.request_headers_to_metadata;
+        transcode::metadata::request_metadata(listed, &self.req.headers)
     }
 
     /// Body-less transcoded request: the gRPC call goes to the upstream's cluster directly and
@@ -472,11 +494,14 @@ impl Filter {
         // Forward the client's headers as metadata, as Envoy's router would, minus what a gRPC
         // request must not carry. Headers set by the gateway were written into the request map
         // and are re-read here.
+        let metadata = self.forwarded_metadata();
         for (k, v) in host.headers(MapKind::RequestHeaders) {
-            if forwardable(&k) && !headers.iter().any(|(h, _)| *h == k) {
+            let listed = metadata.iter().any(|(m, _)| *m == k);
+            if forwardable(&k) && !listed && !headers.iter().any(|(h, _)| *h == k) {
                 headers.push((k, v));
             }
         }
+        headers.extend(metadata.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         host.http_call(&cluster, &headers, Some(frame), SIDE_CALL_TIMEOUT)
             .map(|_| ())
             .map_err(|e| {

@@ -26,12 +26,37 @@ thread_local! {
 }
 
 thread_local! {
+    /// Streamed replies holding rendered bytes until the next tick, by context id.
+    static FLUSHERS: RefCell<Vec<(u32, Weak<RefCell<Filter>>)>> = const { RefCell::new(Vec::new()) };
     /// The request being woken right now: calls it makes are registered by the SDK under the
     /// root context (the active one), so their replies come to [`Root`], which hands them back.
     static WAKING: RefCell<Option<(u32, Weak<RefCell<Filter>>)>> = const { RefCell::new(None) };
     /// Calls made by woken requests, by token.
     static WOKEN_CALLS: RefCell<HashMap<u32, (u32, Weak<RefCell<Filter>>)>> =
         RefCell::new(HashMap::new());
+}
+
+pub fn register_flusher(context_id: u32, filter: &Rc<RefCell<Filter>>) {
+    FLUSHERS.with(|w| {
+        let mut list = w.borrow_mut();
+        if !list.iter().any(|(id, _)| *id == context_id) {
+            list.push((context_id, Rc::downgrade(filter)));
+        }
+    });
+}
+
+/// Release what every streamed reply holds (see `filter::stream`).
+fn flush_streams() {
+    let flushers = FLUSHERS.with(|w| std::mem::take(&mut *w.borrow_mut()));
+    for (id, weak) in flushers {
+        let Some(filter) = weak.upgrade() else {
+            continue;
+        };
+        if abi::set_effective_context(id).is_err() {
+            continue;
+        }
+        filter.borrow_mut().on_flush(&mut AbiHost);
+    }
 }
 
 pub fn register_waiter(context_id: u32, filter: &Rc<RefCell<Filter>>) {
@@ -234,6 +259,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        flush_streams();
         self.dispatch_due_fetches();
         self.wake_waiters(false);
     }
