@@ -9,7 +9,7 @@ CARGO       ?= cargo
 # Host cargo and rustup's toolchain; the wasm build picks its own route (tests/tools/build-wasm.sh).
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate oci istio
+.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate oci istio bench bench-quick
 
 help:
 	@echo "make run       build and start Envoy + meshgate + demo gRPC backends on 127.0.0.1:8080"
@@ -19,9 +19,11 @@ help:
 	@echo "make validate  check envoy/gateway.yaml as the filter would"
 	@echo "make oci       build/oci: the module as an OCI image layout Istio pulls (push with skopeo)"
 	@echo "make istio     regenerate istio/examples/ from istio/gateway.yaml and the image"
+	@echo "make bench     meshgate vs Envoy's native filters and a bare proxy (h2load, ~12 min): BENCHMARKS.md"
+	@echo "make bench-quick  the same in ~2 minutes (one short round)"
 
 setup:
-	@tests/tools/setup.sh wasm envoy test istio
+	@tests/tools/setup.sh wasm envoy test lint istio
 
 # The release module: LTO, one codegen unit, panic=abort, stripped (Cargo.toml [profile.release]).
 wasm:
@@ -56,7 +58,9 @@ validate: host
 run: setup build
 	@tests/tools/run.sh
 
-test: setup build wasm-test
+# Lint first (cheap to fail), then every test: unit, host-side integration, promtool, and the
+# end-to-end suites against a real Envoy running build/meshgate.wasm.
+test: setup lint wasm wasm-test
 	$(CARGO) test --workspace --no-fail-fast
 	@echo "make test: all tests passed"
 
@@ -68,6 +72,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@tests/tools/clippy-wasm.sh
+
+# Benchmarks (tests/bench/): h2load against Envoy in each configuration; writes BENCHMARKS.md.
+bench:
+	@tests/bench/run.sh
+
+bench-quick:
+	@tests/bench/run.sh --quick
 
 fmt:
 	$(CARGO) fmt --all
