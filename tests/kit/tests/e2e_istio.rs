@@ -565,7 +565,7 @@ async fn remote_jwks_is_fetched_through_istios_cluster_name() {
             "descriptors:\n  files: [meshgate/demo/v1/payments.proto]\n  include: [{}]\n\
              upstreams: {{payments: {{}}, wallets: {{}}}}\n\
              services:\n  meshgate.demo.v1.Payments: {{upstream: payments, auth: none}}\n  \
-             meshgate.demo.v1.Wallets: {{upstream: wallets, auth: !provider idp}}\n\
+             meshgate.demo.v1.Wallets: {{upstream: wallets, auth: {{provider: idp}}}}\n\
              auth:\n  providers:\n    - name: idp\n      issuer: https://idp.example.com\n      \
              jwks:\n        remote:\n          uri: https://idp.example.com/jwks.json\n          \
              cluster: \"{cluster}\"\n",
