@@ -280,6 +280,15 @@ fn access_log(o: &EnvoyOptions) -> Value {
     };
     json!([{
         "name": "envoy.access_loggers.file",
+        // Only requests meshgate logged (a route with the filter off, or a request Envoy
+        // refused before the filter ran, would print `-`: not a JSON line).
+        "filter": {"extension_filter": {
+            "name": "envoy.access_loggers.extension_filters.cel",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                "expression": RECORD_LOG_FILTER,
+            },
+        }},
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
             "path": path,
@@ -289,6 +298,10 @@ fn access_log(o: &EnvoyOptions) -> Value {
         },
     }])
 }
+
+/// CEL access log filter: the request has meshgate's record (Istio: `Telemetry`
+/// `accessLogging[].filter.expression`).
+pub const RECORD_LOG_FILTER: &str = "'wasm.meshgate.record' in filter_state";
 
 /// `stats_config` for a compiled configuration: Prometheus labels for every meshgate metric,
 /// and latency buckets that include every objective's threshold.
