@@ -197,11 +197,27 @@ fn spec_routes(o: &EnvoyOptions, r: &RouteSpec) -> Vec<Value> {
     let mut out = Vec::new();
     if !r.disable_filter {
         for c in &o.clusters {
-            out.push(spec_route(o, r, &c.name, Some(&c.name)));
+            out.push(spec_route(o, r, &c.name, Some(&header_value(o, &c.name))));
         }
     }
     out.push(spec_route(o, r, &r.cluster, None));
     out
+}
+
+/// The value meshgate writes into the routing header for the upstream `cluster`: its
+/// `header_value` in the filter configuration, else its name.
+fn header_value(o: &EnvoyOptions, cluster: &str) -> String {
+    serde_json::from_str::<Value>(&o.filter_config_json)
+        .ok()
+        .as_ref()
+        .and_then(|v| {
+            v.get("upstreams")?
+                .get(cluster)?
+                .get("header_value")?
+                .as_str()
+        })
+        .unwrap_or(cluster)
+        .to_string()
 }
 
 fn routes(o: &EnvoyOptions) -> Vec<Value> {
@@ -211,7 +227,8 @@ fn routes(o: &EnvoyOptions) -> Vec<Value> {
             "name": format!("upstream-{}", c.name),
             "match": {
                 "prefix": "/",
-                "headers": [{"name": o.upstream_header, "string_match": {"exact": c.name}}],
+                "headers": [{"name": o.upstream_header,
+                             "string_match": {"exact": header_value(o, &c.name)}}],
             },
             "route": route_action(&c.name, o.route_timeout_s),
         }));
@@ -473,6 +490,20 @@ mod tests {
         assert_eq!(group[2]["route"]["cluster"], "wallets");
         assert!(group[2]["match"].get("headers").is_none());
         assert_eq!(routes.len(), 3 + 2 + 1);
+    }
+
+    #[test]
+    fn routes_match_the_upstreams_header_value() {
+        let mut o = options(&["name=s,prefix=/s/,cluster=payments,policy=p"]);
+        o.filter_config_json = r#"{"upstreams":{"wallets":{"header_value":"w"}}}"#.into();
+        let exact = |r: &Value| r["match"]["headers"][0]["string_match"]["exact"].clone();
+        let routes = routes(&o);
+        let values: Vec<Value> = routes.iter().map(exact).collect();
+        assert_eq!(values[0], "payments");
+        assert_eq!(values[1], "w");
+        assert_eq!(values[3], "payments");
+        assert_eq!(values[4], "w");
+        assert_eq!(routes[4]["route"]["cluster"], "wallets");
     }
 
     #[test]

@@ -9,6 +9,10 @@ pub const METADATA_NAMESPACE: &str = "meshgate";
 
 /// The policy a route selects: its metadata (`filter_metadata.meshgate.<key>`) first, then its
 /// name (Istio VirtualService routes are named, not annotated).
+///
+/// Envoy 1.40 returns a string metadata value as its raw UTF-8 bytes (verified end to end in
+/// `tests/kit/tests/e2e_route.rs`). Any other value (a number, a bool, a struct) still names a
+/// policy, one that cannot exist, so the request is refused rather than run without a policy.
 pub fn select_policy(host: &dyn Host, routing: &Routing) -> Option<String> {
     let key = routing.policy_metadata_key.as_str();
     let from_metadata = host
@@ -19,8 +23,8 @@ pub fn select_policy(host: &dyn Host, routing: &Routing) -> Option<String> {
             METADATA_NAMESPACE,
             key,
         ])
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| !s.is_empty());
+        .filter(|b| !b.is_empty())
+        .map(|b| printable(&b));
     if from_metadata.is_some() {
         return from_metadata;
     }
@@ -31,6 +35,20 @@ pub fn select_policy(host: &dyn Host, routing: &Routing) -> Option<String> {
         .property(&["xds", "route_name"])
         .and_then(|b| String::from_utf8(b).ok())?;
     routing.route_policies.get(&name).cloned()
+}
+
+/// The bytes as text fit for an error message: invalid UTF-8 and control characters become `?`.
+fn printable(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{fffd}' {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// ESPv2's CONSTANT_ADDRESS: the path is the prefix; path variables become query parameters,
@@ -82,6 +100,13 @@ mod tests {
             "/api/receipt?id=r%201%2F2&fmt=pdf"
         );
         assert_eq!(constant_address_path("", "/a", &[]), "/");
+    }
+
+    #[test]
+    fn non_text_metadata_becomes_a_printable_name() {
+        assert_eq!(printable(b"strict"), "strict");
+        assert_eq!(printable(&[0, 0, 0xf0, 0x41]), "???A");
+        assert_eq!(printable(&[1]), "?");
     }
 
     #[test]

@@ -534,6 +534,7 @@ async fn rest_backends_get_their_rewritten_paths() {
         let seen = r.json().unwrap();
         assert_eq!(seen["backend"], "legacy-const");
         assert_eq!(seen["path"], "/api/receipt");
+        assert_eq!(seen["headers"]["x-meshgate-upstream"], "receipts");
         assert_eq!(seen["query"], "id=r%201&fmt=pdf");
         // The operation's method is enforced: POST is not GetReceipt.
         let r = client
