@@ -92,6 +92,8 @@ pub struct Filter {
     error: Option<GatewayError>,
     resp: ResponseState,
     request_body_seen: usize,
+    /// The whole request has arrived (end of stream on headers or body).
+    request_end: bool,
     logged: bool,
 }
 
@@ -109,6 +111,9 @@ struct ResponseState {
     forward: Vec<(String, String)>,
     /// A server stream being forwarded through the router.
     stream: Option<stream::StreamState>,
+    /// Response headers came from the upstream (or Envoy's router) before any reply of the
+    /// gateway's own: the access log tells the service's answers from the gateway's.
+    upstream_answered: bool,
 }
 
 impl Filter {
@@ -127,6 +132,7 @@ impl Filter {
             error: None,
             resp: ResponseState::default(),
             request_body_seen: 0,
+            request_end: false,
             logged: false,
         }
     }

@@ -227,3 +227,83 @@ fn promtool_accepts_rules_for_odd_names_and_prefixes() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `meshgate alerts` on the demo gateway YAML: the rules carry the objectives the
+/// configuration compiles to (Payments: availability 99.9 and latency 95% under 300 ms, from
+/// the service; Wallets: availability 99.5, no latency objective), promtool accepts them, and
+/// a promtool unit test on the command's own output shows a 16x burn of Wallets' 0.5% budget
+/// pages within minutes while a healthy Payments series stays silent.
+#[test]
+fn meshgate_alerts_renders_the_configured_objectives_for_promtool() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = std::env::temp_dir().join(format!("meshgate-alerts-cmd-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let rules = tmp.join("rules.yml");
+    let out = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+        .arg("alerts")
+        .arg(root.join("envoy/gateway.yaml"))
+        .arg("-o")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&rules).unwrap();
+    let wallet = "meshgate.demo.v1.Wallets.GetWallet";
+    let payment = "meshgate.demo.v1.Payments.GetPayment";
+    for needle in [
+        format!(r#"rate1h{{operation="{wallet}",slo="availability"}} > (14.4 * 0.005)"#),
+        format!(r#"rate1h{{operation="{payment}",slo="availability"}} > (14.4 * 0.001)"#),
+        format!(r#"rate3d{{operation="{payment}",slo="latency"}} > (1 * 0.05)"#),
+        "95% under 300 ms".to_string(),
+    ] {
+        assert!(text.contains(&needle), "missing {needle}");
+    }
+    assert!(
+        !text.contains(&format!(r#"{{operation="{wallet}",slo="latency"}}"#)),
+        "Wallets has no latency objective"
+    );
+
+    let check = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap_or_else(|e| panic!("promtool not runnable ({e}); install the prometheus package"));
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let series = |family: &str, op: &str, values: &str| {
+        format!(
+            "      - series: '{family}{{job=\"envoy\",instance=\"gw:9901\",operation=\"{op}\",slo=\"availability\"}}'\n        values: '{values}'\n"
+        )
+    };
+    let unit = format!(
+        "rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{}{}{}{}    alert_rule_test:\n      - eval_time: 0m\n        alertname: MeshgateErrorBudgetBurn\n        exp_alerts: []\n      - eval_time: 6m\n        alertname: MeshgateErrorBudgetBurn\n        exp_alerts:\n          - exp_labels: {{severity: page, slo: availability, operation: {wallet}, service: meshgate.demo.v1.Wallets}}\n            exp_annotations:\n              summary: {wallet} is burning the error budget of its availability objective 99.5% too fast (page)\n          - exp_labels: {{severity: ticket, slo: availability, operation: {wallet}, service: meshgate.demo.v1.Wallets}}\n            exp_annotations:\n              summary: {wallet} is burning the error budget of its availability objective 99.5% too fast (ticket)\n",
+        // 8% errors: a 16x burn of a 0.5% budget.
+        series("meshgate_slo_events_total", wallet, "0+1000x60"),
+        series("meshgate_slo_good_events_total", wallet, "0+920x60"),
+        // 0.05% errors: half of Payments' 0.1% budget.
+        series("meshgate_slo_events_total", payment, "0+2000x60"),
+        series("meshgate_slo_good_events_total", payment, "0+1999x60"),
+    );
+    std::fs::write(tmp.join("demo_test.yml"), unit).unwrap();
+    let test = Command::new("promtool")
+        .args(["test", "rules", "demo_test.yml"])
+        .current_dir(&tmp)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(
+        test.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&test.stdout),
+        String::from_utf8_lossy(&test.stderr)
+    );
+}

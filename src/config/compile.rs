@@ -37,6 +37,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
     let auth = AuthConfig::compile(&input.auth, &input.limits).map_err(|e| e.within("auth"))?;
     let default_slo = input.observe.default_slo.as_ref();
     check_known_names(input, &pool)?;
+    validate_slo_layers(input)?;
 
     let mut b = Builder {
         input,
@@ -102,6 +103,39 @@ fn descriptor_pool(d: &DescriptorsInput) -> Result<DescriptorPool, ConfigError> 
 
 /// Names in `services`, `operations` and `descriptors.services` must exist: a typo must not
 /// silently leave an operation without its settings.
+/// Every SLO layer on its own, so a bad value is refused (with its path) even where a more
+/// specific layer shadows it, and an error never names the layer that inherited it.
+fn validate_slo_layers(input: &GatewayInput) -> Result<(), ConfigError> {
+    let mut layers: Vec<(String, &SloInput)> = Vec::new();
+    layers.extend(
+        input
+            .observe
+            .default_slo
+            .iter()
+            .map(|s| ("observe.default_slo".to_string(), s)),
+    );
+    for (name, svc) in &input.services {
+        layers.extend(svc.slo.iter().map(|s| (format!("services.{name}.slo"), s)));
+    }
+    for (name, op) in &input.operations {
+        layers.extend(op.slo.iter().map(|s| (format!("operations.{name}.slo"), s)));
+    }
+    for (i, op) in input.http_operations.iter().enumerate() {
+        layers.extend(
+            op.slo
+                .iter()
+                .map(|s| (format!("http_operations[{i}].slo"), s)),
+        );
+    }
+    for (name, p) in &input.policies {
+        layers.extend(p.slo.iter().map(|s| (format!("policies.{name}.slo"), s)));
+    }
+    for (path, slo) in layers {
+        Slo::validate(slo).map_err(|e| e.within(&path))?;
+    }
+    Ok(())
+}
+
 fn check_known_names(input: &GatewayInput, pool: &DescriptorPool) -> Result<(), ConfigError> {
     for name in input.services.keys() {
         if pool.get_service_by_name(name).is_none() {
@@ -220,12 +254,18 @@ impl Builder<'_> {
             svc_in.and_then(|s| s.auth.as_ref()),
             &op_field,
         )?;
-        let slo = Slo::compile(&[
-            op_in.and_then(|o| o.slo.as_ref()),
-            svc_in.and_then(|s| s.slo.as_ref()),
-            default_slo,
-        ])
-        .map_err(|e| e.within(&format!("{op_field}.slo")))?;
+        // Each layer's own path, so an error names the layer that supplied the bad value.
+        let slo = Slo::compile_at(&[
+            (
+                &format!("{op_field}.slo"),
+                op_in.and_then(|o| o.slo.as_ref()),
+            ),
+            (
+                &format!("services.{service}.slo"),
+                svc_in.and_then(|s| s.slo.as_ref()),
+            ),
+            ("observe.default_slo", default_slo),
+        ])?;
 
         self.grpc_paths.insert(rules.grpc_path.clone(), id);
         self.operations.push(Operation {
@@ -258,7 +298,10 @@ impl Builder<'_> {
             .map_err(|m| ConfigError::new("path", m))?;
         let upstream = self.upstream(&rest.upstream, "upstream")?;
         let auth = self.requirement(rest.auth.as_ref(), None, "")?;
-        let slo = Slo::compile(&[rest.slo.as_ref(), default_slo]).map_err(|e| e.within("slo"))?;
+        let slo = Slo::compile_at(&[
+            ("slo", rest.slo.as_ref()),
+            ("observe.default_slo", default_slo),
+        ])?;
         self.operations.push(Operation {
             name: rest.name.clone(),
             service: rest.upstream.clone(),
@@ -341,9 +384,13 @@ fn compile_policies(
         let slo = p
             .slo
             .as_ref()
-            .map(|s| Slo::compile(&[Some(s), default_slo]))
-            .transpose()
-            .map_err(|e| e.within(&format!("{field}.slo")))?;
+            .map(|s| {
+                Slo::compile_at(&[
+                    (&format!("{field}.slo"), Some(s)),
+                    ("observe.default_slo", default_slo),
+                ])
+            })
+            .transpose()?;
         let tr = p.transcoding.as_ref();
         out.insert(
             name.clone(),

@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use super::Filter;
 use crate::host::{Host, Level};
-use crate::observe::{
-    classify, outcome_label, parse_trace, AccessRecord, Outcome, SloKind, Verdict,
-};
+use crate::observe::{classify, outcome_label, parse_trace, AccessRecord, Outcome, Verdict};
 use crate::status::Code;
 
 /// Filter state key of the whole record: `%FILTER_STATE(wasm.meshgate.record:PLAIN)%`.
@@ -60,7 +58,7 @@ impl Filter {
             http_status: status,
             grpc_status,
             latency,
-            local_reply: self.resp.replaced && self.error.is_some(),
+            local_reply: self.answered_without_upstream(),
         };
         let op = self.op.and_then(|i| cfg.operations.get(i));
         let slo = self
@@ -108,21 +106,23 @@ impl Filter {
             host.log(Level::Info, &line);
         }
         let Some(op) = op else { return };
-        let names = &cfg.observe.names;
-        vm.count(host, &names.requests(&op.name, label));
-        for (kind, verdict) in [
-            (SloKind::Availability, availability),
-            (SloKind::Latency, latency_verdict),
-        ] {
-            if verdict.counts() {
-                vm.count(host, &names.slo_events(&op.name, kind));
-                if verdict == Verdict::Good {
-                    vm.count(host, &names.slo_good_events(&op.name, kind));
-                }
-            }
+        let updates =
+            cfg.observe
+                .names
+                .request_updates(&op.name, &outcome, (availability, latency_verdict));
+        for update in &updates {
+            vm.apply(host, update);
         }
-        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
-        vm.record(host, &names.latency_histogram(&op.name), ms);
+    }
+}
+
+impl Filter {
+    /// The gateway answered with an error of its own before any response came (auth refusal,
+    /// no operation, JWKS outage, bad request body). An upstream answer the gateway converted
+    /// (a transcoded NOT_FOUND or INVALID_ARGUMENT) is the service's answer: it counts for
+    /// latency like any other.
+    fn answered_without_upstream(&self) -> bool {
+        self.resp.replaced && self.error.is_some() && !self.resp.upstream_answered
     }
 }
 

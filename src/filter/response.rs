@@ -156,6 +156,10 @@ impl Filter {
 
     fn note_response_headers(&mut self, headers: &[(String, String)]) {
         self.note_forwarded(headers);
+        // The gateway's own local reply passes through here too, after `replaced` is set.
+        if !self.resp.replaced && !headers.is_empty() {
+            self.resp.upstream_answered = true;
+        }
         self.resp.status = find_header(headers, ":status").and_then(|s| s.parse().ok());
         self.resp.content_type = find_header(headers, "content-type")
             .unwrap_or_default()

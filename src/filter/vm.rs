@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::auth::{AuthState, FetchOutcome};
 use crate::config::Config;
 use crate::host::{Host, Level, MetricId, MetricKind};
+use crate::observe::MetricUpdate;
 
 pub struct Vm {
     pub config: Config,
@@ -87,6 +88,21 @@ impl Vm {
                     Level::Warn,
                     &format!("meshgate: provider `{name}`: JWKS fetch failed: {error}{kept}"),
                 );
+            }
+            _ => {}
+        }
+    }
+
+    /// One of the metric changes of a finished request (`MetricNames::request_updates`). A
+    /// counter update of 0 still defines the counter, so it exists from the first request.
+    pub fn apply(&self, host: &dyn Host, update: &MetricUpdate) {
+        let Some(id) = self.metric(host, update.kind, &update.name) else {
+            return;
+        };
+        match update.kind {
+            MetricKind::Histogram => host.record_metric(id, update.value),
+            _ if update.value > 0 => {
+                host.increment_metric(id, i64::try_from(update.value).unwrap_or(i64::MAX))
             }
             _ => {}
         }
