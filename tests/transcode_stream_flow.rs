@@ -29,9 +29,7 @@ fn config(format: &str) -> meshgate::config::Config {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = std::fs::read_to_string(root.join("envoy/gateway.yaml")).unwrap();
     let yaml = base.replace("include: [../proto]", &format!("include: [{}]", root.join("proto").display()))
-        + &format!(
-            "\noperations:\n  meshgate.demo.v1.Payments.WatchPayments:\n    http:\n      - post: \"/v1/{{parent=merchants/*}}/payments:watch\"\n        body: \"*\"\n"
-        );
+        + "\noperations:\n  meshgate.demo.v1.Payments.WatchPayments:\n    http:\n      - post: \"/v1/{parent=merchants/*}/payments:watch\"\n        body: \"*\"\n";
     let yaml = yaml.replace(
         "transcoding:\n",
         &format!("transcoding:\n  stream_format: {format}\n"),

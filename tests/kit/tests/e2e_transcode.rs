@@ -215,13 +215,22 @@ async fn percent_decoding_and_unknown_query_parameters() {
         assert_eq!(s["code"], 3);
         assert!(s["message"].as_str().unwrap().contains("nosuch"), "{s}");
     }
-    let gw = gateway_with("transcoding:\n  ignore_unknown_query_parameters: true\n");
+    let gw = gateway_with(
+        "transcoding:\n  ignore_unknown_query_parameters: true\n  \
+         url_unescape_spec: ALL_CHARACTERS\n",
+    );
     for client in both() {
         let r = client
             .get(&gw.url("/v1/payments/pay_001?nosuch=1"), &[])
             .await
             .unwrap();
         assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        // ALL_CHARACTERS: reserved characters are decoded too.
+        let r = client
+            .get(&gw.url("/v1/documents/x%2Fy"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.json().unwrap()["path"], "x/y", "{}", r.text());
     }
 }
 
