@@ -109,14 +109,22 @@ fn cluster(c: &ClusterSpec) -> Value {
         },
     });
     if c.http2 {
-        v["typed_extension_protocol_options"] = json!({
+        let options = json!({
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         });
+        set(&mut v, "typed_extension_protocol_options", options);
     }
     v
+}
+
+/// `object[key] = value` without indexing (which panics on a non-object).
+fn set(object: &mut Value, key: &str, value: Value) {
+    if let Some(map) = object.as_object_mut() {
+        map.insert(key.to_string(), value);
+    }
 }
 
 fn wasm_filter(o: &EnvoyOptions) -> Value {
@@ -157,15 +165,17 @@ fn routes(o: &EnvoyOptions) -> Vec<Value> {
             "route": route_action(&r.cluster, o.route_timeout_s),
         });
         if let Some(p) = &r.policy {
-            route["metadata"] = json!({"filter_metadata": {"meshgate": {"policy": p}}});
+            let metadata = json!({"filter_metadata": {"meshgate": {"policy": p}}});
+            set(&mut route, "metadata", metadata);
         }
         if r.disable_filter {
-            route["typed_per_filter_config"] = json!({
+            let off = json!({
                 WASM_FILTER_NAME: {
                     "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
                     "disabled": true,
                 }
             });
+            set(&mut route, "typed_per_filter_config", off);
         }
         out.push(route);
     }
