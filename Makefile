@@ -9,7 +9,7 @@ CARGO       ?= cargo
 # Host cargo and rustup's toolchain; the wasm build picks its own route (tests/tools/build-wasm.sh).
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate
+.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate oci istio bench bench-quick fuzz soak
 
 help:
 	@echo "make run       build and start Envoy + meshgate + demo gRPC backends on 127.0.0.1:8080"
@@ -17,9 +17,15 @@ help:
 	@echo "make lint      rustfmt check, clippy -D warnings for the host and for wasm32-wasip1"
 	@echo "make build     build build/meshgate.wasm (release) and the host tools"
 	@echo "make validate  check envoy/gateway.yaml as the filter would"
+	@echo "make oci       build/oci: the module as an OCI image layout Istio pulls (push with skopeo)"
+	@echo "make istio     regenerate istio/examples/ from istio/gateway.yaml and the image"
+	@echo "make bench     meshgate vs Envoy's native filters and a bare proxy (h2load, ~12 min): BENCHMARKS.md"
+	@echo "make bench-quick  the same in ~2 minutes (one short round)"
+	@echo "make fuzz      run every fuzz target for FUZZ_SECONDS (default 300) each"
+	@echo "make soak      200k mixed requests through real Envoy, counts reconciled"
 
 setup:
-	@tests/tools/setup.sh wasm envoy test
+	@tests/tools/setup.sh wasm envoy test lint istio
 
 # The release module: LTO, one codegen unit, panic=abort, stripped (Cargo.toml [profile.release]).
 wasm:
@@ -37,15 +43,38 @@ host:
 
 build: wasm host
 
+# Istio's "compat" image (one tar+gzip layer holding plugin.wasm) as an OCI layout, no Docker:
+#   skopeo copy oci:build/oci:$(OCI_TAG) docker://REGISTRY/meshgate:$(OCI_TAG)
+OCI_TAG     ?= 0.1.0
+OCI_IMAGE   ?= oci://registry.example.com/meshgate/meshgate:$(OCI_TAG)
+oci: wasm
+	$(CARGO) run -q --release --bin meshgate -- oci $(WASM) build/oci --tag $(OCI_TAG)
+
+istio: oci
+	$(CARGO) run -q --release --bin meshgate -- istio istio/gateway.yaml -d istio/examples \
+	  --oci-layout build/oci --image $(OCI_IMAGE) --wasm $(WASM)
+
 validate: host
 	target/release/meshgate validate $(GATEWAY)
 
 run: setup build
 	@tests/tools/run.sh
 
-test: setup build wasm-test
+# Lint first (cheap to fail), then every test: unit, host-side integration, promtool, and the
+# end-to-end suites against a real Envoy running build/meshgate.wasm.
+test: setup lint wasm wasm-test
 	$(CARGO) test --workspace --no-fail-fast
+	@tests/tools/fuzz.sh 5
 	@echo "make test: all tests passed"
+
+# Every fuzz target for FUZZ_SECONDS each (nightly, cargo-fuzz; address sanitizer).
+FUZZ_SECONDS ?= 300
+fuzz:
+	@tests/tools/fuzz.sh $(FUZZ_SECONDS)
+
+# The long soak (200k mixed requests through real Envoy, counts reconciled; figures in build/).
+soak: setup wasm
+	@tests/tools/soak.sh
 
 test-host:
 	$(CARGO) test -p meshgate
@@ -55,6 +84,13 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@tests/tools/clippy-wasm.sh
+
+# Benchmarks (tests/bench/): h2load against Envoy in each configuration; writes BENCHMARKS.md.
+bench:
+	@tests/bench/run.sh
+
+bench-quick:
+	@tests/bench/run.sh --quick
 
 fmt:
 	$(CARGO) fmt --all

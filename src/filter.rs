@@ -5,6 +5,7 @@
 mod log;
 mod request;
 mod response;
+mod stream;
 mod vm;
 
 use std::rc::Rc;
@@ -91,6 +92,8 @@ pub struct Filter {
     error: Option<GatewayError>,
     resp: ResponseState,
     request_body_seen: usize,
+    /// The whole request has arrived (end of stream on headers or body).
+    request_end: bool,
     logged: bool,
 }
 
@@ -104,6 +107,10 @@ struct ResponseState {
     body_seen: usize,
     /// The converted reply was sent as a local reply (the rest of the upstream's is dropped).
     replaced: bool,
+    /// Upstream metadata listed in `transcoding.response_metadata_to_headers`.
+    forward: Vec<(String, String)>,
+    /// A server stream being forwarded through the router.
+    stream: Option<stream::StreamState>,
     /// Response headers came from the upstream (or Envoy's router) before any reply of the
     /// gateway's own: the access log tells the service's answers from the gateway's.
     upstream_answered: bool,
@@ -125,6 +132,7 @@ impl Filter {
             error: None,
             resp: ResponseState::default(),
             request_body_seen: 0,
+            request_end: false,
             logged: false,
         }
     }
@@ -149,7 +157,8 @@ impl Filter {
 
     /// Answer the client with `err` in the shape it understands, and remember it for the log.
     fn reply_error(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
-        let (status, headers, body) = err.to_response(self.error_format);
+        let (status, mut headers, body) = err.to_response(self.error_format);
+        headers.extend(self.resp.forward.iter().cloned());
         if let Err(e) = host.send_response(status, &headers, &body) {
             host.log(
                 crate::host::Level::Warn,

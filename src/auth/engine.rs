@@ -15,17 +15,20 @@ use super::{AuthOutcome, AuthResult, Request};
 /// One provider's view of the request.
 #[derive(Clone)]
 enum Verdict {
-    /// Valid, from the provider's source number `.1`.
-    Ok(Arc<Verified>, usize),
+    /// Valid, from the provider's source number `.1`; `.2`: found in the verified-token cache.
+    Ok(Arc<Verified>, usize, bool),
     Missing,
     Failed(DenyReason),
     /// Keys are on their way (first fetch, or a refetch for an unknown `kid`).
     Pending,
 }
 
-/// A requirement's result: the providers that accepted a token (index, result, source).
+/// One accepting provider: index, result, source, whether the result came from the cache.
+type Accepted = (usize, Arc<Verified>, usize, bool);
+
+/// A requirement's result: the providers that accepted a token.
 enum Eval {
-    Allowed(Vec<(usize, Arc<Verified>, usize)>),
+    Allowed(Vec<Accepted>),
     Denied(DenyReason),
     Pending(Vec<usize>),
 }
@@ -75,7 +78,7 @@ pub fn authenticate(
 fn eval(ctx: &mut Ctx<'_, '_, '_>, req: &Requirement) -> Eval {
     match req {
         Requirement::Provider(i) => match verdict(ctx, *i) {
-            Verdict::Ok(v, source) => Eval::Allowed(vec![(*i, v, source)]),
+            Verdict::Ok(v, source, cached) => Eval::Allowed(vec![(*i, v, source, cached)]),
             Verdict::Missing => Eval::Denied(DenyReason::Missing),
             Verdict::Failed(r) => Eval::Denied(r),
             Verdict::Pending => Eval::Pending(vec![*i]),
@@ -170,7 +173,7 @@ fn check_provider(ctx: &mut Ctx<'_, '_, '_>, i: usize) -> Verdict {
     }
     let key = TokenCache::key(i, &found.token);
     if let Some(v) = ctx.state.cache.get(&key, st.generation, ctx.now) {
-        return Verdict::Ok(v, found.source);
+        return Verdict::Ok(v, found.source, true);
     }
     let parsed = match parse(&found.token, &p.issuer) {
         Ok(parsed) => parsed,
@@ -207,7 +210,7 @@ fn check_provider(ctx: &mut Ctx<'_, '_, '_>, i: usize) -> Verdict {
             ctx.state
                 .cache
                 .insert(key, v.clone(), p.clock_skew, generation);
-            Verdict::Ok(v, found.source)
+            Verdict::Ok(v, found.source, false)
         }
         Err(r) => Verdict::Failed(r),
     }
@@ -215,17 +218,14 @@ fn check_provider(ctx: &mut Ctx<'_, '_, '_>, i: usize) -> Verdict {
 
 /// Principal of the first accepting provider; every accepting provider's headers; the tokens
 /// taken out of the upstream request unless the provider forwards them.
-fn result(
-    cfg: &AuthConfig,
-    request: &Request<'_>,
-    list: &[(usize, Arc<Verified>, usize)],
-) -> AuthResult {
+fn result(cfg: &AuthConfig, request: &Request<'_>, list: &[Accepted]) -> AuthResult {
     let mut out = AuthResult {
-        principal: list.first().map(|(_, v, _)| v.principal.clone()),
+        principal: list.first().map(|(_, v, _, _)| v.principal.clone()),
         set_headers: Vec::new(),
         remove_headers: Vec::new(),
+        cached: !list.is_empty() && list.iter().all(|(_, _, _, cached)| *cached),
     };
-    for (i, v, source) in list {
+    for (i, v, source, _) in list {
         out.set_headers.extend(v.set_headers.iter().cloned());
         let provider = cfg.providers.get(*i);
         if let Some(src) = provider

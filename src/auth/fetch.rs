@@ -158,7 +158,9 @@ pub struct RemoteState {
     /// Failures in a row (backoff).
     pub failures: u32,
     refetch_wanted: bool,
-    last_jwks_start: Option<SystemTime>,
+    /// When the last refetch for an unknown `kid` started: the rate limit counts from it, not
+    /// from ordinary fetches, so keys rotated just after a refresh are still picked up.
+    last_refetch_start: Option<SystemTime>,
     pub last_error: Option<String>,
 }
 
@@ -172,7 +174,7 @@ impl RemoteState {
             retry_at: None,
             failures: 0,
             refetch_wanted: false,
-            last_jwks_start: None,
+            last_refetch_start: None,
             last_error: None,
         }
     }
@@ -202,15 +204,14 @@ impl RemoteState {
                 self.rc.path.clone(),
             ),
             Some((a, p)) => {
-                let refetch = self.refetch_wanted
-                    && self
-                        .last_jwks_start
-                        .is_none_or(|s| now >= later(s, self.rc.refetch_min_interval));
+                let refetch = self.refetch_wanted && self.refetch_allowed(now);
                 let expired = self.refresh_at.is_some_and(|t| now >= t);
                 if has_keys && !refetch && !expired {
                     return None;
                 }
-                self.last_jwks_start = Some(now);
+                if refetch {
+                    self.last_refetch_start = Some(now);
+                }
                 (FetchKind::Jwks, a.clone(), p.clone())
             }
         };
@@ -239,13 +240,16 @@ impl RemoteState {
         if self.target.is_none() || self.retry_at.is_some_and(|t| now < t) {
             return false;
         }
-        let allowed = self
-            .last_jwks_start
-            .is_none_or(|s| now >= later(s, self.rc.refetch_min_interval));
+        let allowed = self.refetch_allowed(now);
         if allowed {
             self.refetch_wanted = true;
         }
         allowed
+    }
+
+    fn refetch_allowed(&self, now: SystemTime) -> bool {
+        self.last_refetch_start
+            .is_none_or(|s| now >= later(s, self.rc.refetch_min_interval))
     }
 
     /// A reply arrived for `kind`; `false` when no such fetch was in flight (a stale reply).

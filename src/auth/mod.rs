@@ -75,6 +75,9 @@ pub struct AuthResult {
     pub set_headers: Vec<(String, String)>,
     /// Headers that carried tokens not to be forwarded.
     pub remove_headers: Vec<String>,
+    /// Every accepted token came from the verified-token cache (no signature checked): the
+    /// caller counts it (`auth_decisions{decision="allowed",reason="cached"}`).
+    pub cached: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

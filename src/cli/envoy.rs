@@ -109,20 +109,23 @@ fn cluster(c: &ClusterSpec) -> Value {
         },
     });
     if c.http2 {
-        let options = json!({
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {}},
-            }
-        });
-        set(&mut v, "typed_extension_protocol_options", options);
+        put(
+            &mut v,
+            "typed_extension_protocol_options",
+            json!({
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}},
+                }
+            }),
+        );
     }
     v
 }
 
-/// `object[key] = value` without indexing (which panics on a non-object).
-fn set(object: &mut Value, key: &str, value: Value) {
-    if let Some(map) = object.as_object_mut() {
+/// Sets `key` on a JSON object (indexing a `Value` may panic; this never does).
+fn put(v: &mut Value, key: &str, value: Value) {
+    if let Some(map) = v.as_object_mut() {
         map.insert(key.to_string(), value);
     }
 }
@@ -156,29 +159,53 @@ fn route_action(cluster: &str, timeout_s: u32) -> Value {
     json!({"cluster": cluster, "timeout": format!("{timeout_s}s")})
 }
 
-fn routes(o: &EnvoyOptions) -> Vec<Value> {
-    let mut out = Vec::new();
-    for r in &o.routes {
-        let mut route = json!({
-            "name": r.name,
-            "match": {"prefix": r.prefix},
-            "route": route_action(&r.cluster, o.route_timeout_s),
-        });
-        if let Some(p) = &r.policy {
-            let metadata = json!({"filter_metadata": {"meshgate": {"policy": p}}});
-            set(&mut route, "metadata", metadata);
-        }
-        if r.disable_filter {
-            let off = json!({
-                WASM_FILTER_NAME: {
-                    "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
-                    "disabled": true,
-                }
-            });
-            set(&mut route, "typed_per_filter_config", off);
-        }
-        out.push(route);
+/// A route of `r`'s: its name, prefix, metadata and per-filter config, going to `cluster`,
+/// optionally only when the routing header names `header_match`.
+fn spec_route(o: &EnvoyOptions, r: &RouteSpec, cluster: &str, header_match: Option<&str>) -> Value {
+    let mut matcher = json!({"prefix": r.prefix});
+    if let Some(value) = header_match {
+        let headers = json!([{"name": o.upstream_header, "string_match": {"exact": value}}]);
+        put(&mut matcher, "headers", headers);
     }
+    let mut route = json!({
+        "name": r.name,
+        "match": matcher,
+        "route": route_action(cluster, o.route_timeout_s),
+    });
+    if let Some(p) = &r.policy {
+        let metadata = json!({"filter_metadata": {"meshgate": {"policy": p}}});
+        put(&mut route, "metadata", metadata);
+    }
+    if r.disable_filter {
+        let per_filter = json!({
+            WASM_FILTER_NAME: {
+                "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+                "disabled": true,
+            }
+        });
+        put(&mut route, "typed_per_filter_config", per_filter);
+    }
+    route
+}
+
+/// The routes of one [`RouteSpec`]. With meshgate on, one route per upstream (matched on the
+/// routing header) then the fallback to `r.cluster`, all with the same name and metadata:
+/// Envoy picks the policy before meshgate strips a spoofed routing header, so a client cannot
+/// pick another route's policy with one, and after meshgate sets the header the request
+/// still goes to its operation's upstream. With meshgate off, one route to `r.cluster`.
+fn spec_routes(o: &EnvoyOptions, r: &RouteSpec) -> Vec<Value> {
+    let mut out = Vec::new();
+    if !r.disable_filter {
+        for c in &o.clusters {
+            out.push(spec_route(o, r, &c.name, Some(&c.name)));
+        }
+    }
+    out.push(spec_route(o, r, &r.cluster, None));
+    out
+}
+
+fn routes(o: &EnvoyOptions) -> Vec<Value> {
+    let mut out: Vec<Value> = o.routes.iter().flat_map(|r| spec_routes(o, r)).collect();
     for c in &o.clusters {
         out.push(json!({
             "name": format!("upstream-{}", c.name),
@@ -260,15 +287,9 @@ fn access_log(o: &EnvoyOptions) -> Value {
 pub const RECORD_LOG_FILTER: &str = "'wasm.meshgate.record' in filter_state";
 
 /// `stats_config` for a compiled configuration: Prometheus labels for every meshgate metric,
-/// and latency buckets that include every objective's threshold (operations' and policies').
+/// and latency buckets that include every objective's threshold.
 pub fn stats_config_for(config: &crate::config::Config) -> Value {
-    let policies = config.policies.values().filter_map(|p| p.slo.as_ref());
-    let slos: Vec<&crate::observe::Slo> = config
-        .operations
-        .iter()
-        .map(|o| &o.slo)
-        .chain(policies)
-        .collect();
+    let slos: Vec<&crate::observe::Slo> = config.operations.iter().map(|o| &o.slo).collect();
     let buckets = crate::observe::histogram_buckets(&slos, &config.observe.latency_buckets_ms);
     config.observe.names.stats_config(&buckets)
 }
@@ -302,12 +323,66 @@ fn parse_cluster(s: &str) -> Result<ClusterSpec, String> {
     })
 }
 
+/// `--route name=N,prefix=/p,cluster=C[,policy=P][,disabled]`: a route placed before the
+/// per-upstream routes, selecting a policy by metadata or switching meshgate off.
+pub fn parse_route(s: &str) -> Result<RouteSpec, String> {
+    let mut r = RouteSpec {
+        name: String::new(),
+        prefix: String::new(),
+        cluster: String::new(),
+        policy: None,
+        disable_filter: false,
+    };
+    for part in s.split(',') {
+        match part.split_once('=') {
+            Some(("name", v)) => r.name = v.to_string(),
+            Some(("prefix", v)) => r.prefix = v.to_string(),
+            Some(("cluster", v)) => r.cluster = v.to_string(),
+            Some(("policy", v)) => r.policy = Some(v.to_string()),
+            None if part == "disabled" => r.disable_filter = true,
+            _ => return Err(format!("--route `{s}`: unknown part `{part}`")),
+        }
+    }
+    for (field, value) in [
+        ("name", &r.name),
+        ("prefix", &r.prefix),
+        ("cluster", &r.cluster),
+    ] {
+        if value.is_empty() {
+            return Err(format!("--route `{s}`: `{field}=` is required"));
+        }
+    }
+    if !r.prefix.starts_with('/') {
+        return Err(format!("--route `{s}`: the prefix must start with `/`"));
+    }
+    Ok(r)
+}
+
+/// Routes and policies must agree: a route naming a policy the configuration lacks would
+/// be refused on every request.
+fn check_routes(routes: &[RouteSpec], config: &crate::config::Config) -> Result<(), String> {
+    for r in routes {
+        if let Some(p) = r
+            .policy
+            .as_ref()
+            .filter(|p| !config.policies.contains_key(*p))
+        {
+            return Err(format!(
+                "--route {}: policy `{p}` is not defined under `policies`",
+                r.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
     let mut positional = Vec::new();
     let mut wasm = None;
     let mut listen = None;
     let mut admin = None;
     let mut clusters = Vec::new();
+    let mut routes = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -316,6 +391,7 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
             "--listen" => listen = Some(parse_addr(&value()?)?),
             "--admin" => admin = Some(parse_addr(&value()?)?),
             "--cluster" => clusters.push(parse_cluster(&value()?)?),
+            "--route" => routes.push(parse_route(&value()?)?),
             _ => positional.push(a.clone()),
         }
     }
@@ -333,6 +409,82 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
         o.admin_address = a;
         o.admin_port = p;
     }
+    check_routes(&routes, &config)?;
     o.clusters = clusters;
+    o.routes = routes;
     write_output(output.as_ref(), &render_yaml(&o)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(routes: &[&str]) -> EnvoyOptions {
+        let mut o = EnvoyOptions::new("{}".into(), "/m.wasm".into());
+        for name in ["payments", "wallets"] {
+            o.clusters.push(ClusterSpec {
+                name: name.into(),
+                address: "127.0.0.1".into(),
+                port: 1,
+                http2: true,
+            });
+        }
+        o.routes = routes.iter().filter_map(|r| parse_route(r).ok()).collect();
+        o
+    }
+
+    #[test]
+    fn route_flags_parse_and_refuse_mistakes() {
+        let r = parse_route("name=a,prefix=/v1/,cluster=wallets,policy=strict").ok();
+        let r = r.filter(|r| r.policy.as_deref() == Some("strict") && !r.disable_filter);
+        assert!(r.is_some());
+        let d = parse_route("name=d,prefix=/d/,cluster=c,disabled").ok();
+        assert!(d.is_some_and(|d| d.disable_filter && d.policy.is_none()));
+        for bad in [
+            "prefix=/v1/,cluster=c",
+            "name=a,prefix=v1,cluster=c",
+            "name=a,prefix=/v1/",
+            "name=a,prefix=/v1/,cluster=c,colour=red",
+            "name=a,prefix=/v1/,cluster=c,enabled",
+        ] {
+            assert!(parse_route(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_policy_route_is_a_group_that_keeps_the_filters_upstream() {
+        let o = options(&["name=strict,prefix=/v1/wallets/,cluster=wallets,policy=strict"]);
+        let routes = routes(&o);
+        // payments + wallets header routes, the fallback, then upstream-* and default.
+        let group: Vec<&Value> = routes.iter().filter(|r| r["name"] == "strict").collect();
+        assert_eq!(group.len(), 3);
+        for r in &group {
+            assert_eq!(
+                r["metadata"]["filter_metadata"]["meshgate"]["policy"],
+                "strict"
+            );
+            assert_eq!(r["match"]["prefix"], "/v1/wallets/");
+        }
+        assert_eq!(group[0]["route"]["cluster"], "payments");
+        assert_eq!(
+            group[0]["match"]["headers"][0]["string_match"]["exact"],
+            "payments"
+        );
+        assert_eq!(group[2]["route"]["cluster"], "wallets");
+        assert!(group[2]["match"].get("headers").is_none());
+        assert_eq!(routes.len(), 3 + 2 + 1);
+    }
+
+    #[test]
+    fn a_disabled_route_is_one_route_with_the_filter_off() {
+        let o = options(&["name=d,prefix=/d/,cluster=wallets,disabled"]);
+        let routes = routes(&o);
+        assert_eq!(routes.len(), 1 + 2 + 1);
+        let first = routes.first().cloned().unwrap_or_default();
+        assert_eq!(first["name"], "d");
+        assert_eq!(
+            first["typed_per_filter_config"][WASM_FILTER_NAME]["disabled"],
+            true
+        );
+    }
 }

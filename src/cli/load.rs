@@ -33,8 +33,7 @@ impl std::error::Error for CompileError {}
 pub fn load_input(path: &Path) -> Result<GatewayInput, CompileError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| CompileError::Io(path.to_path_buf(), e))?;
-    let mut input: GatewayInput = serde_yaml_ng::from_str(&text)
-        .map_err(|e| CompileError::Yaml(path.to_path_buf(), e.to_string()))?;
+    let mut input = parse_yaml(&text).map_err(|e| CompileError::Yaml(path.to_path_buf(), e))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let d = &mut input.descriptors;
     let bytes = if let Some(file) = d.descriptor_set_file.take() {
@@ -51,6 +50,21 @@ pub fn load_input(path: &Path) -> Result<GatewayInput, CompileError> {
     d.files.clear();
     d.include.clear();
     Ok(input)
+}
+
+/// YAML read as the same JSON shape the filter accepts: a requirement is written
+/// `{provider: main}` as in JSON (serde_yaml_ng alone wants `!provider main` for enums), and
+/// errors still name the field (`operations.X.auth: ...`).
+fn parse_yaml(text: &str) -> Result<GatewayInput, String> {
+    let value: serde_json::Value = serde_yaml_ng::from_str(text).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        }
+    })
 }
 
 fn compile_protos(

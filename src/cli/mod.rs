@@ -4,7 +4,9 @@
 
 pub mod alerts;
 pub mod envoy;
+pub mod istio;
 mod load;
+pub mod oci;
 
 pub use load::{compile_file, load_input, CompileError};
 
@@ -21,11 +23,21 @@ USAGE:
       Check a configuration exactly as the filter will (errors name the field).
   meshgate envoy    <gateway.yaml> --wasm <path> [--listen ADDR] [--admin ADDR]
                     [--cluster NAME=HOST:PORT[/h1]]... [-o <envoy.yaml>]
-      Render an Envoy bootstrap that runs meshgate in front of the given clusters.
+                    [--route name=N,prefix=/P,cluster=C[,policy=POLICY][,disabled]]...
+      Render an Envoy bootstrap that runs meshgate in front of the given clusters; each
+      --route comes first and selects a policy (route metadata) or switches meshgate off.
   meshgate alerts   <gateway.yaml | filter-config.json> [-o <rules.yml>]
       Prometheus rules for the configuration's objectives: SLO error ratios over 5m..3d and
       multiwindow, multi-burn-rate alerts (page: 1h/5m at 14.4x, 6h/30m at 6x; ticket:
       1d/2h at 3x, 3d/6h at 1x), for availability and latency. Check with `promtool check rules`.
+  meshgate istio    <gateway.yaml> -d <dir> (--oci-layout <dir> | --sha256 <hex>)
+                    [--image oci://REG/REPO:TAG] [--namespace NS] [--gateway-label K=V]
+                    [--sidecar-namespace NS] [--sidecar-label K=V] [--fail-strategy S]
+                    [--module-file PATH] [--module-url URL --wasm <plugin.wasm>]
+      Write the Istio resources: WasmPlugin (gateway, sidecar), TrafficExtension, EnvoyFilter,
+      JWKS ServiceEntry/DestinationRule, Telemetry, IstioOperator overlay, stats bootstrap.
+  meshgate oci      <plugin.wasm> <out-dir> [--tag TAG]
+      Write the module as an OCI image layout in Istio's compat format (push with skopeo).
 ";
 
 /// Entry point of the binary; returns the process exit code.
@@ -48,6 +60,8 @@ fn run(args: Vec<String>) -> Result<(), String> {
         "validate" => cmd_validate(&rest),
         "envoy" => envoy::cmd_envoy(&rest),
         "alerts" => alerts::cmd_alerts(&rest),
+        "istio" => istio::cmd_istio(&rest),
+        "oci" => oci::cmd_oci(&rest),
         "help" | "--help" | "-h" | "" => {
             print!("{USAGE}");
             Ok(())

@@ -46,11 +46,12 @@ fn is_protobuf(content_type: &str) -> bool {
 impl Filter {
     pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         self.start = Some(host.now());
+        self.request_end = end_of_stream;
         self.req = RequestInfo::from_headers(host.headers(MapKind::RequestHeaders));
         self.policy = route::select_policy(host, &self.vm.config.routing);
         self.strip_owned_headers(host);
 
-        if let Some(err) = self.check_header_size() {
+        if let Some(err) = self.check_header_size().or_else(|| self.check_policy()) {
             return self.reply_error(host, err);
         }
         let classified = if is_grpc(&self.req.content_type) {
@@ -77,6 +78,7 @@ impl Filter {
 
     pub fn on_request_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
         self.request_body_seen = size;
+        self.request_end |= eos;
         let limit = self.vm.config.limits.max_request_bytes;
         match &self.mode {
             Mode::Transcode(_) | Mode::LocalReply if size > limit => {
@@ -101,13 +103,21 @@ impl Filter {
     /// Called (from the root context) when keys a paused request waited for have arrived, or
     /// when the wait is over. Returns true when the request should be resumed now.
     pub fn on_keys_ready(&mut self, host: &mut dyn Host) -> bool {
+        let before = self.waiting;
         self.waiting = Waiting::Nothing;
-        match self.authenticate(host) {
+        let outcome = self.authenticate(host);
+        // Still waiting (other keys still on their way): the bound counts from the first wait.
+        if let (Waiting::Keys { since, .. }, Waiting::Keys { bound, .. }) = (before, self.waiting) {
+            self.waiting = Waiting::Keys { since, bound };
+        }
+        match outcome {
             Some(_) => false,
-            None => {
-                let done = self.after_auth(host, self.request_body_seen == 0);
-                done == Action::Continue
+            // The body may have arrived (and been held) while the request waited.
+            None if self.request_end && matches!(self.mode, Mode::Transcode(_)) => {
+                self.set_routing_headers(host);
+                self.transcode_body(host, self.request_body_seen) == Action::Continue
             }
+            None => self.after_auth(host, false) == Action::Continue,
         }
     }
 
@@ -126,6 +136,19 @@ impl Filter {
             )
             .with_status(431)
         })
+    }
+
+    /// A route that names a policy the configuration lacks is a deployment mistake: refuse
+    /// (fail closed) rather than silently run without the policy's requirements.
+    fn check_policy(&self) -> Option<GatewayError> {
+        let name = self.policy.as_ref()?;
+        if self.vm.config.policies.contains_key(name) {
+            return None;
+        }
+        Some(GatewayError::new(
+            Code::Internal,
+            format!("the route selects policy `{name}`, which the gateway configuration does not define"),
+        ))
     }
 
     fn classify_grpc(&mut self) -> Result<(), GatewayError> {
@@ -232,19 +255,23 @@ impl Filter {
         };
         match outcome {
             AuthOutcome::Allowed(result) => {
-                let op_name = op.name.clone();
-                vm.count(
-                    host,
-                    &cfg.observe
+                // `cached`: the verified-token cache answered (no signature was checked).
+                let reason = if result.cached { "cached" } else { "ok" };
+                let name =
+                    cfg.observe
                         .names
-                        .auth_decisions(&op_name, AuthDecision::Allowed, "ok"),
-                );
+                        .auth_decisions(&op.name, AuthDecision::Allowed, reason);
+                vm.count(host, &name);
                 self.principal = result.principal.as_ref().and_then(|p| p.subject.clone());
                 for name in &result.remove_headers {
                     self.set_request_header(host, name, None);
                 }
                 for (name, value) in &result.set_headers {
                     self.set_request_header(host, name, Some(value));
+                    // A token taken out of the query is not a query parameter for transcoding.
+                    if name == ":path" {
+                        self.token_left_query(value);
+                    }
                 }
                 None
             }
@@ -434,7 +461,16 @@ impl Filter {
         set(host, "content-type", Some("application/grpc"))?;
         set(host, "te", Some("trailers"))?;
         set(host, "content-length", None)?;
+        for (name, value) in self.forwarded_metadata() {
+            set(host, &name, value.as_deref())?;
+        }
         Ok(())
+    }
+
+    /// `transcoding.request_headers_to_metadata`, from the client's headers as received.
+    fn forwarded_metadata(&self) -> Vec<(String, Option<String>)> {
+        let listed = &self.vm.config.transcoding.request_headers_to_metadata;
+        transcode::metadata::request_metadata(listed, &self.req.headers)
     }
 
     /// Body-less transcoded request: the gRPC call goes to the upstream's cluster directly and
@@ -458,11 +494,14 @@ impl Filter {
         // Forward the client's headers as metadata, as Envoy's router would, minus what a gRPC
         // request must not carry. Headers set by the gateway were written into the request map
         // and are re-read here.
+        let metadata = self.forwarded_metadata();
         for (k, v) in host.headers(MapKind::RequestHeaders) {
-            if forwardable(&k) && !headers.iter().any(|(h, _)| *h == k) {
+            let listed = metadata.iter().any(|(m, _)| *m == k);
+            if forwardable(&k) && !listed && !headers.iter().any(|(h, _)| *h == k) {
                 headers.push((k, v));
             }
         }
+        headers.extend(metadata.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         host.http_call(&cluster, &headers, Some(frame), SIDE_CALL_TIMEOUT)
             .map(|_| ())
             .map_err(|e| {
@@ -510,6 +549,15 @@ fn host_failure(msg: &str) -> GatewayError {
 }
 
 impl Filter {
+    /// The token was taken out of the query (`path` is the new `:path`): transcoding and the
+    /// access record see the query without it.
+    fn token_left_query(&mut self, path: &str) {
+        self.req.path = path.to_string();
+        if let Mode::Transcode(t) = &mut self.mode {
+            t.query = split_path(path).1.unwrap_or_default().to_string();
+        }
+    }
+
     /// Whether a request that waits for a provider's first keys has waited long enough.
     pub fn keys_wait_expired(&self, now: std::time::SystemTime) -> bool {
         match self.waiting {
@@ -523,6 +571,10 @@ impl Filter {
 
     /// The keys did not come in time: the request is refused as an outage, not a bad token.
     pub fn on_keys_timeout(&mut self, host: &mut dyn Host) {
+        let waited = match self.waiting {
+            Waiting::Keys { bound, .. } => bound.as_millis(),
+            Waiting::Nothing => 0,
+        };
         self.waiting = Waiting::Nothing;
         let status = self.vm.config.auth.unavailable_status;
         let err = GatewayError::new(
@@ -530,6 +582,13 @@ impl Filter {
             "the token issuer's keys are not available yet; try again",
         )
         .with_status(status);
+        host.log(
+            Level::Info,
+            &format!(
+                "meshgate: {} {} denied: no keys after waiting {waited} ms (keys_unavailable)",
+                self.req.method, self.req.path
+            ),
+        );
         if let Some(op) = self.op.and_then(|i| self.vm.config.operations.get(i)) {
             let names = &self.vm.config.observe.names;
             let name = names.auth_decisions(&op.name, AuthDecision::Denied, "keys_unavailable");

@@ -17,9 +17,15 @@ impl Filter {
         if let Some(code) = find_header(&headers, "grpc-status") {
             // Trailers-only reply: the whole answer is in these headers.
             let code = code.to_string();
+            if self.is_stream_reply() {
+                return self.stream_whole(host, &headers, &code, &[]);
+            }
             return self.finish_from_status(host, &headers, &code, None);
         }
         if !self.resp.grpc {
+            // A stream whose upstream broke before anything was released: Envoy's own reply
+            // replaces it.
+            self.resp.stream = None;
             // An error made by Envoy's router (no healthy upstream, timeout) or a non-gRPC
             // upstream: convert it once its body is complete.
             if eos {
@@ -28,6 +34,9 @@ impl Filter {
             }
             return Action::Pause;
         }
+        if self.is_stream_reply() {
+            return self.stream_headers();
+        }
         Action::Pause
     }
 
@@ -35,6 +44,9 @@ impl Filter {
         self.resp.body_seen = size;
         if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
             return Action::Continue;
+        }
+        if self.resp.stream.is_some() {
+            return self.stream_body(host, size, eos);
         }
         let limit = self.vm.config.limits.max_response_bytes;
         if size > limit {
@@ -51,7 +63,7 @@ impl Filter {
         if !self.resp.grpc {
             let ct = self.resp.content_type.clone();
             let err = transcode::error_from_http(self.resp.status.unwrap_or(502), &body, Some(&ct));
-            return self.reply_error(host, err);
+            return self.convert_in_place(host, err);
         }
         // gRPC data that ends the stream without trailers: the status is missing.
         let err = GatewayError::new(
@@ -63,11 +75,15 @@ impl Filter {
 
     pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Action {
         let trailers = host.headers(MapKind::ResponseTrailers);
+        self.note_forwarded(&trailers);
         if let Some(code) = find_header(&trailers, "grpc-status") {
             self.resp.grpc_status = code.parse::<i32>().ok().map(Code::from_i32);
         }
         if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
             return Action::Continue;
+        }
+        if self.resp.stream.is_some() {
+            return self.stream_trailers(host, &trailers);
         }
         let code = find_header(&trailers, "grpc-status")
             .unwrap_or("2")
@@ -90,6 +106,7 @@ impl Filter {
         trailers: &[(String, String)],
     ) {
         self.note_response_headers(headers);
+        self.note_forwarded(trailers);
         if headers.is_empty() {
             let err = GatewayError::new(Code::Unavailable, "upstream did not answer");
             self.reply_error(host, err);
@@ -112,6 +129,10 @@ impl Filter {
         if let Ok(c) = code.parse::<i32>() {
             self.resp.grpc_status = Some(Code::from_i32(c));
         }
+        if self.is_stream_reply() {
+            self.stream_whole(host, status_map, &code, body);
+            return;
+        }
         // A side call's answer always leaves as a local reply.
         match self.render(status_map, &code, body) {
             Ok((bytes, content_type)) => {
@@ -123,7 +144,18 @@ impl Filter {
         }
     }
 
+    /// Keep the listed upstream metadata found in `map` for the client's reply.
+    fn note_forwarded(&mut self, map: &[(String, String)]) {
+        let listed = &self.vm.config.transcoding.response_metadata_to_headers;
+        for pair in transcode::metadata::response_headers(listed, &[map]) {
+            if !self.resp.forward.contains(&pair) {
+                self.resp.forward.push(pair);
+            }
+        }
+    }
+
     fn note_response_headers(&mut self, headers: &[(String, String)]) {
+        self.note_forwarded(headers);
         // The gateway's own local reply passes through here too, after `replaced` is set.
         if !self.resp.replaced && !headers.is_empty() {
             self.resp.upstream_answered = true;
@@ -163,8 +195,14 @@ impl Filter {
         }
     }
 
-    fn send_rendered(&mut self, host: &mut dyn Host, bytes: &[u8], content_type: &str) -> Action {
-        let headers = vec![("content-type".to_string(), content_type.to_string())];
+    pub(super) fn send_rendered(
+        &mut self,
+        host: &mut dyn Host,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Action {
+        let mut headers = vec![("content-type".to_string(), content_type.to_string())];
+        headers.extend(self.resp.forward.iter().cloned());
         if let Err(e) = host.send_response(200, &headers, bytes) {
             host.log(Level::Warn, &format!("meshgate: reply refused: {e}"));
         }
@@ -207,6 +245,39 @@ impl Filter {
         )
     }
 
+    /// Replace a held non-gRPC reply (an error made by Envoy's router, often itself a local
+    /// reply) with `err`'s body. A second local reply while Envoy sends its own is ignored by
+    /// Envoy, so the held reply is rewritten in place; only if that is refused is a local reply
+    /// tried.
+    fn convert_in_place(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
+        let (status, mut headers, body) = err.to_response(self.error_format);
+        headers.extend(self.resp.forward.iter().cloned());
+        let apply = |host: &mut dyn Host| -> Result<(), crate::host::HostError> {
+            host.set_body(BodyKind::Response, &body)?;
+            let status = status.to_string();
+            host.set_header(MapKind::ResponseHeaders, ":status", Some(&status))?;
+            host.set_header(
+                MapKind::ResponseHeaders,
+                "content-length",
+                Some(&body.len().to_string()),
+            )?;
+            for (name, value) in &headers {
+                host.set_header(MapKind::ResponseHeaders, name, Some(value))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = apply(host) {
+            host.log(Level::Warn, &format!("meshgate: {e}; answering locally"));
+            return self.reply_error(host, err);
+        }
+        self.resp.status = Some(status);
+        self.resp.grpc_status = Some(err.code);
+        self.resp.replaced = true;
+        self.error = Some(err);
+        self.mode = Mode::LocalReply;
+        Action::Continue
+    }
+
     /// Replace the held reply with the rendered one (headers were paused, body buffered).
     fn replace_response(
         &self,
@@ -226,6 +297,9 @@ impl Filter {
             "grpc-encoding",
         ] {
             host.set_header(MapKind::ResponseHeaders, h, None)?;
+        }
+        for (name, value) in &self.resp.forward {
+            host.set_header(MapKind::ResponseHeaders, name, Some(value))?;
         }
         // No grpc-* trailer may reach an HTTP client.
         host.set_headers(MapKind::ResponseTrailers, &[])?;

@@ -53,13 +53,12 @@ impl std::error::Error for FrameError {}
 impl FrameError {
     /// The error as a reply to the HTTP client when the frames came from the backend: the
     /// backend broke the protocol, so INTERNAL with 502 (the fault is upstream, not ours);
-    /// an oversized message is RESOURCE_EXHAUSTED, as a gRPC client would report it.
+    /// a reply over the response limit is INTERNAL with 500, the same answer whether the
+    /// limit is hit by the whole body or by one declared frame.
     pub fn to_upstream_error(&self) -> GatewayError {
         let message = format!("invalid reply from the backend: {self}");
         match self {
-            FrameError::TooLarge { .. } => {
-                GatewayError::new(Code::ResourceExhausted, message).with_status(502)
-            }
+            FrameError::TooLarge { .. } => GatewayError::new(Code::Internal, message),
             _ => GatewayError::new(Code::Internal, message).with_status(502),
         }
     }
@@ -255,10 +254,9 @@ mod tests {
         );
         // Asking again gives the same answer, not a panic or a skipped frame.
         assert!(matches!(d.next_message(), Err(FrameError::TooLarge { .. })));
-        assert_eq!(
-            d.next_message().unwrap_err().to_upstream_error().code,
-            Code::ResourceExhausted
-        );
+        let err = d.next_message().unwrap_err().to_upstream_error();
+        assert_eq!(err.code, Code::Internal);
+        assert_eq!(err.status(), 500);
     }
 
     #[test]

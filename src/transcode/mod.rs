@@ -10,6 +10,7 @@ pub mod frame;
 pub mod grpc_status;
 mod json_error;
 mod json_in;
+pub mod metadata;
 mod params;
 mod plan;
 pub mod print;

@@ -146,7 +146,10 @@ impl Host for AbiHost {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> HostResult<u32> {
+        // A request woken by the root context (keys arrived) makes its call from the root's
+        // callback: the SDK then routes the reply to the root, which hands it back.
         abi::http_call(cluster, headers, body, timeout_ms(timeout))
+            .inspect(|token| super::root::note_call(*token))
     }
 }
 

@@ -8,7 +8,7 @@ use proxy_wasm::types::{Action as WasmAction, BufferType, MapType};
 
 use super::abi;
 use super::host_impl::AbiHost;
-use super::root::register_waiter;
+use super::root::{register_flusher, register_waiter};
 use crate::filter::{Filter, Vm, Waiting};
 use crate::host::Action;
 
@@ -20,6 +20,17 @@ impl Http {
     pub fn new(vm: Rc<Vm>, context_id: u32) -> Http {
         Http {
             filter: Rc::new(RefCell::new(Filter::new(vm, context_id))),
+        }
+    }
+
+    /// A streamed reply holds rendered bytes: the root context's next tick releases them.
+    fn flush_later(&self) {
+        let (wants, id) = {
+            let f = self.filter.borrow();
+            (f.wants_flush(), f.context_id)
+        };
+        if wants {
+            register_flusher(id, &self.filter);
         }
     }
 
@@ -85,15 +96,18 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_body(&mut self, size: usize, eos: bool) -> WasmAction {
-        Self::map(
-            self.filter
-                .borrow_mut()
-                .on_response_body(&mut AbiHost, size, eos),
-        )
+        let action = self
+            .filter
+            .borrow_mut()
+            .on_response_body(&mut AbiHost, size, eos);
+        self.flush_later();
+        Self::map(action)
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> WasmAction {
-        Self::map(self.filter.borrow_mut().on_response_trailers(&mut AbiHost))
+        let action = self.filter.borrow_mut().on_response_trailers(&mut AbiHost);
+        self.flush_later();
+        Self::map(action)
     }
 
     fn on_log(&mut self) {

@@ -25,8 +25,74 @@ thread_local! {
     static WAITERS: RefCell<Vec<(u32, Weak<RefCell<Filter>>)>> = const { RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// Streamed replies holding rendered bytes until the next tick, by context id.
+    static FLUSHERS: RefCell<Vec<(u32, Weak<RefCell<Filter>>)>> = const { RefCell::new(Vec::new()) };
+    /// The request being woken right now: calls it makes are registered by the SDK under the
+    /// root context (the active one), so their replies come to [`Root`], which hands them back.
+    static WAKING: RefCell<Option<(u32, Weak<RefCell<Filter>>)>> = const { RefCell::new(None) };
+    /// Calls made by woken requests, by token.
+    static WOKEN_CALLS: RefCell<HashMap<u32, (u32, Weak<RefCell<Filter>>)>> =
+        RefCell::new(HashMap::new());
+}
+
+pub fn register_flusher(context_id: u32, filter: &Rc<RefCell<Filter>>) {
+    FLUSHERS.with(|w| {
+        let mut list = w.borrow_mut();
+        if !list.iter().any(|(id, _)| *id == context_id) {
+            list.push((context_id, Rc::downgrade(filter)));
+        }
+    });
+}
+
+/// Release what every streamed reply holds (see `filter::stream`).
+fn flush_streams() {
+    let flushers = FLUSHERS.with(|w| std::mem::take(&mut *w.borrow_mut()));
+    for (id, weak) in flushers {
+        let Some(filter) = weak.upgrade() else {
+            continue;
+        };
+        if abi::set_effective_context(id).is_err() {
+            continue;
+        }
+        filter.borrow_mut().on_flush(&mut AbiHost);
+    }
+}
+
 pub fn register_waiter(context_id: u32, filter: &Rc<RefCell<Filter>>) {
     WAITERS.with(|w| w.borrow_mut().push((context_id, Rc::downgrade(filter))));
+}
+
+/// An HTTP call was dispatched (token): remembered when a woken request made it.
+pub fn note_call(token: u32) {
+    let waking = WAKING.with(|w| w.borrow().clone());
+    if let Some(who) = waking {
+        WOKEN_CALLS.with(|c| c.borrow_mut().insert(token, who));
+    }
+}
+
+/// The reply of a call a woken request made: back to that request's filter.
+fn deliver_woken_call(token: u32, num_headers: usize, body_size: usize) -> bool {
+    let Some((id, weak)) = WOKEN_CALLS.with(|c| c.borrow_mut().remove(&token)) else {
+        return false;
+    };
+    let Some(filter) = weak.upgrade() else {
+        return true;
+    };
+    if abi::set_effective_context(id).is_err() {
+        return true;
+    }
+    let headers = if num_headers > 0 {
+        abi::get_map(MapType::HttpCallResponseHeaders)
+    } else {
+        Vec::new()
+    };
+    let body = abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
+    let trailers = abi::get_map(MapType::HttpCallResponseTrailers);
+    filter
+        .borrow_mut()
+        .on_side_call_response(&mut AbiHost, &headers, &body, &trailers);
+    true
 }
 
 pub struct Root {
@@ -72,14 +138,23 @@ impl Root {
                     ),
                 );
                 let now = host_impl::now();
-                let mut state = vm.auth.borrow_mut();
-                state.on_fetch_response(&vm.config.auth, f.provider, f.kind, None, b"", now);
+                let outcome = vm.auth.borrow_mut().on_fetch_response(
+                    &vm.config.auth,
+                    f.provider,
+                    f.kind,
+                    None,
+                    b"",
+                    now,
+                );
+                vm.note_fetch(&AbiHost, f.provider, &outcome);
             }
         }
     }
 
-    /// Give every waiting request another try (keys arrived) or its answer (wait is over).
-    fn wake_waiters(&self, force_timeout: bool) {
+    /// Answer every waiting request whose wait is over; when keys arrived (`keys_arrived`),
+    /// give the others another try. A tick only checks the bounds: verifying again costs a
+    /// signature check and nothing has changed.
+    fn wake_waiters(&self, keys_arrived: bool) {
         let now = host_impl::now();
         let waiters = WAITERS.with(|w| std::mem::take(&mut *w.borrow_mut()));
         let mut still = Vec::new();
@@ -94,13 +169,20 @@ impl Root {
             if f.waiting() == Waiting::Nothing {
                 continue;
             }
-            let expired = force_timeout || f.keys_wait_expired(now);
+            let expired = f.keys_wait_expired(now);
+            if !expired && !keys_arrived {
+                drop(f);
+                still.push((id, weak));
+                continue;
+            }
+            WAKING.with(|w| *w.borrow_mut() = Some((id, weak.clone())));
             let resume = if expired {
                 f.on_keys_timeout(&mut AbiHost);
                 false
             } else {
                 f.on_keys_ready(&mut AbiHost)
             };
+            WAKING.with(|w| *w.borrow_mut() = None);
             if f.waiting() != Waiting::Nothing {
                 drop(f);
                 still.push((id, weak));
@@ -121,6 +203,7 @@ impl Context for Root {
         _num_trailers: usize,
     ) {
         let Some((provider, kind)) = self.fetches.remove(&token) else {
+            deliver_woken_call(token, num_headers, body_size);
             return;
         };
         let Some(vm) = self.vm.clone() else { return };
@@ -144,7 +227,7 @@ impl Context for Root {
         vm.note_fetch(&AbiHost, provider, &outcome);
         // A discovery document leads straight to its JWKS.
         self.dispatch_due_fetches();
-        self.wake_waiters(false);
+        self.wake_waiters(true);
     }
 }
 
@@ -176,6 +259,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        flush_streams();
         self.dispatch_due_fetches();
         self.wake_waiters(false);
     }

@@ -65,7 +65,10 @@ impl FakeHost {
 
     pub fn reply_json(&self) -> (u16, serde_json::Value) {
         let (status, _, body) = self.local_reply.as_ref().expect("no local reply");
-        (*status, serde_json::from_slice(body).expect("reply is not JSON"))
+        (
+            *status,
+            serde_json::from_slice(body).expect("reply is not JSON"),
+        )
     }
 }
 
@@ -104,7 +107,8 @@ impl Host for FakeHost {
             BodyKind::Request => &self.request_body,
             BodyKind::Response => &self.response_body,
         };
-        b.get(start..(start + size).min(b.len())).map(<[u8]>::to_vec)
+        b.get(start..(start + size).min(b.len()))
+            .map(<[u8]>::to_vec)
     }
     fn set_body(&mut self, kind: BodyKind, bytes: &[u8]) -> HostResult<()> {
         if self.refuse_set_body {
@@ -123,7 +127,12 @@ impl Host for FakeHost {
         self.properties.insert(path.join("."), value.to_vec());
         Ok(())
     }
-    fn send_response(&mut self, status: u16, headers: &[(String, String)], body: &[u8]) -> HostResult<()> {
+    fn send_response(
+        &mut self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> HostResult<()> {
         self.local_reply = Some((status, headers.to_vec(), body.to_vec()));
         Ok(())
     }
@@ -136,11 +145,21 @@ impl Host for FakeHost {
         self.logs.borrow_mut().push((level, message.to_string()));
     }
     fn increment_metric(&self, id: MetricId, delta: i64) {
-        let name = self.metric_names.borrow().get(id.0 as usize).cloned().unwrap_or_default();
+        let name = self
+            .metric_names
+            .borrow()
+            .get(id.0 as usize)
+            .cloned()
+            .unwrap_or_default();
         *self.metrics.borrow_mut().entry(name).or_default() += delta;
     }
     fn record_metric(&self, id: MetricId, value: u64) {
-        let name = self.metric_names.borrow().get(id.0 as usize).cloned().unwrap_or_default();
+        let name = self
+            .metric_names
+            .borrow()
+            .get(id.0 as usize)
+            .cloned()
+            .unwrap_or_default();
         self.metrics.borrow_mut().insert(name, value as i64);
     }
     fn define_metric(&self, _kind: MetricKind, name: &str) -> HostResult<MetricId> {
@@ -155,8 +174,11 @@ impl Host for FakeHost {
         body: Option<&[u8]>,
         _timeout: Duration,
     ) -> HostResult<u32> {
-        self.http_calls
-            .push((cluster.to_string(), headers.to_vec(), body.unwrap_or_default().to_vec()));
+        self.http_calls.push((
+            cluster.to_string(),
+            headers.to_vec(),
+            body.unwrap_or_default().to_vec(),
+        ));
         Ok(self.http_calls.len() as u32)
     }
 }

@@ -9,19 +9,19 @@ cd "$(dirname "$0")/../.."
 out=$1; features=${2:-}
 args=(build --release --lib --target wasm32-wasip1)
 [ -n "$features" ] && args+=(--features "$features")
-suffix=${features:+-$features}
+# One target dir per route (features only rebuild this crate; std and dependencies are shared).
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
-  CARGO_TARGET_DIR=target/wasm-rustup$suffix cargo "${args[@]}"
-  dir=target/wasm-rustup$suffix
+  CARGO_TARGET_DIR=target/wasm-rustup cargo "${args[@]}"
+  dir=target/wasm-rustup
 else
   sysroot=$(rustc --print sysroot)
   lld=$sysroot/lib/rustlib/x86_64-unknown-linux-gnu/bin/rust-lld
   [ -x "$lld" ] || lld=$(command -v rust-lld || true)
   [ -n "$lld" ] || { echo "build-wasm: no rust-lld found" >&2; exit 1; }
   RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS="-L /usr/lib/wasm32-wasi" \
-  CARGO_TARGET_WASM32_WASIP1_LINKER="$lld" CARGO_TARGET_DIR=target/wasm-debian$suffix \
+  CARGO_TARGET_WASM32_WASIP1_LINKER="$lld" CARGO_TARGET_DIR=target/wasm-debian \
     /usr/bin/cargo "${args[@]}" -Zbuild-std=std,panic_abort
-  dir=target/wasm-debian$suffix
+  dir=target/wasm-debian
 fi
 mkdir -p "$(dirname "$out")"
 cp "$dir/wasm32-wasip1/release/meshgate.wasm" "$out"

@@ -43,6 +43,8 @@ pub struct GatewayBuilder {
     failure_policy: String,
     wasm: Option<PathBuf>,
     route_timeout_s: u32,
+    /// The filter JSON to run instead of compiling `yaml` (Istio's `pluginConfig`, say).
+    filter_json: Option<String>,
 }
 
 pub struct Gateway {
@@ -91,7 +93,14 @@ impl GatewayBuilder {
             failure_policy: "FAIL_CLOSED".into(),
             wasm: None,
             route_timeout_s: 15,
+            filter_json: None,
         }
+    }
+
+    /// Run this filter JSON instead of the YAML's compiled configuration.
+    pub fn filter_json(mut self, json: impl Into<String>) -> Self {
+        self.filter_json = Some(json.into());
+        self
     }
 
     pub fn grpc_upstream(mut self, cluster: &str, services: &str) -> Self {
@@ -137,7 +146,10 @@ impl GatewayBuilder {
 
     /// Start the upstreams, then Envoy; waits until Envoy is ready.
     pub fn start(self) -> KitResult<Gateway> {
-        let filter_json = filter_config(&self.yaml)?;
+        let filter_json = match self.filter_json {
+            Some(j) => j,
+            None => filter_config(&self.yaml)?,
+        };
         let config = meshgate::config::compile_json(filter_json.as_bytes())
             .map_err(|e| KitError::new(e.to_string()))?;
         let mut backends = Vec::new();

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make bench` / `make bench-quick` (pass --quick): install h2load if missing, build the module,
+# the no-op filter and the host tools, then run tests/bench/bench.py (writes BENCHMARKS.md).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if ! command -v h2load >/dev/null 2>&1; then
+  SUDO=; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nghttp2-client >/dev/null
+fi
+command -v openssl >/dev/null || { echo "bench: openssl is needed for the JWT keys" >&2; exit 1; }
+tests/tools/setup.sh wasm envoy
+tests/tools/build-wasm.sh build/meshgate.wasm
+tests/bench/build-noop.sh build/noop.wasm
+cargo build --release --bin meshgate -p meshgate
+cargo build --release -p meshgate-kit --bin demo-backend
+ENVOY=$(tests/tools/envoy-path.sh) || { echo "bench: no Envoy" >&2; exit 1; }
+MESHGATE_ENVOY=$ENVOY exec python3 tests/bench/bench.py "$@"

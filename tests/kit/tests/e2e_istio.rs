@@ -1,0 +1,625 @@
+//! Issue 6: the Istio delivery. The resources `meshgate istio` generates (and the committed
+//! examples under istio/examples/) validate against Istio's CRD schemas; the WasmPlugin pins
+//! the image `meshgate oci` builds and carries the filter configuration; that `pluginConfig`,
+//! taken out of the generated WasmPlugin, runs in a real Envoy with the same results as the
+//! local configuration; the EnvoyFilter's HTTP filter and the stats settings work in a real
+//! Envoy (requests served, meshgate's metrics pass Istio's stats matcher with their labels).
+//!
+//! Needs `build/meshgate.wasm` (`make wasm`), Envoy and the schema validator's packages
+//! (`make setup`: node + `istio/schema/node_modules`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use meshgate::cli::envoy::{bootstrap, stats_config_for, ClusterSpec, EnvoyOptions};
+use meshgate_kit::harness::{
+    envoy_bin, free_port, http1_client, http2_client, payments_client, repo_root, start_backend,
+    start_envoy, wasm_path, GatewayBuilder,
+};
+use meshgate_kit::proto::meshgate::demo::v1::GetPaymentRequest;
+use serde_json::{json, Value};
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("meshgate-istio-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `meshgate oci` + `meshgate istio` for a gateway file, into `dir/oci` and `dir/out`; returns
+/// the image's manifest digest.
+fn generate(gateway: &Path, dir: &Path) -> String {
+    let wasm = wasm_path().unwrap();
+    let module = std::fs::read(&wasm).unwrap();
+    let image = meshgate::cli::oci::write_layout(&module, &dir.join("oci"), "0.1.0").unwrap();
+    let args: Vec<String> = [
+        gateway.to_str().unwrap(),
+        "-d",
+        dir.join("out").to_str().unwrap(),
+        "--oci-layout",
+        dir.join("oci").to_str().unwrap(),
+        "--image",
+        "oci://registry.example.com/meshgate/meshgate:0.1.0",
+        "--wasm",
+        wasm.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    meshgate::cli::istio::cmd_istio(&args).unwrap();
+    image.manifest_digest
+}
+
+/// Every YAML document of every `.yaml` file in `dir`, as (file name, JSON value).
+fn documents(dir: &Path) -> Vec<(String, Value)> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        // Documents are separated by `---` lines.
+        let mut chunks = vec![String::new()];
+        for line in text.lines() {
+            if line.trim_end() == "---" {
+                chunks.push(String::new());
+            } else if let Some(last) = chunks.last_mut() {
+                last.push_str(line);
+                last.push('\n');
+            }
+        }
+        for chunk in chunks {
+            let y: serde_yaml_ng::Value = serde_yaml_ng::from_str(&chunk).unwrap();
+            if y.is_null() {
+                continue;
+            }
+            let v: Value = serde_json::to_value(y).unwrap();
+            let name = f.file_name().unwrap().to_string_lossy().to_string();
+            out.push((name, v));
+        }
+    }
+    out
+}
+
+fn doc<'a>(docs: &'a [(String, Value)], file: &str, kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|(f, d)| f == file && d["kind"] == kind)
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| panic!("{file} has no {kind}"))
+}
+
+/// Run Istio's schemas (istio/schema/validate.mjs) over the documents: (success, report).
+fn validate(docs: &[(String, Value)], dir: &Path) -> (bool, String) {
+    let schema_dir = repo_root().join("istio/schema");
+    assert!(
+        schema_dir
+            .join("node_modules/@kubernetes-models/istio")
+            .is_dir(),
+        "the schema packages are missing: run `make setup` (tests/tools/setup.sh istio)"
+    );
+    let items: Vec<Value> = docs
+        .iter()
+        .map(|(f, d)| json!({"file": f, "doc": d}))
+        .collect();
+    let path = dir.join("items.json");
+    std::fs::write(&path, serde_json::to_vec(&items).unwrap()).unwrap();
+    let out = Command::new("node")
+        .arg(schema_dir.join("validate.mjs"))
+        .arg(&path)
+        .output()
+        .expect("node (make setup installs it)");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), report)
+}
+
+#[test]
+fn generated_and_committed_manifests_validate_against_istio_schemas() {
+    let dir = temp("schema");
+    generate(&repo_root().join("istio/gateway.yaml"), &dir);
+    let mut docs = documents(&dir.join("out"));
+    let kinds: Vec<&str> = docs
+        .iter()
+        .map(|(_, d)| d["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "WasmPlugin",
+        "TrafficExtension",
+        "EnvoyFilter",
+        "ServiceEntry",
+        "DestinationRule",
+        "Telemetry",
+        "IstioOperator",
+        "ConfigMap",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} generated: {kinds:?}");
+    }
+    assert_eq!(kinds.iter().filter(|k| **k == "WasmPlugin").count(), 2);
+    let committed = documents(&repo_root().join("istio/examples"));
+    assert!(
+        committed.len() >= docs.len(),
+        "istio/examples holds every generated resource"
+    );
+    docs.extend(
+        committed
+            .into_iter()
+            .map(|(f, d)| (format!("examples/{f}"), d)),
+    );
+    let (ok, report) = validate(&docs, &dir);
+    assert!(ok, "every manifest is valid:\n{report}");
+    assert!(
+        report.contains(&format!("{} valid, 0 invalid", docs.len())),
+        "{report}"
+    );
+}
+
+/// The check can fail: plausible mistakes are refused, each naming the field.
+#[test]
+fn schema_check_refuses_broken_manifests() {
+    let dir = temp("broken");
+    generate(&repo_root().join("istio/gateway.yaml"), &dir);
+    let docs = documents(&dir.join("out"));
+    let wp = doc(&docs, "wasmplugin-gateway.yaml", "WasmPlugin").clone();
+    let te = doc(&docs, "trafficextension-gateway.yaml", "TrafficExtension").clone();
+    let ef = doc(&docs, "envoyfilter-file.yaml", "EnvoyFilter").clone();
+    let set = |name: &str, v: &Value, pointer: &str, value: Value| {
+        let mut v = v.clone();
+        *v.pointer_mut(pointer).unwrap() = value;
+        (name.to_string(), v)
+    };
+    let mut extra = te.clone();
+    extra["spec"]["wasm"]["pluginConf"] = json!({});
+    let broken = vec![
+        // Envoy's spelling instead of Istio's.
+        set(
+            "failStrategy",
+            &wp,
+            "/spec/failStrategy",
+            json!("FAIL_CLOSED"),
+        ),
+        set("phase", &wp, "/spec/phase", json!("AUTHENTICATION")),
+        // A digest with its algorithm prefix (Istio wants bare hex).
+        set("sha256", &wp, "/spec/sha256", json!("sha256:abc")),
+        set("te-phase", &te, "/spec/phase", json!("authn")),
+        ("te-unknown-field".to_string(), extra),
+        set(
+            "applyTo",
+            &ef,
+            "/spec/configPatches/0/applyTo",
+            json!("HTTP_FILTERS"),
+        ),
+    ];
+    let (ok, report) = validate(&broken, &dir);
+    assert!(!ok, "broken manifests are refused:\n{report}");
+    assert!(
+        report.contains(&format!("0 valid, {} invalid", broken.len())),
+        "each one is refused:\n{report}"
+    );
+    assert!(report.contains("failStrategy"), "{report}");
+    assert!(report.contains("pluginConf"), "{report}");
+}
+
+#[test]
+fn wasmplugin_pins_the_image_and_carries_the_filter_configuration() {
+    let dir = temp("pin");
+    let gateway = repo_root().join("istio/gateway.yaml");
+    let digest = generate(&gateway, &dir);
+    let docs = documents(&dir.join("out"));
+    let expected: Value =
+        serde_json::from_str(&meshgate::cli::compile_file(&gateway).unwrap()).unwrap();
+    for (file, path) in [
+        ("wasmplugin-gateway.yaml", "/spec"),
+        ("wasmplugin-sidecar.yaml", "/spec"),
+        ("trafficextension-gateway.yaml", "/spec/wasm"),
+    ] {
+        let d = docs.iter().find(|(f, _)| f == file).unwrap();
+        let spec = d.1.pointer(path).unwrap();
+        assert_eq!(
+            format!("sha256:{}", spec["sha256"].as_str().unwrap()),
+            digest,
+            "{file} pins the image"
+        );
+        assert_eq!(spec["pluginConfig"], expected, "{file} carries the config");
+        assert_eq!(spec["failStrategy"], "FAIL_RELOAD");
+    }
+    let gw = doc(&docs, "wasmplugin-gateway.yaml", "WasmPlugin");
+    assert_eq!(gw["spec"]["phase"], "AUTHN");
+    assert_eq!(
+        gw["spec"]["selector"]["matchLabels"]["istio"],
+        "ingressgateway"
+    );
+    let sidecar = doc(&docs, "wasmplugin-sidecar.yaml", "WasmPlugin");
+    assert_eq!(sidecar["spec"]["match"][0]["mode"], "SERVER");
+    // pluginConfig travels as a google.protobuf.Struct: numbers become doubles, so every
+    // integer must be exact as a double.
+    assert_every_number_is_exact_as_double(&expected);
+    // The remote JWKS cluster exists in the mesh under the name the filter calls.
+    let se = doc(&docs, "jwks-serviceentries.yaml", "ServiceEntry");
+    assert_eq!(se["spec"]["hosts"][0], "idp.example.com");
+    assert_eq!(se["spec"]["ports"][0]["number"], 443);
+    let remote = &expected["auth"]["providers"][0]["jwks"]["remote"]["cluster"];
+    assert_eq!(remote, "outbound|443||idp.example.com");
+}
+
+fn assert_every_number_is_exact_as_double(v: &Value) {
+    match v {
+        Value::Number(n) => {
+            if let Some(i) = n.as_u64() {
+                assert!(i < (1 << 53), "{i} is not exact as a double");
+            }
+        }
+        Value::Array(a) => a.iter().for_each(assert_every_number_is_exact_as_double),
+        Value::Object(o) => o.values().for_each(assert_every_number_is_exact_as_double),
+        _ => {}
+    }
+}
+
+/// The committed examples are what the command makes from istio/gateway.yaml (regenerate
+/// with `make istio`).
+#[test]
+fn committed_examples_match_the_gateway_file() {
+    let dir = temp("examples");
+    generate(&repo_root().join("istio/gateway.yaml"), &dir);
+    let fresh = documents(&dir.join("out"));
+    let committed = documents(&repo_root().join("istio/examples"));
+    for (file, d) in &fresh {
+        let c = committed
+            .iter()
+            .find(|(f, c)| f == file && c["kind"] == d["kind"] && c["metadata"] == d["metadata"])
+            .unwrap_or_else(|| panic!("istio/examples/{file} is missing {}", d["kind"]));
+        let mut a = d.clone();
+        let mut b = c.1.clone();
+        // The digests depend on the module build; everything else must be the same.
+        for v in [&mut a, &mut b] {
+            for p in ["/spec/sha256", "/spec/wasm/sha256"] {
+                if let Some(x) = v.pointer_mut(p) {
+                    *x = json!("");
+                }
+            }
+            if let Some(patches) = v.pointer_mut("/spec/configPatches") {
+                for patch in patches.as_array_mut().unwrap() {
+                    let code = "/patch/value/typed_config/config/vm_config/code/remote/sha256";
+                    if let Some(x) = patch.pointer_mut(code) {
+                        *x = json!("");
+                    }
+                }
+            }
+        }
+        assert_eq!(a, b, "istio/examples/{file} is stale: run `make istio`");
+    }
+}
+
+/// Demo requests and what came back: (status, content-type, body).
+async fn demo_requests(addr: std::net::SocketAddr) -> Vec<(u16, String, String)> {
+    let base = format!("http://{addr}");
+    let mut out = Vec::new();
+    for client in [http1_client(), http2_client()] {
+        for path in ["/v1/payments/pay_001", "/v1/payments/nope", "/no/such/path"] {
+            let r = client.get(&format!("{base}{path}"), &[]).await.unwrap();
+            let ct = r.header("content-type").unwrap_or("").to_string();
+            out.push((r.status.as_u16(), ct, r.text()));
+        }
+    }
+    let mut payments = payments_client(addr).await.unwrap();
+    let reply = payments
+        .get_payment(GetPaymentRequest {
+            id: "pay_001".into(),
+            view: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    out.push((200, "grpc".into(), format!("{reply:?}")));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plugin_config_from_the_wasmplugin_runs_like_the_local_configuration() {
+    let dir = temp("same");
+    let gateway = repo_root().join("envoy/gateway.yaml");
+    generate(&gateway, &dir);
+    let docs = documents(&dir.join("out"));
+    let wp = doc(&docs, "wasmplugin-gateway.yaml", "WasmPlugin");
+    // What Istio hands the filter: the pluginConfig object, serialized as JSON.
+    let plugin_config = serde_json::to_string(&wp["spec"]["pluginConfig"]).unwrap();
+
+    let local = GatewayBuilder::demo().start().unwrap();
+    let mesh = GatewayBuilder::demo()
+        .filter_json(plugin_config.clone())
+        .start()
+        .unwrap();
+    assert_eq!(mesh.filter_json, plugin_config);
+    let a = demo_requests(local.addr()).await;
+    let b = demo_requests(mesh.addr()).await;
+    assert_eq!(a[0].0, 200, "GET transcoded: {:?}", a[0]);
+    assert_eq!(a[2].0, 404, "unknown path: {:?}", a[2]);
+    assert_eq!(
+        a, b,
+        "the mesh configuration answers exactly like the local one"
+    );
+}
+
+/// The EnvoyFilter's HTTP filter (module from a file, allow_on_headers_stop_iteration,
+/// failure policy) serves the demo in a real Envoy, with the stats the mesh settings
+/// configure: Istio's `proxyStatsMatcher` (as Envoy's `stats_matcher`) keeps meshgate's stats
+/// and the bootstrap override's `stats_tags` give them their labels.
+#[tokio::test(flavor = "multi_thread")]
+async fn envoyfilter_filter_and_stats_settings_work_in_envoy() {
+    let dir = temp("envoyfilter");
+    let gateway = repo_root().join("envoy/gateway.yaml");
+    generate(&gateway, &dir);
+    let docs = documents(&dir.join("out"));
+    let ef = doc(&docs, "envoyfilter-file.yaml", "EnvoyFilter");
+    let patch = &ef["spec"]["configPatches"][0];
+    assert_eq!(patch["applyTo"], "HTTP_FILTER");
+    let mut filter = patch["patch"]["value"].clone();
+    let config = &mut filter["typed_config"]["config"];
+    assert_eq!(config["allow_on_headers_stop_iteration"], true);
+    assert_eq!(config["failure_policy"], "FAIL_RELOAD");
+    // The file the mesh mounts in the proxy is the module under test here.
+    config["vm_config"]["code"]["local"]["filename"] =
+        json!(wasm_path().unwrap().display().to_string());
+
+    let configmap = doc(&docs, "stats-bootstrap-configmap.yaml", "ConfigMap");
+    let overlay: Value =
+        serde_json::from_str(configmap["data"]["custom_bootstrap.json"].as_str().unwrap()).unwrap();
+    let op = doc(&docs, "istio-operator.yaml", "IstioOperator");
+    let prefixes =
+        &op["spec"]["meshConfig"]["defaultConfig"]["proxyStatsMatcher"]["inclusionPrefixes"];
+    let patterns: Vec<Value> = prefixes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| json!({"prefix": p}))
+        .collect();
+
+    let payments = start_backend("payments", "payments").unwrap();
+    let wallets = start_backend("wallets", "wallets").unwrap();
+    let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
+    let compiled = meshgate::config::compile_json(json_cfg.as_bytes()).unwrap();
+    let mut o = EnvoyOptions::new(json_cfg, "unused".into());
+    o.listen_port = free_port().unwrap();
+    o.admin_port = free_port().unwrap();
+    o.clusters = [("payments", &payments), ("wallets", &wallets)]
+        .iter()
+        .map(|(n, b)| ClusterSpec {
+            name: n.to_string(),
+            address: "127.0.0.1".into(),
+            port: b.addr.port(),
+            http2: true,
+        })
+        .collect();
+    o.stats_config = overlay["stats_config"].clone();
+    assert_eq!(o.stats_config, stats_config_for(&compiled));
+    let mut b = bootstrap(&o);
+    b["stats_config"]["stats_matcher"] = json!({"inclusion_list": {"patterns": patterns}});
+    let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
+    hcm["typed_config"]["http_filters"][0] = filter;
+    let yaml = serde_yaml_ng::to_string(&b).unwrap();
+
+    // Envoy's own check first, then the real thing.
+    let file = dir.join("envoyfilter-bootstrap.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let out = Command::new(envoy_bin().unwrap())
+        .args(["--mode", "validate", "-c"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "envoy --mode validate: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let envoy = start_envoy(&yaml).unwrap();
+    let r = http1_client()
+        .get(&envoy.url("/v1/payments/pay_001"), &[])
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    assert_eq!(r.json().unwrap()["id"], "pay_001");
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = envoy.stats_prometheus().unwrap();
+        if text.contains("meshgate_requests_total{") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        text.contains(
+            "meshgate_requests_total{outcome=\"ok\",operation=\"meshgate.demo.v1.Payments.GetPayment\"}"
+        ),
+        "meshgate's metric passes the matcher with its labels:\n{}",
+        text.lines()
+            .filter(|l| l.contains("meshgate"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // The matcher keeps nothing else (Istio's own inclusions aside).
+    let envoy_stats = envoy.stats_text().unwrap();
+    assert!(!envoy_stats.contains("http.gateway.downstream_rq_total"));
+}
+
+/// The wasm filter as Istio's pilot renders a WasmPlugin (pilot/pkg/model/extensions.go:
+/// name `<namespace>.<name>`, root_id = pluginName, configuration = the pluginConfig as JSON,
+/// no `allow_on_headers_stop_iteration`).
+fn istio_rendered_filter(wp: &Value, wasm: &Path) -> Value {
+    let name = format!(
+        "{}.{}",
+        wp["metadata"]["namespace"].as_str().unwrap(),
+        wp["metadata"]["name"].as_str().unwrap()
+    );
+    json!({
+        "name": name,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": name,
+                "root_id": wp["spec"]["pluginName"],
+                "vm_config": {
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm.display().to_string()}},
+                    "environment_variables": {"key_values": {
+                        "ISTIO_META_WASM_PLUGIN_RESOURCE_VERSION": "1"}},
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": serde_json::to_string(&wp["spec"]["pluginConfig"]).unwrap(),
+                },
+                "failure_policy": "FAIL_RELOAD",
+            },
+        },
+    })
+}
+
+async fn create_payment(url: &str) -> String {
+    let body = r#"{"merchant":"m_1","amount":{"currency_code":"EUR","amount_minor":"500"}}"#;
+    let client = http1_client();
+    let call = client.post(url, &[("content-type", "application/json")], body);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), call).await {
+        Ok(Ok(r)) => format!("{} {}", r.status.as_u16(), r.text()),
+        Ok(Err(e)) => format!("error {e}"),
+        Err(_) => "timeout".to_string(),
+    }
+}
+
+/// What a WasmPlugin (or TrafficExtension) gives meshgate: the filter as Istio renders it, in a
+/// real Envoy. Body-less requests (GET, answered through the filter's side call) work; a
+/// request with a body that meshgate transcodes gets no answer, because Istio does not set
+/// `allow_on_headers_stop_iteration` and Envoy then never delivers the body after the filter
+/// pauses the headers (ENVOY_NOTES). The same POST through the EnvoyFilter's filter (flag set)
+/// is answered. This test pins that difference, which the install guide documents: APIs with
+/// JSON/protobuf request bodies need the EnvoyFilter variant until Istio sets the flag.
+#[tokio::test(flavor = "multi_thread")]
+async fn wasmplugin_as_istio_renders_it_serves_get_but_stalls_request_bodies() {
+    let dir = temp("rendered");
+    let gateway = repo_root().join("envoy/gateway.yaml");
+    generate(&gateway, &dir);
+    let docs = documents(&dir.join("out"));
+    let wp = doc(&docs, "wasmplugin-gateway.yaml", "WasmPlugin");
+    let payments = start_backend("payments", "payments").unwrap();
+    let wallets = start_backend("wallets", "wallets").unwrap();
+    let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
+    let mut o = EnvoyOptions::new(json_cfg, "unused".into());
+    o.listen_port = free_port().unwrap();
+    o.admin_port = free_port().unwrap();
+    o.clusters = [("payments", &payments), ("wallets", &wallets)]
+        .iter()
+        .map(|(n, b)| ClusterSpec {
+            name: n.to_string(),
+            address: "127.0.0.1".into(),
+            port: b.addr.port(),
+            http2: true,
+        })
+        .collect();
+    let mut b = bootstrap(&o);
+    let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
+    hcm["typed_config"]["http_filters"][0] = istio_rendered_filter(wp, &wasm_path().unwrap());
+    let envoy = start_envoy(&serde_yaml_ng::to_string(&b).unwrap()).unwrap();
+    let get = http1_client()
+        .get(&envoy.url("/v1/payments/pay_001"), &[])
+        .await
+        .unwrap();
+    let local = GatewayBuilder::demo().start().unwrap();
+    let with_flag = create_payment(&local.url("/v1/payments")).await;
+    let rendered = create_payment(&envoy.url("/v1/payments")).await;
+    assert_eq!(
+        get.status.as_u16(),
+        200,
+        "GET through the side call: {}",
+        get.text()
+    );
+    assert_eq!(get.json().unwrap()["id"], "pay_001");
+    assert!(
+        with_flag.starts_with("200 "),
+        "POST with the flag: {with_flag}"
+    );
+    assert_eq!(rendered, "timeout", "POST as Istio renders the WasmPlugin");
+}
+
+/// The remote JWKS is fetched through the cluster name Istio gives a ServiceEntry host
+/// (`outbound|443||idp.example.com`, pipes and all): the pluginConfig of a generated WasmPlugin,
+/// in a real Envoy whose cluster of that name leads to a JWKS server. Locally the cluster is
+/// plain HTTP; in the mesh the generated DestinationRule originates TLS on it.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_jwks_is_fetched_through_istios_cluster_name() {
+    let dir = temp("jwks");
+    let proto = repo_root().join("proto");
+    let gateway = dir.join("gateway.yaml");
+    let cluster = "outbound|443||idp.example.com";
+    std::fs::write(
+        &gateway,
+        format!(
+            "descriptors:\n  files: [meshgate/demo/v1/payments.proto]\n  include: [{}]\n\
+             upstreams: {{payments: {{}}, wallets: {{}}}}\n\
+             services:\n  meshgate.demo.v1.Payments: {{upstream: payments, auth: none}}\n  \
+             meshgate.demo.v1.Wallets: {{upstream: wallets, auth: !provider idp}}\n\
+             auth:\n  providers:\n    - name: idp\n      issuer: https://idp.example.com\n      \
+             jwks:\n        remote:\n          uri: https://idp.example.com/jwks.json\n          \
+             cluster: \"{cluster}\"\n",
+            proto.display()
+        ),
+    )
+    .unwrap();
+    generate(&gateway, &dir);
+    let docs = documents(&dir.join("out"));
+    let se = doc(&docs, "jwks-serviceentries.yaml", "ServiceEntry");
+    assert_eq!(se["spec"]["hosts"][0], "idp.example.com");
+    let wp = doc(&docs, "wasmplugin-gateway.yaml", "WasmPlugin");
+    let plugin_config = serde_json::to_string(&wp["spec"]["pluginConfig"]).unwrap();
+
+    let jwks = meshgate_kit::jwks::JwksServer::start(r#"{"keys":[]}"#).unwrap();
+    let gw = GatewayBuilder::demo()
+        .filter_json(plugin_config)
+        .cluster(json!({
+            "name": cluster,
+            "type": "STATIC",
+            "connect_timeout": "2s",
+            "load_assignment": {"cluster_name": cluster, "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {
+                    "address": "127.0.0.1", "port_value": jwks.addr().port()}}}}]}]},
+        }))
+        .start()
+        .unwrap();
+    // Payments is public; Wallets needs a token from idp.
+    let public = http1_client()
+        .get(&gw.url("/v1/payments/pay_001"), &[])
+        .await
+        .unwrap();
+    assert_eq!(public.status.as_u16(), 200, "{}", public.text());
+    let bearer = "Bearer eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJodHRwczovL2lkcC5leGFtcGxlLmNvbSJ9.c2ln";
+    let _ = http1_client()
+        .get(&gw.url("/v1/wallets/w_001"), &[("authorization", bearer)])
+        .await
+        .unwrap();
+    let mut fetched = 0;
+    for _ in 0..50 {
+        fetched = jwks.jwks_requests();
+        if fetched > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        fetched > 0,
+        "the JWKS was fetched through `{cluster}`:\n{}",
+        gw.envoy.log()
+    );
+    let denied = http1_client()
+        .get(&gw.url("/v1/wallets/w_001"), &[])
+        .await
+        .unwrap();
+    assert_eq!(denied.status.as_u16(), 401, "{}", denied.text());
+}

@@ -1,0 +1,161 @@
+//! Shared helpers of the transcoding end-to-end tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use meshgate_kit::harness::{
+    http1_client, http2_client, repo_root, Gateway, GatewayBuilder, HttpClient, RawResponse,
+};
+
+pub const PB: &str = "application/x-protobuf";
+
+/// An HTTP/1.1 and an HTTP/2 client: every test runs with both.
+pub fn both() -> Vec<HttpClient> {
+    vec![http1_client(), http2_client()]
+}
+
+/// The demo gateway with `extra` YAML (top-level sections) merged over `envoy/gateway.yaml`:
+/// written to a temporary directory, so a test can set options without a file in the repo.
+pub fn gateway_with(extra: &str) -> Gateway {
+    builder_with(extra).start().unwrap()
+}
+
+pub fn builder_with(extra: &str) -> GatewayBuilder {
+    let base = std::fs::read_to_string(repo_root().join("envoy/gateway.yaml")).unwrap();
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&base).unwrap();
+    let extra: serde_yaml_ng::Value = serde_yaml_ng::from_str(extra).unwrap();
+    merge(&mut doc, extra);
+    let include = repo_root().join("proto").display().to_string();
+    doc["descriptors"]["include"] = serde_yaml_ng::Value::Sequence(vec![include.into()]);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("meshgate-e2e-transcode-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    GatewayBuilder::new(path)
+        .grpc_upstream("payments", "payments")
+        .grpc_upstream("wallets", "wallets")
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn merge(base: &mut serde_yaml_ng::Value, extra: serde_yaml_ng::Value) {
+    match (base, extra) {
+        (serde_yaml_ng::Value::Mapping(b), serde_yaml_ng::Value::Mapping(e)) => {
+            for (k, v) in e {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// No `grpc-*` header or trailer reaches an HTTP client.
+pub fn assert_no_grpc_leak(r: &RawResponse) {
+    for (name, _) in r.headers.iter() {
+        assert!(
+            !name.as_str().starts_with("grpc-"),
+            "header {name} leaked: {:?}",
+            r.headers
+        );
+    }
+    if let Some(t) = &r.trailers {
+        for (name, _) in t.iter() {
+            assert!(
+                !name.as_str().starts_with("grpc-"),
+                "trailer {name} leaked: {t:?}"
+            );
+        }
+    }
+}
+
+pub fn json_of(r: &RawResponse) -> serde_json::Value {
+    r.json().unwrap()
+}
+
+/// A response read frame by frame: each body chunk with the time it arrived.
+pub struct Timed {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub chunks: Vec<(std::time::Duration, bytes::Bytes)>,
+    pub trailers: Option<http::HeaderMap>,
+    pub total: std::time::Duration,
+}
+
+impl Timed {
+    pub fn body(&self) -> String {
+        let all: Vec<u8> = self.chunks.iter().flat_map(|(_, b)| b.to_vec()).collect();
+        String::from_utf8(all).unwrap()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// When the first byte of `needle` had arrived.
+    pub fn time_of(&self, needle: &str) -> Option<std::time::Duration> {
+        let mut seen = String::new();
+        for (t, b) in &self.chunks {
+            seen.push_str(&String::from_utf8_lossy(b));
+            if seen.contains(needle) {
+                return Some(*t);
+            }
+        }
+        None
+    }
+}
+
+/// Send one request with HTTP/1.1 (`http2` false) or HTTP/2 and read the body as it comes.
+pub async fn timed_request(
+    http2: bool,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Timed {
+    use http_body_util::BodyExt;
+    let mut b = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+    if http2 {
+        b.http2_only(true);
+    }
+    let client = b.build_http::<http_body_util::Full<bytes::Bytes>>();
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.to_string(),
+        )))
+        .unwrap();
+    let start = std::time::Instant::now();
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(20), client.request(req))
+        .await
+        .expect("response headers within 20 s")
+        .unwrap();
+    let (parts, mut body) = resp.into_parts();
+    let mut chunks = Vec::new();
+    let mut trailers = None;
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(20), body.frame())
+            .await
+            .expect("body frame within 20 s");
+        let Some(frame) = next else { break };
+        let frame = frame.unwrap();
+        match frame.into_data() {
+            Ok(data) => chunks.push((start.elapsed(), data)),
+            Err(frame) => trailers = frame.into_trailers().ok(),
+        }
+    }
+    Timed {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        chunks,
+        trailers,
+        total: start.elapsed(),
+    }
+}
