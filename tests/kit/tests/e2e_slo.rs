@@ -110,7 +110,7 @@ upstreams:
 services:
   meshgate.demo.v1.Payments:
     upstream: payments
-    auth: !provider test
+    auth: {{provider: test}}
     slo:
       availability: 99.9
       latency: {{threshold_ms: 300, target: 95}}
