@@ -306,7 +306,14 @@ pub const RECORD_LOG_FILTER: &str = "'wasm.meshgate.record' in filter_state";
 /// `stats_config` for a compiled configuration: Prometheus labels for every meshgate metric,
 /// and latency buckets that include every objective's threshold.
 pub fn stats_config_for(config: &crate::config::Config) -> Value {
-    let slos: Vec<&crate::observe::Slo> = config.operations.iter().map(|o| &o.slo).collect();
+    // Policies' objectives too: a route's policy may bring its own latency threshold.
+    let policies = config.policies.values().filter_map(|p| p.slo.as_ref());
+    let slos: Vec<&crate::observe::Slo> = config
+        .operations
+        .iter()
+        .map(|o| &o.slo)
+        .chain(policies)
+        .collect();
     let buckets = crate::observe::histogram_buckets(&slos, &config.observe.latency_buckets_ms);
     config.observe.names.stats_config(&buckets)
 }

@@ -110,7 +110,7 @@ upstreams:
 services:
   meshgate.demo.v1.Payments:
     upstream: payments
-    auth: !provider test
+    auth: {{provider: test}}
     slo:
       availability: 99.9
       latency: {{threshold_ms: 300, target: 95}}
@@ -325,7 +325,10 @@ fn prom(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 /// Waits until every expectation holds (counters are immediate, histograms are flushed every
 /// few seconds); fails with the scrape when they do not.
-fn wait_for_metrics(gw: &Gateway, expected: &[(&str, Vec<(&str, &str)>, f64)]) -> String {
+/// (metric, labels, value) expected in `/stats/prometheus`.
+type Expected<'a> = (&'a str, Vec<(&'a str, &'a str)>, f64);
+
+fn wait_for_metrics(gw: &Gateway, expected: &[Expected]) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let text = gw.envoy.stats_prometheus().unwrap();
