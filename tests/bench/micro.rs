@@ -6,8 +6,15 @@
 //!   log): JSON->protobuf and protobuf->JSON per message size, HTTP+Protobuf, gRPC pass-through;
 //! - `jwt/*`: the same small JSON request with a token, cache on and off, per algorithm;
 //! - `match/1k`: operation matching among 1,000 operations.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
+// The fake host belongs to the host-side tests (not formatted from here).
+#[rustfmt::skip]
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -56,7 +63,11 @@ fn exchange(
     if !body.is_empty() {
         f.on_request_body(&mut host, body.len(), true);
     }
-    assert!(host.local_reply.is_none(), "refused: {:?}", host.local_reply);
+    assert!(
+        host.local_reply.is_none(),
+        "refused: {:?}",
+        host.local_reply
+    );
     let grpc = vec![
         (":status".to_string(), "200".to_string()),
         ("content-type".to_string(), "application/grpc".to_string()),
@@ -124,12 +135,18 @@ fn jwt(c: &mut Criterion) {
     let json = fixture("small.json");
     let reply = frame(&fixture("small.pb"));
     let mut g = c.benchmark_group("jwt");
-    for (cache, gateway) in [("cached", "gateway-cache.yaml"), ("uncached", "gateway-nocache.yaml")] {
+    for (cache, gateway) in [
+        ("cached", "gateway-cache.yaml"),
+        ("uncached", "gateway-nocache.yaml"),
+    ] {
         let vm = vm(gateway);
         for alg in ["rs256", "es256"] {
             let token = String::from_utf8(fixture(&format!("{alg}.jwt"))).unwrap();
             let bearer = format!("Bearer {token}");
-            let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
+            let headers = [
+                ("content-type", "application/json"),
+                ("authorization", bearer.as_str()),
+            ];
             g.bench_function(format!("{alg}_{cache}"), |b| {
                 b.iter(|| exchange(&vm, "PATCH", UPDATE, &headers, black_box(&json), &reply))
             });
@@ -147,22 +164,35 @@ fn matching(c: &mut Criterion) {
             2 => format!("/v1/svc{i}/items/{{id}}:cancel"),
             _ => format!("/v2/svc{i}/{{name=**}}"),
         };
-        m.insert(if i % 2 == 0 { "GET" } else { "POST" }, &template, i).unwrap();
+        m.insert(if i % 2 == 0 { "GET" } else { "POST" }, &template, i)
+            .unwrap();
     }
     assert_eq!(m.len(), 1000);
     let spec = UrlUnescapeSpec::default();
     let mut g = c.benchmark_group("match");
     g.bench_function("1k_first", |b| {
-        b.iter(|| m.lookup("GET", black_box("/v1/svc0/items/abc"), spec).is_some())
+        b.iter(|| {
+            m.lookup("GET", black_box("/v1/svc0/items/abc"), spec)
+                .is_some()
+        })
     });
     g.bench_function("1k_last", |b| {
-        b.iter(|| m.lookup("POST", black_box("/v2/svc999/a/b/c"), spec).is_some())
+        b.iter(|| {
+            m.lookup("POST", black_box("/v2/svc999/a/b/c"), spec)
+                .is_some()
+        })
     });
     g.bench_function("1k_verb", |b| {
-        b.iter(|| m.lookup("GET", black_box("/v1/svc502/items/x:cancel"), spec).is_some())
+        b.iter(|| {
+            m.lookup("GET", black_box("/v1/svc502/items/x:cancel"), spec)
+                .is_some()
+        })
     });
     g.bench_function("1k_miss", |b| {
-        b.iter(|| m.lookup("GET", black_box("/v9/nothing/here"), spec).is_none())
+        b.iter(|| {
+            m.lookup("GET", black_box("/v9/nothing/here"), spec)
+                .is_none()
+        })
     });
     g.finish();
 }
