@@ -13,6 +13,8 @@
     clippy::indexing_slicing
 )]
 
+// The fake host belongs to the host-side tests (not formatted from here).
+#[rustfmt::skip]
 #[path = "../common/mod.rs"]
 mod common;
 
