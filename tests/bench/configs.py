@@ -17,8 +17,8 @@ def gateway_yaml(proto_dir, jwks, cache, access_log=False):
          "jwks": {"inline": json.dumps({"keys": [jwks[alg]["jwk"]]})}}
         for alg in ("RS256", "ES256")
     ]
-    # serde_yaml_ng reads the requirement enum from YAML tags (not the `{any: [...]}` map form).
-    requirement = "!any [!provider rs, !provider es, allow_missing]"
+    # The requirement in the map form the loader reads (the same shape as the filter JSON).
+    requirement = "{any: [{provider: rs}, {provider: es}, allow_missing]}"
     doc = {
         "descriptors": {"files": ["meshgate/demo/v1/payments.proto"], "include": [proto_dir],
                         "services": [SERVICE]},
