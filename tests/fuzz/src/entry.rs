@@ -191,7 +191,7 @@ fn auth() -> &'static AuthConfig {
                                      {"claim": "realm.roles", "header": "x-roles"}],
                 "forward_payload_header": "x-payload"
             }],
-            "default": "main"
+            "default": {"provider": "main"}
         });
         let built = serde_json::from_value::<AuthInput>(input)
             .map_err(|e| e.to_string())

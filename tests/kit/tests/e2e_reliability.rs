@@ -201,6 +201,43 @@ async fn oversized_bodies_and_headers_are_refused() {
     assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
 }
 
+/// The demo gateway with small `limits:` (a copy of `envoy/gateway.yaml` in a temp dir).
+fn small_limits_gateway() -> Gateway {
+    let root = repo_root();
+    let yaml = std::fs::read_to_string(root.join("envoy/gateway.yaml")).unwrap();
+    let proto = root.join("proto");
+    let yaml = yaml.replace("include: [../proto]", &format!("include: [{}]", proto.display()))
+        + "\nlimits:\n  max_request_bytes: 65536\n  max_header_bytes: 8192\n  max_json_depth: 8\n";
+    let dir = std::env::temp_dir().join(format!("meshgate-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    GatewayBuilder::new(path)
+        .grpc_upstream("payments", "payments")
+        .grpc_upstream("wallets", "wallets")
+        .start()
+        .unwrap()
+}
+
+/// `limits:` is honoured: a body, headers and nesting that the defaults accept are refused
+/// under small configured limits, with their statuses.
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_limits_are_enforced() {
+    let gw = small_limits_gateway();
+    let mut body = b"{\"merchant\":\"".to_vec();
+    body.resize(100 << 10, b'a');
+    body.extend_from_slice(b"\"}");
+    let rows = vec![
+        row("body over max_request_bytes", "POST", "/v1/payments", &body, 413),
+        row("headers over max_header_bytes", "GET", "/v1/payments/pay_001", b"", 431)
+            .header("x-big", &"h".repeat(20 << 10)),
+        row("nesting over max_json_depth", "POST", "/v1/payments", &nested(12), 400),
+    ];
+    let failures = run_rows(&gw, &rows).await;
+    assert_vm_healthy(&gw).await;
+    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+}
+
 /// A misbehaving backend behind a transcoded call (GET: the filter's own call; POST: Envoy's
 /// router): 502 with a Status body, never an empty 200.
 #[tokio::test(flavor = "multi_thread")]
