@@ -56,7 +56,9 @@ impl Row {
 async fn send(gw: &Gateway, r: &Row) -> Result<RawResponse, String> {
     let headers: Vec<(&str, &str)> = r.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let method = http::Method::from_bytes(r.method.as_bytes()).unwrap();
-    let call = http1_client().request(method, &gw.url(&r.path), &headers, r.body.clone());
+    let client = http1_client();
+    let url = gw.url(&r.path);
+    let call = client.request(method, &url, &headers, r.body.clone());
     match tokio::time::timeout(CLIENT_TIMEOUT, call).await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(format!("client error: {e}")),
@@ -282,8 +284,10 @@ async fn compressed_client_frames_get_a_grpc_error() {
     let gw = GatewayBuilder::demo().start().unwrap();
     let mut frame = grpc_frame(b"\x0a\x07pay_001").to_vec();
     frame[0] = 1;
-    let call = http2_client().post(
-        &gw.url("/meshgate.demo.v1.Payments/GetPayment"),
+    let client = http2_client();
+    let url = gw.url("/meshgate.demo.v1.Payments/GetPayment");
+    let call = client.post(
+        &url,
         &[
             ("content-type", "application/grpc"),
             ("te", "trailers"),

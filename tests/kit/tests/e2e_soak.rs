@@ -73,7 +73,8 @@ async fn worker(gw_url: String, first: usize, total: usize, done: Arc<AtomicUsiz
         let mut headers = vec![("content-type", "application/json")];
         headers.extend(header);
         let method = http::Method::from_bytes(method.as_bytes()).unwrap();
-        let call = client.request(method, &format!("{gw_url}{path}"), &headers, body.to_vec());
+        let url = format!("{gw_url}{path}");
+        let call = client.request(method, &url, &headers, body.to_vec());
         let got = match tokio::time::timeout(Duration::from_secs(10), call).await {
             Ok(Ok(resp)) => Ok(resp.status.as_u16()),
             Ok(Err(e)) => Err(e.to_string()),
