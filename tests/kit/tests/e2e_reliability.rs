@@ -241,15 +241,23 @@ async fn configured_limits_are_enforced() {
 }
 
 /// A misbehaving backend behind a transcoded call (GET: the filter's own call; POST: Envoy's
-/// router): 502 with a Status body, never an empty 200.
+/// router): 502 (503 for a reset) with a Status body, never an empty 200.
 #[tokio::test(flavor = "multi_thread")]
 async fn misbehaving_backends_get_502_status() {
     let gw = GatewayBuilder::demo().start().unwrap();
     let mut rows = Vec::new();
-    for mode in ["bad-frame", "truncated", "compressed", "huge", "no-trailers", "reset"] {
-        let get = row("misbehave GET", "GET", "/v1/payments/pay_001", b"", 502);
+    // A reset is UNAVAILABLE (503, as Envoy's router says); a broken reply is 502.
+    for (mode, status) in [
+        ("bad-frame", 502),
+        ("truncated", 502),
+        ("compressed", 502),
+        ("huge", 502),
+        ("no-trailers", 502),
+        ("reset", 503),
+    ] {
+        let get = row("misbehave GET", "GET", "/v1/payments/pay_001", b"", status);
         rows.push(Row { name: leak(format!("GET {mode}")), ..get }.header("x-demo-misbehave", mode));
-        let post = row("misbehave POST", "POST", "/v1/wallets/w_001:topUp", b"{}", 502);
+        let post = row("misbehave POST", "POST", "/v1/wallets/w_001:topUp", b"{}", status);
         rows.push(Row { name: leak(format!("POST {mode}")), ..post }.header("x-demo-misbehave", mode));
     }
     let failures = run_rows(&gw, &rows).await;
