@@ -38,7 +38,10 @@ fn replay(dir: &str) -> usize {
 #[test]
 fn corpus_replays_without_a_panic() {
     let n = replay("tests/fuzz/corpus");
-    assert!(n >= entry::TARGETS.len(), "only {n} corpus inputs: the corpus is missing");
+    assert!(
+        n >= entry::TARGETS.len(),
+        "only {n} corpus inputs: the corpus is missing"
+    );
 }
 
 #[test]

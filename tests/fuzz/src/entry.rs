@@ -223,7 +223,13 @@ pub fn jwt(data: &[u8]) {
         headers: &headers,
         query: None,
     };
-    let _ = authenticate(cfg, &mut state, cfg.default_requirement(), &request, fuzz_now());
+    let _ = authenticate(
+        cfg,
+        &mut state,
+        cfg.default_requirement(),
+        &request,
+        fuzz_now(),
+    );
 }
 
 fn sign_hs256(parts: &[u8]) -> String {

@@ -110,7 +110,10 @@ async fn run_rows(gw: &Gateway, rows: &[Row]) -> Vec<String> {
 async fn assert_vm_healthy(gw: &Gateway) {
     let log = gw.envoy.log();
     for needle in ["panicked", "Uncaught", "wasm trap", "Function: proxy_on"] {
-        assert!(!log.contains(needle), "Envoy log shows a VM failure ({needle}):\n{log}");
+        assert!(
+            !log.contains(needle),
+            "Envoy log shows a VM failure ({needle}):\n{log}"
+        );
     }
     let resp = http1_client()
         .get(&gw.url("/v1/payments/pay_001"), &[])
@@ -138,21 +141,87 @@ fn json_rows() -> Vec<Row> {
     let topup = "/v1/wallets/w_001:topUp";
     vec![
         row("malformed json", "POST", create, b"{\"merchant\":", 400),
-        row("truncated json", "POST", create, b"{\"merchant\":\"m\"", 400),
+        row(
+            "truncated json",
+            "POST",
+            create,
+            b"{\"merchant\":\"m\"",
+            400,
+        ),
         row("not an object", "POST", topup, b"[1,2,3]", 400),
         row("trailing garbage", "POST", topup, b"{} x", 400),
-        row("wrong type string", "POST", create, b"{\"merchant\":5}", 400),
-        row("wrong type object", "POST", create, b"{\"amount\":\"12\"}", 400),
-        row("wrong type bool", "POST", create, b"{\"test_mode\":\"yes\"}", 400),
-        row("huge int64", "POST", create, b"{\"amount\":{\"amount_minor\":\"99999999999999999999999\"}}", 400),
+        row(
+            "wrong type string",
+            "POST",
+            create,
+            b"{\"merchant\":5}",
+            400,
+        ),
+        row(
+            "wrong type object",
+            "POST",
+            create,
+            b"{\"amount\":\"12\"}",
+            400,
+        ),
+        row(
+            "wrong type bool",
+            "POST",
+            create,
+            b"{\"test_mode\":\"yes\"}",
+            400,
+        ),
+        row(
+            "huge int64",
+            "POST",
+            create,
+            b"{\"amount\":{\"amount_minor\":\"99999999999999999999999\"}}",
+            400,
+        ),
         row("huge double", "POST", create, b"{\"fx_rate\":1e999}", 400),
-        row("fractional int", "POST", create, b"{\"amount\":{\"amount_minor\":1.5}}", 400),
+        row(
+            "fractional int",
+            "POST",
+            create,
+            b"{\"amount\":{\"amount_minor\":1.5}}",
+            400,
+        ),
         row("deep nesting", "POST", create, &nested(200), 400),
-        row("invalid utf-8", "POST", create, b"{\"merchant\":\"\xff\xfe\"}", 400),
-        row("invalid base64 bytes", "POST", create, b"{\"idempotency_key\":\"@@not base64@@\"}", 400),
-        row("unknown enum name", "POST", create, b"{\"state\":\"NO_SUCH_STATE\"}", 400),
-        row("unknown field", "POST", create, b"{\"no_such_field\":1}", 400),
-        row("bad timestamp", "POST", create, b"{\"create_time\":\"yesterday\"}", 400),
+        row(
+            "invalid utf-8",
+            "POST",
+            create,
+            b"{\"merchant\":\"\xff\xfe\"}",
+            400,
+        ),
+        row(
+            "invalid base64 bytes",
+            "POST",
+            create,
+            b"{\"idempotency_key\":\"@@not base64@@\"}",
+            400,
+        ),
+        row(
+            "unknown enum name",
+            "POST",
+            create,
+            b"{\"state\":\"NO_SUCH_STATE\"}",
+            400,
+        ),
+        row(
+            "unknown field",
+            "POST",
+            create,
+            b"{\"no_such_field\":1}",
+            400,
+        ),
+        row(
+            "bad timestamp",
+            "POST",
+            create,
+            b"{\"create_time\":\"yesterday\"}",
+            400,
+        ),
     ]
 }
 
@@ -161,10 +230,34 @@ fn url_rows() -> Vec<Row> {
     vec![
         row("bad percent in path", "GET", "/v1/payments/%zz", b"", 400),
         row("truncated percent", "GET", "/v1/payments/ab%2", b"", 400),
-        row("percent to invalid utf-8", "GET", "/v1/payments/%ff%fe", b"", 400),
-        row("bad percent in query", "GET", "/v1/payments?page_token=%zz", b"", 400),
-        row("wrong query type", "GET", "/v1/payments?page_size=lots", b"", 400),
-        row("unknown query param", "GET", "/v1/payments?no_such=1", b"", 400),
+        row(
+            "percent to invalid utf-8",
+            "GET",
+            "/v1/payments/%ff%fe",
+            b"",
+            400,
+        ),
+        row(
+            "bad percent in query",
+            "GET",
+            "/v1/payments?page_token=%zz",
+            b"",
+            400,
+        ),
+        row(
+            "wrong query type",
+            "GET",
+            "/v1/payments?page_size=lots",
+            b"",
+            400,
+        ),
+        row(
+            "unknown query param",
+            "GET",
+            "/v1/payments?no_such=1",
+            b"",
+            400,
+        ),
         row("unknown route", "GET", "/v1/nothing/here", b"", 404),
     ]
 }
@@ -174,7 +267,12 @@ async fn malformed_json_bodies_get_400_status() {
     let gw = GatewayBuilder::demo().start().unwrap();
     let failures = run_rows(&gw, &json_rows()).await;
     assert_vm_healthy(&gw).await;
-    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -182,7 +280,12 @@ async fn bad_paths_and_queries_get_400_status() {
     let gw = GatewayBuilder::demo().start().unwrap();
     let failures = run_rows(&gw, &url_rows()).await;
     assert_vm_healthy(&gw).await;
-    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// Oversized body (above `limits.max_request_bytes`, 4 MiB): 413. Oversized headers are
@@ -193,14 +296,23 @@ async fn oversized_bodies_and_headers_are_refused() {
     let mut big = b"{\"merchant\":\"".to_vec();
     big.resize(5 << 20, b'a');
     big.extend_from_slice(b"\"}");
-    let failures = run_rows(&gw, &[row("body over 4 MiB", "POST", "/v1/payments", &big, 413)]).await;
+    let failures = run_rows(
+        &gw,
+        &[row("body over 4 MiB", "POST", "/v1/payments", &big, 413)],
+    )
+    .await;
     let huge_header = row("header of 100 KiB", "GET", "/v1/payments/pay_001", b"", 431)
         .header("x-big", &"h".repeat(100 << 10));
     let resp = send(&gw, &huge_header).await.unwrap();
     println!("row header of 100 KiB -> {}", resp.status);
     assert_eq!(resp.status.as_u16(), 431, "Envoy's header limit");
     assert_vm_healthy(&gw).await;
-    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The demo gateway with small `limits:` (a copy of `envoy/gateway.yaml` in a temp dir).
@@ -208,7 +320,10 @@ fn small_limits_gateway() -> Gateway {
     let root = repo_root();
     let yaml = std::fs::read_to_string(root.join("envoy/gateway.yaml")).unwrap();
     let proto = root.join("proto");
-    let yaml = yaml.replace("include: [../proto]", &format!("include: [{}]", proto.display()))
+    let yaml = yaml.replace(
+        "include: [../proto]",
+        &format!("include: [{}]", proto.display()),
+    )
         + "\nlimits:\n  max_request_bytes: 65536\n  max_header_bytes: 8192\n  max_json_depth: 8\n";
     let dir = std::env::temp_dir().join(format!("meshgate-limits-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -230,14 +345,37 @@ async fn configured_limits_are_enforced() {
     body.resize(100 << 10, b'a');
     body.extend_from_slice(b"\"}");
     let rows = vec![
-        row("body over max_request_bytes", "POST", "/v1/payments", &body, 413),
-        row("headers over max_header_bytes", "GET", "/v1/payments/pay_001", b"", 431)
-            .header("x-big", &"h".repeat(20 << 10)),
-        row("nesting over max_json_depth", "POST", "/v1/payments", &nested(12), 400),
+        row(
+            "body over max_request_bytes",
+            "POST",
+            "/v1/payments",
+            &body,
+            413,
+        ),
+        row(
+            "headers over max_header_bytes",
+            "GET",
+            "/v1/payments/pay_001",
+            b"",
+            431,
+        )
+        .header("x-big", &"h".repeat(20 << 10)),
+        row(
+            "nesting over max_json_depth",
+            "POST",
+            "/v1/payments",
+            &nested(12),
+            400,
+        ),
     ];
     let failures = run_rows(&gw, &rows).await;
     assert_vm_healthy(&gw).await;
-    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// A misbehaving backend behind a transcoded call (GET: the filter's own call; POST: Envoy's
@@ -256,13 +394,36 @@ async fn misbehaving_backends_get_502_status() {
         ("reset", 503),
     ] {
         let get = row("misbehave GET", "GET", "/v1/payments/pay_001", b"", status);
-        rows.push(Row { name: leak(format!("GET {mode}")), ..get }.header("x-demo-misbehave", mode));
-        let post = row("misbehave POST", "POST", "/v1/wallets/w_001:topUp", b"{}", status);
-        rows.push(Row { name: leak(format!("POST {mode}")), ..post }.header("x-demo-misbehave", mode));
+        rows.push(
+            Row {
+                name: leak(format!("GET {mode}")),
+                ..get
+            }
+            .header("x-demo-misbehave", mode),
+        );
+        let post = row(
+            "misbehave POST",
+            "POST",
+            "/v1/wallets/w_001:topUp",
+            b"{}",
+            status,
+        );
+        rows.push(
+            Row {
+                name: leak(format!("POST {mode}")),
+                ..post
+            }
+            .header("x-demo-misbehave", mode),
+        );
     }
     let failures = run_rows(&gw, &rows).await;
     assert_vm_healthy(&gw).await;
-    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn leak(s: String) -> &'static str {
@@ -274,15 +435,31 @@ fn leak(s: String) -> &'static str {
 async fn backend_timeouts_get_504_status() {
     let gw = GatewayBuilder::demo().route_timeout_s(1).start().unwrap();
     let rows = vec![
-        row("slow backend GET", "GET", "/v1/payments/pay_001", b"", 504).header("x-demo-delay-ms", "3000"),
-        row("slow backend POST", "POST", "/v1/wallets/w_001:topUp", b"{}", 504)
+        row("slow backend GET", "GET", "/v1/payments/pay_001", b"", 504)
             .header("x-demo-delay-ms", "3000"),
+        row(
+            "slow backend POST",
+            "POST",
+            "/v1/wallets/w_001:topUp",
+            b"{}",
+            504,
+        )
+        .header("x-demo-delay-ms", "3000"),
     ];
     let started = Instant::now();
     let failures = run_rows(&gw, &rows).await;
-    assert!(started.elapsed() < Duration::from_secs(8), "timeouts took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "timeouts took {:?}",
+        started.elapsed()
+    );
     assert_vm_healthy(&gw).await;
-    assert!(failures.is_empty(), "{} rows failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// A native gRPC client sending a compressed frame (grpc-encoding gzip, flag 1): a clear gRPC
@@ -303,12 +480,18 @@ async fn compressed_client_frames_get_a_grpc_error() {
         ],
         frame,
     );
-    let resp = tokio::time::timeout(CLIENT_TIMEOUT, call).await.unwrap().unwrap();
+    let resp = tokio::time::timeout(CLIENT_TIMEOUT, call)
+        .await
+        .unwrap()
+        .unwrap();
     let status = resp
         .trailer("grpc-status")
         .or(resp.header("grpc-status"))
         .map(str::to_string);
-    println!("compressed client frame -> {} grpc-status {status:?}", resp.status);
+    println!(
+        "compressed client frame -> {} grpc-status {status:?}",
+        resp.status
+    );
     assert!(
         status.as_deref().is_some_and(|s| s != "0"),
         "want a gRPC error, got {} {status:?}",
@@ -356,14 +539,21 @@ async fn slow_clients_are_served_and_abandoned_requests_do_no_harm() {
 
 fn test_wasm() -> std::path::PathBuf {
     let path = repo_root().join("build/meshgate-test.wasm");
-    assert!(path.is_file(), "{} missing: run `make wasm-test`", path.display());
+    assert!(
+        path.is_file(),
+        "{} missing: run `make wasm-test`",
+        path.display()
+    );
     path
 }
 
 /// Sends `x-meshgate-test-trap` (the test build panics on it) and returns the status.
 async fn trap(gw: &Gateway) -> u16 {
     let resp = http1_client()
-        .get(&gw.url("/v1/payments/pay_001"), &[("x-meshgate-test-trap", "1")])
+        .get(
+            &gw.url("/v1/payments/pay_001"),
+            &[("x-meshgate-test-trap", "1")],
+        )
         .await
         .unwrap();
     resp.status.as_u16()
@@ -378,7 +568,10 @@ async fn vm_trap_with_fail_reload_recovers() {
         .failure_policy("FAIL_RELOAD")
         .start()
         .unwrap();
-    let ok = http1_client().get(&gw.url("/v1/payments/pay_001"), &[]).await.unwrap();
+    let ok = http1_client()
+        .get(&gw.url("/v1/payments/pay_001"), &[])
+        .await
+        .unwrap();
     assert_eq!(ok.status.as_u16(), 200);
     let trapped_at = Instant::now();
     let status = trap(&gw).await;
@@ -386,7 +579,10 @@ async fn vm_trap_with_fail_reload_recovers() {
     assert_ne!(status, 200, "the trap request cannot succeed");
     let mut recovered = None;
     for _ in 0..100 {
-        let resp = http1_client().get(&gw.url("/v1/payments/pay_001"), &[]).await.unwrap();
+        let resp = http1_client()
+            .get(&gw.url("/v1/payments/pay_001"), &[])
+            .await
+            .unwrap();
         if resp.status.as_u16() == 200 {
             recovered = Some(trapped_at.elapsed());
             break;
@@ -395,12 +591,18 @@ async fn vm_trap_with_fail_reload_recovers() {
     }
     let took = recovered.expect("no request was served within 5 s of the trap");
     println!("FAIL_RELOAD: served again {took:?} after the trap");
-    assert!(gw.envoy.log().contains("panicked"), "the trap did not happen");
+    assert!(
+        gw.envoy.log().contains("panicked"),
+        "the trap did not happen"
+    );
     // And again: a second trap is recovered from too.
     assert_ne!(trap(&gw).await, 200);
     let mut again = false;
     for _ in 0..100 {
-        let resp = http1_client().get(&gw.url("/v1/payments/pay_001"), &[]).await.unwrap();
+        let resp = http1_client()
+            .get(&gw.url("/v1/payments/pay_001"), &[])
+            .await
+            .unwrap();
         if resp.status.as_u16() == 200 {
             again = true;
             break;
@@ -421,7 +623,10 @@ async fn vm_trap_with_fail_closed_stays_503() {
         .unwrap();
     assert_ne!(trap(&gw).await, 200);
     for _ in 0..5 {
-        let resp = http1_client().get(&gw.url("/v1/payments/pay_001"), &[]).await.unwrap();
+        let resp = http1_client()
+            .get(&gw.url("/v1/payments/pay_001"), &[])
+            .await
+            .unwrap();
         println!("FAIL_CLOSED after trap -> {}", resp.status);
         assert_eq!(resp.status.as_u16(), 503, "a failed VM must fail closed");
         tokio::time::sleep(Duration::from_millis(100)).await;
