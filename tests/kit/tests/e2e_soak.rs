@@ -90,7 +90,7 @@ async fn worker(
     total: usize,
     done: Arc<AtomicUsize>,
 ) -> Vec<(usize, Result<u16, String>)> {
-    let client = if first % 2 == 0 {
+    let client = if first.is_multiple_of(2) {
         http1_client()
     } else {
         http2_client()
