@@ -178,10 +178,7 @@ fn auth() -> &'static AuthConfig {
     static AUTH: OnceLock<AuthConfig> = OnceLock::new();
     AUTH.get_or_init(|| {
         let jwks = serde_json::json!({"keys": [
-            {"kty": "oct", "kid": "hmac", "k": URL_SAFE_NO_PAD.encode(HMAC_SECRET)},
-            {"kty": "EC", "crv": "P-256", "kid": "p256",
-             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-             "y": "x_FEzRjmw9ddb3uJ3D2ZUQHFVVdtmK6YQP8VbPObWms"}
+            {"kty": "oct", "kid": "hmac", "k": URL_SAFE_NO_PAD.encode(HMAC_SECRET)}
         ]});
         let input = serde_json::json!({
             "providers": [{
@@ -191,7 +188,7 @@ fn auth() -> &'static AuthConfig {
                                      {"claim": "realm.roles", "header": "x-roles"}],
                 "forward_payload_header": "x-payload"
             }],
-            "default": "main"
+            "default": {"provider": "main"}
         });
         let built = serde_json::from_value::<AuthInput>(input)
             .map_err(|e| e.to_string())

@@ -56,7 +56,9 @@ impl Row {
 async fn send(gw: &Gateway, r: &Row) -> Result<RawResponse, String> {
     let headers: Vec<(&str, &str)> = r.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let method = http::Method::from_bytes(r.method.as_bytes()).unwrap();
-    let call = http1_client().request(method, &gw.url(&r.path), &headers, r.body.clone());
+    let client = http1_client();
+    let url = gw.url(&r.path);
+    let call = client.request(method, &url, &headers, r.body.clone());
     match tokio::time::timeout(CLIENT_TIMEOUT, call).await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(e)) => Err(format!("client error: {e}")),
@@ -313,21 +315,85 @@ async fn oversized_bodies_and_headers_are_refused() {
     );
 }
 
+/// The demo gateway with small `limits:` (a copy of `envoy/gateway.yaml` in a temp dir).
+fn small_limits_gateway() -> Gateway {
+    let root = repo_root();
+    let yaml = std::fs::read_to_string(root.join("envoy/gateway.yaml")).unwrap();
+    let proto = root.join("proto");
+    let yaml = yaml.replace(
+        "include: [../proto]",
+        &format!("include: [{}]", proto.display()),
+    )
+        + "\nlimits:\n  max_request_bytes: 65536\n  max_header_bytes: 8192\n  max_json_depth: 8\n";
+    let dir = std::env::temp_dir().join(format!("meshgate-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    GatewayBuilder::new(path)
+        .grpc_upstream("payments", "payments")
+        .grpc_upstream("wallets", "wallets")
+        .start()
+        .unwrap()
+}
+
+/// `limits:` is honoured: a body, headers and nesting that the defaults accept are refused
+/// under small configured limits, with their statuses.
+#[tokio::test(flavor = "multi_thread")]
+async fn configured_limits_are_enforced() {
+    let gw = small_limits_gateway();
+    let mut body = b"{\"merchant\":\"".to_vec();
+    body.resize(100 << 10, b'a');
+    body.extend_from_slice(b"\"}");
+    let rows = vec![
+        row(
+            "body over max_request_bytes",
+            "POST",
+            "/v1/payments",
+            &body,
+            413,
+        ),
+        row(
+            "headers over max_header_bytes",
+            "GET",
+            "/v1/payments/pay_001",
+            b"",
+            431,
+        )
+        .header("x-big", &"h".repeat(20 << 10)),
+        row(
+            "nesting over max_json_depth",
+            "POST",
+            "/v1/payments",
+            &nested(12),
+            400,
+        ),
+    ];
+    let failures = run_rows(&gw, &rows).await;
+    assert_vm_healthy(&gw).await;
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 /// A misbehaving backend behind a transcoded call (GET: the filter's own call; POST: Envoy's
-/// router): 502 with a Status body, never an empty 200.
+/// router): 502 (503 for a reset) with a Status body, never an empty 200.
 #[tokio::test(flavor = "multi_thread")]
 async fn misbehaving_backends_get_502_status() {
     let gw = GatewayBuilder::demo().start().unwrap();
     let mut rows = Vec::new();
-    for mode in [
-        "bad-frame",
-        "truncated",
-        "compressed",
-        "huge",
-        "no-trailers",
-        "reset",
+    // A reset is UNAVAILABLE (503, as Envoy's router says); a broken reply is 502.
+    for (mode, status) in [
+        ("bad-frame", 502),
+        ("truncated", 502),
+        ("compressed", 502),
+        ("huge", 502),
+        ("no-trailers", 502),
+        ("reset", 503),
     ] {
-        let get = row("misbehave GET", "GET", "/v1/payments/pay_001", b"", 502);
+        let get = row("misbehave GET", "GET", "/v1/payments/pay_001", b"", status);
         rows.push(
             Row {
                 name: leak(format!("GET {mode}")),
@@ -340,7 +406,7 @@ async fn misbehaving_backends_get_502_status() {
             "POST",
             "/v1/wallets/w_001:topUp",
             b"{}",
-            502,
+            status,
         );
         rows.push(
             Row {
@@ -403,8 +469,10 @@ async fn compressed_client_frames_get_a_grpc_error() {
     let gw = GatewayBuilder::demo().start().unwrap();
     let mut frame = grpc_frame(b"\x0a\x07pay_001").to_vec();
     frame[0] = 1;
-    let call = http2_client().post(
-        &gw.url("/meshgate.demo.v1.Payments/GetPayment"),
+    let client = http2_client();
+    let url = gw.url("/meshgate.demo.v1.Payments/GetPayment");
+    let call = client.post(
+        &url,
         &[
             ("content-type", "application/grpc"),
             ("te", "trailers"),
