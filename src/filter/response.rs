@@ -69,7 +69,8 @@ impl Filter {
         let err = GatewayError::new(
             Code::Internal,
             "the upstream ended its gRPC reply without a status",
-        );
+        )
+        .with_status(502);
         self.reply_error(host, err)
     }
 
@@ -86,7 +87,7 @@ impl Filter {
             return self.stream_trailers(host, &trailers);
         }
         let code = find_header(&trailers, "grpc-status")
-            .unwrap_or("2")
+            .unwrap_or_default()
             .to_string();
         let body = if self.resp.body_seen > 0 {
             host.body(BodyKind::Response, 0, self.resp.body_seen)
@@ -124,7 +125,7 @@ impl Filter {
             headers
         };
         let code = find_header(status_map, "grpc-status")
-            .unwrap_or("2")
+            .unwrap_or_default()
             .to_string();
         if let Ok(c) = code.parse::<i32>() {
             self.resp.grpc_status = Some(Code::from_i32(c));
@@ -227,7 +228,8 @@ impl Filter {
         let mut frames = FrameDecoder::new(self.vm.config.limits.max_response_bytes);
         frames.push(framed);
         let end = GrpcEnd {
-            status: Some(code),
+            // No grpc-status at all: a broken reply (INTERNAL, 502), not UNKNOWN.
+            status: Some(code).filter(|c| !c.is_empty()),
             message: find_header(status_map, "grpc-message"),
             details_bin: find_header(status_map, "grpc-status-details-bin"),
         };

@@ -153,10 +153,13 @@ pub fn error_from_http(status: u16, body: &[u8], content_type: Option<&str>) -> 
         message.push_str(&format!(" ({} bytes{of})", body.len()));
     }
     let error = GatewayError::new(code, message);
-    if mapped == Code::Ok {
-        error.with_status(502)
-    } else {
-        error
+    match status {
+        // A 2xx that is not gRPC is a broken upstream.
+        _ if mapped == Code::Ok => error.with_status(502),
+        // Envoy refused the request body as too large before the filter saw all of it: the
+        // client must see 413, not the 429 of RESOURCE_EXHAUSTED's standard mapping.
+        413 => error.with_status(413),
+        _ => error,
     }
 }
 
