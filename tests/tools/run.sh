@@ -17,10 +17,15 @@ target/release/meshgate envoy envoy/gateway.yaml --wasm "$PWD/build/meshgate.was
   --listen "$LISTEN" --admin "$ADMIN" \
   --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" -o build/envoy.yaml
 
+# The descriptor set, for gRPC tools that cannot use server reflection (grpcurl -protoset).
+target/release/meshgate compile envoy/gateway.yaml | python3 -c \
+  'import base64, json, sys; sys.stdout.buffer.write(base64.b64decode(json.load(sys.stdin)["descriptors"]["descriptor_set"]))' \
+  > build/payments.pb
+
 target/release/demo-backend --listen "$PAYMENTS" --services payments --name payments & pids+=($!)
 target/release/demo-backend --listen "$WALLETS" --services wallets --name wallets & pids+=($!)
 "$ENVOY" -c build/envoy.yaml --concurrency 1 --log-level warn --component-log-level wasm:info \
-  --use-dynamic-base-id > build/envoy.log 2>&1 & pids+=($!)
+  --use-dynamic-base-id > build/access.log 2> build/envoy.log & pids+=($!)
 
 for _ in $(seq 1 100); do
   curl -sf "http://$ADMIN/ready" >/dev/null 2>&1 && break
@@ -31,7 +36,7 @@ curl -sf "http://$ADMIN/ready" >/dev/null || { echo "Envoy did not start:"; tail
 cat <<MSG
 
 meshgate is up: gateway http://$LISTEN (HTTP/1.1 and HTTP/2), admin http://$ADMIN
-Envoy's log (with meshgate's access records): build/envoy.log
+Envoy's log: build/envoy.log; meshgate's access records (JSON lines): build/access.log
 
 Try:
   # HTTP+JSON -> gRPC (GET, query parameters, custom verb, body field)
