@@ -20,19 +20,22 @@ use crate::host::{find_header, Level};
 /// How often the root context looks at fetch schedules and waiting requests.
 const TICK: Duration = Duration::from_millis(50);
 
+/// A request's context id and its filter (weak: the stream owns it).
+type StreamRef = (u32, Weak<RefCell<Filter>>);
+
 thread_local! {
     /// Requests paused until keys arrive, by context id.
-    static WAITERS: RefCell<Vec<(u32, Weak<RefCell<Filter>>)>> = const { RefCell::new(Vec::new()) };
+    static WAITERS: RefCell<Vec<StreamRef>> = const { RefCell::new(Vec::new()) };
 }
 
 thread_local! {
     /// Streamed replies holding rendered bytes until the next tick, by context id.
-    static FLUSHERS: RefCell<Vec<(u32, Weak<RefCell<Filter>>)>> = const { RefCell::new(Vec::new()) };
+    static FLUSHERS: RefCell<Vec<StreamRef>> = const { RefCell::new(Vec::new()) };
     /// The request being woken right now: calls it makes are registered by the SDK under the
     /// root context (the active one), so their replies come to [`Root`], which hands them back.
-    static WAKING: RefCell<Option<(u32, Weak<RefCell<Filter>>)>> = const { RefCell::new(None) };
+    static WAKING: RefCell<Option<StreamRef>> = const { RefCell::new(None) };
     /// Calls made by woken requests, by token.
-    static WOKEN_CALLS: RefCell<HashMap<u32, (u32, Weak<RefCell<Filter>>)>> =
+    static WOKEN_CALLS: RefCell<HashMap<u32, StreamRef>> =
         RefCell::new(HashMap::new());
 }
 
