@@ -27,8 +27,8 @@ pub enum Mode {
     Grpc,
     /// HTTP+JSON or HTTP+Protobuf to gRPC through Envoy's router.
     Transcode(Transcode),
-    /// Plain HTTP to a REST upstream (path rewritten).
-    Rest,
+    /// Plain HTTP to a REST upstream (path rewritten), with its path variables.
+    Rest(Vec<(String, String)>),
     /// Unmatched and passed through by configuration.
     PassThrough,
     /// The gateway answered itself.

@@ -131,22 +131,6 @@ pub trait Host {
     ) -> HostResult<u32>;
 }
 
-/// Per-VM access to the proxy: configuration-time and timer-time calls.
-pub trait RootHost {
-    fn now(&self) -> SystemTime;
-    fn log(&self, level: Level, message: &str);
-    fn define_metric(&self, kind: MetricKind, name: &str) -> HostResult<MetricId>;
-    /// Dispatch an HTTP call to an Envoy cluster; returns the token that identifies the reply.
-    fn http_call(
-        &self,
-        cluster: &str,
-        headers: &[(String, String)],
-        body: Option<&[u8]>,
-        timeout: Duration,
-    ) -> HostResult<u32>;
-    fn set_tick_period(&self, period: Duration);
-}
-
 /// Helpers over a header map as returned by [`Host::headers`].
 pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers

@@ -195,7 +195,7 @@ impl Filter {
         self.op = Some(op);
         let operation = cfg.operations.get(op).ok_or_else(internal_error)?;
         self.mode = match &operation.kind {
-            OpKind::Rest => Mode::Rest,
+            OpKind::Rest => Mode::Rest(m.bindings.clone()),
             OpKind::Grpc {
                 server_streaming,
                 bindings,
@@ -310,7 +310,7 @@ impl Filter {
     fn after_auth(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         self.set_routing_headers(host);
         match &self.mode {
-            Mode::Rest => {
+            Mode::Rest(_) => {
                 self.rewrite_rest_path(host);
                 Action::Continue
             }
@@ -363,16 +363,13 @@ impl Filter {
             Some(PathTranslation::AppendPathToAddress) => {
                 route::append_path(&up.path_prefix, &self.req.path)
             }
+            // The path variables the matcher bound in `classify_http`: no second lookup.
             Some(PathTranslation::ConstantAddress) => {
-                let vars = match self.vm.config.http.lookup(
-                    &self.req.method,
-                    split_path(&self.req.path).0,
-                    self.vm.config.transcoding.url_unescape_spec,
-                ) {
-                    Some(Ok(m)) => m.bindings,
-                    _ => Vec::new(),
+                let vars = match &self.mode {
+                    Mode::Rest(vars) => vars.as_slice(),
+                    _ => &[],
                 };
-                route::constant_address_path(&up.path_prefix, &self.req.path, &vars)
+                route::constant_address_path(&up.path_prefix, &self.req.path, vars)
             }
             None => return,
         };

@@ -1,4 +1,4 @@
-//! `Host` and `RootHost` over the Proxy-Wasm ABI. Reads use the SDK (its reads do not panic on
+//! `Host` over the Proxy-Wasm ABI (the root context calls `abi` directly). Reads use the SDK (its reads do not panic on
 //! the statuses Envoy returns for missing values); writes use `abi`, which never panics.
 
 use std::time::{Duration, SystemTime};
@@ -6,9 +6,7 @@ use std::time::{Duration, SystemTime};
 use proxy_wasm::types::{BufferType, MapType};
 
 use super::abi;
-use crate::host::{
-    BodyKind, Headers, Host, HostResult, Level, MapKind, MetricId, MetricKind, RootHost,
-};
+use crate::host::{BodyKind, Headers, Host, HostResult, Level, MapKind, MetricId, MetricKind};
 
 /// Stateless: every call goes to whichever context is current (or effective).
 pub struct AbiHost;
@@ -150,33 +148,5 @@ impl Host for AbiHost {
         // callback: the SDK then routes the reply to the root, which hands it back.
         abi::http_call(cluster, headers, body, timeout_ms(timeout))
             .inspect(|token| super::root::note_call(*token))
-    }
-}
-
-impl RootHost for AbiHost {
-    fn now(&self) -> SystemTime {
-        now()
-    }
-
-    fn log(&self, level: Level, message: &str) {
-        log(level, message)
-    }
-
-    fn define_metric(&self, kind: MetricKind, name: &str) -> HostResult<MetricId> {
-        define_metric(kind, name)
-    }
-
-    fn http_call(
-        &self,
-        cluster: &str,
-        headers: &[(String, String)],
-        body: Option<&[u8]>,
-        timeout: Duration,
-    ) -> HostResult<u32> {
-        abi::http_call(cluster, headers, body, timeout_ms(timeout))
-    }
-
-    fn set_tick_period(&self, period: Duration) {
-        abi::set_tick_period_ms(u32::try_from(period.as_millis()).unwrap_or(u32::MAX));
     }
 }
