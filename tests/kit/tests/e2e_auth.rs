@@ -518,24 +518,29 @@ async fn requirement_kinds_follow_the_configuration() {
     }
     // allow_missing_or_failed: never refused; the principal is kept only for a valid token.
     let client = http1_client();
-    for (headers, principal) in [
+    for (i, (mut headers, principal)) in [
         (vec![], Value::Null),
         (vec![("authorization", bad.as_str())], Value::Null),
         (vec![("authorization", main.as_str())], json!("user-1")),
-    ] {
-        let before = gw.access_records().len();
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("allow-missing-or-failed-{i}");
+        headers.push(("x-request-id", id.as_str()));
         let resp = client
             .request(http::Method::DELETE, &gw.url(PAYMENT), &headers, "")
             .await
             .unwrap();
         assert_ne!(resp.status.as_u16(), 401, "{}", resp.text());
         assert_ne!(resp.status.as_u16(), 403, "{}", resp.text());
-        let recs = records(&gw, before + 1);
-        let last = recs.last().unwrap();
+        let rec = gw
+            .record_for(&id)
+            .unwrap_or_else(|| panic!("no record for {id}"));
         assert_eq!(
-            last.get("principal").cloned().unwrap_or(Value::Null),
+            rec.get("principal").cloned().unwrap_or(Value::Null),
             principal,
-            "{last}"
+            "{rec}"
         );
     }
     let text = gw.envoy.stats_prometheus().unwrap();

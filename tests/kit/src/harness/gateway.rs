@@ -73,6 +73,23 @@ impl Gateway {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .collect()
     }
+
+    /// The access record of the request sent with `x-request-id: request_id`, waiting (bounded,
+    /// 10 s) for Envoy to write it: records of earlier requests may still be in flight, so
+    /// counting lines is not enough to know which one is whose.
+    pub fn record_for(&self, request_id: &str) -> Option<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let found = self
+                .access_records()
+                .into_iter()
+                .find(|r| r["requestId"] == request_id);
+            if found.is_some() || std::time::Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
 }
 
 impl GatewayBuilder {
