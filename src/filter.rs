@@ -94,6 +94,14 @@ pub struct Filter {
     request_body_seen: usize,
     /// The whole request has arrived (end of stream on headers or body).
     request_end: bool,
+    /// The request headers were rewritten to the gRPC call's (`:path`, content-type, ...).
+    grpc_headers_set: bool,
+    /// Headers of the side call, taken before the request headers went on to the router
+    /// (`transcoding.upstream_calls: side_call`).
+    side_call_headers: Option<Vec<(String, String)>>,
+    /// When the side call left and its timeout: a call that ends without an answer after that
+    /// long timed out (Envoy reports a timeout and a failure alike, with no headers).
+    side_call_sent: Option<(SystemTime, std::time::Duration)>,
     logged: bool,
 }
 
@@ -133,6 +141,9 @@ impl Filter {
             resp: ResponseState::default(),
             request_body_seen: 0,
             request_end: false,
+            grpc_headers_set: false,
+            side_call_headers: None,
+            side_call_sent: None,
             logged: false,
         }
     }

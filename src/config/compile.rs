@@ -172,6 +172,12 @@ fn check_known_names(input: &GatewayInput, pool: &DescriptorPool) -> Result<(), 
                 "required with path_translation",
             ));
         }
+        if up.timeout_ms == Some(0) {
+            return Err(ConfigError::new(
+                format!("upstreams.{name}.timeout_ms"),
+                "must be above 0",
+            ));
+        }
     }
     Ok(())
 }
@@ -331,6 +337,10 @@ impl Builder<'_> {
                 .unwrap_or_else(|| name.to_string()),
             path_translation: u.and_then(|u| u.path_translation),
             path_prefix: u.and_then(|u| u.path_prefix.clone()).unwrap_or_default(),
+            timeout: std::time::Duration::from_millis(
+                u.and_then(|u| u.timeout_ms)
+                    .unwrap_or(Upstream::DEFAULT_TIMEOUT_MS),
+            ),
         })
     }
 
@@ -467,6 +477,15 @@ fn compile_transcoding(t: &TranscodingInput) -> Result<Transcoding, ConfigError>
             .parse::<StreamFormat>()
             .map_err(|e| ConfigError::new("transcoding.stream_format", e.to_string()))?,
     };
+    let upstream_calls = match t.upstream_calls.as_deref() {
+        None => UpstreamCalls::default(),
+        Some(s) => UpstreamCalls::parse(s).ok_or_else(|| {
+            ConfigError::new(
+                "transcoding.upstream_calls",
+                format!("unknown value `{s}` (router, side_call)"),
+            )
+        })?,
+    };
     Ok(Transcoding {
         print_options: PrintOptions::from(&t.print_options),
         ignore_unknown_query_parameters: t.ignore_unknown_query_parameters,
@@ -475,6 +494,7 @@ fn compile_transcoding(t: &TranscodingInput) -> Result<Transcoding, ConfigError>
         request_headers_to_metadata: lower(&t.request_headers_to_metadata),
         response_metadata_to_headers: lower(&t.response_metadata_to_headers),
         pass_through_unmatched: t.pass_through_unmatched,
+        upstream_calls,
     })
 }
 

@@ -73,6 +73,12 @@ pub struct Upstream {
     pub header_value: String,
     pub path_translation: Option<PathTranslation>,
     pub path_prefix: String,
+    /// Bound of the gateway's side calls to this upstream.
+    pub timeout: std::time::Duration,
+}
+
+impl Upstream {
+    pub const DEFAULT_TIMEOUT_MS: u64 = 15_000;
 }
 
 /// What a route's policy overrides.
@@ -101,6 +107,28 @@ pub struct Transcoding {
     pub request_headers_to_metadata: Vec<String>,
     pub response_metadata_to_headers: Vec<String>,
     pub pass_through_unmatched: bool,
+    pub upstream_calls: UpstreamCalls,
+}
+
+/// `transcoding.upstream_calls`: the path of transcoded calls with a request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamCalls {
+    /// Through Envoy's router: the request headers are held until the body is converted.
+    #[default]
+    Router,
+    /// A side call to the upstream's cluster: the request headers go on at once (rewritten to
+    /// the gRPC call's), the body is collected, and the reply comes back whole.
+    SideCall,
+}
+
+impl UpstreamCalls {
+    pub fn parse(s: &str) -> Option<UpstreamCalls> {
+        match s {
+            "router" => Some(UpstreamCalls::Router),
+            "side_call" => Some(UpstreamCalls::SideCall),
+            _ => None,
+        }
+    }
 }
 
 pub struct Observe {

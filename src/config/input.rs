@@ -65,6 +65,11 @@ pub struct UpstreamInput {
     /// For REST upstreams: path prefix of the backend address (`https://host/prefix`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
+    /// Timeout of the gateway's own calls to this upstream (side calls: body-less transcoded
+    /// requests, and every transcoded call with `transcoding.upstream_calls: side_call`), in
+    /// milliseconds. Default 15000. Calls through Envoy's router use the route's timeout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -301,6 +306,14 @@ pub struct TranscodingInput {
     pub response_metadata_to_headers: Vec<String>,
     /// Refuse requests that match no operation with 404 (default) instead of passing them.
     pub pass_through_unmatched: bool,
+    /// How transcoded calls that carry a request body reach the upstream: `router` (default:
+    /// through Envoy's router, with the route's timeout, retries and upstream logs, server
+    /// streams forwarded message by message; needs the filter's
+    /// `allow_on_headers_stop_iteration`) or `side_call` (a direct call to the upstream's
+    /// cluster whose reply comes back whole, for hosts where a filter cannot pause headers,
+    /// such as Istio's WasmPlugin). Body-less calls are always side calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_calls: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

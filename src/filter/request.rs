@@ -1,20 +1,15 @@
 //! Request side: classify (native gRPC, transcoded HTTP, REST, unmatched), authenticate, set
 //! routing metadata, and turn JSON/protobuf bodies into gRPC frames.
 
-use std::time::Duration;
-
 use super::{Filter, Mode, RequestInfo, RequestKind, Transcode, Waiting};
 use crate::auth::{self, AuthOutcome};
-use crate::config::{HttpTarget, OpKind, PathTranslation};
+use crate::config::{HttpTarget, OpKind, PathTranslation, UpstreamCalls};
 use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
 use crate::observe::AuthDecision;
 use crate::operation::split_path;
 use crate::route;
 use crate::status::{BodyFormat, Code, GatewayError};
 use crate::transcode::{self, encode_frame, RequestOptions, ResponseFormat};
-
-/// Upper bound for the side call that carries body-less transcoded requests.
-const SIDE_CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl RequestInfo {
     fn from_headers(headers: Vec<(String, String)>) -> RequestInfo {
@@ -315,9 +310,31 @@ impl Filter {
                 Action::Continue
             }
             Mode::Transcode(_) if end_of_stream => self.transcode_body(host, 0),
+            Mode::Transcode(_) if self.side_calls_only() => match self.send_headers_first(host) {
+                Ok(()) => Action::Continue,
+                Err(err) => self.reply_error(host, err),
+            },
             Mode::Transcode(_) => Action::Pause,
             _ => Action::Continue,
         }
+    }
+
+    /// `upstream_calls: side_call`: every transcoded call is a side call, and the request headers
+    /// are not held while the body comes. Where a filter cannot pause headers and still see
+    /// the body, or pause the upstream's response headers until its trailers give the status
+    /// (Istio's WasmPlugin sets no `allow_on_headers_stop_iteration`), holding either would
+    /// stall the request; a side call's reply comes back whole instead.
+    pub(super) fn side_calls_only(&self) -> bool {
+        self.vm.config.transcoding.upstream_calls == UpstreamCalls::SideCall
+    }
+
+    /// Take the side call's headers from the client's request as received, then rewrite the
+    /// request headers to the gRPC call's and let them go on so that the body follows (it is
+    /// converted at its end). The stream that Envoy's router opens with these headers carries
+    /// no data; it is cancelled when the side call's answer is sent.
+    fn send_headers_first(&mut self, host: &mut dyn Host) -> Result<(), GatewayError> {
+        self.side_call_headers = Some(self.side_call_headers_now(host)?);
+        self.rewrite_grpc_headers(host)
     }
 
     fn set_request_header(&self, host: &mut dyn Host, name: &str, value: Option<&str>) {
@@ -386,12 +403,14 @@ impl Filter {
             Err(err) => return self.reply_error(host, err),
         };
         let frame = encode_frame(&message);
-        if size > 0 {
+        if size > 0 && !self.side_calls_only() {
             if let Err(e) = host.set_body(BodyKind::Request, &frame) {
                 return self.reply_error(host, host_failure(&e.to_string()));
             }
-            if let Err(err) = self.rewrite_grpc_headers(host) {
-                return self.reply_error(host, err);
+            if !self.grpc_headers_set {
+                if let Err(err) = self.rewrite_grpc_headers(host) {
+                    return self.reply_error(host, err);
+                }
             }
             return Action::Continue;
         }
@@ -445,7 +464,7 @@ impl Filter {
         }
     }
 
-    fn rewrite_grpc_headers(&self, host: &mut dyn Host) -> Result<(), GatewayError> {
+    fn rewrite_grpc_headers(&mut self, host: &mut dyn Host) -> Result<(), GatewayError> {
         let path = self.grpc_path().ok_or_else(internal_error)?;
         let set = |host: &mut dyn Host, n: &str, v: Option<&str>| {
             host.set_header(MapKind::RequestHeaders, n, v)
@@ -461,6 +480,7 @@ impl Filter {
         for (name, value) in self.forwarded_metadata() {
             set(host, &name, value.as_deref())?;
         }
+        self.grpc_headers_set = true;
         Ok(())
     }
 
@@ -470,15 +490,38 @@ impl Filter {
         transcode::metadata::request_metadata(listed, &self.req.headers)
     }
 
-    /// Body-less transcoded request: the gRPC call goes to the upstream's cluster directly and
-    /// the reply comes back to `on_http_call_response`.
+    /// Body-less transcoded request (or any one with `upstream_calls: side_call`): the gRPC
+    /// call goes to the upstream's cluster directly and the reply comes back to
+    /// `on_http_call_response`.
     fn side_call(&mut self, host: &mut dyn Host, frame: &[u8]) -> Result<(), GatewayError> {
-        let path = self.grpc_path().ok_or_else(internal_error)?;
         let op = self
             .op
             .and_then(|i| self.vm.config.operations.get(i))
             .ok_or_else(internal_error)?;
         let cluster = op.upstream.name.clone();
+        let timeout = op.upstream.timeout;
+        let headers = match self.side_call_headers.take() {
+            Some(h) => h,
+            None => self.side_call_headers_now(host)?,
+        };
+        self.side_call_sent = Some((host.now(), timeout));
+        host.http_call(&cluster, &headers, Some(frame), timeout)
+            .map(|_| ())
+            .map_err(|e| {
+                GatewayError::new(
+                    Code::Unavailable,
+                    format!("could not call upstream `{cluster}`: {e}"),
+                )
+            })
+    }
+
+    /// The side call's headers: the gRPC call's own, then the client's (as the router would
+    /// forward them) from the request map, which also holds the headers the gateway set.
+    fn side_call_headers_now(
+        &self,
+        host: &dyn Host,
+    ) -> Result<Vec<(String, String)>, GatewayError> {
+        let path = self.grpc_path().ok_or_else(internal_error)?;
         let mut headers: Vec<(String, String)> = vec![
             (":method".into(), "POST".into()),
             (":path".into(), path),
@@ -499,14 +542,7 @@ impl Filter {
             }
         }
         headers.extend(metadata.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
-        host.http_call(&cluster, &headers, Some(frame), SIDE_CALL_TIMEOUT)
-            .map(|_| ())
-            .map_err(|e| {
-                GatewayError::new(
-                    Code::Unavailable,
-                    format!("could not call upstream `{cluster}`: {e}"),
-                )
-            })
+        Ok(headers)
     }
 }
 

@@ -14,6 +14,18 @@ impl Filter {
         if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
             return Action::Continue;
         }
+        if self.side_calls_only() {
+            // `upstream_calls: side_call`: the stream the request headers opened through the
+            // router carries no data, so only a failure answers it (no healthy upstream, route
+            // timeout, a reset). Answer now: these headers cannot be held (the host that needs
+            // side calls would never deliver the body that follows them).
+            if let Some(code) = find_header(&headers, "grpc-status") {
+                let code = code.to_string();
+                return self.finish_from_status(host, &headers, &code, None);
+            }
+            let err = transcode::error_from_http(self.resp.status.unwrap_or(502), b"", None);
+            return self.reply_error(host, err);
+        }
         if let Some(code) = find_header(&headers, "grpc-status") {
             // Trailers-only reply: the whole answer is in these headers.
             let code = code.to_string();
@@ -106,10 +118,17 @@ impl Filter {
         body: &[u8],
         trailers: &[(String, String)],
     ) {
+        // Already answered: Envoy's router reply to the stream the headers opened came first
+        // (`upstream_calls: side_call`), or the gateway refused the request meanwhile.
+        if self.resp.replaced {
+            return;
+        }
         self.note_response_headers(headers);
         self.note_forwarded(trailers);
         if headers.is_empty() {
-            let err = GatewayError::new(Code::Unavailable, "upstream did not answer");
+            let err = self
+                .side_call_timeout(host)
+                .unwrap_or_else(|| GatewayError::new(Code::Unavailable, "upstream did not answer"));
             self.reply_error(host, err);
             return;
         }
@@ -130,6 +149,14 @@ impl Filter {
         if let Ok(c) = code.parse::<i32>() {
             self.resp.grpc_status = Some(Code::from_i32(c));
         }
+        // Envoy ends a side call that runs out of time with its own UNAVAILABLE ("upstream
+        // request timeout"); the client gets what the router gives a route timeout.
+        if self.resp.grpc_status == Some(Code::Unavailable) {
+            if let Some(err) = self.side_call_timeout(host) {
+                self.reply_error(host, err);
+                return;
+            }
+        }
         if self.is_stream_reply() {
             self.stream_whole(host, status_map, &code, body);
             return;
@@ -143,6 +170,21 @@ impl Filter {
                 self.reply_error(host, err);
             }
         }
+    }
+
+    /// The error for a side call that failed once its time was up: a timeout (504
+    /// DEADLINE_EXCEEDED, as Envoy's router answers a route timeout). None when it ended sooner.
+    fn side_call_timeout(&self, host: &dyn Host) -> Option<GatewayError> {
+        let (sent, timeout) = self.side_call_sent?;
+        let waited = host.now().duration_since(sent).ok()?;
+        // Envoy's timer may fire a little early against the VM's clock.
+        (waited + std::time::Duration::from_millis(20) >= timeout).then(|| {
+            GatewayError::new(
+                Code::DeadlineExceeded,
+                format!("upstream did not answer within {} ms", timeout.as_millis()),
+            )
+            .with_status(504)
+        })
     }
 
     /// Keep the listed upstream metadata found in `map` for the client's reply.

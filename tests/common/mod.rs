@@ -23,6 +23,8 @@ pub struct FakeHost {
     pub metrics: RefCell<HashMap<String, i64>>,
     pub metric_names: RefCell<Vec<String>>,
     pub http_calls: Vec<(String, Headers, Vec<u8>)>,
+    /// The timeout of each side call, in the order of `http_calls`.
+    pub http_call_timeouts: Vec<Duration>,
     pub route_cache_cleared: u32,
     /// Refuse body replacement (Envoy does outside the body/trailers callbacks).
     pub refuse_set_body: bool,
@@ -172,8 +174,9 @@ impl Host for FakeHost {
         cluster: &str,
         headers: &[(String, String)],
         body: Option<&[u8]>,
-        _timeout: Duration,
+        timeout: Duration,
     ) -> HostResult<u32> {
+        self.http_call_timeouts.push(timeout);
         self.http_calls.push((
             cluster.to_string(),
             headers.to_vec(),

@@ -39,8 +39,24 @@ fn wasm_fields(o: &IstioOptions) -> Value {
         "pluginName": o.name,
         "failStrategy": o.fail_strategy.istio_name(),
         "type": "HTTP",
-        "pluginConfig": o.plugin_config,
+        "pluginConfig": istio_managed_config(&o.plugin_config),
     })
+}
+
+/// The filter configuration for a plugin whose Envoy config Istio writes: Istio sets no
+/// `allow_on_headers_stop_iteration`, so a filter cannot hold request or response headers and
+/// still see the body; transcoded calls go as side calls (`transcoding.upstream_calls`) unless
+/// the gateway configuration chose otherwise.
+fn istio_managed_config(filter_config: &Value) -> Value {
+    let mut config = filter_config.clone();
+    if let Some(root) = config.as_object_mut() {
+        let transcoding = root.entry("transcoding").or_insert_with(|| json!({}));
+        if let Some(t) = transcoding.as_object_mut() {
+            t.entry("upstream_calls")
+                .or_insert_with(|| json!("side_call"));
+        }
+    }
+    config
 }
 
 /// WasmPlugin on the ingress gateway, in the AUTHN phase (before Istio's own authn filters).

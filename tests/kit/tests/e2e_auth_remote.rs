@@ -33,6 +33,24 @@ const PAYMENT: &str = "/v1/payments/pay_001";
 /// A gateway whose provider `main` fetches keys from `addr` through cluster `jwks`.
 /// `remote` is merged into `jwks.remote`, `auth` into `auth`.
 fn remote_gateway(addr: SocketAddr, issuer: &str, remote: Value, auth: Value) -> Gateway {
+    remote_gateway_in(Host::Envoy, addr, issuer, remote, auth)
+}
+
+/// Where the filter runs: Envoy as `meshgate envoy` configures it, or as istiod renders a
+/// WasmPlugin (no `allow_on_headers_stop_iteration`; the pluginConfig asks for side calls).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Host {
+    Envoy,
+    IstioWasmPlugin,
+}
+
+fn remote_gateway_in(
+    host: Host,
+    addr: SocketAddr,
+    issuer: &str,
+    remote: Value,
+    auth: Value,
+) -> Gateway {
     let mut r = json!({"uri": format!("http://{addr}/jwks.json"), "cluster": "jwks"});
     for (k, v) in remote.as_object().unwrap() {
         r[k] = v.clone();
@@ -48,22 +66,25 @@ fn remote_gateway(addr: SocketAddr, issuer: &str, remote: Value, auth: Value) ->
     for (k, v) in auth.as_object().unwrap() {
         a[k] = v.clone();
     }
-    let yaml = gateway_yaml(
-        "remote",
-        json!({
-            "operations": {
-                "meshgate.demo.v1.Payments.GetPayment": {"auth": {"provider": "main"}},
-                "meshgate.demo.v1.Payments.CreatePayment": {"auth": {"provider": "main"}},
-            },
-            "auth": a,
-        }),
-    );
-    GatewayBuilder::new(yaml)
+    let mut extra = json!({
+        "operations": {
+            "meshgate.demo.v1.Payments.GetPayment": {"auth": {"provider": "main"}},
+            "meshgate.demo.v1.Payments.CreatePayment": {"auth": {"provider": "main"}},
+        },
+        "auth": a,
+    });
+    if host == Host::IstioWasmPlugin {
+        extra["transcoding"] = json!({"upstream_calls": "side_call"});
+    }
+    let yaml = gateway_yaml("remote", extra);
+    let mut b = GatewayBuilder::new(yaml)
         .grpc_upstream("payments", "payments")
         .grpc_upstream("wallets", "wallets")
-        .cluster(jwks_cluster("jwks", addr))
-        .start()
-        .unwrap()
+        .cluster(jwks_cluster("jwks", addr));
+    if host == Host::IstioWasmPlugin {
+        b = b.without_headers_pause();
+    }
+    b.start().unwrap()
 }
 
 async fn get(gw: &Gateway, token: &str) -> (u16, Value) {
@@ -115,11 +136,19 @@ async fn slow_jwks(body: String, delay_ms: Arc<AtomicU64>) -> (SocketAddr, Arc<A
     (addr, count)
 }
 
+/// Requests that arrive before the first keys wait for them, with the filter configured by
+/// `meshgate envoy` (headers held, body through the router) and as istiod renders a WasmPlugin
+/// (Envoy holds the whole stream while the filter waits; side calls).
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_wait_for_the_first_fetch_and_then_pass() {
+    requests_wait_for_the_first_fetch_in(Host::Envoy).await;
+    requests_wait_for_the_first_fetch_in(Host::IstioWasmPlugin).await;
+}
+
+async fn requests_wait_for_the_first_fetch_in(host: Host) {
     let (addr, count) = slow_jwks(main_jwks(), Arc::new(AtomicU64::new(4000))).await;
     let gw = tokio::task::spawn_blocking(move || {
-        remote_gateway(addr, ISSUER, json!({"timeout_ms": 10000}), json!({}))
+        remote_gateway_in(host, addr, ISSUER, json!({"timeout_ms": 10000}), json!({}))
     })
     .await
     .unwrap();
@@ -148,13 +177,13 @@ async fn requests_wait_for_the_first_fetch_and_then_pass() {
     assert_eq!(
         got.status.as_u16(),
         200,
-        "GET after waiting: {}",
+        "{host:?}: GET after waiting: {}",
         got.text()
     );
     assert_eq!(
         posted.status.as_u16(),
         200,
-        "POST after waiting: {}",
+        "{host:?}: POST after waiting: {}",
         posted.text()
     );
     assert!(

@@ -217,8 +217,11 @@ fn wasmplugin_pins_the_image_and_carries_the_filter_configuration() {
     let gateway = repo_root().join("istio/gateway.yaml");
     let digest = generate(&gateway, &dir);
     let docs = documents(&dir.join("out"));
-    let expected: Value =
+    let mut expected: Value =
         serde_json::from_str(&meshgate::cli::compile_file(&gateway).unwrap()).unwrap();
+    // Istio renders the plugin without `allow_on_headers_stop_iteration`: side calls.
+    assert!(expected["transcoding"].get("upstream_calls").is_none());
+    expected["transcoding"]["upstream_calls"] = json!("side_call");
     for (file, path) in [
         ("wasmplugin-gateway.yaml", "/spec"),
         ("wasmplugin-sidecar.yaml", "/spec"),
@@ -484,31 +487,141 @@ fn istio_rendered_filter(wp: &Value, wasm: &Path) -> Value {
     })
 }
 
-async fn create_payment(url: &str) -> String {
-    let body = r#"{"merchant":"m_1","amount":{"currency_code":"EUR","amount_minor":"500"}}"#;
-    let client = http1_client();
-    let call = client.post(url, &[("content-type", "application/json")], body);
-    match tokio::time::timeout(std::time::Duration::from_secs(5), call).await {
-        Ok(Ok(r)) => format!("{} {}", r.status.as_u16(), r.text()),
-        Ok(Err(e)) => format!("error {e}"),
-        Err(_) => "timeout".to_string(),
-    }
+/// One request of [`mesh_requests`]: method, path, headers, body.
+type Call = (&'static str, String, Vec<(&'static str, String)>, Vec<u8>);
+
+/// Requests of every kind the gateway transcodes (body-less, JSON, HTTP+Protobuf, HttpBody,
+/// custom verb, server stream), good and bad, and backend errors with details.
+fn mesh_requests() -> Vec<Call> {
+    use prost::Message;
+    let json = || vec![("content-type", "application/json".to_string())];
+    use meshgate_kit::proto::meshgate::demo::v1::{Money, Payment};
+    let payment = Payment {
+        merchant: "m_pb".into(),
+        amount: Some(Money {
+            currency_code: "EUR".into(),
+            amount_minor: 250,
+        }),
+        ..Default::default()
+    };
+    vec![
+        ("GET", "/v1/payments/pay_001".into(), vec![], vec![]),
+        ("GET", "/v1/payments/nope".into(), vec![], vec![]),
+        ("GET", "/no/such/path".into(), vec![], vec![]),
+        (
+            "POST",
+            "/v1/payments".into(),
+            json(),
+            br#"{"merchant":"m_1","amount":{"currency_code":"EUR","amount_minor":"500"}}"#.to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/payments".into(),
+            json(),
+            br#"{"merchant":"#.to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/payments".into(),
+            json(),
+            br#"{"merchant":"m_1","amount":{"amount_minor":"x"}}"#.to_vec(),
+        ),
+        (
+            "PATCH",
+            "/v1/payments/pay_001".into(),
+            json(),
+            br#"{"merchant":"m_9","note":"patched"}"#.to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/payments/pay_002:cancel".into(),
+            json(),
+            br#"{"reason":"duplicate"}"#.to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/payments/pay_002:cancel".into(),
+            json(),
+            br#"{"reason":"again"}"#.to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/payments".into(),
+            vec![("content-type", "application/x-protobuf".to_string())],
+            payment.encode_to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/payments/pay_001/attachments".into(),
+            vec![("content-type", "text/plain".to_string())],
+            b"receipt scan".to_vec(),
+        ),
+        (
+            "POST",
+            "/v1/payments".into(),
+            vec![
+                ("content-type", "application/json".to_string()),
+                ("x-demo-fail", "FAILED_PRECONDITION".to_string()),
+                ("x-demo-fail-message", "merchant is closed".to_string()),
+                ("x-demo-fail-details", "badrequest".to_string()),
+            ],
+            br#"{"merchant":"m_1"}"#.to_vec(),
+        ),
+        (
+            "GET",
+            "/v1/merchants/acme/payments:watch?maxEvents=2".into(),
+            vec![],
+            vec![],
+        ),
+    ]
 }
 
-/// What a WasmPlugin (or TrafficExtension) gives meshgate: the filter as Istio renders it, in a
-/// real Envoy. Body-less requests (GET, answered through the filter's side call) work; a
-/// request with a body that meshgate transcodes gets no answer, because Istio does not set
-/// `allow_on_headers_stop_iteration` and Envoy then never delivers the body after the filter
-/// pauses the headers (ENVOY_NOTES). The same POST through the EnvoyFilter's filter (flag set)
-/// is answered. This test pins that difference, which the install guide documents: APIs with
-/// JSON/protobuf request bodies need the EnvoyFilter variant until Istio sets the flag.
+/// Each request of [`mesh_requests`] over HTTP/1.1 and HTTP/2: "status content-type body",
+/// or "timeout" when no answer came within 5 s (a stall must fail the comparison, not hang).
+async fn mesh_answers(base: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for client in [http1_client(), http2_client()] {
+        for (method, path, headers, body) in mesh_requests() {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+            let url = format!("{base}{path}");
+            let call = client.request(method.clone(), &url, &h, body);
+            let answer = match tokio::time::timeout(std::time::Duration::from_secs(5), call).await {
+                Ok(Ok(r)) => {
+                    // JSON with its keys sorted: protobuf maps have no order.
+                    let body = match serde_json::from_slice::<Value>(&r.body) {
+                        Ok(v) => v.to_string(),
+                        Err(_) => String::from_utf8_lossy(&r.body).into_owned(),
+                    };
+                    let ct = r.header("content-type").unwrap_or("");
+                    format!("{} {ct} {body}", r.status.as_u16())
+                }
+                Ok(Err(e)) => format!("error {e}"),
+                Err(_) => "timeout".to_string(),
+            };
+            out.push(format!("{method} {path} -> {answer}"));
+        }
+    }
+    out
+}
+
+/// What a WasmPlugin (or TrafficExtension) gives meshgate: the filter as Istio's pilot renders
+/// it, in a real Envoy, without `allow_on_headers_stop_iteration` (Istio does not set it: a
+/// filter that pauses headers then sees no body, ENVOY_NOTES). The generated pluginConfig sets
+/// `transcoding.upstream_calls: side_call`, so every transcoded call is answered: each request
+/// of every kind, over HTTP/1.1 and HTTP/2, gets exactly the answer that the local
+/// configuration (flag set, calls through the router) gives, from backends in the same state.
 #[tokio::test(flavor = "multi_thread")]
-async fn wasmplugin_as_istio_renders_it_serves_get_but_stalls_request_bodies() {
+async fn wasmplugin_as_istio_renders_it_answers_like_the_local_configuration() {
     let dir = temp("rendered");
     let gateway = repo_root().join("envoy/gateway.yaml");
     generate(&gateway, &dir);
     let docs = documents(&dir.join("out"));
     let wp = doc(&docs, "wasmplugin-gateway.yaml", "WasmPlugin");
+    assert_eq!(
+        wp["spec"]["pluginConfig"]["transcoding"]["upstream_calls"], "side_call",
+        "the WasmPlugin's configuration asks for side calls"
+    );
     let payments = start_backend("payments", "payments").unwrap();
     let wallets = start_backend("wallets", "wallets").unwrap();
     let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
@@ -527,26 +640,41 @@ async fn wasmplugin_as_istio_renders_it_serves_get_but_stalls_request_bodies() {
     let mut b = bootstrap(&o);
     let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
     hcm["typed_config"]["http_filters"][0] = istio_rendered_filter(wp, &wasm_path().unwrap());
+    let rendered_filter = &hcm["typed_config"]["http_filters"][0]["typed_config"]["config"];
+    assert!(rendered_filter
+        .get("allow_on_headers_stop_iteration")
+        .is_none());
     let envoy = start_envoy(&serde_yaml_ng::to_string(&b).unwrap()).unwrap();
-    let get = http1_client()
-        .get(&envoy.url("/v1/payments/pay_001"), &[])
-        .await
-        .unwrap();
     let local = GatewayBuilder::demo().start().unwrap();
-    let with_flag = create_payment(&local.url("/v1/payments")).await;
-    let rendered = create_payment(&envoy.url("/v1/payments")).await;
-    assert_eq!(
-        get.status.as_u16(),
-        200,
-        "GET through the side call: {}",
-        get.text()
-    );
-    assert_eq!(get.json().unwrap()["id"], "pay_001");
-    assert!(
-        with_flag.starts_with("200 "),
-        "POST with the flag: {with_flag}"
-    );
-    assert_eq!(rendered, "timeout", "POST as Istio renders the WasmPlugin");
+
+    let mesh = mesh_answers(&envoy.url("")).await;
+    let reference = mesh_answers(&local.url("")).await;
+    // The reference is what the transcoding tests pin; a few anchors keep this one honest.
+    let expect = [
+        (0, "200 application/json"),
+        (1, "404 application/json"),
+        (3, "200 application/json"),
+        (4, "400 application/json"),
+        (7, "200 application/json"),
+        (8, "400 application/json"),
+        (9, "200 application/x-protobuf"),
+        (11, "400 application/json"),
+    ];
+    for (i, prefix) in expect {
+        let answer = reference[i].split(" -> ").nth(1).unwrap_or_default();
+        assert!(
+            answer.starts_with(prefix),
+            "reference {i}: {}",
+            reference[i]
+        );
+    }
+    for (i, (m, r)) in mesh.iter().zip(&reference).enumerate() {
+        assert_eq!(
+            m, r,
+            "request {i}: as Istio renders the WasmPlugin vs locally"
+        );
+    }
+    assert_eq!(mesh.len(), reference.len());
 }
 
 /// The remote JWKS is fetched through the cluster name Istio gives a ServiceEntry host

@@ -437,20 +437,43 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
-/// A backend slower than the route timeout (1 s): 504 DEADLINE_EXCEEDED, in about 1 s.
+/// A backend slower than the route timeout (1 s) or than the upstream's `timeout_ms` (1 s, the
+/// bound of the filter's own call for a body-less GET): 504 DEADLINE_EXCEEDED, in about 1 s.
 #[tokio::test(flavor = "multi_thread")]
 async fn backend_timeouts_get_504_status() {
-    let gw = GatewayBuilder::demo().route_timeout_s(1).start().unwrap();
-    // Only the routed POST: a body-less GET is sent by the filter itself, bounded by its own
-    // call timeout (15 s), not by the route's; see the README's "Known limits".
-    let rows = vec![row(
-        "slow backend POST",
-        "POST",
-        "/v1/wallets/w_001:topUp",
-        b"{}",
-        504,
-    )
-    .header("x-demo-delay-ms", "3000")];
+    let root = repo_root();
+    let yaml = std::fs::read_to_string(root.join("envoy/gateway.yaml")).unwrap();
+    let yaml = yaml
+        .replace(
+            "include: [../proto]",
+            &format!("include: [{}]", root.join("proto").display()),
+        )
+        .replace("  payments: {}", "  payments: {timeout_ms: 1000}");
+    assert!(
+        yaml.contains("timeout_ms: 1000"),
+        "the demo names its upstreams"
+    );
+    let dir = std::env::temp_dir().join(format!("meshgate-timeouts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("gateway.yaml"), yaml).unwrap();
+    let gw = GatewayBuilder::new(dir.join("gateway.yaml"))
+        .grpc_upstream("payments", "payments")
+        .grpc_upstream("wallets", "wallets")
+        .route_timeout_s(1)
+        .start()
+        .unwrap();
+    let rows = vec![
+        row(
+            "slow backend POST",
+            "POST",
+            "/v1/wallets/w_001:topUp",
+            b"{}",
+            504,
+        )
+        .header("x-demo-delay-ms", "3000"),
+        row("slow backend GET", "GET", "/v1/payments/pay_001", b"", 504)
+            .header("x-demo-delay-ms", "3000"),
+    ];
     let started = Instant::now();
     let failures = run_rows(&gw, &rows).await;
     assert!(

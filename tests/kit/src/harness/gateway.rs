@@ -45,6 +45,9 @@ pub struct GatewayBuilder {
     route_timeout_s: u32,
     /// The filter JSON to run instead of compiling `yaml` (Istio's `pluginConfig`, say).
     filter_json: Option<String>,
+    /// Keep the plugin's `allow_on_headers_stop_iteration` (false: as istiod renders a
+    /// WasmPlugin).
+    headers_pause: bool,
 }
 
 pub struct Gateway {
@@ -111,7 +114,15 @@ impl GatewayBuilder {
             wasm: None,
             route_timeout_s: 15,
             filter_json: None,
+            headers_pause: true,
         }
+    }
+
+    /// Run the plugin without `allow_on_headers_stop_iteration`, as istiod renders a WasmPlugin
+    /// (Envoy then holds the whole stream when the filter pauses headers).
+    pub fn without_headers_pause(mut self) -> Self {
+        self.headers_pause = false;
+        self
     }
 
     /// Run this filter JSON instead of the YAML's compiled configuration.
@@ -198,8 +209,19 @@ impl GatewayBuilder {
         o.route_timeout_s = self.route_timeout_s;
         o.stats_config = stats_config_for(&config);
         o.upstream_header = config.routing.upstream_header.clone();
-        let yaml =
-            serde_yaml_ng::to_string(&bootstrap(&o)).map_err(|e| KitError::new(e.to_string()))?;
+        let mut b = bootstrap(&o);
+        if !self.headers_pause {
+            let filter = b
+                .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config")
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| KitError::new("the bootstrap has no wasm filter config"))?;
+            filter
+                .remove("allow_on_headers_stop_iteration")
+                .ok_or_else(|| {
+                    KitError::new("the wasm filter had no allow_on_headers_stop_iteration")
+                })?;
+        }
+        let yaml = serde_yaml_ng::to_string(&b).map_err(|e| KitError::new(e.to_string()))?;
         let envoy = start_envoy_with_args(&yaml, &["--component-log-level", "wasm:info"])?;
         Ok(Gateway {
             envoy,
