@@ -249,6 +249,7 @@ fn listener(o: &EnvoyOptions) -> Value {
     json!({
         "name": "gateway",
         "address": socket(&o.listen_address, o.listen_port),
+        "per_connection_buffer_limit_bytes": buffer_limit(&o.filter_config_json),
         "filter_chains": [{
             "filters": [{
                 "name": "envoy.filters.network.http_connection_manager",
@@ -270,6 +271,23 @@ fn listener(o: &EnvoyOptions) -> Value {
             }],
         }],
     })
+}
+
+/// The listener's buffer limit: meshgate holds whole bodies (a request until it is converted, a
+/// reply until its trailers), and Envoy refuses what exceeds its buffer (1 MiB by default) with
+/// a bare `413`/`500` before meshgate's own limits (`limits.max_request_bytes`, 4 MiB, and
+/// `max_response_bytes`, 16 MiB) could answer. So the buffer holds the larger limit, and a
+/// little more for the frame and headers.
+fn buffer_limit(filter_config_json: &str) -> u64 {
+    use crate::config::Limits;
+    let limits = serde_json::from_str::<Value>(filter_config_json)
+        .ok()
+        .map(|v| v["limits"].clone())
+        .unwrap_or_default();
+    let get = |name: &str, default: usize| limits[name].as_u64().unwrap_or(default as u64);
+    let request = get("max_request_bytes", Limits::DEFAULT_MAX_REQUEST_BYTES);
+    let response = get("max_response_bytes", Limits::DEFAULT_MAX_RESPONSE_BYTES);
+    request.max(response) + (64 << 10)
 }
 
 /// Envoy's file access log writing meshgate's record (filter state `wasm.meshgate.record`)

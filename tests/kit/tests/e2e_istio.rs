@@ -573,7 +573,24 @@ fn mesh_requests() -> Vec<Call> {
             vec![],
             vec![],
         ),
+        // Bodies in many chunks: 300 KB accepted, 5 MB over the 4 MiB limit.
+        (
+            "POST",
+            "/v1/payments".into(),
+            json(),
+            big_payment(300 << 10),
+        ),
+        ("POST", "/v1/payments".into(), json(), big_payment(5 << 20)),
     ]
+}
+
+/// A valid CreatePayment body of about `size` bytes (a long note).
+fn big_payment(size: usize) -> Vec<u8> {
+    let note = "n".repeat(size);
+    format!(
+        r#"{{"merchant":"m_big","amount":{{"currency_code":"EUR","amount_minor":"1"}},"note":"{note}"}}"#
+    )
+    .into_bytes()
 }
 
 /// Each request of [`mesh_requests`] over HTTP/1.1 and HTTP/2: "status content-type body",
@@ -659,6 +676,8 @@ async fn wasmplugin_as_istio_renders_it_answers_like_the_local_configuration() {
         (8, "400 application/json"),
         (9, "200 application/x-protobuf"),
         (11, "400 application/json"),
+        (13, "200 application/json"),
+        (14, "413 application/json"),
     ];
     for (i, prefix) in expect {
         let answer = reference[i].split(" -> ").nth(1).unwrap_or_default();
