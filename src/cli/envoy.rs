@@ -282,9 +282,14 @@ fn buffer_limit(filter_config_json: &str) -> u64 {
     use crate::config::Limits;
     let limits = serde_json::from_str::<Value>(filter_config_json)
         .ok()
-        .map(|v| v["limits"].clone())
+        .and_then(|v| v.get("limits").cloned())
         .unwrap_or_default();
-    let get = |name: &str, default: usize| limits[name].as_u64().unwrap_or(default as u64);
+    let get = |name: &str, default: usize| {
+        limits
+            .get(name)
+            .and_then(Value::as_u64)
+            .unwrap_or(default as u64)
+    };
     let request = get("max_request_bytes", Limits::DEFAULT_MAX_REQUEST_BYTES);
     let response = get("max_response_bytes", Limits::DEFAULT_MAX_RESPONSE_BYTES);
     request.max(response) + (64 << 10)
