@@ -466,6 +466,26 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_listener_buffers_the_larger_body_limit() {
+        let limit = |json: &str| {
+            let mut o = options(&[]);
+            o.filter_config_json = json.into();
+            bootstrap(&o)["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"]
+                .as_u64()
+        };
+        let headroom = 64 << 10;
+        assert_eq!(
+            limit("{}"),
+            Some((16 << 20) + headroom),
+            "defaults: the response's"
+        );
+        let big_request = r#"{"limits":{"max_request_bytes":33554432}}"#;
+        assert_eq!(limit(big_request), Some((32 << 20) + headroom));
+        let small = r#"{"limits":{"max_request_bytes":1024,"max_response_bytes":2048}}"#;
+        assert_eq!(limit(small), Some(2048 + headroom));
+    }
+
     fn options(routes: &[&str]) -> EnvoyOptions {
         let mut o = EnvoyOptions::new("{}".into(), "/m.wasm".into());
         for name in ["payments", "wallets"] {
