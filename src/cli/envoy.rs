@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use super::{compile_file, positional_and_output, write_output};
+use crate::status::Code;
 
 /// An upstream cluster.
 #[derive(Debug, Clone)]
@@ -257,6 +258,7 @@ fn listener(o: &EnvoyOptions) -> Value {
                     "stat_prefix": "gateway",
                     "codec_type": "AUTO",
                     "access_log": access_log(o),
+                    "local_reply_config": local_reply_config(),
                     "route_config": {
                         "name": "gateway",
                         "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes(o)}],
@@ -297,6 +299,116 @@ fn access_log(o: &EnvoyOptions) -> Value {
             }},
         },
     }])
+}
+
+/// The HCM's `local_reply_config`: replies Envoy makes itself (router and codec errors) that
+/// no filter turns into a `google.rpc.Status` get one, as JSON with the gRPC code of their
+/// status (`{"code": 14, "message": "upstream connect error ..."}`). Untouched:
+/// - meshgate's own replies (no router failure flag; their code details are `meshgate`), and
+///   any other filter's;
+/// - native gRPC clients (`content-type: application/grpc` and no `x-envoy-original-method`):
+///   Envoy already answers them trailers-only with `grpc-status`;
+/// - transcoded requests (meshgate sets `x-envoy-original-method` when it rewrites one for
+///   the router): meshgate converts Envoy's errors itself while it can, so only the replies
+///   Envoy sends past it are mapped here: an upstream reset after the response headers, which
+///   meshgate holds, is answered directly, bypassing every filter.
+///
+/// `meshgate envoy` renders it into the bootstrap; `meshgate istio` into an EnvoyFilter.
+pub fn local_reply_config() -> Value {
+    let mut mappers: Vec<Value> = ENVOY_REPLY_STATUSES
+        .iter()
+        .map(|&status| {
+            let matches = json!({"comparison": {"op": "EQ", "value": runtime_status(status)}});
+            reply_mapper(matches, envoy_reply_code(status))
+        })
+        .collect();
+    // Any other error status Envoy makes: UNKNOWN, but still a Status.
+    let others = json!({"comparison": {"op": "GE", "value": runtime_status(400)}});
+    mappers.push(reply_mapper(others, Code::Unknown));
+    json!({ "mappers": mappers })
+}
+
+/// The statuses of Envoy's own error replies that get their own gRPC code.
+const ENVOY_REPLY_STATUSES: [u16; 9] = [400, 404, 408, 413, 431, 500, 502, 503, 504];
+
+/// Response flags of the router's failures (`%RESPONSE_FLAGS%` short names): replies Envoy
+/// makes itself, never a filter's.
+const ROUTER_FAILURE_FLAGS: [&str; 13] = [
+    "UH", "UF", "UO", "NR", "NC", "URX", "UT", "UR", "UC", "UPE", "UMSDR", "DF", "OM",
+];
+
+/// A codec refused the request (too large or malformed headers): its details name the codec
+/// (`http1.headers_too_large`). Its flag (`DPE`) is set only after the reply is made.
+const CODEC_ERROR: &str = "response.code_details.startsWith('http1.') || \
+     response.code_details.startsWith('http2.') || \
+     response.code_details.startsWith('http3.')";
+
+/// A transcoded request (meshgate rewrote it for the router and set this header) whose reply
+/// the router sent past the filters: an upstream reset after the response headers, which
+/// meshgate holds. (CEL: unlike a header filter, it also sees requests without headers.)
+const BYPASSED_TRANSCODED: &str = "'x-envoy-original-method' in request.headers && \
+     response.code_details.startsWith('upstream_reset_after_response_started')";
+
+/// Not meshgate's own reply, neither transcoded (meshgate converts those) nor native gRPC
+/// (Envoy answers those with `grpc-status`). True for a request Envoy refused before reading
+/// its headers.
+const PLAIN_HTTP: &str = "response.code_details != 'meshgate' && \
+     !('x-envoy-original-method' in request.headers) && \
+     !('content-type' in request.headers && \
+       request.headers['content-type'].startsWith('application/grpc'))";
+
+/// The gRPC code of an Envoy reply's status: the standard mapping, except where the reply
+/// says more (a malformed request, no route, a limit, an internal error) -- the codes
+/// meshgate itself uses for the same statuses.
+pub fn envoy_reply_code(status: u16) -> Code {
+    match status {
+        400 => Code::InvalidArgument,
+        404 => Code::NotFound,
+        413 | 431 => Code::ResourceExhausted,
+        500 => Code::Internal,
+        other => Code::from_http_status(other),
+    }
+}
+
+fn runtime_status(status: u16) -> Value {
+    json!({"default_value": status, "runtime_key": format!("meshgate.local_reply.status_{status}")})
+}
+
+fn cel_filter(expression: &str) -> Value {
+    json!({"extension_filter": {
+        "name": "envoy.access_loggers.extension_filters.cel",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+            "expression": expression,
+        },
+    }})
+}
+
+/// Which local replies are mapped (see [`local_reply_config`]).
+fn envoy_made_reply() -> Value {
+    json!({"or_filter": {"filters": [
+        cel_filter(BYPASSED_TRANSCODED),
+        {"and_filter": {"filters": [
+            {"or_filter": {"filters": [
+                {"response_flag_filter": {"flags": ROUTER_FAILURE_FLAGS}},
+                cel_filter(CODEC_ERROR),
+            ]}},
+            cel_filter(PLAIN_HTTP),
+        ]}},
+    ]}})
+}
+
+fn reply_mapper(status_filter: Value, code: Code) -> Value {
+    json!({
+        "filter": {"and_filter": {"filters": [
+            {"status_code_filter": status_filter},
+            envoy_made_reply(),
+        ]}},
+        "body_format_override": {
+            "json_format": {"code": code.as_i32(), "message": "%LOCAL_REPLY_BODY%"},
+            "content_type": "application/json",
+        },
+    })
 }
 
 /// CEL access log filter: the request has meshgate's record (Istio: `Telemetry`
@@ -511,6 +623,83 @@ mod tests {
         assert_eq!(values[3], "payments");
         assert_eq!(values[4], "w");
         assert_eq!(routes[4]["route"]["cluster"], "wallets");
+    }
+
+    /// The mapper of each status: its JSON body's code and its filters.
+    fn mapper_for(status: u16) -> Option<Value> {
+        let config = local_reply_config();
+        let mappers = config["mappers"].as_array()?.clone();
+        mappers.into_iter().find(|m| {
+            let filters = &m["filter"]["and_filter"]["filters"];
+            filters[0]["status_code_filter"]["comparison"]["value"]["default_value"] == status
+        })
+    }
+
+    #[test]
+    fn envoys_own_replies_become_status_json_with_the_grpc_code_of_their_status() {
+        for (status, code, op) in [
+            (503, 14, "EQ"),
+            (502, 14, "EQ"),
+            (504, 4, "EQ"),
+            (408, 4, "EQ"),
+            (431, 8, "EQ"),
+            (413, 8, "EQ"),
+            (400, 3, "EQ"),
+            (404, 5, "EQ"),
+            (500, 13, "EQ"),
+        ] {
+            let m = mapper_for(status).unwrap_or_default();
+            let body = &m["body_format_override"];
+            assert_eq!(body["json_format"]["code"], code, "{status}");
+            assert_eq!(body["json_format"]["message"], "%LOCAL_REPLY_BODY%");
+            assert_eq!(body["content_type"], "application/json");
+            let comparison = &m["filter"]["and_filter"]["filters"][0]["status_code_filter"];
+            assert_eq!(comparison["comparison"]["op"], op);
+        }
+        // Every other error status: still a Status (UNKNOWN), from the last mapper.
+        let config = local_reply_config();
+        let last = config["mappers"].as_array().and_then(|m| m.last().cloned());
+        let last = last.unwrap_or_default();
+        let filters = &last["filter"]["and_filter"]["filters"];
+        assert_eq!(filters[0]["status_code_filter"]["comparison"]["op"], "GE");
+        assert_eq!(last["body_format_override"]["json_format"]["code"], 2);
+    }
+
+    #[test]
+    fn only_replies_no_filter_converts_are_mapped() {
+        let m = mapper_for(503).unwrap_or_default();
+        let scope = &m["filter"]["and_filter"]["filters"][1]["or_filter"]["filters"];
+        // A transcoded request: only what the router sent past meshgate.
+        let bypassed = scope[0]["extension_filter"]["typed_config"]["expression"].as_str();
+        let bypassed = bypassed.unwrap_or_default();
+        assert!(bypassed.contains("'x-envoy-original-method' in request.headers"));
+        assert!(bypassed.contains("upstream_reset_after_response_started"));
+        // Otherwise: a router or codec failure, not meshgate's reply, not a gRPC client.
+        let plain = &scope[1]["and_filter"]["filters"];
+        let flags = &plain[0]["or_filter"]["filters"][0]["response_flag_filter"]["flags"];
+        for flag in ["UH", "UF", "UT", "UR", "UC"] {
+            assert!(flags.as_array().is_some_and(|f| f.contains(&json!(flag))));
+        }
+        let codec = &plain[0]["or_filter"]["filters"][1]["extension_filter"]["typed_config"];
+        assert!(codec["expression"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("'http1.'"));
+        let rest = plain[1]["extension_filter"]["typed_config"]["expression"].as_str();
+        let rest = rest.unwrap_or_default();
+        assert!(rest.contains("response.code_details != 'meshgate'"));
+        assert!(rest.contains("!('x-envoy-original-method' in request.headers)"));
+        assert!(rest.contains("startsWith('application/grpc')"));
+    }
+
+    #[test]
+    fn the_bootstrap_carries_the_local_reply_config() {
+        let b = bootstrap(&options(&[]));
+        let hcm = &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
+        assert_eq!(
+            hcm["typed_config"]["local_reply_config"],
+            local_reply_config()
+        );
     }
 
     #[test]
