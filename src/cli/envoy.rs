@@ -315,16 +315,28 @@ fn access_log(o: &EnvoyOptions) -> Value {
 ///
 /// `meshgate envoy` renders it into the bootstrap; `meshgate istio` into an EnvoyFilter.
 pub fn local_reply_config() -> Value {
-    let mut mappers: Vec<Value> = ENVOY_REPLY_STATUSES
-        .iter()
-        .map(|&status| {
-            let matches = json!({"comparison": {"op": "EQ", "value": runtime_status(status)}});
-            reply_mapper(matches, envoy_reply_code(status))
+    // One mapper per gRPC code, matching its statuses.
+    let mut groups: Vec<(Code, Vec<Value>)> = Vec::new();
+    for status in ENVOY_REPLY_STATUSES {
+        let code = envoy_reply_code(status);
+        let filter = status_filter("EQ", status);
+        match groups.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, filters)) => filters.push(filter),
+            None => groups.push((code, vec![filter])),
+        }
+    }
+    let mut mappers: Vec<Value> = groups
+        .into_iter()
+        .map(|(code, filters)| {
+            let statuses = match filters.as_slice() {
+                [one] => one.clone(),
+                _ => json!({ "or_filter": { "filters": filters } }),
+            };
+            reply_mapper(statuses, code)
         })
         .collect();
     // Any other error status Envoy makes: UNKNOWN, but still a Status.
-    let others = json!({"comparison": {"op": "GE", "value": runtime_status(400)}});
-    mappers.push(reply_mapper(others, Code::Unknown));
+    mappers.push(reply_mapper(status_filter("GE", 400), Code::Unknown));
     json!({ "mappers": mappers })
 }
 
@@ -370,8 +382,13 @@ pub fn envoy_reply_code(status: u16) -> Code {
     }
 }
 
-fn runtime_status(status: u16) -> Value {
-    json!({"default_value": status, "runtime_key": format!("meshgate.local_reply.status_{status}")})
+/// An access log `status_code_filter` (`op` `EQ` or `GE`); the runtime key is required.
+fn status_filter(op: &str, status: u16) -> Value {
+    let key = format!("meshgate.local_reply.status_{status}");
+    json!({"status_code_filter": {"comparison": {
+        "op": op,
+        "value": {"default_value": status, "runtime_key": key},
+    }}})
 }
 
 fn cel_filter(expression: &str) -> Value {
@@ -398,12 +415,9 @@ fn envoy_made_reply() -> Value {
     ]}})
 }
 
-fn reply_mapper(status_filter: Value, code: Code) -> Value {
+fn reply_mapper(statuses: Value, code: Code) -> Value {
     json!({
-        "filter": {"and_filter": {"filters": [
-            {"status_code_filter": status_filter},
-            envoy_made_reply(),
-        ]}},
+        "filter": {"and_filter": {"filters": [statuses, envoy_made_reply()]}},
         "body_format_override": {
             "json_format": {"code": code.as_i32(), "message": "%LOCAL_REPLY_BODY%"},
             "content_type": "application/json",
@@ -625,44 +639,57 @@ mod tests {
         assert_eq!(routes[4]["route"]["cluster"], "wallets");
     }
 
-    /// The mapper of each status: its JSON body's code and its filters.
+    /// The statuses a mapper's first filter matches: (op, status) pairs.
+    fn statuses(m: &Value) -> Vec<(String, u64)> {
+        let first = &m["filter"]["and_filter"]["filters"][0];
+        let list = match first["or_filter"]["filters"].as_array() {
+            Some(l) => l.clone(),
+            None => vec![first.clone()],
+        };
+        list.iter()
+            .map(|f| {
+                let c = &f["status_code_filter"]["comparison"];
+                let op = c["op"].as_str().unwrap_or_default().to_string();
+                (op, c["value"]["default_value"].as_u64().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// The mapper of an `EQ` status.
     fn mapper_for(status: u16) -> Option<Value> {
         let config = local_reply_config();
         let mappers = config["mappers"].as_array()?.clone();
-        mappers.into_iter().find(|m| {
-            let filters = &m["filter"]["and_filter"]["filters"];
-            filters[0]["status_code_filter"]["comparison"]["value"]["default_value"] == status
-        })
+        let want = ("EQ".to_string(), u64::from(status));
+        mappers.into_iter().find(|m| statuses(m).contains(&want))
     }
 
     #[test]
     fn envoys_own_replies_become_status_json_with_the_grpc_code_of_their_status() {
-        for (status, code, op) in [
-            (503, 14, "EQ"),
-            (502, 14, "EQ"),
-            (504, 4, "EQ"),
-            (408, 4, "EQ"),
-            (431, 8, "EQ"),
-            (413, 8, "EQ"),
-            (400, 3, "EQ"),
-            (404, 5, "EQ"),
-            (500, 13, "EQ"),
+        for (status, code) in [
+            (503, 14),
+            (502, 14),
+            (504, 4),
+            (408, 4),
+            (431, 8),
+            (413, 8),
+            (400, 3),
+            (404, 5),
+            (500, 13),
         ] {
             let m = mapper_for(status).unwrap_or_default();
             let body = &m["body_format_override"];
             assert_eq!(body["json_format"]["code"], code, "{status}");
             assert_eq!(body["json_format"]["message"], "%LOCAL_REPLY_BODY%");
             assert_eq!(body["content_type"], "application/json");
-            let comparison = &m["filter"]["and_filter"]["filters"][0]["status_code_filter"];
-            assert_eq!(comparison["comparison"]["op"], op);
         }
         // Every other error status: still a Status (UNKNOWN), from the last mapper.
         let config = local_reply_config();
-        let last = config["mappers"].as_array().and_then(|m| m.last().cloned());
-        let last = last.unwrap_or_default();
-        let filters = &last["filter"]["and_filter"]["filters"];
-        assert_eq!(filters[0]["status_code_filter"]["comparison"]["op"], "GE");
+        let mappers = config["mappers"].as_array().cloned().unwrap_or_default();
+        let last = mappers.last().cloned().unwrap_or_default();
+        assert_eq!(statuses(&last), [("GE".to_string(), 400)]);
         assert_eq!(last["body_format_override"]["json_format"]["code"], 2);
+        // One mapper per code (mappers are tried in order; the first match applies).
+        assert_eq!(mappers.len(), 7);
     }
 
     #[test]

@@ -118,6 +118,10 @@ pub fn manifests(o: &IstioOptions, jwks: &[mesh::JwksHost]) -> Result<Vec<Manife
     if let Some(sha) = &o.module_sha256 {
         out.push(envoyfilter_http(o, sha)?);
     }
+    out.push(Manifest {
+        file: "envoyfilter-local-replies.yaml".into(),
+        docs: envoyfilters_local_replies(o),
+    });
     if !jwks.is_empty() {
         let docs = jwks
             .iter()
