@@ -56,6 +56,9 @@ pub struct EnvoyOptions {
     /// Where Envoy writes meshgate's access records, one clean JSON line each (taken from the
     /// filter state the filter sets in its log callback). `None`: no Envoy access log.
     pub access_log_path: Option<String>,
+    /// The listener's `per_connection_buffer_limit_bytes`, which also bounds every body a
+    /// filter buffers (see [`buffer_limit_for`]). `None`: Envoy's default (1 MiB).
+    pub buffer_limit_bytes: Option<u32>,
 }
 
 impl EnvoyOptions {
@@ -75,6 +78,7 @@ impl EnvoyOptions {
             extra_clusters: Vec::new(),
             stats_config: json!({}),
             access_log_path: Some("/dev/stdout".into()),
+            buffer_limit_bytes: None,
         }
     }
 }
@@ -247,6 +251,39 @@ fn routes(o: &EnvoyOptions) -> Vec<Value> {
 }
 
 fn listener(o: &EnvoyOptions) -> Value {
+    let mut v = listener_without_limit(o);
+    if let Some(limit) = o.buffer_limit_bytes {
+        put(&mut v, "per_connection_buffer_limit_bytes", json!(limit));
+    }
+    v
+}
+
+/// Room above `max_request_bytes`: meshgate must see a body cross its limit and answer with
+/// its own Status before Envoy's buffer overflows. (Its reply is sent after its callback
+/// returns; a client streaming a large body after `100-continue` can push Envoy's buffer past a
+/// small margin in between, and then Envoy's plain `413 Payload Too Large` wins: seen once in
+/// six 20 MiB uploads with a 1 MiB margin, never with 12 MiB.)
+const REQUEST_HEADROOM_BYTES: usize = 4 << 20;
+
+/// Room above `max_response_bytes`: the gRPC framing of the reply.
+const RESPONSE_SLACK_BYTES: usize = 64 << 10;
+
+/// The listener buffer limit a configuration needs. Envoy bounds every body a filter buffers
+/// by the connection's buffer limit (1 MiB by default) and answers `413`/`500` itself above
+/// it, so meshgate's `limits.max_request_bytes` (4 MiB) and `max_response_bytes` (16 MiB) would
+/// never be reached without it.
+pub fn buffer_limit_for(config: &crate::config::Config) -> u32 {
+    let limits = &config.limits;
+    let request = limits
+        .max_request_bytes
+        .saturating_add(REQUEST_HEADROOM_BYTES);
+    let response = limits
+        .max_response_bytes
+        .saturating_add(RESPONSE_SLACK_BYTES);
+    u32::try_from(request.max(response)).unwrap_or(u32::MAX)
+}
+
+fn listener_without_limit(o: &EnvoyOptions) -> Value {
     json!({
         "name": "gateway",
         "address": socket(&o.listen_address, o.listen_port),
@@ -550,6 +587,7 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
     let config = crate::config::compile_json(json.as_bytes()).map_err(|e| e.to_string())?;
     let mut o = EnvoyOptions::new(json, wasm.ok_or("--wasm is required")?);
     o.stats_config = stats_config_for(&config);
+    o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     o.upstream_header = config.routing.upstream_header.clone();
     if let Some((a, p)) = listen {
         o.listen_address = a;
@@ -717,6 +755,29 @@ mod tests {
         assert!(rest.contains("response.code_details != 'meshgate'"));
         assert!(rest.contains("!('x-envoy-original-method' in request.headers)"));
         assert!(rest.contains("startsWith('application/grpc')"));
+    }
+
+    #[test]
+    fn the_listener_buffers_the_largest_body_meshgate_accepts() {
+        let gateway = concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/gateway.yaml");
+        let json = compile_file(std::path::Path::new(gateway)).unwrap();
+        let mut owned = crate::config::compile_json(json.as_bytes()).unwrap();
+        let config = &mut owned;
+        config.limits.max_request_bytes = 4 << 20;
+        config.limits.max_response_bytes = 16 << 20;
+        assert_eq!(buffer_limit_for(config), (16 << 20) + (64 << 10));
+        config.limits.max_response_bytes = 1 << 20;
+        assert_eq!(buffer_limit_for(config), 8 << 20);
+        config.limits.max_response_bytes = usize::MAX;
+        assert_eq!(buffer_limit_for(config), u32::MAX);
+        let mut o = options(&[]);
+        let b = bootstrap(&o);
+        let listener = &b["static_resources"]["listeners"][0];
+        assert!(listener.get("per_connection_buffer_limit_bytes").is_none());
+        o.buffer_limit_bytes = Some(buffer_limit_for(config));
+        let b = bootstrap(&o);
+        let listener = &b["static_resources"]["listeners"][0];
+        assert_eq!(listener["per_connection_buffer_limit_bytes"], u32::MAX);
     }
 
     #[test]
