@@ -6,6 +6,7 @@
 use serde_json::{json, Value};
 
 use super::{compile_file, positional_and_output, write_output};
+use crate::status::Code;
 
 /// An upstream cluster.
 #[derive(Debug, Clone)]
@@ -55,6 +56,9 @@ pub struct EnvoyOptions {
     /// Where Envoy writes meshgate's access records, one clean JSON line each (taken from the
     /// filter state the filter sets in its log callback). `None`: no Envoy access log.
     pub access_log_path: Option<String>,
+    /// The listener's `per_connection_buffer_limit_bytes`, which also bounds every body a
+    /// filter buffers (see [`buffer_limit_for`]). `None`: Envoy's default (1 MiB).
+    pub buffer_limit_bytes: Option<u32>,
 }
 
 impl EnvoyOptions {
@@ -74,6 +78,7 @@ impl EnvoyOptions {
             extra_clusters: Vec::new(),
             stats_config: json!({}),
             access_log_path: Some("/dev/stdout".into()),
+            buffer_limit_bytes: None,
         }
     }
 }
@@ -246,10 +251,42 @@ fn routes(o: &EnvoyOptions) -> Vec<Value> {
 }
 
 fn listener(o: &EnvoyOptions) -> Value {
+    let mut v = listener_without_limit(o);
+    if let Some(limit) = o.buffer_limit_bytes {
+        put(&mut v, "per_connection_buffer_limit_bytes", json!(limit));
+    }
+    v
+}
+
+/// Room above `max_request_bytes`: meshgate must see a body cross its limit and answer with
+/// its own Status before Envoy's buffer overflows. (Its reply is sent after its callback
+/// returns; a client streaming a large body after `100-continue` can push Envoy's buffer past a
+/// small margin in between, and then Envoy's plain `413 Payload Too Large` wins: seen once in
+/// six 20 MiB uploads with a 1 MiB margin, never with 12 MiB.)
+const REQUEST_HEADROOM_BYTES: usize = 4 << 20;
+
+/// Room above `max_response_bytes`: the gRPC framing of the reply.
+const RESPONSE_SLACK_BYTES: usize = 64 << 10;
+
+/// The listener buffer limit a configuration needs. Envoy bounds every body a filter buffers
+/// by the connection's buffer limit (1 MiB by default) and answers `413`/`500` itself above
+/// it, so meshgate's `limits.max_request_bytes` (4 MiB) and `max_response_bytes` (16 MiB) would
+/// never be reached without it.
+pub fn buffer_limit_for(config: &crate::config::Config) -> u32 {
+    let limits = &config.limits;
+    let request = limits
+        .max_request_bytes
+        .saturating_add(REQUEST_HEADROOM_BYTES);
+    let response = limits
+        .max_response_bytes
+        .saturating_add(RESPONSE_SLACK_BYTES);
+    u32::try_from(request.max(response)).unwrap_or(u32::MAX)
+}
+
+fn listener_without_limit(o: &EnvoyOptions) -> Value {
     json!({
         "name": "gateway",
         "address": socket(&o.listen_address, o.listen_port),
-        "per_connection_buffer_limit_bytes": buffer_limit(&o.filter_config_json),
         "filter_chains": [{
             "filters": [{
                 "name": "envoy.filters.network.http_connection_manager",
@@ -258,6 +295,7 @@ fn listener(o: &EnvoyOptions) -> Value {
                     "stat_prefix": "gateway",
                     "codec_type": "AUTO",
                     "access_log": access_log(o),
+                    "local_reply_config": local_reply_config(),
                     "route_config": {
                         "name": "gateway",
                         "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes(o)}],
@@ -271,28 +309,6 @@ fn listener(o: &EnvoyOptions) -> Value {
             }],
         }],
     })
-}
-
-/// The listener's buffer limit: meshgate holds whole bodies (a request until it is converted, a
-/// reply until its trailers), and Envoy refuses what exceeds its buffer (1 MiB by default) with
-/// a bare `413`/`500` before meshgate's own limits (`limits.max_request_bytes`, 4 MiB, and
-/// `max_response_bytes`, 16 MiB) could answer. So the buffer holds the larger limit, and a
-/// little more for the frame and headers.
-fn buffer_limit(filter_config_json: &str) -> u64 {
-    use crate::config::Limits;
-    let limits = serde_json::from_str::<Value>(filter_config_json)
-        .ok()
-        .and_then(|v| v.get("limits").cloned())
-        .unwrap_or_default();
-    let get = |name: &str, default: usize| {
-        limits
-            .get(name)
-            .and_then(Value::as_u64)
-            .unwrap_or(default as u64)
-    };
-    let request = get("max_request_bytes", Limits::DEFAULT_MAX_REQUEST_BYTES);
-    let response = get("max_response_bytes", Limits::DEFAULT_MAX_RESPONSE_BYTES);
-    request.max(response) + (64 << 10)
 }
 
 /// Envoy's file access log writing meshgate's record (filter state `wasm.meshgate.record`)
@@ -320,6 +336,130 @@ fn access_log(o: &EnvoyOptions) -> Value {
             }},
         },
     }])
+}
+
+/// The HCM's `local_reply_config`: replies Envoy makes itself (router and codec errors) that
+/// no filter turns into a `google.rpc.Status` get one, as JSON with the gRPC code of their
+/// status (`{"code": 14, "message": "upstream connect error ..."}`). Untouched:
+/// - meshgate's own replies (no router failure flag; their code details are `meshgate`), and
+///   any other filter's;
+/// - native gRPC clients (`content-type: application/grpc` and no `x-envoy-original-method`):
+///   Envoy already answers them trailers-only with `grpc-status`;
+/// - transcoded requests (meshgate sets `x-envoy-original-method` when it rewrites one for
+///   the router): meshgate converts Envoy's errors itself while it can, so only the replies
+///   Envoy sends past it are mapped here: an upstream reset after the response headers, which
+///   meshgate holds, is answered directly, bypassing every filter.
+///
+/// `meshgate envoy` renders it into the bootstrap; `meshgate istio` into an EnvoyFilter.
+pub fn local_reply_config() -> Value {
+    // One mapper per gRPC code, matching its statuses.
+    let mut groups: Vec<(Code, Vec<Value>)> = Vec::new();
+    for status in ENVOY_REPLY_STATUSES {
+        let code = envoy_reply_code(status);
+        let filter = status_filter("EQ", status);
+        match groups.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, filters)) => filters.push(filter),
+            None => groups.push((code, vec![filter])),
+        }
+    }
+    let mut mappers: Vec<Value> = groups
+        .into_iter()
+        .map(|(code, filters)| {
+            let statuses = match filters.as_slice() {
+                [one] => one.clone(),
+                _ => json!({ "or_filter": { "filters": filters } }),
+            };
+            reply_mapper(statuses, code)
+        })
+        .collect();
+    // Any other error status Envoy makes: UNKNOWN, but still a Status.
+    mappers.push(reply_mapper(status_filter("GE", 400), Code::Unknown));
+    json!({ "mappers": mappers })
+}
+
+/// The statuses of Envoy's own error replies that get their own gRPC code.
+const ENVOY_REPLY_STATUSES: [u16; 9] = [400, 404, 408, 413, 431, 500, 502, 503, 504];
+
+/// Response flags of the router's failures (`%RESPONSE_FLAGS%` short names): replies Envoy
+/// makes itself, never a filter's.
+const ROUTER_FAILURE_FLAGS: [&str; 13] = [
+    "UH", "UF", "UO", "NR", "NC", "URX", "UT", "UR", "UC", "UPE", "UMSDR", "DF", "OM",
+];
+
+/// A codec refused the request (too large or malformed headers): its details name the codec
+/// (`http1.headers_too_large`). Its flag (`DPE`) is set only after the reply is made.
+const CODEC_ERROR: &str = "response.code_details.startsWith('http1.') || \
+     response.code_details.startsWith('http2.') || \
+     response.code_details.startsWith('http3.')";
+
+/// A transcoded request (meshgate rewrote it for the router and set this header) whose reply
+/// the router sent past the filters: an upstream reset after the response headers, which
+/// meshgate holds. (CEL: unlike a header filter, it also sees requests without headers.)
+const BYPASSED_TRANSCODED: &str = "'x-envoy-original-method' in request.headers && \
+     response.code_details.startsWith('upstream_reset_after_response_started')";
+
+/// Not meshgate's own reply, neither transcoded (meshgate converts those) nor native gRPC
+/// (Envoy answers those with `grpc-status`). True for a request Envoy refused before reading
+/// its headers.
+const PLAIN_HTTP: &str = "response.code_details != 'meshgate' && \
+     !('x-envoy-original-method' in request.headers) && \
+     !('content-type' in request.headers && \
+       request.headers['content-type'].startsWith('application/grpc'))";
+
+/// The gRPC code of an Envoy reply's status: the standard mapping, except where the reply
+/// says more (a malformed request, no route, a limit, an internal error) -- the codes
+/// meshgate itself uses for the same statuses.
+pub fn envoy_reply_code(status: u16) -> Code {
+    match status {
+        400 => Code::InvalidArgument,
+        404 => Code::NotFound,
+        413 | 431 => Code::ResourceExhausted,
+        500 => Code::Internal,
+        other => Code::from_http_status(other),
+    }
+}
+
+/// An access log `status_code_filter` (`op` `EQ` or `GE`); the runtime key is required.
+fn status_filter(op: &str, status: u16) -> Value {
+    let key = format!("meshgate.local_reply.status_{status}");
+    json!({"status_code_filter": {"comparison": {
+        "op": op,
+        "value": {"default_value": status, "runtime_key": key},
+    }}})
+}
+
+fn cel_filter(expression: &str) -> Value {
+    json!({"extension_filter": {
+        "name": "envoy.access_loggers.extension_filters.cel",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+            "expression": expression,
+        },
+    }})
+}
+
+/// Which local replies are mapped (see [`local_reply_config`]).
+fn envoy_made_reply() -> Value {
+    json!({"or_filter": {"filters": [
+        cel_filter(BYPASSED_TRANSCODED),
+        {"and_filter": {"filters": [
+            {"or_filter": {"filters": [
+                {"response_flag_filter": {"flags": ROUTER_FAILURE_FLAGS}},
+                cel_filter(CODEC_ERROR),
+            ]}},
+            cel_filter(PLAIN_HTTP),
+        ]}},
+    ]}})
+}
+
+fn reply_mapper(statuses: Value, code: Code) -> Value {
+    json!({
+        "filter": {"and_filter": {"filters": [statuses, envoy_made_reply()]}},
+        "body_format_override": {
+            "json_format": {"code": code.as_i32(), "message": "%LOCAL_REPLY_BODY%"},
+            "content_type": "application/json",
+        },
+    })
 }
 
 /// CEL access log filter: the request has meshgate's record (Istio: `Telemetry`
@@ -447,6 +587,7 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
     let config = crate::config::compile_json(json.as_bytes()).map_err(|e| e.to_string())?;
     let mut o = EnvoyOptions::new(json, wasm.ok_or("--wasm is required")?);
     o.stats_config = stats_config_for(&config);
+    o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     o.upstream_header = config.routing.upstream_header.clone();
     if let Some((a, p)) = listen {
         o.listen_address = a;
@@ -465,26 +606,6 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_listener_buffers_the_larger_body_limit() {
-        let limit = |json: &str| {
-            let mut o = options(&[]);
-            o.filter_config_json = json.into();
-            bootstrap(&o)["static_resources"]["listeners"][0]["per_connection_buffer_limit_bytes"]
-                .as_u64()
-        };
-        let headroom = 64 << 10;
-        assert_eq!(
-            limit("{}"),
-            Some((16 << 20) + headroom),
-            "defaults: the response's"
-        );
-        let big_request = r#"{"limits":{"max_request_bytes":33554432}}"#;
-        assert_eq!(limit(big_request), Some((32 << 20) + headroom));
-        let small = r#"{"limits":{"max_request_bytes":1024,"max_response_bytes":2048}}"#;
-        assert_eq!(limit(small), Some(2048 + headroom));
-    }
 
     fn options(routes: &[&str]) -> EnvoyOptions {
         let mut o = EnvoyOptions::new("{}".into(), "/m.wasm".into());
@@ -554,6 +675,119 @@ mod tests {
         assert_eq!(values[3], "payments");
         assert_eq!(values[4], "w");
         assert_eq!(routes[4]["route"]["cluster"], "wallets");
+    }
+
+    /// The statuses a mapper's first filter matches: (op, status) pairs.
+    fn statuses(m: &Value) -> Vec<(String, u64)> {
+        let first = &m["filter"]["and_filter"]["filters"][0];
+        let list = match first["or_filter"]["filters"].as_array() {
+            Some(l) => l.clone(),
+            None => vec![first.clone()],
+        };
+        list.iter()
+            .map(|f| {
+                let c = &f["status_code_filter"]["comparison"];
+                let op = c["op"].as_str().unwrap_or_default().to_string();
+                (op, c["value"]["default_value"].as_u64().unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// The mapper of an `EQ` status.
+    fn mapper_for(status: u16) -> Option<Value> {
+        let config = local_reply_config();
+        let mappers = config["mappers"].as_array()?.clone();
+        let want = ("EQ".to_string(), u64::from(status));
+        mappers.into_iter().find(|m| statuses(m).contains(&want))
+    }
+
+    #[test]
+    fn envoys_own_replies_become_status_json_with_the_grpc_code_of_their_status() {
+        for (status, code) in [
+            (503, 14),
+            (502, 14),
+            (504, 4),
+            (408, 4),
+            (431, 8),
+            (413, 8),
+            (400, 3),
+            (404, 5),
+            (500, 13),
+        ] {
+            let m = mapper_for(status).unwrap_or_default();
+            let body = &m["body_format_override"];
+            assert_eq!(body["json_format"]["code"], code, "{status}");
+            assert_eq!(body["json_format"]["message"], "%LOCAL_REPLY_BODY%");
+            assert_eq!(body["content_type"], "application/json");
+        }
+        // Every other error status: still a Status (UNKNOWN), from the last mapper.
+        let config = local_reply_config();
+        let mappers = config["mappers"].as_array().cloned().unwrap_or_default();
+        let last = mappers.last().cloned().unwrap_or_default();
+        assert_eq!(statuses(&last), [("GE".to_string(), 400)]);
+        assert_eq!(last["body_format_override"]["json_format"]["code"], 2);
+        // One mapper per code (mappers are tried in order; the first match applies).
+        assert_eq!(mappers.len(), 7);
+    }
+
+    #[test]
+    fn only_replies_no_filter_converts_are_mapped() {
+        let m = mapper_for(503).unwrap_or_default();
+        let scope = &m["filter"]["and_filter"]["filters"][1]["or_filter"]["filters"];
+        // A transcoded request: only what the router sent past meshgate.
+        let bypassed = scope[0]["extension_filter"]["typed_config"]["expression"].as_str();
+        let bypassed = bypassed.unwrap_or_default();
+        assert!(bypassed.contains("'x-envoy-original-method' in request.headers"));
+        assert!(bypassed.contains("upstream_reset_after_response_started"));
+        // Otherwise: a router or codec failure, not meshgate's reply, not a gRPC client.
+        let plain = &scope[1]["and_filter"]["filters"];
+        let flags = &plain[0]["or_filter"]["filters"][0]["response_flag_filter"]["flags"];
+        for flag in ["UH", "UF", "UT", "UR", "UC"] {
+            assert!(flags.as_array().is_some_and(|f| f.contains(&json!(flag))));
+        }
+        let codec = &plain[0]["or_filter"]["filters"][1]["extension_filter"]["typed_config"];
+        assert!(codec["expression"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("'http1.'"));
+        let rest = plain[1]["extension_filter"]["typed_config"]["expression"].as_str();
+        let rest = rest.unwrap_or_default();
+        assert!(rest.contains("response.code_details != 'meshgate'"));
+        assert!(rest.contains("!('x-envoy-original-method' in request.headers)"));
+        assert!(rest.contains("startsWith('application/grpc')"));
+    }
+
+    #[test]
+    fn the_listener_buffers_the_largest_body_meshgate_accepts() {
+        let gateway = concat!(env!("CARGO_MANIFEST_DIR"), "/envoy/gateway.yaml");
+        let json = compile_file(std::path::Path::new(gateway)).unwrap();
+        let mut owned = crate::config::compile_json(json.as_bytes()).unwrap();
+        let config = &mut owned;
+        config.limits.max_request_bytes = 4 << 20;
+        config.limits.max_response_bytes = 16 << 20;
+        assert_eq!(buffer_limit_for(config), (16 << 20) + (64 << 10));
+        config.limits.max_response_bytes = 1 << 20;
+        assert_eq!(buffer_limit_for(config), 8 << 20);
+        config.limits.max_response_bytes = usize::MAX;
+        assert_eq!(buffer_limit_for(config), u32::MAX);
+        let mut o = options(&[]);
+        let b = bootstrap(&o);
+        let listener = &b["static_resources"]["listeners"][0];
+        assert!(listener.get("per_connection_buffer_limit_bytes").is_none());
+        o.buffer_limit_bytes = Some(buffer_limit_for(config));
+        let b = bootstrap(&o);
+        let listener = &b["static_resources"]["listeners"][0];
+        assert_eq!(listener["per_connection_buffer_limit_bytes"], u32::MAX);
+    }
+
+    #[test]
+    fn the_bootstrap_carries_the_local_reply_config() {
+        let b = bootstrap(&options(&[]));
+        let hcm = &b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
+        assert_eq!(
+            hcm["typed_config"]["local_reply_config"],
+            local_reply_config()
+        );
     }
 
     #[test]

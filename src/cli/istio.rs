@@ -64,6 +64,9 @@ pub struct IstioOptions {
     pub metric_prefix: String,
     /// Envoy `stats_config` for meshgate's metrics (labels, buckets).
     pub stats_config: Value,
+    /// The listener buffer meshgate's body limits need (see
+    /// [`super::envoy::buffer_limit_for`]).
+    pub buffer_limit_bytes: u32,
     /// `oci://registry/repo:tag` and the image's manifest digest (hex).
     pub image: String,
     pub image_sha256: String,
@@ -118,6 +121,10 @@ pub fn manifests(o: &IstioOptions, jwks: &[mesh::JwksHost]) -> Result<Vec<Manife
     if let Some(sha) = &o.module_sha256 {
         out.push(envoyfilter_http(o, sha)?);
     }
+    out.push(Manifest {
+        file: "envoyfilter-local-replies.yaml".into(),
+        docs: envoyfilters_local_replies(o),
+    });
     if !jwks.is_empty() {
         let docs = jwks
             .iter()
@@ -236,6 +243,7 @@ fn options(args: &[String]) -> Result<(IstioOptions, Vec<mesh::JwksHost>, PathBu
         plugin_config,
         metric_prefix: config.observe.names.prefix().to_string(),
         stats_config: super::envoy::stats_config_for(&config),
+        buffer_limit_bytes: super::envoy::buffer_limit_for(&config),
         image,
         image_sha256: image_sha256.to_ascii_lowercase(),
         gateway_namespace: gateway_ns,

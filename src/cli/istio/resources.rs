@@ -153,6 +153,69 @@ pub fn envoyfilter_gateway(o: &IstioOptions, name: &str, code: Value) -> Value {
     })
 }
 
+/// EnvoyFilter patch of the HTTP connection manager: meshgate's `local_reply_config` (see
+/// [`crate::cli::envoy::local_reply_config`]), so that the errors Envoy answers itself, past
+/// the filter, are `google.rpc.Status` JSON too. `context` is `GATEWAY` or `SIDECAR_INBOUND`.
+fn local_replies_patch(context: &str) -> Value {
+    json!({
+        "applyTo": "NETWORK_FILTER",
+        "match": {
+            "context": context,
+            "listener": {"filterChain": {"filter": {
+                "name": "envoy.filters.network.http_connection_manager",
+            }}},
+        },
+        "patch": {
+            "operation": "MERGE",
+            "value": {
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "local_reply_config": crate::cli::envoy::local_reply_config(),
+                },
+            },
+        },
+    })
+}
+
+/// EnvoyFilter patch of the listener: the buffer limit meshgate's body limits need (Envoy's
+/// 1 MiB default answers larger bodies with its own 413 before `max_request_bytes` applies).
+fn buffer_limit_patch(o: &IstioOptions, context: &str) -> Value {
+    json!({
+        "applyTo": "LISTENER",
+        "match": {"context": context},
+        "patch": {
+            "operation": "MERGE",
+            "value": {"per_connection_buffer_limit_bytes": o.buffer_limit_bytes},
+        },
+    })
+}
+
+/// The local-reply EnvoyFilters: one for the ingress gateway, one for the workload's sidecar
+/// (inbound), with the listener buffer limit. They go with any of the ways to install the
+/// filter (WasmPlugin, TrafficExtension, EnvoyFilter), which cannot carry connection manager or
+/// listener settings themselves.
+pub fn envoyfilters_local_replies(o: &IstioOptions) -> Vec<Value> {
+    let name = format!("{}-local-replies", o.name);
+    [
+        (&o.gateway_namespace, &o.gateway_labels, "GATEWAY"),
+        (&o.sidecar_namespace, &o.sidecar_labels, "SIDECAR_INBOUND"),
+    ]
+    .into_iter()
+    .map(|(namespace, labels, context)| {
+        json!({
+            "apiVersion": "networking.istio.io/v1alpha3",
+            "kind": "EnvoyFilter",
+            "metadata": metadata(o, &name, namespace),
+            "spec": {
+                "workloadSelector": {"labels": labels},
+                "configPatches": [local_replies_patch(context), buffer_limit_patch(o, context)],
+            },
+        })
+    })
+    .collect()
+}
+
 fn merge(into: &mut Value, from: Value) {
     if let (Some(a), Value::Object(b)) = (into.as_object_mut(), from) {
         a.extend(b);

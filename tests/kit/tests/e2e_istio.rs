@@ -17,10 +17,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use meshgate::cli::envoy::{bootstrap, stats_config_for, ClusterSpec, EnvoyOptions};
+use meshgate::cli::envoy::{
+    bootstrap, buffer_limit_for, stats_config_for, ClusterSpec, EnvoyOptions,
+};
 use meshgate_kit::harness::{
-    envoy_bin, free_port, http1_client, http2_client, payments_client, repo_root, start_backend,
-    start_envoy, wasm_path, GatewayBuilder,
+    envoy_bin, free_port, grpc_frame, http1_client, http2_client, payments_client, repo_root,
+    start_backend, start_envoy, wasm_path, GatewayBuilder,
 };
 use meshgate_kit::proto::meshgate::demo::v1::GetPaymentRequest;
 use serde_json::{json, Value};
@@ -455,6 +457,115 @@ async fn envoyfilter_filter_and_stats_settings_work_in_envoy() {
     assert!(!envoy_stats.contains("http.gateway.downstream_rq_total"));
 }
 
+/// The local-reply EnvoyFilters (gateway and sidecar) carry meshgate's `local_reply_config`,
+/// and merged into a real Envoy's connection manager it does its job: a backend reset after
+/// its headers (answered by Envoy past the filter) becomes a Status JSON 503, a timeout before
+/// the headers is still converted by meshgate (not wrapped twice), and a native gRPC client
+/// still gets Envoy's trailers-only `grpc-status`.
+#[tokio::test(flavor = "multi_thread")]
+async fn local_reply_envoyfilter_makes_envoys_replies_status_json_in_envoy() {
+    let dir = temp("local-replies");
+    let gateway = repo_root().join("envoy/gateway.yaml");
+    generate(&gateway, &dir);
+    let docs = documents(&dir.join("out"));
+    let filters: Vec<&Value> = docs
+        .iter()
+        .filter(|(f, _)| f == "envoyfilter-local-replies.yaml")
+        .map(|(_, d)| d)
+        .collect();
+    let contexts: Vec<&Value> = filters
+        .iter()
+        .map(|d| &d["spec"]["configPatches"][0]["match"]["context"])
+        .collect();
+    assert_eq!(contexts, [&json!("GATEWAY"), &json!("SIDECAR_INBOUND")]);
+    let patch = &filters[0]["spec"]["configPatches"][0];
+    assert_eq!(patch["applyTo"], "NETWORK_FILTER");
+    assert_eq!(patch["patch"]["operation"], "MERGE");
+    let merged = &patch["patch"]["value"]["typed_config"];
+
+    let payments = start_backend("payments", "payments").unwrap();
+    let wallets = start_backend("wallets", "wallets").unwrap();
+    let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
+    let mut o = EnvoyOptions::new(json_cfg, wasm_path().unwrap().display().to_string());
+    o.listen_port = free_port().unwrap();
+    o.admin_port = free_port().unwrap();
+    o.route_timeout_s = 1;
+    o.clusters = [("payments", &payments), ("wallets", &wallets)]
+        .iter()
+        .map(|(n, b)| ClusterSpec {
+            name: n.to_string(),
+            address: "127.0.0.1".into(),
+            port: b.addr.port(),
+            http2: true,
+        })
+        .collect();
+    // The connection manager as an Istio proxy has it (no local_reply_config), then the patch.
+    let mut b = bootstrap(&o);
+    let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
+    let typed = hcm["typed_config"].as_object_mut().unwrap();
+    typed.remove("local_reply_config");
+    assert_eq!(merged["@type"], typed["@type"]);
+    typed.insert(
+        "local_reply_config".into(),
+        merged["local_reply_config"].clone(),
+    );
+    let envoy = start_envoy(&serde_yaml_ng::to_string(&b).unwrap()).unwrap();
+
+    let post = |mode: (&'static str, &'static str)| {
+        let url = envoy.url("/v1/wallets/w_001:topUp");
+        async move {
+            let headers = [("content-type", "application/json"), mode];
+            http1_client().post(&url, &headers, "{}").await.unwrap()
+        }
+    };
+    let reset = post(("x-demo-misbehave", "reset")).await;
+    println!("reset -> {} {}", reset.status, reset.text());
+    assert_eq!(reset.status.as_u16(), 503, "{}", reset.text());
+    assert_eq!(reset.header("content-type"), Some("application/json"));
+    let status = reset.json().unwrap();
+    assert_eq!(status["code"], 14, "{status}");
+    assert!(
+        status["message"].as_str().unwrap().contains("reset"),
+        "{status}"
+    );
+
+    let slow = post(("x-demo-delay-ms", "3000")).await;
+    println!("timeout -> {} {}", slow.status, slow.text());
+    assert_eq!(slow.status.as_u16(), 504, "{}", slow.text());
+    let status = slow.json().unwrap();
+    assert_eq!(status["code"], 4, "{status}");
+    assert!(
+        !status["message"].as_str().unwrap().contains("\"code\""),
+        "meshgate's conversion is not wrapped in a second Status: {status}"
+    );
+
+    let client = http2_client();
+    let url = envoy.url("/meshgate.demo.v1.Payments/GetPayment");
+    let grpc = client.post(
+        &url,
+        &[
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("x-demo-delay-ms", "3000"),
+        ],
+        grpc_frame(b"\x0a\x07pay_001").to_vec(),
+    );
+    let grpc = grpc.await.unwrap();
+    println!(
+        "gRPC timeout -> {} {:?} {:?}",
+        grpc.status,
+        grpc.header("grpc-status"),
+        grpc.header("grpc-message")
+    );
+    assert_eq!(grpc.header("content-type"), Some("application/grpc"));
+    // Envoy's own gRPC mapping of its 504 (UNAVAILABLE), as without the patch.
+    assert_eq!(grpc.header("grpc-status"), Some("14"));
+    assert_eq!(
+        grpc.header("grpc-message"),
+        Some("upstream request timeout")
+    );
+}
+
 /// The wasm filter as Istio's pilot renders a WasmPlugin (pilot/pkg/model/extensions.go:
 /// name `<namespace>.<name>`, root_id = pluginName, configuration = the pluginConfig as JSON,
 /// no `allow_on_headers_stop_iteration`).
@@ -642,9 +753,17 @@ async fn wasmplugin_as_istio_renders_it_answers_like_the_local_configuration() {
     let payments = start_backend("payments", "payments").unwrap();
     let wallets = start_backend("wallets", "wallets").unwrap();
     let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
+    let config = meshgate::config::compile_json(json_cfg.as_bytes()).unwrap();
     let mut o = EnvoyOptions::new(json_cfg, "unused".into());
     o.listen_port = free_port().unwrap();
     o.admin_port = free_port().unwrap();
+    // The listener buffer that envoyfilter-local-replies.yaml merges into the gateway.
+    let limits = doc(&docs, "envoyfilter-local-replies.yaml", "EnvoyFilter");
+    let patch = &limits["spec"]["configPatches"][1];
+    assert_eq!(patch["applyTo"], "LISTENER");
+    let limit = patch["patch"]["value"]["per_connection_buffer_limit_bytes"].as_u64();
+    assert_eq!(limit, Some(u64::from(buffer_limit_for(&config))));
+    o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     o.clusters = [("payments", &payments), ("wallets", &wallets)]
         .iter()
         .map(|(n, b)| ClusterSpec {

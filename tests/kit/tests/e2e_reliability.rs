@@ -33,6 +33,8 @@ struct Row {
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
     status: u16,
+    /// The `code` the Status body must carry, when the row pins it.
+    code: Option<u64>,
 }
 
 fn row(name: &'static str, method: &'static str, path: &str, body: &[u8], status: u16) -> Row {
@@ -43,12 +45,18 @@ fn row(name: &'static str, method: &'static str, path: &str, body: &[u8], status
         headers: vec![("content-type", "application/json".to_string())],
         body: body.to_vec(),
         status,
+        code: None,
     }
 }
 
 impl Row {
     fn header(mut self, name: &'static str, value: &str) -> Row {
         self.headers.push((name, value.to_string()));
+        self
+    }
+
+    fn code(mut self, code: u64) -> Row {
+        self.code = Some(code);
         self
     }
 }
@@ -99,6 +107,11 @@ async fn run_rows(gw: &Gateway, rows: &[Row]) -> Vec<String> {
                     ));
                 } else if let Some(p) = status_shape_problem(&resp) {
                     failures.push(format!("{}: {p}", r.name));
+                } else if let Some(code) = r
+                    .code
+                    .filter(|c| resp.json().ok().map(|v| v["code"].clone()) != Some((*c).into()))
+                {
+                    failures.push(format!("{}: code is not {code}: {}", r.name, resp.text()));
                 }
             }
         }
@@ -288,24 +301,48 @@ async fn bad_paths_and_queries_get_400_status() {
     );
 }
 
-/// Oversized body (above `limits.max_request_bytes`, 4 MiB): 413. Oversized headers are
-/// refused by Envoy itself (431, before the filter runs): checked for status and no hang only.
+/// Oversized body (above `limits.max_request_bytes`, 4 MiB): 413 (and a 2 MiB body, under it:
+/// 200). Oversized headers are
+/// refused by Envoy itself (431, before the filter runs), as a Status through the rendered
+/// `local_reply_config`.
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_bodies_and_headers_are_refused() {
     let gw = GatewayBuilder::demo().start().unwrap();
     let mut big = b"{\"merchant\":\"".to_vec();
     big.resize(5 << 20, b'a');
     big.extend_from_slice(b"\"}");
-    let failures = run_rows(
+    // Headers above Envoy's own limit never reach the filter: the codec refuses them and the
+    // rendered `local_reply_config` makes that reply a Status (RESOURCE_EXHAUSTED) too.
+    // Under the limit but above Envoy's default buffer limit (1 MiB): served, because the
+    // rendered listener buffers what meshgate accepts.
+    let mut under =
+        br#"{"amount":{"currency_code":"EUR","amount_minor":"500"},"merchant":""#.to_vec();
+    under.resize(2 << 20, b'm');
+    under.extend_from_slice(b"\"}");
+    let resp = send(
         &gw,
-        &[row("body over 4 MiB", "POST", "/v1/payments", &big, 413)],
+        &row("body of 2 MiB", "POST", "/v1/payments", &under, 200),
     )
-    .await;
-    let huge_header = row("header of 100 KiB", "GET", "/v1/payments/pay_001", b"", 431)
-        .header("x-big", &"h".repeat(100 << 10));
-    let resp = send(&gw, &huge_header).await.unwrap();
-    println!("row header of 100 KiB -> {}", resp.status);
-    assert_eq!(resp.status.as_u16(), 431, "Envoy's header limit");
+    .await
+    .unwrap();
+    println!(
+        "row body of 2 MiB -> {} ({} bytes)",
+        resp.status,
+        resp.body.len()
+    );
+    assert_eq!(
+        resp.status.as_u16(),
+        200,
+        "{}",
+        resp.text().chars().take(300).collect::<String>()
+    );
+    let rows = [
+        row("body over 4 MiB", "POST", "/v1/payments", &big, 413),
+        row("header of 100 KiB", "GET", "/v1/payments/pay_001", b"", 431)
+            .header("x-big", &"h".repeat(100 << 10))
+            .code(8),
+    ];
+    let failures = run_rows(&gw, &rows).await;
     assert_vm_healthy(&gw).await;
     assert!(
         failures.is_empty(),
@@ -401,13 +438,9 @@ async fn misbehaving_backends_get_502_status() {
             }
             .header("x-demo-misbehave", mode),
         );
-        if mode == "reset" {
-            // Known limit (README, "Known limits"): a backend that resets a POST's stream after
-            // sending headers is answered by Envoy directly, bypassing every filter, with a
-            // plain-text 503; `e2e_transcode` pins that behaviour. The GET row above (the
-            // filter's own call) gets the Status body.
-            continue;
-        }
+        // A POST's reset comes after the backend's headers, which meshgate holds: Envoy
+        // answers past the filter, and the rendered `local_reply_config` makes that a Status.
+        let code = if mode == "reset" { Some(14) } else { None };
         let post = row(
             "misbehave POST",
             "POST",
@@ -418,6 +451,7 @@ async fn misbehaving_backends_get_502_status() {
         rows.push(
             Row {
                 name: leak(format!("POST {mode}")),
+                code,
                 ..post
             }
             .header("x-demo-misbehave", mode),
@@ -438,7 +472,8 @@ fn leak(s: String) -> &'static str {
 }
 
 /// A backend slower than the route timeout (1 s) or than the upstream's `timeout_ms` (1 s, the
-/// bound of the filter's own call for a body-less GET): 504 DEADLINE_EXCEEDED, in about 1 s.
+/// bound of the filter's own call for a body-less GET): 504 DEADLINE_EXCEEDED, in about 1 s;
+/// one that stalls after its headers: 504 too.
 #[tokio::test(flavor = "multi_thread")]
 async fn backend_timeouts_get_504_status() {
     let root = repo_root();
@@ -476,6 +511,25 @@ async fn backend_timeouts_get_504_status() {
     ];
     let started = Instant::now();
     let failures = run_rows(&gw, &rows).await;
+    // A backend that sends its headers, then stalls past the route timeout: Envoy answers 504
+    // past meshgate, which holds those headers. Known gap (README, "Known limits"): Envoy's
+    // code details do not tell this timeout from one before the headers (which meshgate
+    // converts), so the rendered local_reply_config leaves it alone and the body is Envoy's
+    // plain text. Checked here: the status, and that it does not hang.
+    let stall = row(
+        "stall after headers POST",
+        "POST",
+        "/v1/wallets/w_001:topUp",
+        b"{}",
+        504,
+    )
+    .header("x-demo-misbehave", "stall");
+    let resp = send(&gw, &stall).await.unwrap();
+    println!("row {:<28} -> {}: {}", stall.name, resp.status, resp.text());
+    assert_eq!(resp.status.as_u16(), 504, "{}", resp.text());
+    if let Some(p) = status_shape_problem(&resp) {
+        println!("KNOWN GAP {}: {p}", stall.name);
+    }
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "timeouts took {:?}",
@@ -562,6 +616,63 @@ async fn slow_clients_are_served_and_abandoned_requests_do_no_harm() {
     println!("slow client -> {status_line}");
     assert!(status_line.contains(" 200 "), "slow client got: {answer}");
     tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_vm_healthy(&gw).await;
+}
+
+/// A client that reads a large reply slowly (4 KiB every 10 ms, so Envoy's buffers fill and it
+/// must hold the rest back) gets all of it, intact; the gateway serves others meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_readers_get_the_whole_reply() {
+    let gw = GatewayBuilder::demo().start().unwrap();
+    let addr = gw.addr();
+    let merchant = format!("merchants/{}", "m".repeat(512 << 10));
+    let body = serde_json::json!({
+        "merchant": merchant,
+        "amount": {"currency_code": "EUR", "amount_minor": "500"},
+    })
+    .to_string();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
+        let head = format!(
+            "POST /v1/payments HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match s.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) => panic!("slow reader: {e} after {} bytes", out.len()),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        out
+    });
+    // Meanwhile, another client is served.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other = http1_client()
+        .get(&gw.url("/v1/payments/pay_001"), &[])
+        .await
+        .unwrap();
+    assert_eq!(other.status.as_u16(), 200, "served while a reader is slow");
+    let raw = reader.await.unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, reply) = text.split_once("\r\n\r\n").unwrap_or_default();
+    println!(
+        "slow reader -> {} ({} bytes of body)",
+        head.lines().next().unwrap_or_default(),
+        reply.len()
+    );
+    assert!(head.starts_with("HTTP/1.1 200 "), "slow reader got: {head}");
+    let payment: serde_json::Value = serde_json::from_str(reply).unwrap();
+    assert_eq!(
+        payment["merchant"].as_str().map(str::len),
+        Some(merchant.len())
+    );
     assert_vm_healthy(&gw).await;
 }
 

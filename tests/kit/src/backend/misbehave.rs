@@ -21,6 +21,9 @@ pub enum Misbehave {
     Truncated,
     /// Headers and half a frame, then RST_STREAM (INTERNAL_ERROR) instead of trailers.
     Reset,
+    /// Headers and half a frame, then silence for [`STALL`] (longer than any test's route
+    /// timeout), then a reset: a backend that hangs after it started answering.
+    Stall,
     /// A frame with the compressed flag set although no `grpc-encoding` was negotiated.
     Compressed,
     /// A prefix declaring 16 MiB followed by 16 bytes, then `grpc-status: 0`.
@@ -37,15 +40,19 @@ impl FromStr for Misbehave {
             "bad-frame" => Ok(Misbehave::BadFrame),
             "truncated" => Ok(Misbehave::Truncated),
             "reset" => Ok(Misbehave::Reset),
+            "stall" => Ok(Misbehave::Stall),
             "compressed" => Ok(Misbehave::Compressed),
             "huge" => Ok(Misbehave::Huge),
             "no-trailers" => Ok(Misbehave::NoTrailers),
             other => Err(format!(
-                "x-demo-misbehave: unknown mode {other:?} (bad-frame, truncated, reset, compressed, huge, no-trailers)"
+                "x-demo-misbehave: unknown mode {other:?} (bad-frame, truncated, reset, stall, compressed, huge, no-trailers)"
             )),
         }
     }
 }
+
+/// How long a [`Misbehave::Stall`] reply stays silent after its first bytes.
+pub const STALL: Duration = Duration::from_secs(20);
 
 /// One step of a scripted body.
 #[derive(Debug)]
@@ -71,6 +78,11 @@ impl Misbehave {
             Misbehave::Reset => vec![
                 Step::Data(prefix(0, 64).into_iter().chain([0x0a, 0x03]).collect()),
                 Step::Pause(Duration::from_millis(20)),
+                Step::Reset,
+            ],
+            Misbehave::Stall => vec![
+                Step::Data(prefix(0, 64).into_iter().chain([0x0a, 0x03]).collect()),
+                Step::Pause(STALL),
                 Step::Reset,
             ],
             Misbehave::Compressed => vec![Step::Data(frame(1, b"\x0a\x03abc")), ok_trailers()],
@@ -150,6 +162,7 @@ mod tests {
     fn modes_parse_and_unknown_is_rejected() {
         assert_eq!("reset".parse::<Misbehave>(), Ok(Misbehave::Reset));
         assert_eq!("huge".parse::<Misbehave>(), Ok(Misbehave::Huge));
+        assert_eq!("stall".parse::<Misbehave>(), Ok(Misbehave::Stall));
         assert!("explode".parse::<Misbehave>().is_err());
     }
 

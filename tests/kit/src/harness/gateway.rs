@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use meshgate::cli::envoy::{bootstrap, stats_config_for, ClusterSpec, EnvoyOptions, RouteSpec};
+use meshgate::cli::envoy::{
+    bootstrap, buffer_limit_for, stats_config_for, ClusterSpec, EnvoyOptions, RouteSpec,
+};
 use serde_json::Value;
 
 use super::{free_port, repo_root, start_backend, start_envoy_with_args, Backend, Envoy};
@@ -208,6 +210,7 @@ impl GatewayBuilder {
         o.failure_policy = self.failure_policy;
         o.route_timeout_s = self.route_timeout_s;
         o.stats_config = stats_config_for(&config);
+        o.buffer_limit_bytes = Some(buffer_limit_for(&config));
         o.upstream_header = config.routing.upstream_header.clone();
         let mut b = bootstrap(&o);
         if !self.headers_pause {
