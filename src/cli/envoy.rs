@@ -392,11 +392,14 @@ const CODEC_ERROR: &str = "response.code_details.startsWith('http1.') || \
      response.code_details.startsWith('http2.') || \
      response.code_details.startsWith('http3.')";
 
-/// A transcoded request (meshgate rewrote it for the router and set this header) whose reply
-/// the router sent past the filters: an upstream reset after the response headers, which
-/// meshgate holds. (CEL: unlike a header filter, it also sees requests without headers.)
-const BYPASSED_TRANSCODED: &str = "'x-envoy-original-method' in request.headers && \
-     response.code_details.startsWith('upstream_reset_after_response_started')";
+/// A transcoded request: meshgate rewrote it for the router and set this header. (CEL: unlike a
+/// header filter, it also sees requests without headers.)
+const TRANSCODED: &str = "'x-envoy-original-method' in request.headers";
+
+/// The router reset the stream after the upstream's response headers (which meshgate holds
+/// on a transcoded request): Envoy answers past the filters.
+const RESET_AFTER_HEADERS: &str =
+    "response.code_details.startsWith('upstream_reset_after_response_started')";
 
 /// Not meshgate's own reply, neither transcoded (meshgate converts those) nor native gRPC
 /// (Envoy answers those with `grpc-status`). True for a request Envoy refused before reading
@@ -441,7 +444,16 @@ fn cel_filter(expression: &str) -> Value {
 /// Which local replies are mapped (see [`local_reply_config`]).
 fn envoy_made_reply() -> Value {
     json!({"or_filter": {"filters": [
-        cel_filter(BYPASSED_TRANSCODED),
+        // Every router failure of a transcoded request: those past the filters (a reset or a
+        // timeout after the response headers, which meshgate holds) could not be converted
+        // otherwise; meshgate adopts the Status of those that reach it.
+        {"and_filter": {"filters": [
+            cel_filter(TRANSCODED),
+            {"or_filter": {"filters": [
+                {"response_flag_filter": {"flags": ROUTER_FAILURE_FLAGS}},
+                cel_filter(RESET_AFTER_HEADERS),
+            ]}},
+        ]}},
         {"and_filter": {"filters": [
             {"or_filter": {"filters": [
                 {"response_flag_filter": {"flags": ROUTER_FAILURE_FLAGS}},
@@ -734,11 +746,24 @@ mod tests {
     fn only_replies_no_filter_converts_are_mapped() {
         let m = mapper_for(503).unwrap_or_default();
         let scope = &m["filter"]["and_filter"]["filters"][1]["or_filter"]["filters"];
-        // A transcoded request: only what the router sent past meshgate.
-        let bypassed = scope[0]["extension_filter"]["typed_config"]["expression"].as_str();
-        let bypassed = bypassed.unwrap_or_default();
-        assert!(bypassed.contains("'x-envoy-original-method' in request.headers"));
-        assert!(bypassed.contains("upstream_reset_after_response_started"));
+        // A transcoded request: every router failure (meshgate adopts the Status of those that
+        // reach it; those past it, a reset or timeout after the headers, need this).
+        let transcoded = &scope[0]["and_filter"]["filters"];
+        let is_transcoded =
+            transcoded[0]["extension_filter"]["typed_config"]["expression"].as_str();
+        assert_eq!(
+            is_transcoded,
+            Some("'x-envoy-original-method' in request.headers")
+        );
+        let failures = &transcoded[1]["or_filter"]["filters"];
+        for flag in ["UH", "UF", "UT", "UR", "UC"] {
+            let flags = &failures[0]["response_flag_filter"]["flags"];
+            assert!(flags.as_array().is_some_and(|f| f.contains(&json!(flag))));
+        }
+        let reset = failures[1]["extension_filter"]["typed_config"]["expression"].as_str();
+        assert!(reset
+            .unwrap_or_default()
+            .contains("upstream_reset_after_response_started"));
         // Otherwise: a router or codec failure, not meshgate's reply, not a gRPC client.
         let plain = &scope[1]["and_filter"]["filters"];
         let flags = &plain[0]["or_filter"]["filters"][0]["response_flag_filter"]["flags"];

@@ -136,6 +136,9 @@ fn known_any_to_json(pool: &DescriptorPool, any: &AnyProto) -> Option<Value> {
 /// UNKNOWN, as gRPC specifies, answered 502 rather than 500 because the upstream is at fault.
 /// The message quotes the body when it is text (at most 256 characters).
 pub fn error_from_http(status: u16, body: &[u8], content_type: Option<&str>) -> GatewayError {
+    if let Some(error) = status_json(status, body, content_type) {
+        return error;
+    }
     let mapped = Code::from_http_status(status);
     let code = if mapped == Code::Ok {
         Code::Unknown
@@ -161,6 +164,21 @@ pub fn error_from_http(status: u16, body: &[u8], content_type: Option<&str>) -> 
         413 => error.with_status(413),
         _ => error,
     }
+}
+
+/// An error reply that is already a `google.rpc.Status` in JSON (`{"code": N, "message": ..}`,
+/// as Envoy's local replies are rendered by `meshgate envoy`'s `local_reply_config`): kept as
+/// it is, with its HTTP status, rather than quoted inside another Status.
+fn status_json(status: u16, body: &[u8], content_type: Option<&str>) -> Option<GatewayError> {
+    if status < 400 || !content_type.is_some_and(|ct| ct.contains("json")) {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let obj = v.as_object()?;
+    let code = obj.get("code")?.as_i64().filter(|c| (1..=16).contains(c))?;
+    let message = obj.get("message")?.as_str()?;
+    let code = Code::from_i32(i32::try_from(code).ok()?);
+    Some(GatewayError::new(code, message).with_status(status))
 }
 
 /// The body as one line of text, when it is text: no content type or a textual one, valid
@@ -412,5 +430,25 @@ mod tests {
         assert!(e.message.ends_with("gRPC (2 bytes)"), "{}", e.message);
         let e = error_from_http(503, "line1\nline2\u{7}".as_bytes(), None);
         assert!(e.message.ends_with("line1 line2 "), "{:?}", e.message);
+    }
+
+    #[test]
+    fn a_status_json_error_reply_is_kept_as_it_is() {
+        let json = Some("application/json");
+        let body = br#"{"code":4,"message":"upstream request timeout"}"#;
+        let e = error_from_http(504, body, json);
+        assert_eq!((e.code, e.status()), (Code::DeadlineExceeded, 504));
+        assert_eq!(e.message, "upstream request timeout");
+        // Not a Status: quoted as before.
+        for (status, body, ct) in [
+            (504, &br#"{"code":"x","message":"m"}"#[..], json),
+            (504, &br#"{"code":99,"message":"m"}"#[..], json),
+            (504, &br#"{"code":4}"#[..], json),
+            (504, &br#"{"code":4,"message":"m"}"#[..], Some("text/plain")),
+            (200, &br#"{"code":4,"message":"m"}"#[..], json),
+        ] {
+            let e = error_from_http(status, body, ct);
+            assert!(e.message.contains("instead of gRPC"), "{:?}", e.message);
+        }
     }
 }

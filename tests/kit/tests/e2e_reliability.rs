@@ -512,10 +512,8 @@ async fn backend_timeouts_get_504_status() {
     let started = Instant::now();
     let failures = run_rows(&gw, &rows).await;
     // A backend that sends its headers, then stalls past the route timeout: Envoy answers 504
-    // past meshgate, which holds those headers. Known gap (README, "Known limits"): Envoy's
-    // code details do not tell this timeout from one before the headers (which meshgate
-    // converts), so the rendered local_reply_config leaves it alone and the body is Envoy's
-    // plain text. Checked here: the status, and that it does not hang.
+    // past meshgate, which holds those headers; the rendered local_reply_config makes it a
+    // Status (as it does every router failure of a transcoded request).
     let stall = row(
         "stall after headers POST",
         "POST",
@@ -528,8 +526,14 @@ async fn backend_timeouts_get_504_status() {
     println!("row {:<28} -> {}: {}", stall.name, resp.status, resp.text());
     assert_eq!(resp.status.as_u16(), 504, "{}", resp.text());
     if let Some(p) = status_shape_problem(&resp) {
-        println!("KNOWN GAP {}: {p}", stall.name);
+        panic!("{}: {p}", stall.name);
     }
+    assert_eq!(
+        resp.json().unwrap()["code"],
+        4,
+        "DEADLINE_EXCEEDED: {}",
+        resp.text()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(8),
         "timeouts took {:?}",
