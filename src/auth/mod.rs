@@ -24,6 +24,7 @@ mod extract;
 mod fetch;
 pub mod keys;
 mod requirement;
+mod rsa;
 mod signature;
 mod state;
 mod verify;
