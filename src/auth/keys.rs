@@ -12,6 +12,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::alg::{Alg, AlgSet};
+use super::ecdsa::{P256Key, P384Key};
 use super::es384;
 use super::rsa::RsaKey;
 
@@ -19,8 +20,9 @@ use super::rsa::RsaKey;
 enum Material {
     /// The key with its Montgomery constants.
     Rsa(Box<RsaKey>),
-    P256(<Es256 as Algorithm>::VerifyingKey),
-    P384(<es384::Es384 as Algorithm>::VerifyingKey),
+    /// The point with its table of multiples.
+    P256(Box<P256Key>),
+    P384(Box<P384Key>),
     Ed25519(<Ed25519 as Algorithm>::VerifyingKey),
     Hmac(Box<HmacKeys>),
 }
@@ -155,10 +157,19 @@ fn material(jwk: &JsonWebKey<'_>, kty: &str) -> Result<(Material, AlgSet), Strin
         JsonWebKey::Rsa { .. } => rsa_material(jwk),
         JsonWebKey::EllipticCurve { curve, x, y, .. } => match curve.as_ref() {
             "P-256" => <Es256 as Algorithm>::VerifyingKey::try_from(jwk)
-                .map(|k| (Material::P256(k), AlgSet::of(&[Alg::Es256])))
+                .map(|k| {
+                    (
+                        Material::P256(Box::new(P256Key::new(&k))),
+                        AlgSet::of(&[Alg::Es256]),
+                    )
+                })
                 .map_err(|e| format!("bad P-256 key: {e}")),
-            "P-384" => es384::verifying_key_from_coordinates(x, y)
-                .map(|k| (Material::P384(k), AlgSet::of(&[Alg::Es384]))),
+            "P-384" => es384::verifying_key_from_coordinates(x, y).map(|k| {
+                (
+                    Material::P384(Box::new(P384Key::new(&k))),
+                    AlgSet::of(&[Alg::Es384]),
+                )
+            }),
             other => Err(format!("unsupported EC curve {other:?}")),
         },
         JsonWebKey::KeyPair { .. } => <Ed25519 as Algorithm>::VerifyingKey::try_from(jwk)

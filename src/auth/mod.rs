@@ -18,6 +18,7 @@ mod cache;
 mod claims;
 mod config;
 mod deny;
+mod ecdsa;
 mod engine;
 pub mod es384;
 mod extract;
