@@ -9,7 +9,8 @@ run, divided by the requests completed); requests/s and latency percentiles (fro
 per-request log) come beside it. Ratios are taken pair by pair within a round, against the bare
 run of the same round, and reported as median [min-max] across rounds.
 
-Usage: bench.py [--quick] [--out BENCHMARKS.md]   (environment: BENCH_ROUNDS, BENCH_DURATION,
+Usage: bench.py [--quick] [--out BENCHMARKS.md] [--only CONFIGS] [--scenarios NAMES]
+(comma-separated subsets, for profiling one case; environment: BENCH_ROUNDS, BENCH_DURATION,
 BENCH_WARMUP, BENCH_CONNECTIONS, MESHGATE_ENVOY, BENCH_KEEP=1 to keep the work directory)
 """
 import argparse
@@ -239,6 +240,7 @@ def main():
     ap.add_argument("--meshgate", default=os.path.join(ROOT, "target", "release", "meshgate"))
     ap.add_argument("--backend", default=os.path.join(ROOT, "target", "release", "demo-backend"))
     ap.add_argument("--only", default="", help="comma-separated configs to run")
+    ap.add_argument("--scenarios", default="", help="comma-separated scenarios to run")
     args = ap.parse_args()
     envoy = subprocess.run([os.path.join(ROOT, "tests/tools/envoy-path.sh")],
                            capture_output=True, text=True).stdout.strip()
@@ -263,6 +265,9 @@ def main():
                     "payments", "--name", "payments"], blog)
     env = {"work": work, "params": p, "filters": filters, "backend_port": backend_port,
            "envoy": envoy, "clk": os.sysconf("SC_CLK_TCK"), "scenarios": scenarios(work, keys)}
+    if args.scenarios:
+        wanted = args.scenarios.split(",")
+        env["scenarios"] = {k: v for k, v in env["scenarios"].items() if k in wanted}
     results = []
     load = [os.getloadavg()[0]]
     try:
