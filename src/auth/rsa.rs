@@ -119,13 +119,14 @@ impl RsaKey {
         }
         let width = self.n.len();
         let mut scratch = vec![0; width + 2];
+        let mut square_scratch = vec![0; 2 * width + 1];
         let mut base = vec![0; width];
         self.mont_mul(&mut base, &s, &self.rr, &mut scratch);
         let mut acc = base.clone();
         let mut tmp = vec![0; width];
         let top = u64::BITS - 1 - self.e.leading_zeros();
         for i in (0..top).rev() {
-            self.mont_mul(&mut tmp, &acc, &acc, &mut scratch);
+            self.mont_sqr(&mut tmp, &acc, &mut square_scratch);
             std::mem::swap(&mut acc, &mut tmp);
             if self.e >> i & 1 == 1 {
                 self.mont_mul(&mut tmp, &acc, &base, &mut scratch);
@@ -138,6 +139,83 @@ impl RsaKey {
         }
         self.mont_mul(&mut tmp, &acc, &one, &mut scratch);
         Some(to_bytes(&tmp, self.len()))
+    }
+
+    /// `out = a² × R⁻¹ mod n` (SOS: the square's cross products once and doubled, then the
+    /// reduction), for `a` below `n`. `t` is scratch of `2 × limbs + 1`.
+    fn mont_sqr(&self, out: &mut [Limb], a: &[Limb], t: &mut [Limb]) {
+        t.fill(0);
+        // Cross products a[i]·a[j], i < j, at t[i + j].
+        for (i, &ai) in a.iter().enumerate() {
+            let (Some(row), Some(rest)) = (t.get_mut(2 * i + 1..), a.get(i + 1..)) else {
+                continue;
+            };
+            let mut carry: Limb = 0;
+            let mut cells = row.iter_mut();
+            // The shorter side first: zip would drop a cell after `rest` runs out.
+            for (&aj, tj) in rest.iter().zip(&mut cells) {
+                let w = Wide::from(*tj) + Wide::from(ai) * Wide::from(aj) + Wide::from(carry);
+                *tj = w as Limb;
+                carry = (w >> LIMB_BITS) as Limb;
+            }
+            if let Some(next) = cells.next() {
+                *next = carry;
+            }
+        }
+        // Doubled, plus the squares a[i]² at t[2i].
+        let mut shifted: Limb = 0;
+        for l in t.iter_mut() {
+            let top = *l >> (LIMB_BITS - 1);
+            *l = *l << 1 | shifted;
+            shifted = top;
+        }
+        let mut carry: Wide = 0;
+        for (pair, &ai) in t.chunks_mut(2).zip(a) {
+            let sq = Wide::from(ai) * Wide::from(ai);
+            let parts = [sq as Limb, (sq >> LIMB_BITS) as Limb];
+            for (cell, part) in pair.iter_mut().zip(parts) {
+                let w = Wide::from(*cell) + Wide::from(part) + carry;
+                *cell = w as Limb;
+                carry = w >> LIMB_BITS;
+            }
+        }
+        // Montgomery reduction, one limb at a time.
+        let width = self.n.len();
+        for i in 0..width {
+            let Some(window) = t.get_mut(i..) else {
+                break;
+            };
+            let m = window
+                .first()
+                .copied()
+                .unwrap_or(0)
+                .wrapping_mul(self.n0inv);
+            let mut carry: Limb = 0;
+            let mut cells = window.iter_mut();
+            for (&nj, tj) in self.n.iter().zip(&mut cells) {
+                let w = Wide::from(*tj) + Wide::from(m) * Wide::from(nj) + Wide::from(carry);
+                *tj = w as Limb;
+                carry = (w >> LIMB_BITS) as Limb;
+            }
+            for tj in cells {
+                if carry == 0 {
+                    break;
+                }
+                let (v, c) = tj.overflowing_add(carry);
+                *tj = v;
+                carry = Limb::from(c);
+            }
+        }
+        let Some(high) = t.get_mut(width..) else {
+            return;
+        };
+        let Some((&mut top, low)) = high.split_last_mut() else {
+            return;
+        };
+        if top != 0 || !less_than(low, &self.n) {
+            sub_assign(low, &self.n);
+        }
+        out.copy_from_slice(low);
     }
 
     /// `out = a × b × R⁻¹ mod n` (CIOS Montgomery multiplication), for `a`, `b` below `n`.
