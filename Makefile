@@ -19,7 +19,7 @@ help:
 	@echo "make validate  check envoy/gateway.yaml as the filter would"
 	@echo "make oci       build/oci: the module as an OCI image layout Istio pulls (push with skopeo)"
 	@echo "make istio     regenerate istio/examples/ from istio/gateway.yaml and the image"
-	@echo "make bench     meshgate vs Envoy's native filters and a bare proxy (h2load, ~12 min): BENCHMARKS.md"
+	@echo "make bench     meshgate vs Envoy's native filters and a bare proxy (h2load, ~13 min): BENCHMARKS.md"
 	@echo "make bench-quick  the same in ~2 minutes (one short round)"
 	@echo "make fuzz      run every fuzz target for FUZZ_SECONDS (default 300) each"
 	@echo "make soak      200k mixed requests through real Envoy, counts reconciled"

@@ -5,24 +5,24 @@
 //! verify, from its `kty`/`crv`/`alg` (RFC 7517/7518): an RSA key never verifies `HS256`, and a
 //! key with `alg` verifies only that algorithm.
 
-use jwt_compact::alg::{Ed25519, Es256, Hs256Key, Hs384Key, Hs512Key, RsaPublicKey};
+use jwt_compact::alg::{Ed25519, Es256, Hs256Key, Hs384Key, Hs512Key};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::Algorithm;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::alg::{Alg, AlgSet};
+use super::ecdsa::{P256Key, P384Key};
 use super::es384;
-
-/// Smallest accepted RSA modulus (RFC 7518 §3.3: 2048 bits or larger).
-const MIN_RSA_BITS: usize = 2048;
+use super::rsa::RsaKey;
 
 /// The key material, in the form the verifier uses directly.
 enum Material {
-    /// The key and its modulus length in bytes (the exact length of its signatures).
-    Rsa(RsaPublicKey, usize),
-    P256(<Es256 as Algorithm>::VerifyingKey),
-    P384(<es384::Es384 as Algorithm>::VerifyingKey),
+    /// The key with its Montgomery constants.
+    Rsa(Box<RsaKey>),
+    /// The point with its table of multiples.
+    P256(Box<P256Key>),
+    P384(Box<P384Key>),
     Ed25519(<Ed25519 as Algorithm>::VerifyingKey),
     Hmac(Box<HmacKeys>),
 }
@@ -64,7 +64,7 @@ impl Key {
     fn material_ref(&self) -> super::signature::KeyRef<'_> {
         use super::signature::KeyRef;
         match &self.material {
-            Material::Rsa(k, n) => KeyRef::Rsa(k, *n),
+            Material::Rsa(k) => KeyRef::Rsa(k),
             Material::P256(k) => KeyRef::P256(k),
             Material::P384(k) => KeyRef::P384(k),
             Material::Ed25519(k) => KeyRef::Ed25519(k),
@@ -157,10 +157,19 @@ fn material(jwk: &JsonWebKey<'_>, kty: &str) -> Result<(Material, AlgSet), Strin
         JsonWebKey::Rsa { .. } => rsa_material(jwk),
         JsonWebKey::EllipticCurve { curve, x, y, .. } => match curve.as_ref() {
             "P-256" => <Es256 as Algorithm>::VerifyingKey::try_from(jwk)
-                .map(|k| (Material::P256(k), AlgSet::of(&[Alg::Es256])))
+                .map(|k| {
+                    (
+                        Material::P256(Box::new(P256Key::new(&k))),
+                        AlgSet::of(&[Alg::Es256]),
+                    )
+                })
                 .map_err(|e| format!("bad P-256 key: {e}")),
-            "P-384" => es384::verifying_key_from_coordinates(x, y)
-                .map(|k| (Material::P384(k), AlgSet::of(&[Alg::Es384]))),
+            "P-384" => es384::verifying_key_from_coordinates(x, y).map(|k| {
+                (
+                    Material::P384(Box::new(P384Key::new(&k))),
+                    AlgSet::of(&[Alg::Es384]),
+                )
+            }),
             other => Err(format!("unsupported EC curve {other:?}")),
         },
         JsonWebKey::KeyPair { .. } => <Ed25519 as Algorithm>::VerifyingKey::try_from(jwk)
@@ -172,27 +181,16 @@ fn material(jwk: &JsonWebKey<'_>, kty: &str) -> Result<(Material, AlgSet), Strin
 }
 
 fn rsa_material(jwk: &JsonWebKey<'_>) -> Result<(Material, AlgSet), String> {
-    let key = RsaPublicKey::try_from(jwk).map_err(|e| format!("bad RSA key: {e}"))?;
-    let bits = rsa_bits(jwk);
-    if bits < MIN_RSA_BITS {
-        return Err(format!(
-            "RSA modulus of {bits} bits is below {MIN_RSA_BITS}"
-        ));
-    }
-    Ok((Material::Rsa(key, bits.div_ceil(8)), AlgSet::RSA))
-}
-
-fn rsa_bits(jwk: &JsonWebKey<'_>) -> usize {
-    let JsonWebKey::Rsa { modulus, .. } = jwk else {
-        return 0;
+    let JsonWebKey::Rsa {
+        modulus,
+        public_exponent,
+        ..
+    } = jwk
+    else {
+        return Err("bad RSA key".into());
     };
-    let n: &[u8] = modulus;
-    let leading = n.iter().take_while(|b| **b == 0).count();
-    let rest = n.get(leading..).unwrap_or_default();
-    match rest.first() {
-        None => 0,
-        Some(top) => rest.len() * 8 - top.leading_zeros() as usize,
-    }
+    let key = RsaKey::new(modulus, public_exponent)?;
+    Ok((Material::Rsa(Box::new(key)), AlgSet::RSA))
 }
 
 /// An `oct` key verifies the HMACs whose hash is no longer than the key (RFC 7518 §3.2).

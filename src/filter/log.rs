@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::Filter;
 use crate::host::{Host, Level};
-use crate::observe::{classify, outcome_label, parse_trace, AccessRecord, Outcome, Verdict};
+use crate::observe::{
+    classify, outcome_label, parse_trace, AccessRecord, MetricNames, Outcome, Verdict,
+};
 use crate::status::Code;
 
 /// Filter state key of the whole record: `%FILTER_STATE(wasm.meshgate.record:PLAIN)%`.
@@ -105,13 +107,13 @@ impl Filter {
         if cfg.observe.access_log {
             host.log(Level::Info, &line);
         }
-        let Some(op) = op else { return };
-        let updates =
-            cfg.observe
-                .names
-                .request_updates(&op.name, &outcome, (availability, latency_verdict));
-        for update in &updates {
-            vm.apply(host, update);
+        let (Some(index), Some(op)) = (self.op, op) else {
+            return;
+        };
+        for (metric, value) in
+            MetricNames::request_metrics(&outcome, (availability, latency_verdict))
+        {
+            vm.apply(host, index, &op.name, metric, value);
         }
     }
 }

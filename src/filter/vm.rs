@@ -7,12 +7,14 @@ use std::collections::HashMap;
 use crate::auth::{AuthState, FetchOutcome};
 use crate::config::Config;
 use crate::host::{Host, Level, MetricId, MetricKind};
-use crate::observe::MetricUpdate;
+use crate::observe::RequestMetric;
 
 pub struct Vm {
     pub config: Config,
     pub auth: RefCell<AuthState>,
     metrics: RefCell<HashMap<String, MetricId>>,
+    /// Request metrics by (operation index, metric): found without building their names.
+    request_metrics: RefCell<HashMap<(usize, RequestMetric), MetricId>>,
 }
 
 impl Vm {
@@ -22,6 +24,7 @@ impl Vm {
             config,
             auth,
             metrics: RefCell::new(HashMap::new()),
+            request_metrics: RefCell::new(HashMap::new()),
         }
     }
 
@@ -93,17 +96,36 @@ impl Vm {
         }
     }
 
-    /// One of the metric changes of a finished request (`MetricNames::request_updates`). A
-    /// counter update of 0 still defines the counter, so it exists from the first request.
-    pub fn apply(&self, host: &dyn Host, update: &MetricUpdate) {
-        let Some(id) = self.metric(host, update.kind, &update.name) else {
-            return;
-        };
-        match update.kind {
-            MetricKind::Histogram => host.record_metric(id, update.value),
-            _ if update.value > 0 => {
-                host.increment_metric(id, i64::try_from(update.value).unwrap_or(i64::MAX))
+    /// One of the metric changes of a finished request of operation `op` (index in the
+    /// configuration; `op_name` names the stat the first time). A counter update of 0 still
+    /// defines the counter, so it exists from the first request.
+    pub fn apply(
+        &self,
+        host: &dyn Host,
+        op: usize,
+        op_name: &str,
+        metric: RequestMetric,
+        value: u64,
+    ) {
+        let cached = self.request_metrics.borrow().get(&(op, metric)).copied();
+        let id = match cached {
+            Some(id) => id,
+            None => {
+                let name = self
+                    .config
+                    .observe
+                    .names
+                    .request_metric_name(op_name, metric);
+                let Some(id) = self.metric(host, metric.kind(), &name) else {
+                    return;
+                };
+                self.request_metrics.borrow_mut().insert((op, metric), id);
+                id
             }
+        };
+        match metric.kind() {
+            MetricKind::Histogram => host.record_metric(id, value),
+            _ if value > 0 => host.increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)),
             _ => {}
         }
     }

@@ -6,7 +6,7 @@
 //!
 //! Per VM: [`Slo::compile_at`] per operation (layers operation > service >
 //! `observe.default_slo`), [`MetricNames::new`] from `observe.metric_prefix`. Per request, at
-//! the end: [`classify`] the [`Outcome`], apply [`MetricNames::request_updates`], fill an
+//! the end: [`classify`] the [`Outcome`], apply [`MetricNames::request_metrics`], fill an
 //! [`AccessRecord`] (trace from [`parse_trace`] on the request headers), publish
 //! [`AccessRecord::filter_state_entries`] and log [`AccessRecord::to_json_line`]. Host-side:
 //! [`MetricNames::stats_config`] for the Envoy bootstrap, [`alert_rules`] for Prometheus.
@@ -29,7 +29,7 @@ pub use metrics::{
 pub use record::{format_duration, AccessRecord};
 pub use slo::{LatencySlo, Slo, DEFAULT_ERROR_CODES};
 pub use trace::{parse_cloud_trace, parse_trace, parse_traceparent, TraceContext};
-pub use updates::MetricUpdate;
+pub use updates::{MetricUpdate, RequestMetric};
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use alerts::{alert_rules, Objective, ALERT_NAME, BURN_RATES, WINDOWS};

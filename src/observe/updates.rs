@@ -15,43 +15,84 @@ pub struct MetricUpdate {
     pub value: u64,
 }
 
+/// Which of an operation's request metrics an update is for: with the operation, it names
+/// the stat (see [`MetricNames::request_metric_name`]) without building the name, so the
+/// filter can find the id it defined on an earlier request without formatting anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestMetric {
+    /// The request counter, by `outcome` label.
+    Requests(&'static str),
+    /// The latency histogram (ms).
+    Duration,
+    SloEvents(SloKind),
+    SloGoodEvents(SloKind),
+}
+
+impl RequestMetric {
+    pub fn kind(self) -> MetricKind {
+        match self {
+            RequestMetric::Duration => MetricKind::Histogram,
+            _ => MetricKind::Counter,
+        }
+    }
+}
+
 impl MetricNames {
+    /// The stat name of one of an operation's request metrics.
+    pub fn request_metric_name(&self, operation: &str, metric: RequestMetric) -> String {
+        match metric {
+            RequestMetric::Requests(outcome) => self.requests(operation, outcome),
+            RequestMetric::Duration => self.latency_histogram(operation),
+            RequestMetric::SloEvents(kind) => self.slo_events(operation, kind),
+            RequestMetric::SloGoodEvents(kind) => self.slo_good_events(operation, kind),
+        }
+    }
+
     /// The updates for one request: its outcome counter, the latency histogram (ms), and for
     /// each objective that counts it, the total and the good counter. The good counter gets
     /// `+0` on a bad event, so both counters of an objective exist from its first request
     /// (a ratio over a missing series would be no ratio at all).
+    pub fn request_metrics(
+        outcome: &Outcome,
+        verdicts: (Verdict, Verdict),
+    ) -> impl Iterator<Item = (RequestMetric, u64)> {
+        let ms = u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX);
+        let (availability, latency) = verdicts;
+        let slo = [
+            (SloKind::Availability, availability),
+            (SloKind::Latency, latency),
+        ]
+        .into_iter()
+        .filter(|(_, verdict)| verdict.counts())
+        .flat_map(|(kind, verdict)| {
+            let good = u64::from(verdict == Verdict::Good);
+            [
+                (RequestMetric::SloEvents(kind), 1),
+                (RequestMetric::SloGoodEvents(kind), good),
+            ]
+        });
+        [
+            (RequestMetric::Requests(outcome_label(outcome)), 1),
+            (RequestMetric::Duration, ms),
+        ]
+        .into_iter()
+        .chain(slo)
+    }
+
+    /// [`MetricNames::request_metrics`] with their stat names.
     pub fn request_updates(
         &self,
         operation: &str,
         outcome: &Outcome,
         verdicts: (Verdict, Verdict),
     ) -> Vec<MetricUpdate> {
-        let counter = |name: String, value: u64| MetricUpdate {
-            kind: MetricKind::Counter,
-            name,
-            value,
-        };
-        let ms = u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX);
-        let mut out = vec![
-            counter(self.requests(operation, outcome_label(outcome)), 1),
-            MetricUpdate {
-                kind: MetricKind::Histogram,
-                name: self.latency_histogram(operation),
-                value: ms,
-            },
-        ];
-        let (availability, latency) = verdicts;
-        for (kind, verdict) in [
-            (SloKind::Availability, availability),
-            (SloKind::Latency, latency),
-        ] {
-            if verdict.counts() {
-                out.push(counter(self.slo_events(operation, kind), 1));
-                let good = u64::from(verdict == Verdict::Good);
-                out.push(counter(self.slo_good_events(operation, kind), good));
-            }
-        }
-        out
+        MetricNames::request_metrics(outcome, verdicts)
+            .map(|(metric, value)| MetricUpdate {
+                kind: metric.kind(),
+                name: self.request_metric_name(operation, metric),
+                value,
+            })
+            .collect()
     }
 }
 

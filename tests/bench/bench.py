@@ -9,7 +9,8 @@ run, divided by the requests completed); requests/s and latency percentiles (fro
 per-request log) come beside it. Ratios are taken pair by pair within a round, against the bare
 run of the same round, and reported as median [min-max] across rounds.
 
-Usage: bench.py [--quick] [--out BENCHMARKS.md]   (environment: BENCH_ROUNDS, BENCH_DURATION,
+Usage: bench.py [--quick] [--out BENCHMARKS.md] [--only CONFIGS] [--scenarios NAMES]
+(comma-separated subsets, for profiling one case; environment: BENCH_ROUNDS, BENCH_DURATION,
 BENCH_WARMUP, BENCH_CONNECTIONS, MESHGATE_ENVOY, BENCH_KEEP=1 to keep the work directory)
 """
 import argparse
@@ -57,8 +58,8 @@ def scenarios(work, keys):
     grpc_big = put("big.grpc", payload.grpc_frame(payload.update_request(big_pb)))
     grpc_get = put("get.grpc", payload.grpc_frame(payload._str(1, "pay_001")))
 
-    def req(method, path, body, headers):
-        return {"method": method, "path": path, "body": body, "headers": headers}
+    def req(method, path, body, headers, h1=False):
+        return {"method": method, "path": path, "body": body, "headers": headers, "h1": h1}
 
     patch_json = ["content-type: application/json"]
     bearer = lambda alg: ["authorization: Bearer " + keys[alg]["token"]]  # noqa: E731
@@ -76,6 +77,12 @@ def scenarios(work, keys):
         "json-10k": (f"JSON unary PATCH {UPDATE_PATH} ({n(json_big)} B)",
                      req("PATCH", UPDATE_PATH, json_big, patch_json),
                      ["native", "meshgate"], "grpc-10k"),
+        "json-h1": (f"JSON unary PATCH {UPDATE_PATH} ({n(json_small)} B) over HTTP/1.1",
+                    req("PATCH", UPDATE_PATH, json_small, patch_json, h1=True),
+                    ["native", "meshgate"], "grpc"),
+        "json-10k-h1": (f"JSON unary PATCH {UPDATE_PATH} ({n(json_big)} B) over HTTP/1.1",
+                        req("PATCH", UPDATE_PATH, json_big, patch_json, h1=True),
+                        ["native", "meshgate"], "grpc-10k"),
         "protobuf": (f"HTTP+Protobuf PATCH {UPDATE_PATH} ({n(pb_small)} B)",
                      req("PATCH", UPDATE_PATH, pb_small,
                          ["content-type: application/x-protobuf"]),
@@ -95,6 +102,8 @@ def scenarios(work, keys):
 
 def h2load_args(url, request, seconds, conns, log_file=None):
     args = ["h2load", "-c", str(conns), "-m", "1", "-t", "1", "-D", str(seconds)]
+    if request.get("h1"):
+        args.append("--h1")
     if request["method"] not in ("GET", "POST"):
         args += ["-H", f":method: {request['method']}"]
     for h in request["headers"]:
@@ -107,8 +116,10 @@ def h2load_args(url, request, seconds, conns, log_file=None):
 
 
 def check_once(url, request):
-    """One request with curl (HTTP/2): True when it got 200 and no gRPC error."""
-    args = ["curl", "-sS", "--http2-prior-knowledge", "-o", "/dev/null", "-D", "-",
+    """One request with curl (HTTP/2, or HTTP/1.1 for the h1 rows): True when it got 200 and
+    no gRPC error."""
+    proto = "--http1.1" if request.get("h1") else "--http2-prior-knowledge"
+    args = ["curl", "-sS", proto, "-o", "/dev/null", "-D", "-",
             "-X", request["method"], "--max-time", "10"]
     for h in request["headers"]:
         args += ["-H", h]
@@ -116,7 +127,8 @@ def check_once(url, request):
         args += ["--data-binary", "@" + request["body"]]
     out = subprocess.run(args + [url + request["path"]], capture_output=True, text=True)
     head = out.stdout.lower()
-    ok = out.returncode == 0 and head.startswith("http/2 200") and "grpc-status: " not in \
+    status_line = "http/1.1 200" if request.get("h1") else "http/2 200"
+    ok = out.returncode == 0 and head.startswith(status_line) and "grpc-status: " not in \
         head.replace("grpc-status: 0", "")
     return ok, out.stdout.strip().splitlines()[:1] + [out.stderr.strip()]
 
@@ -239,6 +251,7 @@ def main():
     ap.add_argument("--meshgate", default=os.path.join(ROOT, "target", "release", "meshgate"))
     ap.add_argument("--backend", default=os.path.join(ROOT, "target", "release", "demo-backend"))
     ap.add_argument("--only", default="", help="comma-separated configs to run")
+    ap.add_argument("--scenarios", default="", help="comma-separated scenarios to run")
     args = ap.parse_args()
     envoy = subprocess.run([os.path.join(ROOT, "tests/tools/envoy-path.sh")],
                            capture_output=True, text=True).stdout.strip()
@@ -263,6 +276,9 @@ def main():
                     "payments", "--name", "payments"], blog)
     env = {"work": work, "params": p, "filters": filters, "backend_port": backend_port,
            "envoy": envoy, "clk": os.sysconf("SC_CLK_TCK"), "scenarios": scenarios(work, keys)}
+    if args.scenarios:
+        wanted = args.scenarios.split(",")
+        env["scenarios"] = {k: v for k, v in env["scenarios"].items() if k in wanted}
     results = []
     load = [os.getloadavg()[0]]
     try:

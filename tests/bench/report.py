@@ -113,7 +113,8 @@ def render(results, scenarios, meta):
     out = [BEGIN, "",
            f"Run: {'`make bench-quick`' if meta['quick'] else '`make bench`'}, "
            f"{p['rounds']} round(s), {p['duration']} s measured per run after a {p['warmup']} s "
-           f"warm-up, h2load HTTP/2 with {p['conns']} connections × 1 stream, Envoy "
+           f"warm-up, h2load HTTP/2 (`*-h1` rows: `--h1`, HTTP/1.1) with {p['conns']} connections "
+           f"× 1 stream, Envoy "
            f"`--concurrency 1`; took {meta['seconds']} s.",
            f"Machine: {meta['cpu']}, {meta['cores']} cores (shared), Linux {meta['kernel']}; "
            f"Envoy {meta['envoy']}; {meta['h2load']}; load average {meta['load'][0]:.2f} at "

@@ -15,4 +15,6 @@ tests/bench/build-noop.sh build/noop.wasm
 cargo build --release --bin meshgate -p meshgate
 cargo build --release -p meshgate-kit --bin demo-backend
 ENVOY=$(tests/tools/envoy-path.sh) || { echo "bench: no Envoy" >&2; exit 1; }
-MESHGATE_ENVOY=$ENVOY exec python3 tests/bench/bench.py "$@"
+bin=${CARGO_TARGET_DIR:-target}/release
+MESHGATE_ENVOY=$ENVOY exec python3 tests/bench/bench.py --meshgate "$bin/meshgate" \
+  --backend "$bin/demo-backend" "$@"

@@ -1,0 +1,212 @@
+//! ECDSA verification (`ES256` on P-256, `ES384` on P-384) with fixed-base tables: the
+//! generator's per curve (built once per VM) and the public key's (built when the key is
+//! parsed).
+//!
+//! Verification computes `u1·G + u2·Q`. ecdsa's `verify_prehashed` does it with a constant-time
+//! 4-bit window over both points at once: 256 doublings (384 for P-384), ~130 additions and a
+//! masked scan of a 16-entry table per window. With `16^i·d·P` precomputed for every 4-bit
+//! window `i` and digit `d`, the same sum is one addition per non-zero digit and no doubling:
+//! about a third of the field multiplications. Everything involved is public (key, signature,
+//! message), so the table lookups may depend on the scalars. The arithmetic is the curve crates'
+//! own (complete projective formulas); only the order of operations changes, and the tests check
+//! every result against the crates' verifier.
+
+use std::sync::OnceLock;
+
+use p256::elliptic_curve::group::Group;
+use p256::elliptic_curve::ops::{Invert, Reduce};
+use p256::elliptic_curve::point::AffineCoordinates;
+use p256::elliptic_curve::{CurveArithmetic, FieldBytes, NonZeroScalar, PrimeField};
+use p256::NistP256;
+use p384::NistP384;
+use sha2::{Digest, Sha256, Sha384};
+
+/// Multiples of one point: `rows[i][d - 1] = d·16^i·P` for each 4-bit window `i` of a scalar.
+pub struct Comb<C: CurveArithmetic> {
+    rows: Vec<[C::ProjectivePoint; 15]>,
+}
+
+impl<C: CurveArithmetic> Comb<C> {
+    fn new(point: C::ProjectivePoint) -> Comb<C> {
+        let windows = FieldBytes::<C>::default().len() * 2;
+        let mut rows = Vec::with_capacity(windows);
+        let mut base = point;
+        for _ in 0..windows {
+            let mut next = base;
+            let row = std::array::from_fn(|_| {
+                let current = next;
+                next += base;
+                current
+            });
+            rows.push(row);
+            base = next; // 16·base
+        }
+        Comb { rows }
+    }
+
+    /// `scalar·P`, in variable time.
+    fn mul(&self, scalar: &C::Scalar) -> C::ProjectivePoint {
+        let repr = scalar.to_repr(); // big-endian
+        let mut acc = C::ProjectivePoint::identity();
+        let digits = repr.iter().rev().flat_map(|b| [b & 0x0f, b >> 4]);
+        for (row, digit) in self.rows.iter().zip(digits) {
+            if let Some(p) = usize::from(digit).checked_sub(1).and_then(|i| row.get(i)) {
+                acc += p;
+            }
+        }
+        acc
+    }
+}
+
+/// ECDSA verification of a prehashed message (SEC 1 §4.1.4, as ecdsa's `verify_prehashed`):
+/// `r == x(u1·G + u2·Q) mod n` with `u1 = z/s`, `u2 = r/s`.
+fn verify_prehashed<C: CurveArithmetic>(
+    generator: &Comb<C>,
+    key: &Comb<C>,
+    z: &FieldBytes<C>,
+    r: NonZeroScalar<C>,
+    s: NonZeroScalar<C>,
+) -> bool {
+    let z = <C::Scalar as Reduce<C::Uint>>::reduce_bytes(z);
+    let s_inv = *s.invert_vartime();
+    let u1 = z * s_inv;
+    let u2 = *r * s_inv;
+    let point = generator.mul(&u1) + key.mul(&u2);
+    if bool::from(point.is_identity()) {
+        return false;
+    }
+    let x = point.into().x();
+    *r == <C::Scalar as Reduce<C::Uint>>::reduce_bytes(&x)
+}
+
+fn p256_generator() -> &'static Comb<NistP256> {
+    static TABLE: OnceLock<Comb<NistP256>> = OnceLock::new();
+    TABLE.get_or_init(|| Comb::new(p256::ProjectivePoint::generator()))
+}
+
+fn p384_generator() -> &'static Comb<NistP384> {
+    static TABLE: OnceLock<Comb<NistP384>> = OnceLock::new();
+    TABLE.get_or_init(|| Comb::new(p384::ProjectivePoint::generator()))
+}
+
+/// A P-256 public key with its table (~90 KB).
+pub struct P256Key(Comb<NistP256>);
+
+impl P256Key {
+    /// The generator's table is built here too, so no request pays for it.
+    pub fn new(key: &p256::ecdsa::VerifyingKey) -> P256Key {
+        p256_generator();
+        P256Key(Comb::new((*key.as_affine()).into()))
+    }
+
+    /// `ES256`: `signature` is `r || s` (64 bytes) over SHA-256 of `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
+            return false;
+        };
+        let (r, s) = sig.split_scalars();
+        verify_prehashed(p256_generator(), &self.0, &Sha256::digest(message), r, s)
+    }
+}
+
+/// A P-384 public key with its table (~200 KB).
+pub struct P384Key(Comb<NistP384>);
+
+impl P384Key {
+    pub fn new(key: &p384::ecdsa::VerifyingKey) -> P384Key {
+        p384_generator();
+        P384Key(Comb::new((*key.as_affine()).into()))
+    }
+
+    /// `ES384`: `signature` is `r || s` (96 bytes) over SHA-384 of `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+        let Ok(sig) = p384::ecdsa::Signature::from_slice(signature) else {
+            return false;
+        };
+        let (r, s) = sig.split_scalars();
+        verify_prehashed(p384_generator(), &self.0, &Sha384::digest(message), r, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::signature::{Signer, Verifier};
+    use rand_core::OsRng;
+
+    fn flip(sig: &[u8], i: usize) -> Vec<u8> {
+        let mut v = sig.to_vec();
+        v[i] ^= 0x10;
+        v
+    }
+
+    #[test]
+    fn tables_multiply_like_the_curve() {
+        let g = p256::ProjectivePoint::generator();
+        let comb = Comb::<NistP256>::new(g);
+        for _ in 0..20 {
+            let k = *p256::NonZeroScalar::random(&mut OsRng);
+            assert_eq!(comb.mul(&k), g * k);
+        }
+        assert_eq!(
+            comb.mul(&p256::Scalar::ZERO),
+            p256::ProjectivePoint::identity()
+        );
+        assert_eq!(comb.mul(&-p256::Scalar::ONE), -g);
+    }
+
+    #[test]
+    fn es256_agrees_with_p256() {
+        for round in 0..30 {
+            let sk = p256::ecdsa::SigningKey::random(&mut OsRng);
+            let vk = *sk.verifying_key();
+            let ours = P256Key::new(&vk);
+            let msg = format!("header.payload{round}");
+            let sig: p256::ecdsa::Signature = sk.sign(msg.as_bytes());
+            let bytes = sig.to_bytes();
+            assert!(ours.verify(msg.as_bytes(), &bytes));
+            assert!(!ours.verify(b"header.payloaD", &bytes));
+            for i in [0, 31, 32, 63] {
+                let bad = flip(&bytes, i);
+                let theirs = p256::ecdsa::Signature::from_slice(&bad)
+                    .is_ok_and(|s| vk.verify(msg.as_bytes(), &s).is_ok());
+                assert_eq!(ours.verify(msg.as_bytes(), &bad), theirs, "byte {i}");
+                assert!(!theirs);
+            }
+            // (r, n - s) is valid too (ECDSA is malleable; neither verifier refuses high s).
+            let (r, s) = sig.split_scalars();
+            let high = p256::ecdsa::Signature::from_scalars(*r, -*s).unwrap();
+            assert!(vk.verify(msg.as_bytes(), &high).is_ok());
+            assert!(ours.verify(msg.as_bytes(), &high.to_bytes()));
+            let other = P256Key::new(p256::ecdsa::SigningKey::random(&mut OsRng).verifying_key());
+            assert!(!other.verify(msg.as_bytes(), &bytes));
+        }
+    }
+
+    #[test]
+    fn es384_agrees_with_p384() {
+        for round in 0..10 {
+            let sk = p384::ecdsa::SigningKey::random(&mut OsRng);
+            let vk = *sk.verifying_key();
+            let ours = P384Key::new(&vk);
+            let msg = format!("m{round}");
+            let sig: p384::ecdsa::Signature = sk.sign(msg.as_bytes());
+            let bytes = sig.to_bytes();
+            assert!(ours.verify(msg.as_bytes(), &bytes));
+            assert!(!ours.verify(b"other", &bytes));
+            for i in [0, 47, 48, 95] {
+                assert!(!ours.verify(msg.as_bytes(), &flip(&bytes, i)), "byte {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn zero_and_out_of_range_scalars_are_refused() {
+        let sk = p256::ecdsa::SigningKey::random(&mut OsRng);
+        let ours = P256Key::new(sk.verifying_key());
+        assert!(!ours.verify(b"m", &[0u8; 64]));
+        assert!(!ours.verify(b"m", &[0xffu8; 64]));
+        assert!(!ours.verify(b"m", &[1u8; 63]));
+        assert!(!ours.verify(b"m", &[]));
+    }
+}
