@@ -22,7 +22,7 @@ use meshgate::cli::envoy::{
 };
 use meshgate_kit::harness::{
     envoy_bin, free_port, grpc_frame, http1_client, http2_client, payments_client, repo_root,
-    start_backend, start_envoy, wasm_path, GatewayBuilder,
+    start_backend, start_envoy, wasm_path, Backend, GatewayBuilder,
 };
 use meshgate_kit::proto::meshgate::demo::v1::GetPaymentRequest;
 use serde_json::{json, Value};
@@ -394,18 +394,7 @@ async fn envoyfilter_filter_and_stats_settings_work_in_envoy() {
     let wallets = start_backend("wallets", "wallets").unwrap();
     let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
     let compiled = meshgate::config::compile_json(json_cfg.as_bytes()).unwrap();
-    let mut o = EnvoyOptions::new(json_cfg, "unused".into());
-    o.listen_port = free_port().unwrap();
-    o.admin_port = free_port().unwrap();
-    o.clusters = [("payments", &payments), ("wallets", &wallets)]
-        .iter()
-        .map(|(n, b)| ClusterSpec {
-            name: n.to_string(),
-            address: "127.0.0.1".into(),
-            port: b.addr.port(),
-            http2: true,
-        })
-        .collect();
+    let mut o = demo_envoy_options(json_cfg, &payments, &wallets);
     o.stats_config = overlay["stats_config"].clone();
     assert_eq!(o.stats_config, stats_config_for(&compiled));
     let mut b = bootstrap(&o);
@@ -486,19 +475,9 @@ async fn local_reply_envoyfilter_makes_envoys_replies_status_json_in_envoy() {
     let payments = start_backend("payments", "payments").unwrap();
     let wallets = start_backend("wallets", "wallets").unwrap();
     let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
-    let mut o = EnvoyOptions::new(json_cfg, wasm_path().unwrap().display().to_string());
-    o.listen_port = free_port().unwrap();
-    o.admin_port = free_port().unwrap();
+    let mut o = demo_envoy_options(json_cfg, &payments, &wallets);
+    o.wasm_path = wasm_path().unwrap().display().to_string();
     o.route_timeout_s = 1;
-    o.clusters = [("payments", &payments), ("wallets", &wallets)]
-        .iter()
-        .map(|(n, b)| ClusterSpec {
-            name: n.to_string(),
-            address: "127.0.0.1".into(),
-            port: b.addr.port(),
-            http2: true,
-        })
-        .collect();
     // The connection manager as an Istio proxy has it (no local_reply_config), then the patch.
     let mut b = bootstrap(&o);
     let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
@@ -564,6 +543,23 @@ async fn local_reply_envoyfilter_makes_envoys_replies_status_json_in_envoy() {
         grpc.header("grpc-message"),
         Some("upstream request timeout")
     );
+}
+
+/// Envoy options for the demo gateway on free ports, its two backends as HTTP/2 clusters.
+fn demo_envoy_options(filter_json: String, payments: &Backend, wallets: &Backend) -> EnvoyOptions {
+    let mut o = EnvoyOptions::new(filter_json, "unused".into());
+    o.listen_port = free_port().unwrap();
+    o.admin_port = free_port().unwrap();
+    o.clusters = [("payments", payments), ("wallets", wallets)]
+        .iter()
+        .map(|(n, b)| ClusterSpec {
+            name: n.to_string(),
+            address: "127.0.0.1".into(),
+            port: b.addr.port(),
+            http2: true,
+        })
+        .collect();
+    o
 }
 
 /// The wasm filter as Istio's pilot renders a WasmPlugin (pilot/pkg/model/extensions.go:
@@ -754,9 +750,7 @@ async fn wasmplugin_as_istio_renders_it_answers_like_the_local_configuration() {
     let wallets = start_backend("wallets", "wallets").unwrap();
     let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
     let config = meshgate::config::compile_json(json_cfg.as_bytes()).unwrap();
-    let mut o = EnvoyOptions::new(json_cfg, "unused".into());
-    o.listen_port = free_port().unwrap();
-    o.admin_port = free_port().unwrap();
+    let mut o = demo_envoy_options(json_cfg, &payments, &wallets);
     // The listener buffer that envoyfilter-local-replies.yaml merges into the gateway.
     let limits = doc(&docs, "envoyfilter-local-replies.yaml", "EnvoyFilter");
     let patch = &limits["spec"]["configPatches"][1];
@@ -764,15 +758,6 @@ async fn wasmplugin_as_istio_renders_it_answers_like_the_local_configuration() {
     let limit = patch["patch"]["value"]["per_connection_buffer_limit_bytes"].as_u64();
     assert_eq!(limit, Some(u64::from(buffer_limit_for(&config))));
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
-    o.clusters = [("payments", &payments), ("wallets", &wallets)]
-        .iter()
-        .map(|(n, b)| ClusterSpec {
-            name: n.to_string(),
-            address: "127.0.0.1".into(),
-            port: b.addr.port(),
-            http2: true,
-        })
-        .collect();
     let mut b = bootstrap(&o);
     let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
     hcm["typed_config"]["http_filters"][0] = istio_rendered_filter(wp, &wasm_path().unwrap());
