@@ -107,9 +107,6 @@ pub trait Host {
         body: &[u8],
     ) -> HostResult<()>;
 
-    /// Ask the router to choose the route again (headers it routes on changed).
-    fn clear_route_cache(&mut self);
-
     /// Resume a paused request or response.
     fn resume_request(&mut self);
     fn resume_response(&mut self);

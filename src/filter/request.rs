@@ -368,7 +368,8 @@ impl Filter {
             self.set_request_header(host, "x-request-id", Some(&id));
             self.req.request_id = Some(id);
         }
-        host.clear_route_cache();
+        // No explicit route cache clearing: Envoy re-selects the route after a filter changes
+        // a request header (ENVOY_NOTES).
     }
 
     fn rewrite_rest_path(&self, host: &mut dyn Host) {

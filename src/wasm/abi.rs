@@ -251,14 +251,6 @@ extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
-    fn proxy_call_foreign_function(
-        function_name_data: *const u8,
-        function_name_size: usize,
-        arguments_data: *const u8,
-        arguments_size: usize,
-        results_data: *mut *mut u8,
-        results_size: *mut usize,
-    ) -> u32;
 }
 
 /// Take ownership of host-allocated bytes.
@@ -379,16 +371,4 @@ pub fn set_tick_period_ms(ms: u32) {
 pub fn continue_stream(stream: u32) -> HostResult<()> {
     // SAFETY: plain value.
     check("continue_stream", unsafe { proxy_continue_stream(stream) })
-}
-
-pub fn clear_route_cache() {
-    let name = "clear_route_cache";
-    let mut ptr = std::ptr::null_mut();
-    let mut len = 0usize;
-    // SAFETY: as in `get_map`.
-    let _ = unsafe {
-        proxy_call_foreign_function(name.as_ptr(), name.len(), null(), 0, &mut ptr, &mut len)
-    };
-    // SAFETY: as in `get_map`.
-    drop(unsafe { owned(ptr, len) });
 }

@@ -107,12 +107,6 @@ impl Host for AbiHost {
         abi::send_local_response(status, headers, body)
     }
 
-    fn clear_route_cache(&mut self) {
-        // Envoy clears the route cache itself when a request header changes; the foreign
-        // function is the explicit form and is absent on some proxies.
-        abi::clear_route_cache();
-    }
-
     fn resume_request(&mut self) {
         let _ = abi::continue_stream(0);
     }

@@ -25,7 +25,6 @@ pub struct FakeHost {
     pub http_calls: Vec<(String, Headers, Vec<u8>)>,
     /// The timeout of each side call, in the order of `http_calls`.
     pub http_call_timeouts: Vec<Duration>,
-    pub route_cache_cleared: u32,
     /// Refuse body replacement (Envoy does outside the body/trailers callbacks).
     pub refuse_set_body: bool,
 }
@@ -137,9 +136,6 @@ impl Host for FakeHost {
     ) -> HostResult<()> {
         self.local_reply = Some((status, headers.to_vec(), body.to_vec()));
         Ok(())
-    }
-    fn clear_route_cache(&mut self) {
-        self.route_cache_cleared += 1;
     }
     fn resume_request(&mut self) {}
     fn resume_response(&mut self) {}
