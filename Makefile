@@ -57,7 +57,9 @@ istio: oci
 validate: host
 	target/release/meshgate validate $(GATEWAY)
 
-run: setup build
+# Only what the demo needs (no test or Istio tools).
+run: build
+	@tests/tools/setup.sh envoy
 	@tests/tools/run.sh
 
 # Lint first (cheap to fail), then every test: unit, host-side integration, promtool, and the

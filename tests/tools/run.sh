@@ -7,36 +7,41 @@ LISTEN=${MESHGATE_LISTEN:-127.0.0.1:8080}
 ADMIN=${MESHGATE_ADMIN:-127.0.0.1:9901}
 PAYMENTS=${MESHGATE_PAYMENTS:-127.0.0.1:50051}
 WALLETS=${MESHGATE_WALLETS:-127.0.0.1:50052}
+# Where the binaries are and where the run's files go (the end-to-end test of this script sets
+# them: tests/kit/tests/make_run.rs).
+BIN=${MESHGATE_BIN_DIR:-target/release}
+OUT=${MESHGATE_RUN_DIR:-build}
+WASM=${MESHGATE_WASM:-$PWD/build/meshgate.wasm}
 ENVOY=$(tests/tools/envoy-path.sh) || { echo "run: no Envoy (make setup)" >&2; exit 1; }
-mkdir -p build
+mkdir -p "$OUT"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-target/release/meshgate envoy envoy/gateway.yaml --wasm "$PWD/build/meshgate.wasm" \
+"$BIN/meshgate" envoy envoy/gateway.yaml --wasm "$WASM" \
   --listen "$LISTEN" --admin "$ADMIN" \
-  --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" -o build/envoy.yaml
+  --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" -o "$OUT/envoy.yaml"
 
 # The descriptor set, for gRPC tools that cannot use server reflection (grpcurl -protoset).
-target/release/meshgate compile envoy/gateway.yaml | python3 -c \
+"$BIN/meshgate" compile envoy/gateway.yaml | python3 -c \
   'import base64, json, sys; sys.stdout.buffer.write(base64.b64decode(json.load(sys.stdin)["descriptors"]["descriptor_set"]))' \
-  > build/payments.pb
+  > "$OUT/payments.pb"
 
-target/release/demo-backend --listen "$PAYMENTS" --services payments --name payments & pids+=($!)
-target/release/demo-backend --listen "$WALLETS" --services wallets --name wallets & pids+=($!)
-"$ENVOY" -c build/envoy.yaml --concurrency 1 --log-level warn --component-log-level wasm:info \
-  --use-dynamic-base-id > build/access.log 2> build/envoy.log & pids+=($!)
+"$BIN/demo-backend" --listen "$PAYMENTS" --services payments --name payments & pids+=($!)
+"$BIN/demo-backend" --listen "$WALLETS" --services wallets --name wallets & pids+=($!)
+"$ENVOY" -c "$OUT/envoy.yaml" --concurrency 1 --log-level warn --component-log-level wasm:info \
+  --use-dynamic-base-id > "$OUT/access.log" 2> "$OUT/envoy.log" & pids+=($!)
 
 for _ in $(seq 1 100); do
   curl -sf "http://$ADMIN/ready" >/dev/null 2>&1 && break
   sleep 0.1
 done
-curl -sf "http://$ADMIN/ready" >/dev/null || { echo "Envoy did not start:"; tail -20 build/envoy.log; exit 1; }
+curl -sf "http://$ADMIN/ready" >/dev/null || { echo "Envoy did not start:"; tail -20 "$OUT/envoy.log"; exit 1; }
 
 cat <<MSG
 
 meshgate is up: gateway http://$LISTEN (HTTP/1.1 and HTTP/2), admin http://$ADMIN
-Envoy's log: build/envoy.log; meshgate's access records (JSON lines): build/access.log
+Envoy's log: $OUT/envoy.log; meshgate's access records (JSON lines): $OUT/access.log
 
 Try:
   # HTTP+JSON -> gRPC (GET, query parameters, custom verb, body field)
@@ -51,8 +56,8 @@ Try:
   curl -si http://$LISTEN/no/such/path
   # HTTP/2 (prior knowledge) works the same
   curl -s --http2-prior-knowledge http://$LISTEN/v1/payments/pay_001
-  # Native gRPC passes through (grpcurl, if you have it; the descriptor set is build/payments.pb)
-  grpcurl -plaintext -protoset build/payments.pb -d '{"id":"pay_001"}' $LISTEN meshgate.demo.v1.Payments/GetPayment
+  # Native gRPC passes through (grpcurl, if you have it; the descriptor set is $OUT/payments.pb)
+  grpcurl -plaintext -protoset $OUT/payments.pb -d '{"id":"pay_001"}' $LISTEN meshgate.demo.v1.Payments/GetPayment
   # Metrics
   curl -s http://$ADMIN/stats/prometheus | grep meshgate
 

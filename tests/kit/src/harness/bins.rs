@@ -52,14 +52,42 @@ fn profile_dir() -> KitResult<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// The root crate's `meshgate` command, built if needed (same cargo, target dir and profile).
+pub fn meshgate_cli() -> KitResult<PathBuf> {
+    let profile_dir = profile_dir()?;
+    static BUILT: OnceLock<Result<(), KitError>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+            build(&profile_dir, &root, &["--bin", "meshgate"])
+        })
+        .clone()?;
+    let path = profile_dir.join("meshgate");
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(KitError::new(format!(
+            "{} not found after building",
+            path.display()
+        )))
+    }
+}
+
 /// Runs `cargo build -p meshgate-kit --bins` for the profile of `profile_dir`.
 fn build_bins(profile_dir: &Path) -> Result<(), KitError> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    build(profile_dir, &manifest, &["--bins"])
+}
+
+/// `cargo build --quiet <what> --manifest-path <manifest>` for the profile of `profile_dir`.
+fn build(profile_dir: &Path, manifest: &Path, what: &[&str]) -> Result<(), KitError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
     let mut command = Command::new(cargo);
     command
-        .args(["build", "--quiet", "--bins", "--manifest-path"])
-        .arg(&manifest);
+        .args(["build", "--quiet"])
+        .args(what)
+        .arg("--manifest-path")
+        .arg(manifest);
     if let Some(target_dir) = profile_dir.parent() {
         command.arg("--target-dir").arg(target_dir);
     }
@@ -79,7 +107,7 @@ fn build_bins(profile_dir: &Path) -> Result<(), KitError> {
         Ok(())
     } else {
         Err(KitError::new(format!(
-            "building the kit's binaries failed ({command:?}):\n{}",
+            "building failed ({command:?}):\n{}",
             String::from_utf8_lossy(&output.stderr)
         )))
     }

@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use bins::kit_bin;
+pub use bins::{kit_bin, meshgate_cli};
 pub use client::{
     grpc_channel, grpc_frame, grpc_unframe, http1_client, http2_client, payments_client,
     wallets_client, HttpClient, RawResponse,

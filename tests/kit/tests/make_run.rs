@@ -1,0 +1,206 @@
+//! `make run` end to end: `tests/tools/run.sh` (what `make run` starts after building) brings up
+//! the demo backends and Envoy with meshgate, prints example requests, and every printed request
+//! works against what it started; on SIGTERM (Ctrl-C) it stops everything it started.
+//!
+//! The script runs on free ports with the test's binaries (`MESHGATE_*` variables), so it does
+//! not clash with a developer's own `make run`. Needs `build/meshgate.wasm` and Envoy.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use meshgate_kit::harness::process::temp_dir;
+use meshgate_kit::harness::{
+    envoy_bin, free_port, kit_bin, meshgate_cli, payments_client, repo_root, wasm_path,
+    ProcessGuard,
+};
+use meshgate_kit::proto::meshgate::demo::v1::GetPaymentRequest;
+use serde_json::Value;
+
+/// The commands under `Try:` in the script's banner, continuation lines joined, comments
+/// dropped.
+fn printed_commands(banner: &str) -> Vec<String> {
+    let block = banner
+        .split_once("Try:")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split_once("Ctrl-C stops everything"))
+        .map(|(block, _)| block)
+        .expect("the banner has a Try: block");
+    let mut commands = Vec::new();
+    let mut current = String::new();
+    for line in block.lines().map(str::trim) {
+        if current.is_empty() && (line.is_empty() || line.starts_with('#')) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                commands.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    commands
+}
+
+fn run_shell(command: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", command])
+        .current_dir(repo_root())
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "`{command}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `curl -si` output: the status line's code and the body after the blank line.
+fn status_and_body(output: &str) -> (u16, &str) {
+    let (head, body) = output
+        .split_once("\r\n\r\n")
+        .expect("curl -i prints headers, a blank line, the body");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    (status, body)
+}
+
+fn accepts(addr: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
+    let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let (listen, admin, payments, wallets) = (
+        addr(free_port().unwrap()),
+        addr(free_port().unwrap()),
+        addr(free_port().unwrap()),
+        addr(free_port().unwrap()),
+    );
+    let cli = meshgate_cli().unwrap();
+    let bin_dir = cli.parent().unwrap().to_path_buf();
+    assert_eq!(
+        kit_bin("demo-backend").unwrap().parent(),
+        Some(bin_dir.as_path()),
+        "the demo backend and the command are built in the same directory"
+    );
+    let out_dir = temp_dir("make-run-files").unwrap();
+    let mut command = Command::new("bash");
+    command
+        .arg(repo_root().join("tests/tools/run.sh"))
+        .current_dir(repo_root())
+        .env("MESHGATE_LISTEN", listen.to_string())
+        .env("MESHGATE_ADMIN", admin.to_string())
+        .env("MESHGATE_PAYMENTS", payments.to_string())
+        .env("MESHGATE_WALLETS", wallets.to_string())
+        .env("MESHGATE_BIN_DIR", &bin_dir)
+        .env("MESHGATE_RUN_DIR", &out_dir)
+        .env("MESHGATE_WASM", wasm_path().unwrap())
+        .env("MESHGATE_ENVOY", envoy_bin().unwrap());
+    let mut run = ProcessGuard::spawn("make-run", &mut command, None).unwrap();
+    let banner = run
+        .wait_for_stdout("Ctrl-C stops everything", Duration::from_secs(60))
+        .unwrap();
+    assert!(banner.contains(&format!("gateway http://{listen}")));
+
+    let commands = printed_commands(&banner);
+    let curls: Vec<&String> = commands.iter().filter(|c| c.starts_with("curl")).collect();
+    assert!(
+        curls.len() >= 9,
+        "the banner prints the curl examples: {commands:#?}"
+    );
+    for c in &curls {
+        let output = run_shell(c);
+        if c.contains("/stats/prometheus") {
+            assert!(
+                output
+                    .lines()
+                    .any(|l| l.starts_with("meshgate_requests_total")),
+                "`{c}` shows meshgate's metrics: {output}"
+            );
+        } else if c.starts_with("curl -si") {
+            // The error examples: a google.rpc.Status with the mapped HTTP status.
+            let (status, body) = status_and_body(&output);
+            let status_body: Value = serde_json::from_str(body).expect("a JSON body");
+            assert!(status >= 400, "`{c}` is an error example: {output}");
+            assert!(
+                status_body["code"].as_i64().is_some_and(|code| code > 0)
+                    && status_body["message"].is_string(),
+                "`{c}` answers a google.rpc.Status: {body}"
+            );
+        } else {
+            // A successful JSON answer from a backend, not an error Status.
+            let answer: Value = serde_json::from_str(&output)
+                .unwrap_or_else(|e| panic!("`{c}` answers JSON ({e}): {output}"));
+            assert!(
+                answer.is_object() && answer.get("code").is_none(),
+                "`{c}` succeeds: {output}"
+            );
+        }
+    }
+
+    // The native gRPC example (grpcurl is optional on a user's machine; the same call with
+    // the kit's tonic client).
+    let grpc = commands
+        .iter()
+        .find(|c| c.starts_with("grpcurl"))
+        .expect("the banner prints a native gRPC example");
+    assert!(grpc.contains("meshgate.demo.v1.Payments/GetPayment") && grpc.contains("pay_001"));
+    let protoset = out_dir.join("payments.pb");
+    assert!(
+        std::fs::metadata(&protoset).is_ok_and(|m| m.len() > 1000),
+        "the descriptor set the gRPC example names is written"
+    );
+    let reply = payments_client(listen)
+        .await
+        .unwrap()
+        .get_payment(GetPaymentRequest {
+            id: "pay_001".into(),
+            view: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.into_inner().id, "pay_001");
+
+    // The access records of those requests went to the printed access log.
+    let log = std::fs::read_to_string(out_dir.join("access.log")).unwrap();
+    assert!(
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|r| r["operation"] == "meshgate.demo.v1.Payments.GetPayment"),
+        "access records in {}: {log}",
+        out_dir.display()
+    );
+
+    // Ctrl-C: the script stops every process it started.
+    assert!([listen, admin, payments, wallets].into_iter().all(accepts));
+    run.signal(libc::SIGINT);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while run.exit_status().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(run.exit_status().is_some(), "run.sh exits on Ctrl-C");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut still = vec![listen, admin, payments, wallets];
+    while !still.is_empty() && Instant::now() < deadline {
+        still.retain(|a| accepts(*a));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(still.is_empty(), "still listening after Ctrl-C: {still:?}");
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
