@@ -27,6 +27,8 @@ const WELL_KNOWN: &str = "/.well-known/openid-configuration";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteConfig {
     pub cluster: String,
+    /// The URI is `https://`: the cluster that reaches it needs TLS (`meshgate envoy`).
+    pub tls: bool,
     /// `:authority` and `:path` of the JWKS, or of the discovery document with `discovery`.
     pub authority: String,
     pub path: String,
@@ -111,6 +113,7 @@ pub fn compile_remote(r: &RemoteJwksInput) -> Result<RemoteConfig, ConfigError> 
     )?;
     Ok(RemoteConfig {
         cluster: r.cluster.clone(),
+        tls: r.uri.starts_with("https://"),
         authority,
         path,
         discovery: r.discovery,

@@ -128,6 +128,84 @@ fn cluster(c: &ClusterSpec) -> Value {
     v
 }
 
+/// Debian's (and most distributions') CA bundle: what the JWKS clusters trust by default.
+pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A cluster for every remote JWKS (and discovery document) whose cluster is not among
+/// `existing`: reached at the URI's host and port (443/80 by default), over TLS for `https://`
+/// with the host as SNI and as the certificate's required DNS name, trusting `ca_file`. One
+/// cluster per name, even when several providers share it.
+pub fn jwks_clusters(
+    config: &crate::config::Config,
+    existing: &[String],
+    ca_file: &str,
+) -> Vec<Value> {
+    let mut seen: Vec<&str> = existing.iter().map(String::as_str).collect();
+    let mut out = Vec::new();
+    for p in &config.auth.providers {
+        let crate::auth::KeySource::Remote(rc) = &p.keys else {
+            continue;
+        };
+        if seen.contains(&rc.cluster.as_str()) {
+            continue;
+        }
+        seen.push(&rc.cluster);
+        out.push(jwks_cluster(rc, ca_file));
+    }
+    out
+}
+
+fn jwks_cluster(rc: &crate::auth::RemoteConfig, ca_file: &str) -> Value {
+    let (host, port) = split_authority(&rc.authority, if rc.tls { 443 } else { 80 });
+    let literal = host.parse::<std::net::IpAddr>().is_ok();
+    let mut v = json!({
+        "name": rc.cluster,
+        "type": if literal { "STATIC" } else { "LOGICAL_DNS" },
+        "connect_timeout": "5s",
+        "load_assignment": {
+            "cluster_name": rc.cluster,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(host, port)}}]}],
+        },
+    });
+    if rc.tls {
+        put(
+            &mut v,
+            "transport_socket",
+            json!({
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                    "sni": host,
+                    "common_tls_context": {"validation_context": {
+                        "trusted_ca": {"filename": ca_file},
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "DNS", "matcher": {"exact": host}}
+                        ],
+                    }},
+                },
+            }),
+        );
+    }
+    v
+}
+
+/// `host:port`, `[v6]:port` or a bare host -> (host, port or `default`).
+fn split_authority(authority: &str, default: u16) -> (&str, u16) {
+    if let Some(rest) = authority.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            let port = tail.strip_prefix(':').and_then(|p| p.parse().ok());
+            return (host, port.unwrap_or(default));
+        }
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => match port.parse() {
+            Ok(port) => (host, port),
+            Err(_) => (authority, default),
+        },
+        _ => (authority, default),
+    }
+}
+
 /// Sets `key` on a JSON object (indexing a `Value` may panic; this never does).
 fn put(v: &mut Value, key: &str, value: Value) {
     if let Some(map) = v.as_object_mut() {
@@ -582,6 +660,7 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
     let mut admin = None;
     let mut clusters = Vec::new();
     let mut routes = Vec::new();
+    let mut ca_file = DEFAULT_CA_FILE.to_string();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
@@ -591,6 +670,7 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
             "--admin" => admin = Some(parse_addr(&value()?)?),
             "--cluster" => clusters.push(parse_cluster(&value()?)?),
             "--route" => routes.push(parse_route(&value()?)?),
+            "--ca-file" => ca_file = value()?,
             _ => positional.push(a.clone()),
         }
     }
@@ -610,6 +690,11 @@ pub fn cmd_envoy(args: &[String]) -> Result<(), String> {
         o.admin_port = p;
     }
     check_routes(&routes, &config)?;
+    let names: Vec<String> = clusters
+        .iter()
+        .map(|c: &ClusterSpec| c.name.clone())
+        .collect();
+    o.extra_clusters = jwks_clusters(&config, &names, &ca_file);
     o.clusters = clusters;
     o.routes = routes;
     write_output(output.as_ref(), &render_yaml(&o)?)
@@ -631,6 +716,72 @@ mod tests {
         }
         o.routes = routes.iter().filter_map(|r| parse_route(r).ok()).collect();
         o
+    }
+
+    #[test]
+    fn remote_jwks_get_a_cluster_each_unless_one_is_given() {
+        let dir = std::env::temp_dir().join(format!("meshgate-envoy-jwks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let proto = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+        let provider = |name: &str, uri: &str, cluster: &str| {
+            format!("    - {{name: {name}, issuer: {name}, jwks: {{remote: {{uri: \"{uri}\", cluster: {cluster}}}}}}}\n")
+        };
+        let yaml = format!(
+            "descriptors:\n  files: [meshgate/demo/v1/payments.proto]\n  include: [{}]\n\
+             upstreams: {{payments: {{}}, wallets: {{}}}}\nservices:\n  meshgate.demo.v1.Payments: {{upstream: payments, auth: none}}\n  meshgate.demo.v1.Wallets: {{upstream: wallets, auth: none}}\n\
+             auth:\n  providers:\n{}{}{}{}",
+            proto.display(),
+            provider("corp", "https://idp.example.com/.well-known/jwks.json", "idp"),
+            provider("corp2", "https://idp.example.com/keys", "idp"),
+            provider("local", "http://127.0.0.1:9000/jwks.json", "local-idp"),
+            provider("v6", "https://[::1]:8443/jwks", "given"),
+        );
+        let path = dir.join("gateway.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let json = compile_file(&path).unwrap();
+        let config = crate::config::compile_json(json.as_bytes()).unwrap();
+        let clusters = jwks_clusters(&config, &["given".to_string()], "/ca.pem");
+        let _ = std::fs::remove_dir_all(&dir);
+
+        assert_eq!(
+            clusters.len(),
+            2,
+            "one per cluster name, none for a given one"
+        );
+        let idp = &clusters[0];
+        assert_eq!(idp["name"], "idp");
+        assert_eq!(idp["type"], "LOGICAL_DNS");
+        let addr =
+            &idp["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"];
+        assert_eq!(addr["socket_address"]["address"], "idp.example.com");
+        assert_eq!(addr["socket_address"]["port_value"], 443);
+        let tls = &idp["transport_socket"]["typed_config"];
+        assert_eq!(tls["sni"], "idp.example.com");
+        let validation = &tls["common_tls_context"]["validation_context"];
+        assert_eq!(validation["trusted_ca"]["filename"], "/ca.pem");
+        assert_eq!(
+            validation["match_typed_subject_alt_names"][0]["matcher"]["exact"],
+            "idp.example.com"
+        );
+
+        let local = &clusters[1];
+        assert_eq!(local["name"], "local-idp");
+        assert_eq!(local["type"], "STATIC");
+        let addr =
+            &local["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"];
+        assert_eq!(addr["socket_address"]["port_value"], 9000);
+        assert!(local.get("transport_socket").is_none(), "http:// is plain");
+    }
+
+    #[test]
+    fn authorities_split_into_host_and_port() {
+        assert_eq!(
+            split_authority("idp.example.com", 443),
+            ("idp.example.com", 443)
+        );
+        assert_eq!(split_authority("idp:8443", 443), ("idp", 8443));
+        assert_eq!(split_authority("[::1]:8443", 443), ("::1", 8443));
+        assert_eq!(split_authority("[::1]", 80), ("::1", 80));
     }
 
     #[test]

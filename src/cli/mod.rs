@@ -24,8 +24,11 @@ USAGE:
   meshgate envoy    <gateway.yaml> --wasm <path> [--listen ADDR] [--admin ADDR]
                     [--cluster NAME=HOST:PORT[/h1]]... [-o <envoy.yaml>]
                     [--route name=N,prefix=/P,cluster=C[,policy=POLICY][,disabled]]...
+                    [--ca-file PATH]
       Render an Envoy bootstrap that runs meshgate in front of the given clusters; each
       --route comes first and selects a policy (route metadata) or switches meshgate off.
+      Remote JWKS clusters not given with --cluster are rendered from their URIs (TLS for
+      https://, trusting --ca-file, default /etc/ssl/certs/ca-certificates.crt).
   meshgate alerts   <gateway.yaml | filter-config.json> [-o <rules.yml>]
       Prometheus rules for the configuration's objectives: SLO error ratios over 5m..3d and
       multiwindow, multi-burn-rate alerts (page: 1h/5m at 14.4x, 6h/30m at 6x; ticket:
