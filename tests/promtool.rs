@@ -40,7 +40,9 @@ fn slo_input(avail: Option<f64>, latency: Option<(u64, f64)>) -> SloInput {
 /// - default: availability 99.9;
 /// - service `meshgate.demo.v1.Payments`: latency 95% under 300 ms;
 /// - operation `CreatePayment`: availability 99.5, latency 99% under 1000 ms;
-/// - `Wallets.GetWallet`: only the default.
+/// - `Wallets.GetWallet`: only the default;
+/// - route policy `partner`: latency 90% under 50 ms (judges the requests its routes select,
+///   whatever their operation).
 fn sample_objectives() -> Vec<Objective> {
     let default = slo_input(Some(99.9), None);
     let payments = slo_input(None, Some((300, 95.0)));
@@ -60,13 +62,20 @@ fn sample_objectives() -> Vec<Objective> {
         ),
         ("meshgate.demo.v1.Wallets", "GetWallet", None, None),
     ];
+    let partner = slo_input(None, Some((50, 90.0)));
     cases
         .into_iter()
-        .map(|(service, method, op, svc)| Objective {
-            operation: format!("{service}.{method}"),
-            service: service.to_string(),
-            slo: Slo::compile(&[op, svc, Some(&default)]).unwrap(),
+        .map(|(service, method, op, svc)| {
+            Objective::operation(
+                &format!("{service}.{method}"),
+                service,
+                Slo::compile(&[op, svc, Some(&default)]).unwrap(),
+            )
         })
+        .chain([Objective::policy(
+            "partner",
+            Slo::compile(&[Some(&partner), Some(&default)]).unwrap(),
+        )])
         .collect()
 }
 
@@ -177,15 +186,17 @@ fn test_series_are_what_envoy_exposes() {
             labels.sort();
             let get = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
             let (op, slo) = (get("operation").unwrap(), get("slo").unwrap());
+            let policy = get("policy").unwrap();
+            let policy = (policy != meshgate::observe::OWN_OBJECTIVE).then_some(policy.as_str());
             let kind = match slo.as_str() {
                 "availability" => SloKind::Availability,
                 "latency" => SloKind::Latency,
                 other => panic!("{file}: unknown slo {other}"),
             };
             let stat = if c[1].contains("good") {
-                names.slo_good_events(&op, kind)
+                names.slo_good_events(&op, kind, policy)
             } else {
-                names.slo_events(&op, kind)
+                names.slo_events(&op, kind, policy)
             };
             assert_eq!(exposed(&names, &stat), (c[1].to_string(), labels), "{file}");
             seen += 1;
@@ -198,16 +209,9 @@ fn test_series_are_what_envoy_exposes() {
 fn promtool_accepts_rules_for_odd_names_and_prefixes() {
     let slo = slo_input(Some(99.95), Some((250, 99.0)));
     let objectives = vec![
-        Objective {
-            operation: "we\"ird\\op".into(),
-            service: "s: x".into(),
-            slo: Slo::compile(&[Some(&slo)]).unwrap(),
-        },
-        Objective {
-            operation: "a b/c {d} #e".into(),
-            service: "- y".into(),
-            slo: Slo::compile(&[Some(&slo)]).unwrap(),
-        },
+        Objective::operation("we\"ird\\op", "s: x", Slo::compile(&[Some(&slo)]).unwrap()),
+        Objective::operation("a b/c {d} #e", "- y", Slo::compile(&[Some(&slo)]).unwrap()),
+        Objective::policy("odd: {x}", Slo::compile(&[Some(&slo)]).unwrap()),
     ];
     let yaml = alert_rules(&objectives, &MetricNames::new("gw_2").unwrap());
     let tmp = std::env::temp_dir().join(format!("meshgate-odd-rules-{}", std::process::id()));
@@ -255,15 +259,21 @@ fn meshgate_alerts_renders_the_configured_objectives_for_promtool() {
     let wallet = "meshgate.demo.v1.Wallets.GetWallet";
     let payment = "meshgate.demo.v1.Payments.GetPayment";
     for needle in [
-        format!(r#"rate1h{{operation="{wallet}",slo="availability"}} > (14.4 * 0.005)"#),
-        format!(r#"rate1h{{operation="{payment}",slo="availability"}} > (14.4 * 0.001)"#),
-        format!(r#"rate3d{{operation="{payment}",slo="latency"}} > (1 * 0.05)"#),
+        format!(
+            r#"rate1h{{operation="{wallet}",policy="none",slo="availability"}} > (14.4 * 0.005)"#
+        ),
+        format!(
+            r#"rate1h{{operation="{payment}",policy="none",slo="availability"}} > (14.4 * 0.001)"#
+        ),
+        format!(r#"rate3d{{operation="{payment}",policy="none",slo="latency"}} > (1 * 0.05)"#),
         "95% under 300 ms".to_string(),
     ] {
         assert!(text.contains(&needle), "missing {needle}");
     }
     assert!(
-        !text.contains(&format!(r#"{{operation="{wallet}",slo="latency"}}"#)),
+        !text.contains(&format!(
+            r#"{{operation="{wallet}",policy="none",slo="latency"}}"#
+        )),
         "Wallets has no latency objective"
     );
 
@@ -281,11 +291,11 @@ fn meshgate_alerts_renders_the_configured_objectives_for_promtool() {
 
     let series = |family: &str, op: &str, values: &str| {
         format!(
-            "      - series: '{family}{{job=\"envoy\",instance=\"gw:9901\",operation=\"{op}\",slo=\"availability\"}}'\n        values: '{values}'\n"
+            "      - series: '{family}{{job=\"envoy\",instance=\"gw:9901\",operation=\"{op}\",policy=\"none\",slo=\"availability\"}}'\n        values: '{values}'\n"
         )
     };
     let unit = format!(
-        "rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{}{}{}{}    alert_rule_test:\n      - eval_time: 0m\n        alertname: MeshgateErrorBudgetBurn\n        exp_alerts: []\n      - eval_time: 6m\n        alertname: MeshgateErrorBudgetBurn\n        exp_alerts:\n          - exp_labels: {{severity: page, slo: availability, operation: {wallet}, service: meshgate.demo.v1.Wallets}}\n            exp_annotations:\n              summary: {wallet} is burning the error budget of its availability objective 99.5% too fast (page)\n          - exp_labels: {{severity: ticket, slo: availability, operation: {wallet}, service: meshgate.demo.v1.Wallets}}\n            exp_annotations:\n              summary: {wallet} is burning the error budget of its availability objective 99.5% too fast (ticket)\n",
+        "rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n{}{}{}{}    alert_rule_test:\n      - eval_time: 0m\n        alertname: MeshgateErrorBudgetBurn\n        exp_alerts: []\n      - eval_time: 6m\n        alertname: MeshgateErrorBudgetBurn\n        exp_alerts:\n          - exp_labels: {{severity: page, slo: availability, policy: none, operation: {wallet}, service: meshgate.demo.v1.Wallets}}\n            exp_annotations:\n              summary: {wallet} is burning the error budget of its availability objective 99.5% too fast (page)\n          - exp_labels: {{severity: ticket, slo: availability, policy: none, operation: {wallet}, service: meshgate.demo.v1.Wallets}}\n            exp_annotations:\n              summary: {wallet} is burning the error budget of its availability objective 99.5% too fast (ticket)\n",
         // 8% errors: a 16x burn of a 0.5% budget.
         series("meshgate_slo_events_total", wallet, "0+1000x60"),
         series("meshgate_slo_good_events_total", wallet, "0+920x60"),

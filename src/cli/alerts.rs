@@ -10,18 +10,19 @@ use crate::config::Config;
 use crate::observe::{alert_rules, Objective};
 
 /// One objective per operation that has any (operations without one are neither counted nor
-/// alerted on), in configuration order.
+/// alerted on), in configuration order, then one per route policy that has its own, by name.
 pub fn objectives(config: &Config) -> Vec<Objective> {
-    config
+    let operations = config
         .operations
         .iter()
         .filter(|op| !op.slo.is_empty())
-        .map(|op| Objective {
-            operation: op.name.clone(),
-            service: op.service.clone(),
-            slo: op.slo.clone(),
-        })
-        .collect()
+        .map(|op| Objective::operation(&op.name, &op.service, op.slo.clone()));
+    let mut policies: Vec<_> = config.policies.values().collect();
+    policies.sort_by_key(|p| p.id);
+    let policies = policies
+        .into_iter()
+        .filter_map(|p| Some(Objective::policy(&p.name, p.slo.clone()?)));
+    operations.chain(policies).collect()
 }
 
 /// The rules file for a gateway YAML (or an already compiled filter JSON).
@@ -78,6 +79,40 @@ mod tests {
         // Without a default objective, Wallets has none: no alert names it.
         assert!(!rules.contains("Wallets"));
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    #[test]
+    fn route_policies_with_objectives_get_their_own_alerts() {
+        let path = gateway(
+            "policies",
+            &format!(
+                "{SERVICES}policies:\n  partner:\n    slo: {{latency: {{threshold_ms: 50, target: 90}}}}\n  strict:\n    auth: none\n"
+            ),
+        );
+        let rules = rules_for_file(&path).unwrap();
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+        assert!(rules.contains("{policy=\"partner\",slo=\"latency\"} > (14.4 * 0.1)"));
+        assert!(rules.contains("policy: \"partner\""));
+        // A policy without an objective of its own has no alerts (its requests are judged by
+        // their operations' objectives).
+        assert!(!rules.contains("strict"));
+    }
+
+    #[test]
+    fn policy_names_that_share_a_metric_label_are_refused() {
+        for (name, extra, field) in [
+            (
+                "collide",
+                "policies:\n  a-b: {}\n  a_b: {}\n",
+                "policies.a_b",
+            ),
+            ("none", "policies:\n  none: {}\n", "policies.none"),
+        ] {
+            let path = gateway(name, &format!("{SERVICES}{extra}"));
+            let err = rules_for_file(&path).unwrap_err();
+            let _ = std::fs::remove_dir_all(path.parent().unwrap());
+            assert!(err.contains(&format!("{field}:")), "{name}: {err}");
+        }
     }
 
     #[test]

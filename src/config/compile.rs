@@ -383,7 +383,30 @@ fn compile_policies(
     default_slo: Option<&SloInput>,
 ) -> Result<HashMap<String, Policy>, ConfigError> {
     let mut out = HashMap::new();
-    for (name, p) in &input.policies {
+    let mut names: Vec<&String> = input.policies.keys().collect();
+    names.sort();
+    // The SLO counters' `policy` label is the name as a word: two names must not share one,
+    // nor take the label of the operations' own objectives.
+    let mut labels: HashMap<String, &String> = HashMap::new();
+    for name in &names {
+        let label = crate::observe::policy_label(Some(name));
+        if label == crate::observe::OWN_OBJECTIVE {
+            return Err(ConfigError::new(
+                format!("policies.{name}"),
+                "`none` is reserved (the metrics' label for operations' own objectives)",
+            ));
+        }
+        if let Some(other) = labels.insert(label.clone(), name) {
+            return Err(ConfigError::new(
+                format!("policies.{name}"),
+                format!("its metric label `{label}` is also policy `{other}`'s: rename one"),
+            ));
+        }
+    }
+    for (id, name) in names.into_iter().enumerate() {
+        let Some(p) = input.policies.get(name) else {
+            continue;
+        };
         let field = format!("policies.{name}");
         let requirement = p
             .auth
@@ -406,6 +429,7 @@ fn compile_policies(
             name.clone(),
             Policy {
                 name: name.clone(),
+                id,
                 auth: requirement,
                 transcoding_enabled: tr.and_then(|t| t.enabled).unwrap_or(true),
                 print_options: tr

@@ -84,6 +84,8 @@ impl Upstream {
 /// What a route's policy overrides.
 pub struct Policy {
     pub name: String,
+    /// Its place among the policies in name order (caches key metrics on it).
+    pub id: usize,
     pub auth: Option<Requirement>,
     pub transcoding_enabled: bool,
     pub print_options: Option<PrintOptions>,

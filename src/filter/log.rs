@@ -63,8 +63,10 @@ impl Filter {
             local_reply: self.answered_without_upstream(),
         };
         let op = self.op.and_then(|i| cfg.operations.get(i));
-        let slo = self
-            .policy()
+        // A route policy's objective, where it has one, judges the request instead of the
+        // operation's; its counters carry the policy's label.
+        let slo_policy = self.policy().filter(|p| p.slo.is_some());
+        let slo = slo_policy
             .and_then(|p| p.slo.as_ref())
             .or(op.map(|o| &o.slo));
         let (availability, latency_verdict) = match slo {
@@ -113,7 +115,7 @@ impl Filter {
         for (metric, value) in
             MetricNames::request_metrics(&outcome, (availability, latency_verdict))
         {
-            vm.apply(host, index, &op.name, metric, value);
+            vm.apply(host, index, &op.name, slo_policy, metric, value);
         }
     }
 }

@@ -9,12 +9,16 @@ use crate::config::Config;
 use crate::host::{Host, Level, MetricId, MetricKind};
 use crate::observe::RequestMetric;
 
+/// (operation index, id of the policy whose objective judged the request (SLO counters only),
+/// metric).
+type RequestMetricKey = (usize, Option<usize>, RequestMetric);
+
 pub struct Vm {
     pub config: Config,
     pub auth: RefCell<AuthState>,
     metrics: RefCell<HashMap<String, MetricId>>,
-    /// Request metrics by (operation index, metric): found without building their names.
-    request_metrics: RefCell<HashMap<(usize, RequestMetric), MetricId>>,
+    /// Request metrics found without building their names.
+    request_metrics: RefCell<HashMap<RequestMetricKey, MetricId>>,
 }
 
 impl Vm {
@@ -104,22 +108,25 @@ impl Vm {
         host: &dyn Host,
         op: usize,
         op_name: &str,
+        slo_policy: Option<&crate::config::Policy>,
         metric: RequestMetric,
         value: u64,
     ) {
-        let cached = self.request_metrics.borrow().get(&(op, metric)).copied();
+        let policy = slo_policy.filter(|_| metric.by_policy());
+        let key = (op, policy.map(|p| p.id), metric);
+        let cached = self.request_metrics.borrow().get(&key).copied();
         let id = match cached {
             Some(id) => id,
             None => {
-                let name = self
-                    .config
-                    .observe
-                    .names
-                    .request_metric_name(op_name, metric);
+                let name = self.config.observe.names.request_metric_name(
+                    op_name,
+                    policy.map(|p| p.name.as_str()),
+                    metric,
+                );
                 let Some(id) = self.metric(host, metric.kind(), &name) else {
                     return;
                 };
-                self.request_metrics.borrow_mut().insert((op, metric), id);
+                self.request_metrics.borrow_mut().insert(key, id);
                 id
             }
         };

@@ -10,21 +10,51 @@
 //! | ticket   | 3d          | 6h           | 1         | 10% in 3 days              |
 //!
 //! The error ratio is `1 - good/total` from the SLO counters (`slo` = availability|latency), so
-//! the latency objective alerts the same way as availability. Host-side only (the `meshgate`
+//! the latency objective alerts the same way as availability. The counters' `policy` label
+//! tells which objective judged a request: an operation's alerts read its `policy="none"`
+//! series, a route policy's alerts read the series with its name, one alert per operation. Host-side only (the `meshgate`
 //! command writes the file); YAML is written directly, every string through a JSON encoder
 //! (a JSON string is a valid YAML and PromQL string).
 
 use std::fmt::Write;
 
-use super::metrics::{Family, MetricNames, SloKind};
+use super::metrics::{policy_label, Family, MetricNames, SloKind, OWN_OBJECTIVE};
 use super::slo::Slo;
 
-/// One operation's objectives, with the service it belongs to (an alert label).
+/// Whose objectives: an operation's own, or a route policy's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// An operation's, with the service it belongs to (an alert label).
+    Operation { operation: String, service: String },
+    /// A route policy's, which judges the requests of every operation its routes serve; each
+    /// operation alerts on its own (the `operation` label comes from the series).
+    Policy(String),
+}
+
+/// One operation's or policy's objectives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Objective {
-    pub operation: String,
-    pub service: String,
+    pub scope: Scope,
     pub slo: Slo,
+}
+
+impl Objective {
+    pub fn operation(operation: &str, service: &str, slo: Slo) -> Objective {
+        Objective {
+            scope: Scope::Operation {
+                operation: operation.to_string(),
+                service: service.to_string(),
+            },
+            slo,
+        }
+    }
+
+    pub fn policy(name: &str, slo: Slo) -> Objective {
+        Objective {
+            scope: Scope::Policy(name.to_string()),
+            slo,
+        }
+    }
 }
 
 /// Windows of the recording rules, shortest first.
@@ -62,13 +92,13 @@ pub fn alert_rules(objectives: &[Objective], names: &MetricNames) -> String {
     out
 }
 
-/// `<prefix>:sli_error_ratio:rate<window>` by operation and objective. A missing good counter
+/// `<prefix>:sli_error_ratio:rate<window>` by operation, judging policy and objective. A missing good counter
 /// reads as zero good events (`or 0 * total`), so an operation that never succeeded still
 /// has a ratio (of 1) instead of no series at all.
 fn recording_rule(names: &MetricNames, window: &str) -> String {
     let good = names.family(Family::SloGoodEvents);
     let total = names.family(Family::SloEvents);
-    let by = "sum by (operation, slo)";
+    let by = "sum by (operation, policy, slo)";
     format!(
         "      - record: {record}\n        expr: |-\n          1 - (\n            (\n              {by} (rate({good}[{window}]))\n              or\n              0 * {by} (rate({total}[{window}]))\n            )\n            /\n            {by} (rate({total}[{window}]))\n          )\n",
         record = ratio_record(names, window),
@@ -103,11 +133,19 @@ fn alert_rule(
     severity: &str,
 ) -> String {
     let budget = number((100.0 - target) / 100.0);
-    let selector = format!(
-        "{{operation={},slo={}}}",
-        quote(&objective.operation),
-        quote(kind.as_str())
-    );
+    let selector = match &objective.scope {
+        Scope::Operation { operation, .. } => format!(
+            "{{operation={},policy={},slo={}}}",
+            quote(operation),
+            quote(OWN_OBJECTIVE),
+            quote(kind.as_str())
+        ),
+        Scope::Policy(name) => format!(
+            "{{policy={},slo={}}}",
+            quote(&policy_label(Some(name))),
+            quote(kind.as_str())
+        ),
+    };
     let branches: Vec<String> = BURN_RATES
         .iter()
         .filter(|(sev, ..)| *sev == severity)
@@ -134,17 +172,36 @@ fn alert_rule(
             format!("latency objective {}% under {ms} ms", number(target))
         }
     };
-    let summary = format!(
-        "{} is burning the error budget of its {what} too fast ({severity})",
-        objective.operation
-    );
     let _ = write!(
         rule,
-        "        labels:\n          severity: {severity}\n          slo: {}\n          operation: {}\n          service: {}\n        annotations:\n          summary: {}\n",
-        kind.as_str(),
-        quote(&objective.operation),
-        quote(&objective.service),
-        quote(&summary),
+        "        labels:\n          severity: {severity}\n          slo: {}\n",
+        kind.as_str()
+    );
+    let summary = match &objective.scope {
+        Scope::Operation { operation, service } => {
+            let _ = write!(
+                rule,
+                "          operation: {}\n          service: {}\n",
+                quote(operation),
+                quote(service)
+            );
+            format!("{operation} is burning the error budget of its {what} too fast ({severity})")
+        }
+        Scope::Policy(name) => {
+            let _ = writeln!(
+                rule,
+                "          policy: {}",
+                quote(&policy_label(Some(name)))
+            );
+            format!(
+                "{{{{ $labels.operation }}}} under policy {name} is burning the error budget of the policy's {what} too fast ({severity})"
+            )
+        }
+    };
+    let _ = write!(
+        rule,
+        "        annotations:\n          summary: {}\n",
+        quote(&summary)
     );
     rule
 }
@@ -170,19 +227,45 @@ mod tests {
     use super::*;
     use crate::observe::slo::LatencySlo;
 
-    fn objective(op: &str, avail: Option<f64>, latency: Option<(u64, f64)>) -> Objective {
-        Objective {
-            operation: op.into(),
-            service: "meshgate.demo.v1.Payments".into(),
-            slo: Slo {
-                availability: avail,
-                latency: latency.map(|(threshold_ms, target)| LatencySlo {
-                    threshold_ms,
-                    target,
-                }),
-                ..Slo::default()
-            },
+    fn slo(avail: Option<f64>, latency: Option<(u64, f64)>) -> Slo {
+        Slo {
+            availability: avail,
+            latency: latency.map(|(threshold_ms, target)| LatencySlo {
+                threshold_ms,
+                target,
+            }),
+            ..Slo::default()
         }
+    }
+
+    fn objective(op: &str, avail: Option<f64>, latency: Option<(u64, f64)>) -> Objective {
+        Objective::operation(op, "meshgate.demo.v1.Payments", slo(avail, latency))
+    }
+
+    #[test]
+    fn a_policy_objective_alerts_on_its_own_series_for_every_operation() {
+        let y = alert_rules(
+            &[
+                objective("op", Some(99.9), None),
+                Objective::policy("partner-api", slo(None, Some((50, 90.0)))),
+            ],
+            &names(),
+        );
+        assert!(y.contains("sum by (operation, policy, slo)"));
+        // The operation's alerts read only the requests its own objective judged.
+        assert!(y.contains(
+            "rate1h{operation=\"op\",policy=\"none\",slo=\"availability\"} > (14.4 * 0.001)"
+        ));
+        // The policy's read its series, whatever the operation.
+        assert!(y.contains("rate1h{policy=\"partner_api\",slo=\"latency\"} > (14.4 * 0.1)"));
+        let policy_rules: Vec<&str> = y
+            .split("      - alert: ")
+            .filter(|r| r.contains("policy: \"partner_api\""))
+            .collect();
+        assert_eq!(policy_rules.len(), 2, "a page and a ticket");
+        assert!(policy_rules.iter().all(|r| !r.contains("operation: ")
+            && r.contains("{{ $labels.operation }} under policy partner-api")
+            && r.contains("90% under 50 ms")));
     }
 
     fn names() -> MetricNames {
@@ -210,16 +293,24 @@ mod tests {
         let page = rules[0];
         assert!(page.contains("severity: page"));
         assert!(page.contains(
-            "meshgate:sli_error_ratio:rate1h{operation=\"a.B.C\",slo=\"availability\"} > (14.4 * 0.001)"
+            "meshgate:sli_error_ratio:rate1h{operation=\"a.B.C\",policy=\"none\",slo=\"availability\"} > (14.4 * 0.001)"
         ));
-        assert!(page.contains("rate5m{operation=\"a.B.C\",slo=\"availability\"} > (14.4 * 0.001)"));
-        assert!(page.contains("rate6h{operation=\"a.B.C\",slo=\"availability\"} > (6 * 0.001)"));
+        assert!(page.contains(
+            "rate5m{operation=\"a.B.C\",policy=\"none\",slo=\"availability\"} > (14.4 * 0.001)"
+        ));
+        assert!(page.contains(
+            "rate6h{operation=\"a.B.C\",policy=\"none\",slo=\"availability\"} > (6 * 0.001)"
+        ));
         assert!(page.contains("rate30m"));
         assert!(!page.contains("rate3d"));
         let ticket = rules[1];
         assert!(ticket.contains("severity: ticket"));
-        assert!(ticket.contains("rate3d{operation=\"a.B.C\",slo=\"availability\"} > (1 * 0.001)"));
-        assert!(ticket.contains("rate6h{operation=\"a.B.C\",slo=\"availability\"} > (1 * 0.001)"));
+        assert!(ticket.contains(
+            "rate3d{operation=\"a.B.C\",policy=\"none\",slo=\"availability\"} > (1 * 0.001)"
+        ));
+        assert!(ticket.contains(
+            "rate6h{operation=\"a.B.C\",policy=\"none\",slo=\"availability\"} > (1 * 0.001)"
+        ));
         assert!(ticket.contains("rate1d") && ticket.contains("(3 * 0.001)"));
         assert!(!ticket.contains("rate5m"));
     }

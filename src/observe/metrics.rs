@@ -78,9 +78,9 @@ impl AuthDecision {
 pub enum Family {
     /// Counter `{outcome, operation}`.
     Requests,
-    /// Counter `{slo, operation}`: requests that count for the objective.
+    /// Counter `{slo, policy, operation}`: requests that count for the objective.
     SloEvents,
-    /// Counter `{slo, operation}`: those that met it.
+    /// Counter `{slo, policy, operation}`: those that met it.
     SloGoodEvents,
     /// Histogram `{operation}`, milliseconds.
     RequestDuration,
@@ -115,7 +115,7 @@ impl Family {
     fn keys(self) -> (&'static [&'static str], &'static str) {
         match self {
             Family::Requests => (&["outcome"], "operation"),
-            Family::SloEvents | Family::SloGoodEvents => (&["slo"], "operation"),
+            Family::SloEvents | Family::SloGoodEvents => (&["slo", "policy"], "operation"),
             Family::RequestDuration => (&[], "operation"),
             Family::AuthDecisions => (&["decision", "reason"], "operation"),
             Family::JwksFetches => (&["result"], "provider"),
@@ -167,12 +167,16 @@ impl MetricNames {
         self.name(Family::Requests, &[outcome], operation)
     }
 
-    pub fn slo_events(&self, operation: &str, slo: SloKind) -> String {
-        self.name(Family::SloEvents, &[slo.as_str()], operation)
+    /// `policy`: the route policy whose objective judged the request, `None` for the
+    /// operation's own (label [`OWN_OBJECTIVE`]).
+    pub fn slo_events(&self, operation: &str, slo: SloKind, policy: Option<&str>) -> String {
+        let policy = policy_label(policy);
+        self.name(Family::SloEvents, &[slo.as_str(), &policy], operation)
     }
 
-    pub fn slo_good_events(&self, operation: &str, slo: SloKind) -> String {
-        self.name(Family::SloGoodEvents, &[slo.as_str()], operation)
+    pub fn slo_good_events(&self, operation: &str, slo: SloKind, policy: Option<&str>) -> String {
+        let policy = policy_label(policy);
+        self.name(Family::SloGoodEvents, &[slo.as_str(), &policy], operation)
     }
 
     /// Latency histogram, milliseconds.
@@ -278,6 +282,16 @@ impl MetricNames {
         }
         head
     }
+}
+
+/// The `policy` label of the SLO counters when the operation's own objective judged the
+/// request (no route policy, or one without an objective of its own).
+pub const OWN_OBJECTIVE: &str = "none";
+
+/// The `policy` label: the policy's name as a word (`-` and other characters become `_`), or
+/// [`OWN_OBJECTIVE`]. The configuration refuses policy names whose labels would collide.
+pub fn policy_label(policy: Option<&str>) -> String {
+    word(policy.unwrap_or_default())
 }
 
 /// A fixed-vocabulary value as `\w+`: anything else becomes `_`; empty becomes `none`.

@@ -62,12 +62,17 @@ fn request_counter_gets_clean_name_and_labels() {
 fn slo_counters_carry_objective_and_operation() {
     let n = names();
     assert_eq!(
-        exposed(&n, &n.slo_events(OP, SloKind::Latency)),
-        format!("meshgate_slo_events_total{{operation=\"{OP}\",slo=\"latency\"}}")
+        exposed(&n, &n.slo_events(OP, SloKind::Latency, None)),
+        format!("meshgate_slo_events_total{{operation=\"{OP}\",policy=\"none\",slo=\"latency\"}}")
     );
     assert_eq!(
-        exposed(&n, &n.slo_good_events(OP, SloKind::Availability)),
-        format!("meshgate_slo_good_events_total{{operation=\"{OP}\",slo=\"availability\"}}")
+        exposed(&n, &n.slo_good_events(OP, SloKind::Availability, None)),
+        format!("meshgate_slo_good_events_total{{operation=\"{OP}\",policy=\"none\",slo=\"availability\"}}")
+    );
+    // A policy's objective: its name as a word.
+    assert_eq!(
+        exposed(&n, &n.slo_events(OP, SloKind::Latency, Some("partner-api"))),
+        format!("meshgate_slo_events_total{{operation=\"{OP}\",policy=\"partner_api\",slo=\"latency\"}}")
     );
 }
 
@@ -104,8 +109,10 @@ fn operation_containing_key_words_is_not_confused() {
         format!("meshgate_requests_total{{operation=\"{op}\",outcome=\"5xx\"}}")
     );
     assert_eq!(
-        exposed(&n, &n.slo_events(op, SloKind::Availability)),
-        format!("meshgate_slo_events_total{{operation=\"{op}\",slo=\"availability\"}}")
+        exposed(&n, &n.slo_events(op, SloKind::Availability, Some("slo"))),
+        format!(
+            "meshgate_slo_events_total{{operation=\"{op}\",policy=\"slo\",slo=\"availability\"}}"
+        )
     );
 }
 
@@ -144,7 +151,7 @@ fn each_tag_name_is_given_once() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), total);
-    assert_eq!(total, 7);
+    assert_eq!(total, 8);
 }
 
 #[test]
@@ -219,7 +226,7 @@ fn buckets_include_every_threshold_once() {
 fn stats_config_has_tags_and_buckets() {
     let n = names();
     let v = n.stats_config(&[100.0, 300.0]);
-    assert_eq!(v["stats_tags"].as_array().unwrap().len(), 7);
+    assert_eq!(v["stats_tags"].as_array().unwrap().len(), 8);
     assert_eq!(v["histogram_bucket_settings"][0]["buckets"][1], 300.0);
     assert_eq!(
         v["histogram_bucket_settings"][0]["match"]["safe_regex"]["regex"],

@@ -23,8 +23,8 @@ mod alerts;
 
 pub use classify::{classify, outcome_label, Outcome, Verdict, OUTCOME_LABELS};
 pub use metrics::{
-    histogram_buckets, AuthDecision, Family, MetricNames, SloKind, DEFAULT_BUCKETS_MS,
-    WASM_NAMESPACE,
+    histogram_buckets, policy_label, AuthDecision, Family, MetricNames, SloKind,
+    DEFAULT_BUCKETS_MS, OWN_OBJECTIVE, WASM_NAMESPACE,
 };
 pub use record::{format_duration, AccessRecord};
 pub use slo::{LatencySlo, Slo, DEFAULT_ERROR_CODES};

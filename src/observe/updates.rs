@@ -29,6 +29,14 @@ pub enum RequestMetric {
 }
 
 impl RequestMetric {
+    /// Whether the stat name carries the `policy` label.
+    pub fn by_policy(self) -> bool {
+        matches!(
+            self,
+            RequestMetric::SloEvents(_) | RequestMetric::SloGoodEvents(_)
+        )
+    }
+
     pub fn kind(self) -> MetricKind {
         match self {
             RequestMetric::Duration => MetricKind::Histogram,
@@ -39,12 +47,18 @@ impl RequestMetric {
 
 impl MetricNames {
     /// The stat name of one of an operation's request metrics.
-    pub fn request_metric_name(&self, operation: &str, metric: RequestMetric) -> String {
+    /// `policy`: the route policy whose objective judged the request (SLO counters only).
+    pub fn request_metric_name(
+        &self,
+        operation: &str,
+        policy: Option<&str>,
+        metric: RequestMetric,
+    ) -> String {
         match metric {
             RequestMetric::Requests(outcome) => self.requests(operation, outcome),
             RequestMetric::Duration => self.latency_histogram(operation),
-            RequestMetric::SloEvents(kind) => self.slo_events(operation, kind),
-            RequestMetric::SloGoodEvents(kind) => self.slo_good_events(operation, kind),
+            RequestMetric::SloEvents(kind) => self.slo_events(operation, kind, policy),
+            RequestMetric::SloGoodEvents(kind) => self.slo_good_events(operation, kind, policy),
         }
     }
 
@@ -83,13 +97,14 @@ impl MetricNames {
     pub fn request_updates(
         &self,
         operation: &str,
+        policy: Option<&str>,
         outcome: &Outcome,
         verdicts: (Verdict, Verdict),
     ) -> Vec<MetricUpdate> {
         MetricNames::request_metrics(outcome, verdicts)
             .map(|(metric, value)| MetricUpdate {
                 kind: metric.kind(),
-                name: self.request_metric_name(operation, metric),
+                name: self.request_metric_name(operation, policy, metric),
                 value,
             })
             .collect()
@@ -114,25 +129,41 @@ mod tests {
     #[test]
     fn bad_availability_counts_total_and_zero_good() {
         let n = MetricNames::new("meshgate").unwrap();
-        let u = n.request_updates("a.B.C", &outcome(), (Verdict::Bad, Verdict::NotApplicable));
+        let u = n.request_updates(
+            "a.B.C",
+            None,
+            &outcome(),
+            (Verdict::Bad, Verdict::NotApplicable),
+        );
         let find = |name: String| u.iter().find(|x| x.name == name).map(|x| x.value);
         assert_eq!(find(n.requests("a.B.C", "unavailable")), Some(1));
         assert_eq!(find(n.latency_histogram("a.B.C")), Some(12));
-        assert_eq!(find(n.slo_events("a.B.C", SloKind::Availability)), Some(1));
         assert_eq!(
-            find(n.slo_good_events("a.B.C", SloKind::Availability)),
+            find(n.slo_events("a.B.C", SloKind::Availability, None)),
+            Some(1)
+        );
+        assert_eq!(
+            find(n.slo_good_events("a.B.C", SloKind::Availability, None)),
             Some(0)
         );
-        assert_eq!(find(n.slo_events("a.B.C", SloKind::Latency)), None);
+        assert_eq!(find(n.slo_events("a.B.C", SloKind::Latency, None)), None);
         assert_eq!(u.len(), 4);
     }
 
     #[test]
     fn good_events_count_in_both_counters() {
         let n = MetricNames::new("gw").unwrap();
-        let u = n.request_updates("op", &outcome(), (Verdict::Good, Verdict::Good));
+        let u = n.request_updates(
+            "op",
+            Some("partner"),
+            &outcome(),
+            (Verdict::Good, Verdict::Good),
+        );
         let good: Vec<_> = u.iter().filter(|x| x.name.contains("slo_good")).collect();
         assert_eq!(good.len(), 2);
+        // The policy whose objective judged them is in the SLO counters' names only.
+        assert!(good.iter().all(|x| x.name.contains(".policy.partner.")));
+        assert_eq!(u.iter().filter(|x| x.name.contains("partner")).count(), 4);
         assert!(good
             .iter()
             .all(|x| x.value == 1 && x.kind == MetricKind::Counter));

@@ -302,6 +302,11 @@ fn size(v: &Value) -> u64 {
         .unwrap()
 }
 
+/// The SLO counters' `policy` label: requests the operation's own objective judged, and those
+/// the `partner` route policy's objective judged.
+const OWN: (&str, &str) = ("policy", "none");
+const PARTNER: (&str, &str) = ("policy", "partner");
+
 /// The value of one series of `/stats/prometheus` with exactly these labels.
 fn prom(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
@@ -569,10 +574,10 @@ async fn native_grpc_records_verdicts_and_counters() {
                 vec![op, ("outcome", "internal")],
                 1.0,
             ),
-            ("meshgate_slo_events_total", vec![op, av], 7.0),
-            ("meshgate_slo_good_events_total", vec![op, av], 5.0),
-            ("meshgate_slo_events_total", vec![op, lat], 5.0),
-            ("meshgate_slo_good_events_total", vec![op, lat], 4.0),
+            ("meshgate_slo_events_total", vec![op, av, OWN], 7.0),
+            ("meshgate_slo_good_events_total", vec![op, av, OWN], 5.0),
+            ("meshgate_slo_events_total", vec![op, lat, OWN], 5.0),
+            ("meshgate_slo_good_events_total", vec![op, lat, OWN], 4.0),
             ("meshgate_request_duration_ms_count", vec![op], 7.0),
         ],
     );
@@ -779,18 +784,22 @@ async fn transcoded_requests_records_verdicts_and_counters() {
                 vec![op, ("outcome", "unauthenticated")],
                 1.0,
             ),
-            ("meshgate_slo_events_total", vec![op, av], 6.0),
-            ("meshgate_slo_good_events_total", vec![op, av], 5.0),
-            ("meshgate_slo_events_total", vec![op, lat], 4.0),
-            ("meshgate_slo_good_events_total", vec![op, lat], 3.0),
+            ("meshgate_slo_events_total", vec![op, av, OWN], 6.0),
+            ("meshgate_slo_good_events_total", vec![op, av, OWN], 5.0),
+            ("meshgate_slo_events_total", vec![op, lat, OWN], 4.0),
+            ("meshgate_slo_good_events_total", vec![op, lat, OWN], 3.0),
             ("meshgate_request_duration_ms_count", vec![op], 6.0),
             (
                 "meshgate_requests_total",
                 vec![create, ("outcome", "ok")],
                 1.0,
             ),
-            ("meshgate_slo_good_events_total", vec![create, av], 1.0),
-            ("meshgate_slo_good_events_total", vec![create, lat], 1.0),
+            ("meshgate_slo_good_events_total", vec![create, av, OWN], 1.0),
+            (
+                "meshgate_slo_good_events_total",
+                vec![create, lat, OWN],
+                1.0,
+            ),
         ],
     );
 }
@@ -824,8 +833,8 @@ async fn policy_objective_good_counter_from_first_failure_and_filter_state_log()
     wait_for_metrics(
         gw,
         &[
-            ("meshgate_slo_events_total", vec![op, av], 1.0),
-            ("meshgate_slo_good_events_total", vec![op, av], 0.0),
+            ("meshgate_slo_events_total", vec![op, av, PARTNER], 1.0),
+            ("meshgate_slo_good_events_total", vec![op, av, PARTNER], 0.0),
         ],
     );
     // 22: slower than the partner policy's 100 ms (the service itself has no latency
@@ -871,10 +880,14 @@ async fn policy_objective_good_counter_from_first_failure_and_filter_state_log()
     let text = wait_for_metrics(
         gw,
         &[
-            ("meshgate_slo_events_total", vec![op, av], 3.0),
-            ("meshgate_slo_good_events_total", vec![op, av], 2.0),
-            ("meshgate_slo_events_total", vec![op, lat], 2.0),
-            ("meshgate_slo_good_events_total", vec![op, lat], 1.0),
+            ("meshgate_slo_events_total", vec![op, av, PARTNER], 3.0),
+            ("meshgate_slo_good_events_total", vec![op, av, PARTNER], 2.0),
+            ("meshgate_slo_events_total", vec![op, lat, PARTNER], 2.0),
+            (
+                "meshgate_slo_good_events_total",
+                vec![op, lat, PARTNER],
+                1.0,
+            ),
             ("meshgate_request_duration_ms_count", vec![op], 3.0),
         ],
     );
