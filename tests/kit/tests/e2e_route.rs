@@ -36,7 +36,15 @@ fn routes() -> Vec<RouteSpec> {
 }
 
 fn gateway() -> Gateway {
-    let mut b = GatewayBuilder::new(repo_root().join("envoy/gateway-policies.yaml"))
+    builder(repo_root().join("envoy/gateway-policies.yaml"))
+        .start()
+        .unwrap()
+}
+
+/// The gateway of [`gateway`] for any configuration file: the backends and [`ROUTES`], plus
+/// a route outside the documented example.
+fn builder(yaml: std::path::PathBuf) -> GatewayBuilder {
+    let mut b = GatewayBuilder::new(yaml)
         .grpc_upstream("payments", "payments")
         .grpc_upstream("wallets", "wallets")
         .rest_upstream("legacy-append")
@@ -45,11 +53,28 @@ fn gateway() -> Gateway {
         b = b.route(r);
     }
     // A route naming a policy the configuration lacks (`meshgate envoy` refuses to render it).
-    b = b.route(
+    b.route(
         parse_route("name=typo,prefix=/v1/payments/pay_003,cluster=payments,policy=strcit")
             .unwrap(),
-    );
-    b.start().unwrap()
+    )
+}
+
+/// `envoy/gateway-policies.yaml` changed by `edit` (as YAML), written to a temporary file.
+fn policies_yaml_with(
+    name: &str,
+    edit: impl FnOnce(&mut serde_yaml_ng::Value),
+) -> std::path::PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("envoy/gateway-policies.yaml")).unwrap();
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    doc["descriptors"]["include"] =
+        serde_yaml_ng::to_value([root.join("proto").display().to_string()]).unwrap();
+    edit(&mut doc);
+    let dir = std::env::temp_dir().join(format!("meshgate-route-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    path
 }
 
 /// The example key of `envoy/gateway-policies.yaml` (HS256).
@@ -280,7 +305,8 @@ async fn trace_context_and_request_id_pass_through() {
     assert_eq!(seen["headers"]["traceparent"], traceparent);
     assert_eq!(seen["headers"]["x-cloud-trace-context"], cloud);
     assert_eq!(seen["headers"]["x-request-id"], "req-from-client-1");
-    // No id from the client: one is generated.
+    // No id from the client: one is generated (by Envoy's connection manager, see
+    // `request_ids_are_generated_by_envoy_or_else_by_meshgate`).
     let r = client.get(&gw.url("/legacy/docs/t"), &trace).await.unwrap();
     let seen = r.json().unwrap();
     let generated = seen["headers"]["x-request-id"].as_str().unwrap_or_default();
@@ -328,6 +354,115 @@ async fn trace_context_and_request_id_pass_through() {
     assert_eq!(recs[3]["requestId"], "req-from-client-1", "{recs:?}");
     assert_eq!(recs[0]["requestId"], "req-from-client-1", "{recs:?}");
     assert_eq!(recs[1]["requestId"], generated, "{recs:?}");
+}
+
+/// Who generates `x-request-id`: Envoy's connection manager by default (a UUID, before the
+/// filter runs); with its `generate_request_id: false`, meshgate (`routing.generate_request_id`,
+/// default true), and nobody when that is false too. A generated id reaches the backend and is
+/// the access record's `requestId`.
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_are_generated_by_envoy_or_else_by_meshgate() {
+    let client = http1_client();
+    let echo_id = |r: &meshgate_kit::harness::RawResponse| {
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        let seen = r.json().unwrap();
+        seen["headers"]["x-request-id"].as_str().map(str::to_string)
+    };
+    let is_hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+
+    // Envoy's default: a UUID (8-4-4-4-12 hex) comes from the connection manager.
+    let gw = gateway();
+    let r = client.get(&gw.url("/legacy/docs/rid"), &[]).await.unwrap();
+    let id = echo_id(&r).unwrap();
+    let parts: Vec<&str> = id.split('-').collect();
+    let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    assert_eq!(lens, [8, 4, 4, 4, 12], "Envoy's UUID: {id}");
+    assert!(parts.iter().all(|p| is_hex(p)), "{id}");
+    drop(gw);
+
+    // Envoy's generation off: meshgate's own id, `<32 hex: time in ns>-<8 hex: context>`.
+    let gw = builder(repo_root().join("envoy/gateway-policies.yaml"))
+        .envoy_request_ids(false)
+        .start()
+        .unwrap();
+    let meshgate_id = |id: &str| {
+        let parts: Vec<&str> = id.split('-').collect();
+        parts.len() == 2
+            && parts[0].len() == 32
+            && parts[1].len() == 8
+            && parts.iter().all(|p| is_hex(p))
+    };
+    let mut ids = Vec::new();
+    for client in [http1_client(), http2_client()] {
+        let r = client.get(&gw.url("/legacy/docs/rid"), &[]).await.unwrap();
+        let id = echo_id(&r).unwrap();
+        assert!(meshgate_id(&id), "meshgate's id: {id}");
+        let rec = gw.record_for(&id).unwrap();
+        assert_eq!(rec["upstream"], "legacy-append", "{rec}");
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "each request has its own id");
+    // A client's id is kept.
+    let r = client
+        .get(
+            &gw.url("/legacy/docs/rid"),
+            &[("x-request-id", "client-id-7")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(echo_id(&r).as_deref(), Some("client-id-7"));
+    // gRPC paths get it too: native gRPC, and a transcoded POST through the router.
+    let mut payments = payments_client(gw.addr()).await.unwrap();
+    let reply = payments
+        .get_payment(GetPaymentRequest {
+            id: "pay_001".into(),
+            view: None,
+        })
+        .await
+        .unwrap();
+    let received = reply.metadata().get("x-demo-received-headers").unwrap();
+    assert!(
+        names(received.to_str().unwrap()).contains(&"x-request-id"),
+        "{received:?}"
+    );
+    let r = client
+        .post(
+            &gw.url("/v1/payments"),
+            &[("content-type", "application/json")],
+            r#"{"merchant":"m_rid","amount":{"currencyCode":"EUR","amountMinor":"1"}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let received = r.header("x-demo-received-headers").unwrap_or_default();
+    assert!(names(received).contains(&"x-request-id"), "{received}");
+    drop(gw);
+
+    // Both off: no id at all, and the record has no `requestId`.
+    let yaml = policies_yaml_with("no-rid", |doc| {
+        doc["routing"]["generate_request_id"] = serde_yaml_ng::Value::Bool(false);
+    });
+    let gw = builder(yaml).envoy_request_ids(false).start().unwrap();
+    let r = client
+        .get(&gw.url("/legacy/docs/no-request-id"), &[])
+        .await
+        .unwrap();
+    assert_eq!(echo_id(&r), None, "{}", r.text());
+    let mut rec = None;
+    for _ in 0..100 {
+        rec = gw.access_records().into_iter().find(|r| {
+            r["httpRequest"]["requestUrl"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/legacy/docs/no-request-id"))
+        });
+        if rec.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rec = rec.expect("the request's record");
+    assert!(rec.get("requestId").is_none(), "{rec}");
+    assert_eq!(rec["upstream"], "legacy-append", "{rec}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,0 +1,96 @@
+//! Host-side routing: the request id meshgate generates when the proxy gave the request none.
+//! End to end: `tests/kit/tests/e2e_route.rs`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use common::{demo_config, FakeHost};
+use meshgate::filter::{Filter, Vm};
+use meshgate::host::MapKind;
+
+fn native_get_payment(extra: &[(&str, &str)]) -> FakeHost {
+    let mut headers = vec![("content-type", "application/grpc"), ("te", "trailers")];
+    headers.extend_from_slice(extra);
+    FakeHost::with_request("POST", "/meshgate.demo.v1.Payments/GetPayment", &headers)
+}
+
+/// `<32 hex digits: the time in ns>-<8 hex digits: the filter's context id>`.
+fn is_meshgate_id(id: &str, context_id: u32) -> bool {
+    let Some((time, context)) = id.split_once('-') else {
+        return false;
+    };
+    time.len() == 32
+        && time.bytes().all(|b| b.is_ascii_hexdigit())
+        && context == format!("{context_id:08x}")
+}
+
+#[test]
+fn a_request_without_an_id_gets_one_from_meshgate() {
+    let vm = Rc::new(Vm::new(demo_config()));
+    // Native gRPC: the id goes to the upstream in the request headers, and into the record.
+    let mut f = Filter::new(vm.clone(), 0x2a);
+    let mut h = native_get_payment(&[]);
+    let now = SystemTime::UNIX_EPOCH + Duration::from_nanos(1_800_000_000_123_456_789);
+    h.now = Some(now);
+    f.on_request_headers(&mut h, false);
+    let id = h.get(MapKind::RequestHeaders, "x-request-id").unwrap();
+    assert!(is_meshgate_id(&id, 0x2a), "{id}");
+    assert_eq!(
+        id,
+        format!("{:032x}-0000002a", 1_800_000_000_123_456_789u128)
+    );
+    f.on_log(&mut h);
+    let record: serde_json::Value =
+        serde_json::from_slice(&h.properties["meshgate.record"]).unwrap();
+    assert_eq!(record["requestId"], id.as_str(), "{record}");
+
+    // A transcoded GET (a side call): the call carries the id.
+    let mut f = Filter::new(vm.clone(), 7);
+    let mut h = FakeHost::with_request("GET", "/v1/payments/pay_001", &[]);
+    f.on_request_headers(&mut h, true);
+    let (_, headers, _) = h.http_calls.first().expect("a side call");
+    let sent = headers
+        .iter()
+        .find(|(k, _)| k == "x-request-id")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert!(is_meshgate_id(&sent, 7), "{sent}");
+
+    // The client's id (or the proxy's) is kept.
+    let mut f = Filter::new(vm, 8);
+    let mut h = native_get_payment(&[("x-request-id", "from-client")]);
+    f.on_request_headers(&mut h, false);
+    assert_eq!(
+        h.get(MapKind::RequestHeaders, "x-request-id").as_deref(),
+        Some("from-client")
+    );
+}
+
+#[test]
+fn no_id_is_generated_when_the_configuration_says_so() {
+    let mut config = demo_config();
+    config.routing.generate_request_id = false;
+    let vm = Rc::new(Vm::new(config));
+    let mut f = Filter::new(vm, 3);
+    let mut h = native_get_payment(&[]);
+    f.on_request_headers(&mut h, false);
+    assert_eq!(h.get(MapKind::RequestHeaders, "x-request-id"), None);
+    // The request was routed all the same.
+    assert_eq!(
+        h.get(MapKind::RequestHeaders, "x-meshgate-upstream")
+            .as_deref(),
+        Some("payments")
+    );
+    f.on_log(&mut h);
+    let record: serde_json::Value =
+        serde_json::from_slice(&h.properties["meshgate.record"]).unwrap();
+    assert!(record.get("requestId").is_none(), "{record}");
+}
