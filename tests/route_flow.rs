@@ -1,4 +1,5 @@
-//! Host-side routing: the request id meshgate generates when the proxy gave the request none.
+//! Host-side routing: the request id meshgate generates when the proxy gave the request none, and the headers it owns (client copies
+//! removed).
 //! End to end: `tests/kit/tests/e2e_route.rs`.
 #![allow(
     clippy::unwrap_used,
@@ -93,4 +94,34 @@ fn no_id_is_generated_when_the_configuration_says_so() {
     let record: serde_json::Value =
         serde_json::from_slice(&h.properties["meshgate.record"]).unwrap();
     assert!(record.get("requestId").is_none(), "{record}");
+}
+
+/// The headers meshgate sets on transcoded (and REST) requests are its own: a native gRPC
+/// client's copies are removed, so `local_reply_config` cannot take the call for a
+/// transcoded one.
+#[test]
+fn client_copies_of_the_original_path_and_method_are_removed() {
+    let config = demo_config();
+    for h in ["x-envoy-original-path", "x-envoy-original-method"] {
+        assert!(config.owned_headers.iter().any(|o| o == h), "{h} is owned");
+    }
+    let vm = Rc::new(Vm::new(config));
+    let mut f = Filter::new(vm, 4);
+    let mut h = native_get_payment(&[
+        ("x-envoy-original-method", "GET"),
+        ("x-envoy-original-path", "/v1/payments/pay_001"),
+    ]);
+    f.on_request_headers(&mut h, false);
+    assert_eq!(
+        h.get(MapKind::RequestHeaders, "x-envoy-original-method"),
+        None
+    );
+    assert_eq!(
+        h.get(MapKind::RequestHeaders, "x-envoy-original-path"),
+        None
+    );
+    assert_eq!(
+        h.get(MapKind::RequestHeaders, ":path").as_deref(),
+        Some("/meshgate.demo.v1.Payments/GetPayment")
+    );
 }

@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshgate::cli::envoy::{parse_route, RouteSpec};
 use meshgate_kit::harness::{
-    http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway, GatewayBuilder,
+    grpc_frame, http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway,
+    GatewayBuilder,
 };
 use meshgate_kit::proto::meshgate::demo::v1::{GetPaymentRequest, GetWalletRequest};
 use serde_json::{json, Value};
@@ -463,6 +464,88 @@ async fn request_ids_are_generated_by_envoy_or_else_by_meshgate() {
     let rec = rec.expect("the request's record");
     assert!(rec.get("requestId").is_none(), "{rec}");
     assert_eq!(rec["upstream"], "legacy-append", "{rec}");
+}
+
+/// `x-envoy-original-method` is meshgate's: the rendered `local_reply_config` reads it to tell
+/// a transcoded request (whose Envoy errors become a JSON Status) from a native gRPC one
+/// (Envoy answers those trailers-only with `grpc-status`). A native gRPC client sending its
+/// own copy, whose backend times out, still gets the gRPC answer; no backend sees the copies.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_copies_of_the_original_path_and_method_are_stripped() {
+    let gw = builder(repo_root().join("envoy/gateway-policies.yaml"))
+        .route_timeout_s(1)
+        .start()
+        .unwrap();
+    let client = http2_client();
+    let url = gw.url("/meshgate.demo.v1.Payments/GetPayment");
+    for spoof in [
+        None,
+        Some(("x-envoy-original-method", "GET")),
+        Some(("x-envoy-original-path", "/v1/payments/pay_001")),
+    ] {
+        let mut headers = vec![
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("x-demo-delay-ms", "3000"),
+        ];
+        headers.extend(spoof);
+        let r = client
+            .post(&url, &headers, grpc_frame(b"\x0a\x07pay_001").to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/grpc"),
+            "{spoof:?}: {} {}",
+            r.status,
+            r.text()
+        );
+        // Envoy's own gRPC answer to its route timeout (UNAVAILABLE).
+        assert_eq!(r.header("grpc-status"), Some("14"), "{spoof:?}");
+        assert_eq!(
+            r.header("grpc-message"),
+            Some("upstream request timeout"),
+            "{spoof:?}"
+        );
+    }
+    // The backends never see a client's copy: native gRPC...
+    let r = client
+        .post(
+            &url,
+            &[
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                ("x-envoy-original-method", "GET"),
+                ("x-envoy-original-path", "/v1/payments/pay_001"),
+            ],
+            grpc_frame(b"\x0a\x07pay_001").to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.trailer("grpc-status"), Some("0"), "{:?}", r.trailers);
+    let received = r.header("x-demo-received-headers").unwrap_or_default();
+    assert!(!received.is_empty(), "{:?}", r.headers);
+    for h in ["x-envoy-original-method", "x-envoy-original-path"] {
+        assert!(!names(received).contains(&h), "{h} in {received}");
+    }
+    // ...and REST, where meshgate sets the original path itself (and no method).
+    let r = http1_client()
+        .get(
+            &gw.url("/legacy/docs/a"),
+            &[
+                ("x-envoy-original-method", "DELETE"),
+                ("x-envoy-original-path", "/admin"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let seen = r.json().unwrap();
+    assert_eq!(seen["headers"]["x-envoy-original-path"], "/legacy/docs/a");
+    assert!(
+        seen["headers"].get("x-envoy-original-method").is_none(),
+        "{seen}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
