@@ -357,6 +357,59 @@ async fn trace_context_and_request_id_pass_through() {
     assert_eq!(recs[1]["requestId"], generated, "{recs:?}");
 }
 
+/// A transcoded GET is sent by meshgate itself (a side call, not Envoy's router): the trace
+/// context and the request id still reach the backend, and the record carries the trace.
+#[tokio::test(flavor = "multi_thread")]
+async fn trace_context_reaches_the_backend_of_a_transcoded_get() {
+    // A side call's reply is a local reply: the backend's report must be listed to come back.
+    let yaml = policies_yaml_with("trace-get", |doc| {
+        doc["transcoding"]["response_metadata_to_headers"] =
+            serde_yaml_ng::to_value(["x-demo-received-headers", "x-demo-backend"]).unwrap();
+    });
+    let gw = builder(yaml).start().unwrap();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let cloud = "4bf92f3577b34da6a3ce929d0e0e4736/1;o=1";
+    for (i, client) in [http1_client(), http2_client()].into_iter().enumerate() {
+        let id = format!("trace-get-{i}");
+        let headers = [
+            ("traceparent", traceparent),
+            ("x-cloud-trace-context", cloud),
+            ("x-request-id", id.as_str()),
+        ];
+        let r = client
+            .get(&gw.url("/v1/payments/pay_001"), &headers)
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        assert_eq!(r.json().unwrap()["id"], "pay_001");
+        assert_eq!(r.header("x-demo-backend"), Some("payments"));
+        let received = r.header("x-demo-received-headers").unwrap_or_default();
+        for h in ["traceparent", "x-cloud-trace-context", "x-request-id"] {
+            assert!(names(received).contains(&h), "{h} in {received}");
+        }
+        // Without them, the backend gets no trace context (the report is not a fixed list).
+        let r = client
+            .get(&gw.url("/v1/payments/pay_001"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        let received = r.header("x-demo-received-headers").unwrap_or_default();
+        for h in ["traceparent", "x-cloud-trace-context"] {
+            assert!(!names(received).contains(&h), "{h} in {received}");
+        }
+        let rec = gw.record_for(&id).unwrap();
+        assert_eq!(
+            rec["logging.googleapis.com/trace"], "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{rec}"
+        );
+        assert_eq!(
+            rec["logging.googleapis.com/spanId"], "00f067aa0ba902b7",
+            "{rec}"
+        );
+        assert_eq!(rec["operation"], "meshgate.demo.v1.Payments.GetPayment");
+    }
+}
+
 /// Who generates `x-request-id`: Envoy's connection manager by default (a UUID, before the
 /// filter runs); with its `generate_request_id: false`, meshgate (`routing.generate_request_id`,
 /// default true), and nobody when that is false too. A generated id reaches the backend and is
