@@ -1,6 +1,6 @@
-//! Host-side routing: the request id meshgate generates when the proxy gave the request none, and the headers it owns (client copies
-//! removed).
-//! End to end: `tests/kit/tests/e2e_route.rs`.
+//! Host-side routing: which policy a route selects (metadata before name), the request id
+//! meshgate generates when the proxy gave the request none, and the headers it owns (client
+//! copies removed). End to end: `tests/kit/tests/e2e_route.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,8 +14,74 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use common::{demo_config, FakeHost};
+use meshgate::config::Routing;
 use meshgate::filter::{Filter, Vm};
 use meshgate::host::MapKind;
+use meshgate::route::select_policy;
+
+const METADATA: &str = "xds.route_metadata.filter_metadata.meshgate.policy";
+const NAME: &str = "xds.route_name";
+
+fn routing() -> Routing {
+    Routing {
+        upstream_header: "x-meshgate-upstream".into(),
+        operation_header: "x-meshgate-operation".into(),
+        subject_header: "x-meshgate-subject".into(),
+        generate_request_id: true,
+        policy_metadata_key: "policy".into(),
+        route_policies: [("payments-grpc-only".to_string(), "grpc-only".to_string())]
+            .into_iter()
+            .collect(),
+    }
+}
+
+fn host(metadata: Option<&[u8]>, name: Option<&str>) -> FakeHost {
+    let mut h = FakeHost::default();
+    if let Some(m) = metadata {
+        h.properties.insert(METADATA.into(), m.to_vec());
+    }
+    if let Some(n) = name {
+        h.properties.insert(NAME.into(), n.as_bytes().to_vec());
+    }
+    h
+}
+
+#[test]
+fn route_metadata_wins_over_the_route_name() {
+    let r = routing();
+    let pick =
+        |metadata: Option<&[u8]>, name: Option<&str>| select_policy(&host(metadata, name), &r);
+    // Both: the metadata's policy, not the one the name maps to.
+    assert_eq!(
+        pick(Some(b"gold"), Some("payments-grpc-only")).as_deref(),
+        Some("gold")
+    );
+    // Only one of them.
+    assert_eq!(
+        pick(None, Some("payments-grpc-only")).as_deref(),
+        Some("grpc-only")
+    );
+    assert_eq!(pick(Some(b"gold"), None).as_deref(), Some("gold"));
+    // An empty metadata value names nothing: the name decides.
+    assert_eq!(
+        pick(Some(b""), Some("payments-grpc-only")).as_deref(),
+        Some("grpc-only")
+    );
+    // A name that is not mapped, or nothing at all: no policy.
+    assert_eq!(pick(None, Some("other")), None);
+    assert_eq!(pick(None, None), None);
+    // Another metadata key: `policy` is not read.
+    let mut r2 = routing();
+    r2.policy_metadata_key = "tier".into();
+    let h = host(Some(b"gold"), Some("payments-grpc-only"));
+    assert_eq!(select_policy(&h, &r2).as_deref(), Some("grpc-only"));
+    let mut h = h;
+    h.properties.insert(
+        "xds.route_metadata.filter_metadata.meshgate.tier".into(),
+        b"silver".to_vec(),
+    );
+    assert_eq!(select_policy(&h, &r2).as_deref(), Some("silver"));
+}
 
 fn native_get_payment(extra: &[(&str, &str)]) -> FakeHost {
     let mut headers = vec![("content-type", "application/grpc"), ("te", "trailers")];

@@ -43,7 +43,7 @@ fn gateway() -> Gateway {
 }
 
 /// The gateway of [`gateway`] for any configuration file: the backends and [`ROUTES`], plus
-/// a route outside the documented example.
+/// two routes outside the documented example.
 fn builder(yaml: std::path::PathBuf) -> GatewayBuilder {
     let mut b = GatewayBuilder::new(yaml)
         .grpc_upstream("payments", "payments")
@@ -54,9 +54,17 @@ fn builder(yaml: std::path::PathBuf) -> GatewayBuilder {
         b = b.route(r);
     }
     // A route naming a policy the configuration lacks (`meshgate envoy` refuses to render it).
-    b.route(
+    b = b.route(
         parse_route("name=typo,prefix=/v1/payments/pay_003,cluster=payments,policy=strcit")
             .unwrap(),
+    );
+    // A route with both: its metadata names `gold`, its name is mapped to `grpc-only` by
+    // `routing.route_policies`. Metadata wins.
+    b.route(
+        parse_route(
+            "name=payments-grpc-only,prefix=/v1/payments/pay_004,cluster=payments,policy=gold",
+        )
+        .unwrap(),
     )
 }
 
@@ -680,6 +688,20 @@ async fn routes_choose_policies_by_metadata_and_by_name() {
     assert_eq!(recs[10]["httpRequest"]["status"], 200, "{recs:?}");
     assert_eq!(recs[11]["httpRequest"]["status"], 500, "{recs:?}");
     assert_eq!(recs[1]["principal"], "alice", "{recs:?}");
+
+    // A route with both metadata (`gold`) and a name in `route_policies` (`grpc-only`): the
+    // metadata wins, so transcoding stays on.
+    let r = client
+        .get(
+            &gw.url("/v1/payments/pay_004"),
+            &[("x-request-id", "both-policies-1")],
+        )
+        .await
+        .unwrap();
+    assert_ne!(r.status.as_u16(), 415, "{}", r.text());
+    assert_eq!(r.json().unwrap()["id"], "pay_004", "{}", r.text());
+    let rec = gw.record_for("both-policies-1").unwrap();
+    assert_eq!(rec["policy"], "gold", "{rec}");
 }
 
 /// A policy on a REST route: the token is checked, then the subject goes to the upstream in
