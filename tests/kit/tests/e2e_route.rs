@@ -949,23 +949,39 @@ fn istio_example_routes_select_defined_policies_first() {
     let names: Vec<&str> = http.iter().filter_map(|r| r["name"].as_str()).collect();
     assert_eq!(names.len(), http.len(), "every route is named");
 
+    // The gateway configuration the example goes with (its WasmPlugin's pluginConfig).
     let filter_json =
-        meshgate_kit::harness::filter_config(&repo_root().join("envoy/gateway-policies.yaml"))
-            .unwrap();
+        meshgate_kit::harness::filter_config(&repo_root().join("istio/gateway.yaml")).unwrap();
     let config: Value = serde_json::from_str(&filter_json).unwrap();
     let route_policies = config["routing"]["route_policies"].as_object().unwrap();
+    assert!(!route_policies.is_empty());
     let first_header_route = http
         .iter()
         .position(|r| r["match"][0].get("headers").is_some())
         .unwrap();
     for (route, policy) in route_policies {
-        if route == "payments-grpc-only" || route == "wallets-api" {
-            let at = names.iter().position(|n| n == route);
-            let at = at.unwrap_or_else(|| panic!("route {route} in the VirtualService"));
-            assert!(at < first_header_route, "{route} before the header routes");
-            assert!(http[at]["match"][0].get("headers").is_none());
-        }
+        let at = names.iter().position(|n| n == route);
+        let at = at.unwrap_or_else(|| panic!("route {route} in the VirtualService"));
+        assert!(at < first_header_route, "{route} before the header routes");
+        assert!(http[at]["match"][0].get("headers").is_none());
         assert!(config["policies"].get(policy.as_str().unwrap()).is_some());
+    }
+    // Each header route matches the value meshgate writes for the upstream named like its
+    // destination's Istio cluster.
+    let upstreams = config["upstreams"].as_object().unwrap();
+    for r in &http[first_header_route..] {
+        let Some(value) = r["match"][0]["headers"]["x-meshgate-upstream"]["exact"].as_str() else {
+            continue;
+        };
+        let dest = &r["route"][0]["destination"];
+        let cluster = format!(
+            "outbound|{}||{}",
+            dest["port"]["number"],
+            dest["host"].as_str().unwrap()
+        );
+        let up = upstreams.get(&cluster);
+        let up = up.unwrap_or_else(|| panic!("upstream {cluster} for route {}", r["name"]));
+        assert_eq!(up["header_value"], value, "{}", r["name"]);
     }
     // The EnvoyFilter switches meshgate off on a route that exists.
     let ef = docs.iter().find(|d| d["kind"] == "EnvoyFilter").unwrap();
