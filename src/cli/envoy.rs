@@ -59,6 +59,12 @@ pub struct EnvoyOptions {
     /// The listener's `per_connection_buffer_limit_bytes`, which also bounds every body a
     /// filter buffers (see [`buffer_limit_for`]). `None`: Envoy's default (1 MiB).
     pub buffer_limit_bytes: Option<u32>,
+    /// The connection manager's `generate_request_id` (Envoy's default: true). Envoy then
+    /// gives every request without an `x-request-id` a UUID before any filter runs, so
+    /// meshgate's own generation (`routing.generate_request_id`) only applies when this is
+    /// false. Not a `meshgate envoy` option: Envoy's generator is the better one (random
+    /// UUIDs, on every request, not only those meshgate routes).
+    pub generate_request_id: bool,
 }
 
 impl EnvoyOptions {
@@ -79,6 +85,7 @@ impl EnvoyOptions {
             stats_config: json!({}),
             access_log_path: Some("/dev/stdout".into()),
             buffer_limit_bytes: None,
+            generate_request_id: true,
         }
     }
 }
@@ -362,28 +369,32 @@ pub fn buffer_limit_for(config: &crate::config::Config) -> u32 {
 }
 
 fn listener_without_limit(o: &EnvoyOptions) -> Value {
+    let mut hcm = json!({
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "gateway",
+        "codec_type": "AUTO",
+        "access_log": access_log(o),
+        "local_reply_config": local_reply_config(),
+        "route_config": {
+            "name": "gateway",
+            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes(o)}],
+        },
+        "http_filters": [
+            wasm_filter(o),
+            {"name": "envoy.filters.http.router", "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+        ],
+    });
+    if !o.generate_request_id {
+        put(&mut hcm, "generate_request_id", json!(false));
+    }
     json!({
         "name": "gateway",
         "address": socket(&o.listen_address, o.listen_port),
         "filter_chains": [{
             "filters": [{
                 "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "stat_prefix": "gateway",
-                    "codec_type": "AUTO",
-                    "access_log": access_log(o),
-                    "local_reply_config": local_reply_config(),
-                    "route_config": {
-                        "name": "gateway",
-                        "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes(o)}],
-                    },
-                    "http_filters": [
-                        wasm_filter(o),
-                        {"name": "envoy.filters.http.router", "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
-                    ],
-                },
+                "typed_config": hcm,
             }],
         }],
     })

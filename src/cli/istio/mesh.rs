@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use super::IstioOptions;
+use crate::cli::envoy::RECORD_LOG_FILTER;
 use crate::config::input::GatewayInput;
 
 /// Name of the mesh's access log provider that writes meshgate's records.
@@ -107,7 +108,9 @@ pub fn jwks_resources(o: &IstioOptions, h: &JwksHost) -> Vec<Value> {
     vec![service_entry, destination_rule]
 }
 
-/// Telemetry that turns on the `meshgate-records` access log on the gateway.
+/// Telemetry that turns on the `meshgate-records` access log on the gateway, for the requests
+/// meshgate logged only: Envoy would print `-` (not a JSON line) for the others (a route with
+/// the filter off, a request refused before the filter chain).
 pub fn telemetry(o: &IstioOptions) -> Value {
     json!({
         "apiVersion": "telemetry.istio.io/v1alpha1",
@@ -115,7 +118,10 @@ pub fn telemetry(o: &IstioOptions) -> Value {
         "metadata": {"name": "meshgate-records", "namespace": o.gateway_namespace, "labels": labels()},
         "spec": {
             "selector": {"matchLabels": o.gateway_labels},
-            "accessLogging": [{"providers": [{"name": LOG_PROVIDER}]}],
+            "accessLogging": [{
+                "providers": [{"name": LOG_PROVIDER}],
+                "filter": {"expression": RECORD_LOG_FILTER},
+            }],
         },
     })
 }

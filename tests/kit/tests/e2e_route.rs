@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshgate::cli::envoy::{parse_route, RouteSpec};
 use meshgate_kit::harness::{
-    http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway, GatewayBuilder,
+    grpc_frame, http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway,
+    GatewayBuilder,
 };
 use meshgate_kit::proto::meshgate::demo::v1::{GetPaymentRequest, GetWalletRequest};
 use serde_json::{json, Value};
@@ -36,7 +37,15 @@ fn routes() -> Vec<RouteSpec> {
 }
 
 fn gateway() -> Gateway {
-    let mut b = GatewayBuilder::new(repo_root().join("envoy/gateway-policies.yaml"))
+    builder(repo_root().join("envoy/gateway-policies.yaml"))
+        .start()
+        .unwrap()
+}
+
+/// The gateway of [`gateway`] for any configuration file: the backends and [`ROUTES`], plus
+/// two routes outside the documented example.
+fn builder(yaml: std::path::PathBuf) -> GatewayBuilder {
+    let mut b = GatewayBuilder::new(yaml)
         .grpc_upstream("payments", "payments")
         .grpc_upstream("wallets", "wallets")
         .rest_upstream("legacy-append")
@@ -49,7 +58,32 @@ fn gateway() -> Gateway {
         parse_route("name=typo,prefix=/v1/payments/pay_003,cluster=payments,policy=strcit")
             .unwrap(),
     );
-    b.start().unwrap()
+    // A route with both: its metadata names `gold`, its name is mapped to `grpc-only` by
+    // `routing.route_policies`. Metadata wins.
+    b.route(
+        parse_route(
+            "name=payments-grpc-only,prefix=/v1/payments/pay_004,cluster=payments,policy=gold",
+        )
+        .unwrap(),
+    )
+}
+
+/// `envoy/gateway-policies.yaml` changed by `edit` (as YAML), written to a temporary file.
+fn policies_yaml_with(
+    name: &str,
+    edit: impl FnOnce(&mut serde_yaml_ng::Value),
+) -> std::path::PathBuf {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("envoy/gateway-policies.yaml")).unwrap();
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    doc["descriptors"]["include"] =
+        serde_yaml_ng::to_value([root.join("proto").display().to_string()]).unwrap();
+    edit(&mut doc);
+    let dir = std::env::temp_dir().join(format!("meshgate-route-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    path
 }
 
 /// The example key of `envoy/gateway-policies.yaml` (HS256).
@@ -280,7 +314,8 @@ async fn trace_context_and_request_id_pass_through() {
     assert_eq!(seen["headers"]["traceparent"], traceparent);
     assert_eq!(seen["headers"]["x-cloud-trace-context"], cloud);
     assert_eq!(seen["headers"]["x-request-id"], "req-from-client-1");
-    // No id from the client: one is generated.
+    // No id from the client: one is generated (by Envoy's connection manager, see
+    // `request_ids_are_generated_by_envoy_or_else_by_meshgate`).
     let r = client.get(&gw.url("/legacy/docs/t"), &trace).await.unwrap();
     let seen = r.json().unwrap();
     let generated = seen["headers"]["x-request-id"].as_str().unwrap_or_default();
@@ -328,6 +363,250 @@ async fn trace_context_and_request_id_pass_through() {
     assert_eq!(recs[3]["requestId"], "req-from-client-1", "{recs:?}");
     assert_eq!(recs[0]["requestId"], "req-from-client-1", "{recs:?}");
     assert_eq!(recs[1]["requestId"], generated, "{recs:?}");
+}
+
+/// A transcoded GET is sent by meshgate itself (a side call, not Envoy's router): the trace
+/// context and the request id still reach the backend, and the record carries the trace.
+#[tokio::test(flavor = "multi_thread")]
+async fn trace_context_reaches_the_backend_of_a_transcoded_get() {
+    // A side call's reply is a local reply: the backend's report must be listed to come back.
+    let yaml = policies_yaml_with("trace-get", |doc| {
+        doc["transcoding"]["response_metadata_to_headers"] =
+            serde_yaml_ng::to_value(["x-demo-received-headers", "x-demo-backend"]).unwrap();
+    });
+    let gw = builder(yaml).start().unwrap();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let cloud = "4bf92f3577b34da6a3ce929d0e0e4736/1;o=1";
+    for (i, client) in [http1_client(), http2_client()].into_iter().enumerate() {
+        let id = format!("trace-get-{i}");
+        let headers = [
+            ("traceparent", traceparent),
+            ("x-cloud-trace-context", cloud),
+            ("x-request-id", id.as_str()),
+        ];
+        let r = client
+            .get(&gw.url("/v1/payments/pay_001"), &headers)
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        assert_eq!(r.json().unwrap()["id"], "pay_001");
+        assert_eq!(r.header("x-demo-backend"), Some("payments"));
+        let received = r.header("x-demo-received-headers").unwrap_or_default();
+        for h in ["traceparent", "x-cloud-trace-context", "x-request-id"] {
+            assert!(names(received).contains(&h), "{h} in {received}");
+        }
+        // Without them, the backend gets no trace context (the report is not a fixed list).
+        let r = client
+            .get(&gw.url("/v1/payments/pay_001"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        let received = r.header("x-demo-received-headers").unwrap_or_default();
+        for h in ["traceparent", "x-cloud-trace-context"] {
+            assert!(!names(received).contains(&h), "{h} in {received}");
+        }
+        let rec = gw.record_for(&id).unwrap();
+        assert_eq!(
+            rec["logging.googleapis.com/trace"], "4bf92f3577b34da6a3ce929d0e0e4736",
+            "{rec}"
+        );
+        assert_eq!(
+            rec["logging.googleapis.com/spanId"], "00f067aa0ba902b7",
+            "{rec}"
+        );
+        assert_eq!(rec["operation"], "meshgate.demo.v1.Payments.GetPayment");
+    }
+}
+
+/// Who generates `x-request-id`: Envoy's connection manager by default (a UUID, before the
+/// filter runs); with its `generate_request_id: false`, meshgate (`routing.generate_request_id`,
+/// default true), and nobody when that is false too. A generated id reaches the backend and is
+/// the access record's `requestId`.
+#[tokio::test(flavor = "multi_thread")]
+async fn request_ids_are_generated_by_envoy_or_else_by_meshgate() {
+    let client = http1_client();
+    let echo_id = |r: &meshgate_kit::harness::RawResponse| {
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        let seen = r.json().unwrap();
+        seen["headers"]["x-request-id"].as_str().map(str::to_string)
+    };
+    let is_hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+
+    // Envoy's default: a UUID (8-4-4-4-12 hex) comes from the connection manager.
+    let gw = gateway();
+    let r = client.get(&gw.url("/legacy/docs/rid"), &[]).await.unwrap();
+    let id = echo_id(&r).unwrap();
+    let parts: Vec<&str> = id.split('-').collect();
+    let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    assert_eq!(lens, [8, 4, 4, 4, 12], "Envoy's UUID: {id}");
+    assert!(parts.iter().all(|p| is_hex(p)), "{id}");
+    drop(gw);
+
+    // Envoy's generation off: meshgate's own id, `<32 hex: time in ns>-<8 hex: context>`.
+    let gw = builder(repo_root().join("envoy/gateway-policies.yaml"))
+        .envoy_request_ids(false)
+        .start()
+        .unwrap();
+    let meshgate_id = |id: &str| {
+        let parts: Vec<&str> = id.split('-').collect();
+        parts.len() == 2
+            && parts[0].len() == 32
+            && parts[1].len() == 8
+            && parts.iter().all(|p| is_hex(p))
+    };
+    let mut ids = Vec::new();
+    for client in [http1_client(), http2_client()] {
+        let r = client.get(&gw.url("/legacy/docs/rid"), &[]).await.unwrap();
+        let id = echo_id(&r).unwrap();
+        assert!(meshgate_id(&id), "meshgate's id: {id}");
+        let rec = gw.record_for(&id).unwrap();
+        assert_eq!(rec["upstream"], "legacy-append", "{rec}");
+        ids.push(id);
+    }
+    assert_ne!(ids[0], ids[1], "each request has its own id");
+    // A client's id is kept.
+    let r = client
+        .get(
+            &gw.url("/legacy/docs/rid"),
+            &[("x-request-id", "client-id-7")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(echo_id(&r).as_deref(), Some("client-id-7"));
+    // gRPC paths get it too: native gRPC, and a transcoded POST through the router.
+    let mut payments = payments_client(gw.addr()).await.unwrap();
+    let reply = payments
+        .get_payment(GetPaymentRequest {
+            id: "pay_001".into(),
+            view: None,
+        })
+        .await
+        .unwrap();
+    let received = reply.metadata().get("x-demo-received-headers").unwrap();
+    assert!(
+        names(received.to_str().unwrap()).contains(&"x-request-id"),
+        "{received:?}"
+    );
+    let r = client
+        .post(
+            &gw.url("/v1/payments"),
+            &[("content-type", "application/json")],
+            r#"{"merchant":"m_rid","amount":{"currencyCode":"EUR","amountMinor":"1"}}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let received = r.header("x-demo-received-headers").unwrap_or_default();
+    assert!(names(received).contains(&"x-request-id"), "{received}");
+    drop(gw);
+
+    // Both off: no id at all, and the record has no `requestId`.
+    let yaml = policies_yaml_with("no-rid", |doc| {
+        doc["routing"]["generate_request_id"] = serde_yaml_ng::Value::Bool(false);
+    });
+    let gw = builder(yaml).envoy_request_ids(false).start().unwrap();
+    let r = client
+        .get(&gw.url("/legacy/docs/no-request-id"), &[])
+        .await
+        .unwrap();
+    assert_eq!(echo_id(&r), None, "{}", r.text());
+    let mut rec = None;
+    for _ in 0..100 {
+        rec = gw.access_records().into_iter().find(|r| {
+            r["httpRequest"]["requestUrl"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/legacy/docs/no-request-id"))
+        });
+        if rec.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rec = rec.expect("the request's record");
+    assert!(rec.get("requestId").is_none(), "{rec}");
+    assert_eq!(rec["upstream"], "legacy-append", "{rec}");
+}
+
+/// `x-envoy-original-method` is meshgate's: the rendered `local_reply_config` reads it to tell
+/// a transcoded request (whose Envoy errors become a JSON Status) from a native gRPC one
+/// (Envoy answers those trailers-only with `grpc-status`). A native gRPC client sending its
+/// own copy, whose backend times out, still gets the gRPC answer; no backend sees the copies.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_copies_of_the_original_path_and_method_are_stripped() {
+    let gw = builder(repo_root().join("envoy/gateway-policies.yaml"))
+        .route_timeout_s(1)
+        .start()
+        .unwrap();
+    let client = http2_client();
+    let url = gw.url("/meshgate.demo.v1.Payments/GetPayment");
+    for spoof in [
+        None,
+        Some(("x-envoy-original-method", "GET")),
+        Some(("x-envoy-original-path", "/v1/payments/pay_001")),
+    ] {
+        let mut headers = vec![
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+            ("x-demo-delay-ms", "3000"),
+        ];
+        headers.extend(spoof);
+        let r = client
+            .post(&url, &headers, grpc_frame(b"\x0a\x07pay_001").to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/grpc"),
+            "{spoof:?}: {} {}",
+            r.status,
+            r.text()
+        );
+        // Envoy's own gRPC answer to its route timeout (UNAVAILABLE).
+        assert_eq!(r.header("grpc-status"), Some("14"), "{spoof:?}");
+        assert_eq!(
+            r.header("grpc-message"),
+            Some("upstream request timeout"),
+            "{spoof:?}"
+        );
+    }
+    // The backends never see a client's copy: native gRPC...
+    let r = client
+        .post(
+            &url,
+            &[
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+                ("x-envoy-original-method", "GET"),
+                ("x-envoy-original-path", "/v1/payments/pay_001"),
+            ],
+            grpc_frame(b"\x0a\x07pay_001").to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.trailer("grpc-status"), Some("0"), "{:?}", r.trailers);
+    let received = r.header("x-demo-received-headers").unwrap_or_default();
+    assert!(!received.is_empty(), "{:?}", r.headers);
+    for h in ["x-envoy-original-method", "x-envoy-original-path"] {
+        assert!(!names(received).contains(&h), "{h} in {received}");
+    }
+    // ...and REST, where meshgate sets the original path itself (and no method).
+    let r = http1_client()
+        .get(
+            &gw.url("/legacy/docs/a"),
+            &[
+                ("x-envoy-original-method", "DELETE"),
+                ("x-envoy-original-path", "/admin"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let seen = r.json().unwrap();
+    assert_eq!(seen["headers"]["x-envoy-original-path"], "/legacy/docs/a");
+    assert!(
+        seen["headers"].get("x-envoy-original-method").is_none(),
+        "{seen}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -409,6 +688,20 @@ async fn routes_choose_policies_by_metadata_and_by_name() {
     assert_eq!(recs[10]["httpRequest"]["status"], 200, "{recs:?}");
     assert_eq!(recs[11]["httpRequest"]["status"], 500, "{recs:?}");
     assert_eq!(recs[1]["principal"], "alice", "{recs:?}");
+
+    // A route with both metadata (`gold`) and a name in `route_policies` (`grpc-only`): the
+    // metadata wins, so transcoding stays on.
+    let r = client
+        .get(
+            &gw.url("/v1/payments/pay_004"),
+            &[("x-request-id", "both-policies-1")],
+        )
+        .await
+        .unwrap();
+    assert_ne!(r.status.as_u16(), 415, "{}", r.text());
+    assert_eq!(r.json().unwrap()["id"], "pay_004", "{}", r.text());
+    let rec = gw.record_for("both-policies-1").unwrap();
+    assert_eq!(rec["policy"], "gold", "{rec}");
 }
 
 /// A policy on a REST route: the token is checked, then the subject goes to the upstream in
@@ -656,23 +949,39 @@ fn istio_example_routes_select_defined_policies_first() {
     let names: Vec<&str> = http.iter().filter_map(|r| r["name"].as_str()).collect();
     assert_eq!(names.len(), http.len(), "every route is named");
 
+    // The gateway configuration the example goes with (its WasmPlugin's pluginConfig).
     let filter_json =
-        meshgate_kit::harness::filter_config(&repo_root().join("envoy/gateway-policies.yaml"))
-            .unwrap();
+        meshgate_kit::harness::filter_config(&repo_root().join("istio/gateway.yaml")).unwrap();
     let config: Value = serde_json::from_str(&filter_json).unwrap();
     let route_policies = config["routing"]["route_policies"].as_object().unwrap();
+    assert!(!route_policies.is_empty());
     let first_header_route = http
         .iter()
         .position(|r| r["match"][0].get("headers").is_some())
         .unwrap();
     for (route, policy) in route_policies {
-        if route == "payments-grpc-only" || route == "wallets-api" {
-            let at = names.iter().position(|n| n == route);
-            let at = at.unwrap_or_else(|| panic!("route {route} in the VirtualService"));
-            assert!(at < first_header_route, "{route} before the header routes");
-            assert!(http[at]["match"][0].get("headers").is_none());
-        }
+        let at = names.iter().position(|n| n == route);
+        let at = at.unwrap_or_else(|| panic!("route {route} in the VirtualService"));
+        assert!(at < first_header_route, "{route} before the header routes");
+        assert!(http[at]["match"][0].get("headers").is_none());
         assert!(config["policies"].get(policy.as_str().unwrap()).is_some());
+    }
+    // Each header route matches the value meshgate writes for the upstream named like its
+    // destination's Istio cluster.
+    let upstreams = config["upstreams"].as_object().unwrap();
+    for r in &http[first_header_route..] {
+        let Some(value) = r["match"][0]["headers"]["x-meshgate-upstream"]["exact"].as_str() else {
+            continue;
+        };
+        let dest = &r["route"][0]["destination"];
+        let cluster = format!(
+            "outbound|{}||{}",
+            dest["port"]["number"],
+            dest["host"].as_str().unwrap()
+        );
+        let up = upstreams.get(&cluster);
+        let up = up.unwrap_or_else(|| panic!("upstream {cluster} for route {}", r["name"]));
+        assert_eq!(up["header_value"], value, "{}", r["name"]);
     }
     // The EnvoyFilter switches meshgate off on a route that exists.
     let ef = docs.iter().find(|d| d["kind"] == "EnvoyFilter").unwrap();

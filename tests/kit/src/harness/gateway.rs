@@ -50,6 +50,8 @@ pub struct GatewayBuilder {
     /// Keep the plugin's `allow_on_headers_stop_iteration` (false: as istiod renders a
     /// WasmPlugin).
     headers_pause: bool,
+    /// The connection manager's `generate_request_id` (Envoy's default, true).
+    envoy_request_ids: bool,
 }
 
 pub struct Gateway {
@@ -117,6 +119,7 @@ impl GatewayBuilder {
             route_timeout_s: 15,
             filter_json: None,
             headers_pause: true,
+            envoy_request_ids: true,
         }
     }
 
@@ -124,6 +127,14 @@ impl GatewayBuilder {
     /// (Envoy then holds the whole stream when the filter pauses headers).
     pub fn without_headers_pause(mut self) -> Self {
         self.headers_pause = false;
+        self
+    }
+
+    /// Whether Envoy's connection manager gives requests without an `x-request-id` one
+    /// (`generate_request_id`, default true) before the filter runs. `false` leaves it to
+    /// meshgate (`routing.generate_request_id`).
+    pub fn envoy_request_ids(mut self, on: bool) -> Self {
+        self.envoy_request_ids = on;
         self
     }
 
@@ -212,6 +223,7 @@ impl GatewayBuilder {
         o.stats_config = stats_config_for(&config);
         o.buffer_limit_bytes = Some(buffer_limit_for(&config));
         o.upstream_header = config.routing.upstream_header.clone();
+        o.generate_request_id = self.envoy_request_ids;
         let mut b = bootstrap(&o);
         if !self.headers_pause {
             let filter = b
