@@ -280,9 +280,8 @@ impl Filter {
                 host.log(
                     Level::Info,
                     &format!(
-                        "meshgate: {} {} denied: {} ({})",
-                        self.req.method,
-                        self.req.path,
+                        "meshgate: {} denied: {} ({})",
+                        self.logged_request(),
                         err.message,
                         reason.as_str()
                     ),
@@ -592,6 +591,13 @@ impl Filter {
         }
     }
 
+    /// `METHOD path` for a log line, with the value of every token query parameter hidden
+    /// (the path still holds a refused or forwarded token).
+    fn logged_request(&self) -> String {
+        let path = self.vm.config.auth.redact_path(&self.req.path);
+        format!("{} {path}", self.req.method)
+    }
+
     /// Whether a request that waits for a provider's first keys has waited long enough.
     pub fn keys_wait_expired(&self, now: std::time::SystemTime) -> bool {
         match self.waiting {
@@ -619,8 +625,8 @@ impl Filter {
         host.log(
             Level::Info,
             &format!(
-                "meshgate: {} {} denied: no keys after waiting {waited} ms (keys_unavailable)",
-                self.req.method, self.req.path
+                "meshgate: {} denied: no keys after waiting {waited} ms (keys_unavailable)",
+                self.logged_request()
             ),
         );
         if let Some(op) = self.op.and_then(|i| self.vm.config.operations.get(i)) {
