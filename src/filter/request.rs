@@ -280,10 +280,11 @@ impl Filter {
                 host.log(
                     Level::Info,
                     &format!(
-                        "meshgate: {} denied: {} ({})",
+                        "meshgate: {} denied: {} ({}){}",
                         self.logged_request(),
                         err.message,
-                        reason.as_str()
+                        reason.as_str(),
+                        self.logged_request_id()
                     ),
                 );
                 Some(self.reply_error(host, err))
@@ -598,6 +599,15 @@ impl Filter {
         format!("{} {path}", self.req.method)
     }
 
+    /// ` request_id=ID` (empty without one): what finds the request's access record.
+    fn logged_request_id(&self) -> String {
+        self.req
+            .request_id
+            .as_deref()
+            .map(|id| format!(" request_id={id}"))
+            .unwrap_or_default()
+    }
+
     /// Whether a request that waits for a provider's first keys has waited long enough.
     pub fn keys_wait_expired(&self, now: std::time::SystemTime) -> bool {
         match self.waiting {
@@ -625,8 +635,9 @@ impl Filter {
         host.log(
             Level::Info,
             &format!(
-                "meshgate: {} denied: no keys after waiting {waited} ms (keys_unavailable)",
-                self.logged_request()
+                "meshgate: {} denied: no keys after waiting {waited} ms (keys_unavailable){}",
+                self.logged_request(),
+                self.logged_request_id()
             ),
         );
         if let Some(op) = self.op.and_then(|i| self.vm.config.operations.get(i)) {
