@@ -11,7 +11,9 @@ use crate::config::ConfigError;
 
 use super::claims::{compile_claim_headers, ClaimHeader};
 use super::deny::{deny_error, DenyReason};
-use super::extract::{compile_sources, header_name, redact_params, TokenSource};
+use super::extract::{
+    compile_sources, header_name, query_without_params, redact_params, TokenSource,
+};
 use super::fetch::{compile_remote, RemoteConfig};
 use super::keys::{parse_jwks, KeySet};
 use super::requirement::Requirement;
@@ -180,6 +182,14 @@ impl AuthConfig {
     /// refused, or forwarded upstream (`forward: true`).
     pub fn redact_path<'a>(&self, path: &'a str) -> Cow<'a, str> {
         redact_params(path, &self.token_params)
+    }
+
+    /// The query string a transcoded request's message is built from: without the token
+    /// parameters (any provider's `from_params`), which are credentials, never message fields,
+    /// whether the token was taken out of the upstream request or not (`forward: true`, a token
+    /// that failed under `allow_missing_or_failed`).
+    pub fn query_without_tokens<'a>(&self, query: &'a str) -> Cow<'a, str> {
+        query_without_params(query, &self.token_params)
     }
 
     /// How long a request may wait for `provider`'s first keys (zero for inline keys).

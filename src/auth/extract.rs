@@ -196,6 +196,19 @@ fn path_without_param(path: &str, param: &str) -> String {
     }
 }
 
+/// `query` (without `?`) without the parameters named in `params`. Borrows when none is there.
+pub fn query_without_params<'a>(query: &'a str, params: &[String]) -> Cow<'a, str> {
+    let named = |pair: &&str| {
+        let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+        params.iter().any(|p| percent_decode(key) == *p)
+    };
+    if params.is_empty() || !query.split('&').any(|pair| named(&pair)) {
+        return Cow::Borrowed(query);
+    }
+    let kept: Vec<&str> = query.split('&').filter(|pair| !named(pair)).collect();
+    Cow::Owned(kept.join("&"))
+}
+
 /// What stands in a logged URL for the value of a token query parameter.
 pub const REDACTED: &str = "REDACTED";
 
@@ -379,6 +392,20 @@ mod tests {
         assert!(matches!(
             redact_params("/p?access_token=t", &[]),
             Cow::Borrowed("/p?access_token=t")
+        ));
+    }
+
+    #[test]
+    fn token_params_leave_a_query_and_the_rest_stays() {
+        let params = vec!["access_token".to_string()];
+        assert_eq!(
+            query_without_params("a=1&access_token=t.t.t&b=2&access%5Ftoken=x", &params),
+            "a=1&b=2"
+        );
+        assert_eq!(query_without_params("access_token=t", &params), "");
+        assert!(matches!(
+            query_without_params("a=1&tokens=2", &params),
+            Cow::Borrowed("a=1&tokens=2")
         ));
     }
 }
