@@ -1,6 +1,7 @@
 //! `auth` configuration -> [`AuthConfig`]: validated and compiled once per VM, with inline key
 //! sets parsed here. A bad field is refused with its path (`auth.providers[1].issuer: ...`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,9 @@ use crate::config::ConfigError;
 
 use super::claims::{compile_claim_headers, ClaimHeader};
 use super::deny::{deny_error, DenyReason};
-use super::extract::{compile_sources, header_name, TokenSource};
+use super::extract::{
+    compile_sources, header_name, query_without_params, redact_params, TokenSource,
+};
 use super::fetch::{compile_remote, RemoteConfig};
 use super::keys::{parse_jwks, KeySet};
 use super::requirement::Requirement;
@@ -59,6 +62,8 @@ pub struct AuthConfig {
     pub cache_max_entries: usize,
     pub max_token_bytes: usize,
     pub max_jwks_bytes: usize,
+    /// Every provider's `from_params`, once each: hidden in logged URLs ([`Self::redact_path`]).
+    token_params: Vec<String>,
 }
 
 impl AuthConfig {
@@ -122,7 +127,17 @@ impl AuthConfig {
             cache_max_entries: input.cache.max_entries,
             max_token_bytes,
             max_jwks_bytes,
+            token_params: Vec::new(),
         };
+        for p in &cfg.providers {
+            for s in &p.sources {
+                if let TokenSource::Query(name) = s {
+                    if !cfg.token_params.contains(name) {
+                        cfg.token_params.push(name.clone());
+                    }
+                }
+            }
+        }
         if let Some(d) = &input.default {
             cfg.default = cfg
                 .compile_requirement(d)
@@ -160,6 +175,21 @@ impl AuthConfig {
             }
         }
         out
+    }
+
+    /// `:path` as a log line or an access record may show it: the value of every token query
+    /// parameter (any provider's `from_params`) is `REDACTED`, whether the token was accepted,
+    /// refused, or forwarded upstream (`forward: true`).
+    pub fn redact_path<'a>(&self, path: &'a str) -> Cow<'a, str> {
+        redact_params(path, &self.token_params)
+    }
+
+    /// The query string a transcoded request's message is built from: without the token
+    /// parameters (any provider's `from_params`), which are credentials, never message fields,
+    /// whether the token was taken out of the upstream request or not (`forward: true`, a token
+    /// that failed under `allow_missing_or_failed`).
+    pub fn query_without_tokens<'a>(&self, query: &'a str) -> Cow<'a, str> {
+        query_without_params(query, &self.token_params)
     }
 
     /// How long a request may wait for `provider`'s first keys (zero for inline keys).

@@ -196,6 +196,52 @@ fn path_without_param(path: &str, param: &str) -> String {
     }
 }
 
+/// `query` (without `?`) without the parameters named in `params`. Borrows when none is there.
+pub fn query_without_params<'a>(query: &'a str, params: &[String]) -> Cow<'a, str> {
+    let named = |pair: &&str| {
+        let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+        params.iter().any(|p| percent_decode(key) == *p)
+    };
+    if params.is_empty() || !query.split('&').any(|pair| named(&pair)) {
+        return Cow::Borrowed(query);
+    }
+    let kept: Vec<&str> = query.split('&').filter(|pair| !named(pair)).collect();
+    Cow::Owned(kept.join("&"))
+}
+
+/// What stands in a logged URL for the value of a token query parameter.
+pub const REDACTED: &str = "REDACTED";
+
+/// `path` as logs and access records may show it: the value of every query parameter named in
+/// `params` (the providers' `from_params`) replaced by [`REDACTED`], whatever became of the
+/// request (a refused, failed or forwarded token is still a secret). Parameters are matched as
+/// [`find_token`] matches them (percent-decoded name); everything else is kept byte for byte.
+/// Borrows when there is nothing to hide.
+pub fn redact_params<'a>(path: &'a str, params: &[String]) -> Cow<'a, str> {
+    if params.is_empty() {
+        return Cow::Borrowed(path);
+    }
+    let Some((base, query)) = path.split_once('?') else {
+        return Cow::Borrowed(path);
+    };
+    let mut changed = false;
+    let pairs: Vec<Cow<'_, str>> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !v.is_empty() && params.iter().any(|p| percent_decode(k) == *p) => {
+                changed = true;
+                Cow::Owned(format!("{k}={REDACTED}"))
+            }
+            _ => Cow::Borrowed(pair),
+        })
+        .collect();
+    if changed {
+        Cow::Owned(format!("{base}?{}", pairs.join("&")))
+    } else {
+        Cow::Borrowed(path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +371,41 @@ mod tests {
             compile_sources(&input).unwrap_err().field,
             "from_cookies[0]"
         );
+    }
+
+    #[test]
+    fn token_params_are_redacted_for_logs_and_nothing_else_changes() {
+        let params = vec!["access_token".to_string(), "jwt".to_string()];
+        assert_eq!(
+            redact_params("/v1/x?a=1&access_token=e30.e30.sig&b=2&jwt=t.t.t", &params),
+            "/v1/x?a=1&access_token=REDACTED&b=2&jwt=REDACTED"
+        );
+        // Matched on the decoded name, as tokens are found; every copy is hidden.
+        assert_eq!(
+            redact_params("/p?access%5Ftoken=s3cr3t&access_token=again", &params),
+            "/p?access%5Ftoken=REDACTED&access_token=REDACTED"
+        );
+        // Nothing to hide: the very same string, not a copy.
+        for path in ["/p", "/p?a=1&access_token=&tokens=x", "/p?access_tokenx=1"] {
+            assert!(matches!(redact_params(path, &params), Cow::Borrowed(p) if p == path));
+        }
+        assert!(matches!(
+            redact_params("/p?access_token=t", &[]),
+            Cow::Borrowed("/p?access_token=t")
+        ));
+    }
+
+    #[test]
+    fn token_params_leave_a_query_and_the_rest_stays() {
+        let params = vec!["access_token".to_string()];
+        assert_eq!(
+            query_without_params("a=1&access_token=t.t.t&b=2&access%5Ftoken=x", &params),
+            "a=1&b=2"
+        );
+        assert_eq!(query_without_params("access_token=t", &params), "");
+        assert!(matches!(
+            query_without_params("a=1&tokens=2", &params),
+            Cow::Borrowed("a=1&tokens=2")
+        ));
     }
 }

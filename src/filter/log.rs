@@ -76,11 +76,12 @@ impl Filter {
         let label = outcome_label(&outcome);
         let record = AccessRecord {
             method: self.req.method.clone(),
+            // Token query parameters hidden, whatever became of the request.
             url: format!(
                 "{}://{}{}",
                 scheme(&self.req.scheme),
                 self.req.authority,
-                self.req.path
+                cfg.auth.redact_path(&self.req.path)
             ),
             status,
             request_size: property_u64(host, &["request", "total_size"]),

@@ -219,7 +219,10 @@ impl Filter {
                 Mode::Transcode(Transcode {
                     binding,
                     bindings: m.bindings.clone(),
-                    query: query.unwrap_or_default().to_string(),
+                    query: cfg
+                        .auth
+                        .query_without_tokens(query.unwrap_or_default())
+                        .into_owned(),
                     request_kind,
                     response_format,
                     server_streaming: *server_streaming,
@@ -263,7 +266,6 @@ impl Filter {
                 }
                 for (name, value) in &result.set_headers {
                     self.set_request_header(host, name, Some(value));
-                    // A token taken out of the query is not a query parameter for transcoding.
                     if name == ":path" {
                         self.token_left_query(value);
                     }
@@ -280,11 +282,11 @@ impl Filter {
                 host.log(
                     Level::Info,
                     &format!(
-                        "meshgate: {} {} denied: {} ({})",
-                        self.req.method,
-                        self.req.path,
+                        "meshgate: {} denied: {} ({}){}",
+                        self.logged_request(),
                         err.message,
-                        reason.as_str()
+                        reason.as_str(),
+                        self.logged_request_id()
                     ),
                 );
                 Some(self.reply_error(host, err))
@@ -583,13 +585,27 @@ fn host_failure(msg: &str) -> GatewayError {
 }
 
 impl Filter {
-    /// The token was taken out of the query (`path` is the new `:path`): transcoding and the
-    /// access record see the query without it.
+    /// The token was taken out of the query (`path` is the new `:path`): what is forwarded from
+    /// now on (a REST upstream's path, `x-envoy-original-path`) is without it. (The query a
+    /// transcoded message is built from never holds a token parameter: `classify_http`.)
     fn token_left_query(&mut self, path: &str) {
         self.req.path = path.to_string();
-        if let Mode::Transcode(t) = &mut self.mode {
-            t.query = split_path(path).1.unwrap_or_default().to_string();
-        }
+    }
+
+    /// `METHOD path` for a log line, with the value of every token query parameter hidden
+    /// (the path still holds a refused or forwarded token).
+    fn logged_request(&self) -> String {
+        let path = self.vm.config.auth.redact_path(&self.req.path);
+        format!("{} {path}", self.req.method)
+    }
+
+    /// ` request_id=ID` (empty without one): what finds the request's access record.
+    fn logged_request_id(&self) -> String {
+        self.req
+            .request_id
+            .as_deref()
+            .map(|id| format!(" request_id={id}"))
+            .unwrap_or_default()
     }
 
     /// Whether a request that waits for a provider's first keys has waited long enough.
@@ -619,8 +635,9 @@ impl Filter {
         host.log(
             Level::Info,
             &format!(
-                "meshgate: {} {} denied: no keys after waiting {waited} ms (keys_unavailable)",
-                self.req.method, self.req.path
+                "meshgate: {} denied: no keys after waiting {waited} ms (keys_unavailable){}",
+                self.logged_request(),
+                self.logged_request_id()
             ),
         );
         if let Some(op) = self.op.and_then(|i| self.vm.config.operations.get(i)) {

@@ -268,6 +268,38 @@ fn query_token_is_verified_and_removed_from_the_path() {
     );
 }
 
+/// Logged URLs hide the token parameters of every provider, `forward: true` ones included
+/// (their token stays in the upstream request, so the path still holds it), and of a token that
+/// was refused (the path was never rewritten).
+#[test]
+fn logged_paths_hide_every_provider_token_parameter() {
+    let mut a = provider("a", ISSUER, inline());
+    a.from_params = vec!["access_token".into()];
+    let mut b = provider("b", ISSUER_B, inline());
+    b.from_params = vec!["b_token".into(), "access_token".into()];
+    b.forward = true;
+    let input = AuthInput {
+        providers: vec![a, b],
+        ..Default::default()
+    };
+    let cfg = AuthConfig::compile(&input, &LimitsInput::default()).unwrap();
+    let expired = {
+        let mut c = claims();
+        c["exp"] = json!(NOW - 3600);
+        token("ES256", &c)
+    };
+    let path = format!("/v1/p?access_token={expired}&page=2&b_token={expired}");
+    let shown = cfg.redact_path(&path);
+    assert_eq!(shown, "/v1/p?access_token=REDACTED&page=2&b_token=REDACTED");
+    assert!(!shown.contains(&expired[..20]));
+    assert_eq!(cfg.redact_path("/v1/p?page=2"), "/v1/p?page=2");
+    // Without query-parameter sources nothing is hidden (the name means nothing here).
+    assert_eq!(
+        config().redact_path("/v1/p?access_token=x"),
+        "/v1/p?access_token=x"
+    );
+}
+
 #[test]
 fn a_repeated_token_is_served_from_the_cache_until_it_expires() {
     let cfg = config();

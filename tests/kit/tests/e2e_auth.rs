@@ -9,11 +9,14 @@
 //!   Bearer`, the `access_token` query parameter and the `session` cookie; claims to headers
 //!   (`sub`, the array `realm_access.roles`, the nested `org.team.name`) and the payload header;
 //! - `other`: issuer [`OTHER_ISSUER`], audience `api`, subjects `[svc-1]`, one P-256 key,
-//!   tokens from `x-other-token` (no prefix), `forward: true`.
+//!   tokens from `x-other-token` (no prefix) and the `other_token` query parameter,
+//!   `forward: true`.
 //!
 //! Operations: GetPayment `main`; ListPayments any of both; GetPaymentStatus all of both;
 //! GetReceipt `allow_missing`; DeletePayment `allow_missing_or_failed`; CreatePayment `main`;
-//! Wallets `none`; GetDocument no rule (default: deny).
+//! Wallets `none`; GetDocument no rule (default: deny). Two REST operations on the echo backend
+//! `legacy` (which answers with what it received): `GET /legacy/docs/**` any of both, and
+//! `GET /legacy/open/**` no rule.
 //!
 //! Needs `build/meshgate.wasm` (`make wasm`) and Envoy (`make setup`).
 #![allow(
@@ -47,6 +50,23 @@ fn gateway() -> Gateway {
 
 /// The gateway with `auth_extra` merged into `auth` (e.g. `{"cache": {"enabled": false}}`).
 fn gateway_with(auth_extra: Value) -> Gateway {
+    start(gateway_doc(auth_extra), |b| b)
+}
+
+/// Starts the gateway of `doc`, with the builder's options changed by `options` (Envoy's
+/// header limit, say).
+fn start(doc: Value, options: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> Gateway {
+    let yaml = gateway_yaml("inline", doc);
+    let builder = GatewayBuilder::new(yaml)
+        .grpc_upstream("payments", "payments")
+        .grpc_upstream("wallets", "wallets")
+        .rest_upstream("legacy")
+        .file_flush_interval_ms(100);
+    options(builder).start().unwrap()
+}
+
+/// The gateway's configuration, with `auth_extra` merged into `auth`.
+fn gateway_doc(auth_extra: Value) -> Value {
     let other_jwks = json!({"keys": [other_jwk("other")]}).to_string();
     let mut doc = json!({
             "operations": {
@@ -60,6 +80,14 @@ fn gateway_with(auth_extra: Value) -> Gateway {
                 "meshgate.demo.v1.Payments.DeletePayment": {"auth": "allow_missing_or_failed"},
             },
             "services": {"meshgate.demo.v1.Wallets": {"upstream": "wallets", "auth": "none"}},
+            "upstreams": {"legacy": {"path_translation": "APPEND_PATH_TO_ADDRESS", "path_prefix": "/rest"}},
+            "http_operations": [
+                {"name": "legacy.Docs", "method": "GET", "path": "/legacy/docs/**",
+                 "upstream": "legacy",
+                 "auth": {"any": [{"provider": "main"}, {"provider": "other"}]}},
+                {"name": "legacy.Open", "method": "GET", "path": "/legacy/open/**",
+                 "upstream": "legacy"},
+            ],
             "auth": {
                 "realm": "payments-api",
                 "providers": [
@@ -88,6 +116,7 @@ fn gateway_with(auth_extra: Value) -> Gateway {
                         "subjects": ["svc-1"],
                         "jwks": {"inline": other_jwks},
                         "from_headers": [{"name": "x-other-token"}],
+                        "from_params": ["other_token"],
                         "forward": true,
                         "claim_to_headers": [{"claim": "sub", "header": "x-meshgate-other-sub"}],
                     },
@@ -97,12 +126,7 @@ fn gateway_with(auth_extra: Value) -> Gateway {
     for (k, v) in auth_extra.as_object().unwrap() {
         doc["auth"][k] = v.clone();
     }
-    let yaml = gateway_yaml("inline", doc);
-    GatewayBuilder::new(yaml)
-        .grpc_upstream("payments", "payments")
-        .grpc_upstream("wallets", "wallets")
-        .start()
-        .unwrap()
+    doc
 }
 
 fn other_claims(sub: &str) -> Value {
@@ -166,10 +190,11 @@ fn security_cases() -> Vec<(&'static str, String, u16, &'static str)> {
     let parts: Vec<&str> = good.split('.').collect();
     let (h, p, s) = (parts[0], parts[1], parts[2]);
 
-    // HS256 keyed with the RSA public key as published (its DER and JWK forms): the classic
-    // algorithm-confusion attack against verifiers that trust the token's `alg`.
+    // HS256 keyed with the RSA public key as published (its JWK JSON): the classic
+    // algorithm-confusion attack against verifiers that trust the token's `alg`. (The bytes
+    // of the HMAC key do not matter: `kid` `rsa` names an RSA key, which never verifies HS256.)
     let rsa_pub = k.rsa.to_public_key();
-    let der = {
+    let published = {
         use jwt_compact::jwk::JsonWebKey;
         serde_json::to_vec(&JsonWebKey::from(&rsa_pub)).unwrap()
     };
@@ -178,7 +203,7 @@ fn security_cases() -> Vec<(&'static str, String, u16, &'static str)> {
         &c,
         &signer(
             jwt_compact::alg::Hs256,
-            jwt_compact::alg::Hs256Key::new(&der),
+            jwt_compact::alg::Hs256Key::new(&published),
         ),
     );
     let p256 = |header: Value| sign_raw(&header, &c, &signer_for("ES256").1);
@@ -327,8 +352,15 @@ fn security_cases() -> Vec<(&'static str, String, u16, &'static str)> {
 async fn security_cases_are_rejected_with_the_right_status_counted_and_logged() {
     let gw = gateway();
     let cases = security_cases();
-    for (name, auth, status, reason) in &cases {
-        let (got, body, www) = get(&gw, PAYMENT, &[("authorization", auth)]).await;
+    for (i, (name, auth, status, reason)) in cases.iter().enumerate() {
+        // Ids of one length: no id is a prefix of another in the log.
+        let id = format!("security-case-{i:02}");
+        let (got, body, www) = get(
+            &gw,
+            PAYMENT,
+            &[("authorization", auth), ("x-request-id", &id)],
+        )
+        .await;
         assert_eq!(got, *status, "{name}: {body}");
         let code = if *status == 403 { 7 } else { 16 };
         assert_eq!(body["code"], code, "{name}: google.rpc.Status code: {body}");
@@ -348,6 +380,7 @@ async fn security_cases_are_rejected_with_the_right_status_counted_and_logged() 
         assert!(www.contains("error_description="), "{name}: {www}");
         // Never reflects the token.
         assert!(!www.contains(&auth[7..20]), "{name}: {www}");
+        assert_denial_recorded(&gw, &id, *status, reason, name);
     }
     let text = gw.envoy.stats_prometheus().unwrap();
     for (name, _, _, reason) in &cases {
@@ -359,32 +392,155 @@ async fn security_cases_are_rejected_with_the_right_status_counted_and_logged() 
             expected,
         );
         assert_eq!(counted, expected, "{name}: denied/{reason} counted\n{text}");
-        gw.envoy
-            .wait_for_log(
-                &format!("denied: {}", reason_text(reason)),
-                Duration::from_secs(5),
-            )
-            .unwrap_or_else(|e| panic!("{name}: not logged: {e}"));
-        gw.envoy
-            .wait_for_log(&format!("({reason})"), Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("{name}: reason not logged: {e}"));
     }
-    // A token of 1 MiB never reaches the filter: Envoy's header limit (60 KiB) refuses it with
-    // 431, and the gateway keeps serving.
+    // Above Envoy's header limit (60 KiB by default) a token never reaches the filter: the
+    // codec refuses it with 431, a Status through the rendered `local_reply_config`, and
+    // the gateway keeps serving. 100 KiB fits the sockets' buffers, so Envoy reads it all
+    // and the client always gets the reply (a 1 MiB request races Envoy's close against the
+    // client's write; `a_token_of_one_mebibyte_...` sends one through raised limits).
+    let over_envoy = bearer(&format!(
+        "{}.{}.x",
+        "a".repeat(50 << 10),
+        "b".repeat(50 << 10)
+    ));
+    let resp = http1_client()
+        .get(
+            &gw.url(PAYMENT),
+            &[
+                ("authorization", &over_envoy),
+                ("x-request-id", "over-envoy"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status.as_u16(), 431, "{}", resp.text());
+    let body = resp.json().unwrap();
+    assert_eq!(body["code"], 8, "RESOURCE_EXHAUSTED, from Envoy: {body}");
+    assert_ne!(body["message"], reason_text("too_large"), "{body}");
+    let ok = bearer(&token("ES256", &claims()));
+    let (status, body, _) = get(
+        &gw,
+        PAYMENT,
+        &[("authorization", &ok), ("x-request-id", "after-over-envoy")],
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "still serving after the oversized headers: {body}"
+    );
+    gw.record_for("after-over-envoy").unwrap();
+    assert!(
+        gw.access_records()
+            .iter()
+            .all(|r| r["requestId"] != "over-envoy"),
+        "the filter never saw the request Envoy refused"
+    );
+    let text = gw.envoy.stats_prometheus().unwrap();
+    assert_eq!(
+        prom_sum(&text, "auth_decisions_total", &[("reason", "too_large")]),
+        1,
+        "only the 16 KiB case was refused by the auth check\n{text}"
+    );
+}
+
+/// A token of 1 MiB, through an Envoy whose header limit is raised to 8 MiB (Envoy's maximum)
+/// so that it reaches meshgate:
+/// - with `limits.max_header_bytes` raised too (2 MiB), the auth check refuses it as too large
+///   (401 `too_large`, by length, before any decoding), counted and logged like every other
+///   security case;
+/// - with the default `max_header_bytes` (60 KiB), meshgate's header-size check refuses the
+///   request before any operation or token is looked at: 431 RESOURCE_EXHAUSTED naming that
+///   limit, and no auth decision. The limit on all headers comes first on purpose: it is the
+///   bound on what any request may make the filter read, whatever the operation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_token_of_one_mebibyte_is_refused_by_the_auth_check_or_the_header_limit() {
     let huge = bearer(&format!(
         "{}.{}.x",
         "a".repeat(512 * 1024),
         "b".repeat(512 * 1024)
     ));
-    let resp = http1_client()
-        .get(&gw.url(PAYMENT), &[("authorization", &huge)])
-        .await;
-    if let Ok(resp) = resp {
-        assert_eq!(resp.status.as_u16(), 431, "1 MiB token: {}", resp.text());
-    }
+    assert!(huge.len() > 1 << 20);
+    let mut doc = gateway_doc(json!({}));
+    doc["limits"] = json!({"max_header_bytes": 2 << 20});
+    let gw = start(doc, |b| b.max_request_headers_kb(8192));
+    let (status, body, www) = get(
+        &gw,
+        PAYMENT,
+        &[("authorization", &huge), ("x-request-id", "one-mebibyte")],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["code"], 16, "{body}");
+    assert_eq!(body["message"], reason_text("too_large"), "{body}");
+    let www = www.unwrap();
+    assert!(www.contains("error=\"invalid_token\""), "{www}");
+    assert!(www.len() < 200, "the token is not reflected: {www}");
+    assert_denial_recorded(&gw, "one-mebibyte", 401, "too_large", "1 MiB token");
+    let counted = wait_prom(
+        &gw,
+        "auth_decisions_total",
+        &[("decision", "denied"), ("reason", "too_large")],
+        1,
+    );
+    assert_eq!(counted, 1);
     let ok = bearer(&token("ES256", &claims()));
     let (status, body, _) = get(&gw, PAYMENT, &[("authorization", &ok)]).await;
     assert_eq!(status, 200, "still serving after the 1 MiB token: {body}");
+    drop(gw);
+
+    let gw = start(gateway_doc(json!({})), |b| b.max_request_headers_kb(8192));
+    let resp = http1_client()
+        .get(
+            &gw.url(PAYMENT),
+            &[("authorization", &huge), ("x-request-id", "over-meshgate")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status.as_u16(), 431, "{}", resp.text());
+    let body = resp.json().unwrap();
+    assert_eq!(body["code"], 8, "RESOURCE_EXHAUSTED: {body}");
+    assert_eq!(
+        body["message"], "request headers are larger than the limit of 61440 bytes",
+        "{body}"
+    );
+    let rec = gw.record_for("over-meshgate").unwrap();
+    assert_eq!(rec["httpRequest"]["status"], 431, "{rec}");
+    let ok = bearer(&token("ES256", &claims()));
+    let (status, body, _) = get(&gw, PAYMENT, &[("authorization", &ok)]).await;
+    assert_eq!(status, 200, "{body}");
+    let text = gw.envoy.stats_prometheus().unwrap();
+    assert_eq!(
+        prom_sum(&text, "auth_decisions_total", &[("decision", "denied")]),
+        0,
+        "the header limit answered, not the auth check\n{text}"
+    );
+}
+
+/// The access record of request `id` and its denial log line: refused by the auth check with
+/// `status` and `reason`, without calling the backend.
+fn assert_denial_recorded(gw: &Gateway, id: &str, status: u16, reason: &str, name: &str) {
+    let rec = gw
+        .record_for(id)
+        .unwrap_or_else(|| panic!("{name}: no access record for {id}"));
+    assert_eq!(rec["httpRequest"]["status"], status, "{name}: {rec}");
+    let grpc = if status == 403 {
+        "PERMISSION_DENIED"
+    } else {
+        "UNAUTHENTICATED"
+    };
+    assert_eq!(rec["grpcStatus"], grpc, "{name}: {rec}");
+    assert_eq!(
+        rec["operation"], "meshgate.demo.v1.Payments.GetPayment",
+        "{name}: {rec}"
+    );
+    assert!(rec.get("principal").is_none(), "{name}: {rec}");
+    let line = format!(
+        "meshgate: GET {PAYMENT} denied: {} ({reason}) request_id={id}",
+        reason_text(reason)
+    );
+    gw.envoy
+        .wait_for_log(&line, Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{name}: denial not logged: {e}"));
 }
 
 fn reason_text(reason: &str) -> &'static str {
@@ -706,6 +862,214 @@ async fn tokens_from_query_and_cookie_are_accepted_and_taken_out() {
         .await
         .unwrap();
     assert_eq!(resp.status.as_u16(), 200, "{}", resp.text());
+    // What the upstream got (the REST echo backend shows it): the other cookies, in order,
+    // without the token's; the rest of the query without the token.
+    let (status, seen, _) = get(
+        &gw,
+        "/legacy/docs/a?x=1",
+        &[("cookie", &format!("theme=dark; session={t}; lang=en"))],
+    )
+    .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["headers"]["cookie"], "theme=dark; lang=en", "{seen}");
+    assert_eq!(seen["query"], "x=1", "{seen}");
+    assert_eq!(seen["headers"]["x-meshgate-claim-sub"], "user-1", "{seen}");
+    assert!(!seen.to_string().contains(&t[t.len() - 40..]), "{seen}");
+    let (status, seen, _) = get(
+        &gw,
+        &format!("/legacy/docs/a?x=1&access_token={t}&y=2"),
+        &[("cookie", "theme=dark")],
+    )
+    .await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["query"], "x=1&y=2", "{seen}");
+    assert_eq!(seen["headers"]["cookie"], "theme=dark", "{seen}");
+    assert!(!seen.to_string().contains(&t[t.len() - 40..]), "{seen}");
+}
+
+/// A token in the query is a secret whatever becomes of the request: refused (expired, wrong
+/// audience), failed under `allow_missing_or_failed` (left in the upstream's path), forwarded
+/// (`forward: true`, to a REST and to a transcoded operation), or accepted. (Where it stays in
+/// the URL, a transcoded operation still does not take it for a field of its message.) The access record's URL and the denial log line show the
+/// parameter as `REDACTED`, and neither Envoy's log nor its access log holds the token. A
+/// cookie token is never in the record either (the record carries no cookie).
+#[tokio::test(flavor = "multi_thread")]
+async fn query_and_cookie_tokens_never_reach_the_logs() {
+    let gw = gateway();
+    let now = now_secs();
+    let mut expired = claims();
+    expired["exp"] = json!(now - 600);
+    expired["iat"] = json!(now - 900);
+    let expired = token("ES256", &expired);
+    let mut other_aud = claims();
+    other_aud["aud"] = json!("other-api");
+    let other_aud = token("RS256", &other_aud);
+    let accepted = token("EdDSA", &claims());
+    let forwarded = other_token(&other_claims("svc-1"));
+    // (request id, method, path, status, whether the parameter stays in the URL)
+    let cases = [
+        (
+            "query-expired",
+            http::Method::GET,
+            format!("{PAYMENT}?view=PAYMENT_VIEW_FULL&access_token={expired}"),
+            401,
+            true,
+        ),
+        (
+            "query-audience",
+            http::Method::GET,
+            format!("{PAYMENT}?access_token={other_aud}"),
+            403,
+            true,
+        ),
+        (
+            "query-failed-allowed",
+            http::Method::DELETE,
+            format!("/v1/payments/pay_002?access_token={expired}"),
+            200,
+            true,
+        ),
+        (
+            "query-forwarded",
+            http::Method::GET,
+            format!("/legacy/docs/a?x=1&other_token={forwarded}"),
+            200,
+            true,
+        ),
+        (
+            "query-forwarded-transcoded",
+            http::Method::GET,
+            format!("/v1/payments?page_size=1&other_token={forwarded}"),
+            200,
+            true,
+        ),
+        (
+            "query-accepted",
+            http::Method::GET,
+            format!("{PAYMENT}?access_token={accepted}"),
+            200,
+            false,
+        ),
+    ];
+    let client = http1_client();
+    for (id, method, path, status, kept) in &cases {
+        let resp = client
+            .request(method.clone(), &gw.url(path), &[("x-request-id", id)], "")
+            .await
+            .unwrap();
+        assert_eq!(resp.status.as_u16(), *status, "{id}: {}", resp.text());
+        if *id == "query-forwarded" {
+            // `forward: true`: the upstream still gets the token.
+            let seen = resp.json().unwrap();
+            assert_eq!(
+                seen["query"],
+                format!("x=1&other_token={forwarded}"),
+                "{seen}"
+            );
+        }
+        let rec = gw
+            .record_for(id)
+            .unwrap_or_else(|| panic!("no record for {id}"));
+        let url = rec["httpRequest"]["requestUrl"].as_str().unwrap();
+        let param = if id.starts_with("query-forwarded") {
+            "other_token"
+        } else {
+            "access_token"
+        };
+        assert_eq!(
+            url.contains(&format!("{param}=REDACTED")),
+            *kept,
+            "{id}: {url}"
+        );
+        assert!(!url.contains(param) || *kept, "{id}: {url}");
+    }
+    let line = format!(
+        "meshgate: GET {PAYMENT}?view=PAYMENT_VIEW_FULL&access_token=REDACTED denied: {} \
+         (expired) request_id=query-expired",
+        reason_text("expired")
+    );
+    gw.envoy
+        .wait_for_log(&line, Duration::from_secs(5))
+        .unwrap();
+    gw.envoy
+        .wait_for_log(
+            "(wrong_audience) request_id=query-audience",
+            Duration::from_secs(5),
+        )
+        .unwrap();
+
+    // A refused cookie token, next to other cookies.
+    let cookie = format!("theme=dark; session={expired}; lang=en");
+    let (status, body, _) = get(
+        &gw,
+        PAYMENT,
+        &[("cookie", &cookie), ("x-request-id", "cookie-expired")],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let rec = gw.record_for("cookie-expired").unwrap().to_string();
+    assert!(
+        !rec.contains("theme=dark") && !rec.contains("session"),
+        "{rec}"
+    );
+
+    // No part of any token anywhere in Envoy's logs (the signatures differ per token).
+    let (log, stdout) = (gw.envoy.log(), gw.envoy.stdout());
+    for t in [&expired, &other_aud, &accepted, &forwarded] {
+        let signature = t.rsplit('.').next().unwrap();
+        assert!(signature.len() > 40);
+        assert!(!log.contains(signature), "token in Envoy's log:\n{log}");
+        assert!(
+            !stdout.contains(signature),
+            "token in the access log:\n{stdout}"
+        );
+    }
+}
+
+/// `auth.default` set to a requirement: the operations without a rule of their own (a
+/// transcoded one and a REST one) follow it; operations with a rule keep theirs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_configured_default_requirement_applies_to_operations_without_a_rule() {
+    let gw = gateway_with(json!({"default": {"provider": "main"}}));
+    let main = bearer(&token("ES384", &claims()));
+    for path in ["/v1/documents/a/b", "/legacy/open/plan"] {
+        let (status, body, www) = get(&gw, path, &[]).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert_eq!(body["message"], "Jwt is missing", "{path}");
+        assert_eq!(
+            www.as_deref(),
+            Some("Bearer realm=\"payments-api\""),
+            "{path}"
+        );
+        let (status, body, _) = get(&gw, path, &[("authorization", "Bearer x.y.z")]).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        // The other provider's token does not satisfy `main`.
+        let o = other_token(&other_claims("svc-1"));
+        let (status, body, _) = get(&gw, path, &[("x-other-token", &o)]).await;
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    let (status, body, _) = get(&gw, "/v1/documents/a/b", &[("authorization", &main)]).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, seen, _) = get(&gw, "/legacy/open/plan", &[("authorization", &main)]).await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(seen["path"], "/rest/legacy/open/plan", "{seen}");
+    assert_eq!(seen["headers"]["x-meshgate-subject"], "user-1", "{seen}");
+    assert_eq!(seen["headers"]["x-meshgate-claim-sub"], "user-1", "{seen}");
+    assert!(seen["headers"].get("authorization").is_none(), "{seen}");
+    // Rules of their own still win: `none` on Wallets, `allow_missing` on GetReceipt.
+    let (status, body, _) = get(&gw, "/v1/wallets/w_001", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let resp = http1_client()
+        .get(&gw.url("/v1/payments/pay_001/receipt"), &[])
+        .await
+        .unwrap();
+    assert_eq!(resp.status.as_u16(), 200, "{}", resp.text());
+    let text = gw.envoy.stats_prometheus().unwrap();
+    assert_eq!(
+        prom_sum(&text, "auth_decisions_total", &[("reason", "no_rule")]),
+        0,
+        "nothing denied for want of a rule\n{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

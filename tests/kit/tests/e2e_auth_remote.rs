@@ -1,8 +1,8 @@
 //! Issue 8 end to end, remote keys: the module fetches its JWKS through an Envoy cluster from a
 //! real JWKS server on 127.0.0.1 (the kit's [`JwksServer`], or a slow one defined here), with
 //! requests that wait for the first fetch (bounded), key rotation with a rate-limited refetch
-//! for an unknown `kid`, refresh failures that keep the cached keys, outages (500, garbage,
-//! timeout) told apart from bad tokens, and OIDC discovery.
+//! for an unknown `kid`, key rotation by the background refresh, refresh failures that keep the
+//! cached keys, outages (500, garbage, timeout) told apart from bad tokens, and OIDC discovery.
 //!
 //! The provider `main` ([`remote_gateway`]) takes the test keys of `e2e_auth_support` from the
 //! server; GetPayment and CreatePayment require it.
@@ -80,7 +80,8 @@ fn remote_gateway_in(
     let mut b = GatewayBuilder::new(yaml)
         .grpc_upstream("payments", "payments")
         .grpc_upstream("wallets", "wallets")
-        .cluster(jwks_cluster("jwks", addr));
+        .cluster(jwks_cluster("jwks", addr))
+        .file_flush_interval_ms(100);
     if host == Host::IstioWasmPlugin {
         b = b.without_headers_pause();
     }
@@ -362,7 +363,8 @@ async fn rotation_is_picked_up_by_a_rate_limited_unknown_kid_refetch() {
     );
     let (status, body) = get(&gw, &token("HS384", &claims())).await;
     assert_eq!(status, 200, "{body}");
-    // Rotate right after the first fetch: the refetch limit counts from refetches only.: the server now also publishes `rotated`.
+    // Rotate right after the first fetch (the refetch limit counts from refetches only, not
+    // from the first fetch): the server now also publishes `rotated`.
     let mut keys: Value = serde_json::from_str(&main_jwks()).unwrap();
     keys["keys"]
         .as_array_mut()
@@ -398,6 +400,64 @@ async fn rotation_is_picked_up_by_a_rate_limited_unknown_kid_refetch() {
             5
         ),
         5
+    );
+}
+
+/// Rotation by the background refresh alone: every `cache_duration_seconds` the JWKS is fetched
+/// again without any request asking. After the server drops `p256` and adds `rotated`, the
+/// refresh brings the new key in (logged before any request names it), and the dropped key is
+/// refused, even for a token verified and cached before the refresh; the kept key still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_background_refresh_rotates_the_keys() {
+    let server = JwksServer::start(&main_jwks()).unwrap();
+    let gw = remote_gateway(
+        server.addr(),
+        ISSUER,
+        json!({"cache_duration_seconds": 2, "refetch_min_interval_seconds": 300}),
+        json!({}),
+    );
+    let old = token("ES256", &claims());
+    for _ in 0..2 {
+        let (status, body) = get(&gw, &old).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        wait_prom(
+            &gw,
+            "auth_decisions_total",
+            &[("decision", "allowed"), ("reason", "cached")],
+            1
+        ),
+        1,
+        "the old key's token is in the verified-token cache"
+    );
+    gw.envoy
+        .wait_for_log("provider `main`: 5 keys", Duration::from_secs(5))
+        .unwrap();
+    let rotated = json!({"keys": [rsa_jwk("rsa"), rotated_jwk("rotated")]});
+    server.set_jwks(&rotated.to_string());
+    // Only a refresh can bring the two-key set: no request has named `rotated` yet.
+    gw.envoy
+        .wait_for_log("provider `main`: 2 keys", Duration::from_secs(10))
+        .unwrap();
+    let (status, body) = get(&gw, &rotated_token(&claims())).await;
+    assert_eq!(status, 200, "the new key: {body}");
+    let (status, body) = get(&gw, &old).await;
+    assert_eq!(
+        status, 401,
+        "the dropped key, although its token was cached: {body}"
+    );
+    assert_eq!(body["message"], "Jwt key id is not known");
+    let (status, body) = get(&gw, &token("RS256", &claims())).await;
+    assert_eq!(status, 200, "the kept key: {body}");
+    assert_eq!(
+        wait_prom(
+            &gw,
+            "auth_decisions_total",
+            &[("decision", "denied"), ("reason", "unknown_kid")],
+            1
+        ),
+        1
     );
 }
 

@@ -52,6 +52,12 @@ pub struct GatewayBuilder {
     headers_pause: bool,
     /// The connection manager's `generate_request_id` (Envoy's default, true).
     envoy_request_ids: bool,
+    /// The HTTP connection manager's `max_request_headers_kb` (Envoy's default, 60, when
+    /// unset; at most 8192).
+    max_request_headers_kb: Option<u32>,
+    /// Envoy's `--file-flush-interval-msec` (how late the access log reaches stdout; Envoy's
+    /// default, 10 s, when unset).
+    file_flush_interval_ms: Option<u32>,
 }
 
 pub struct Gateway {
@@ -120,7 +126,23 @@ impl GatewayBuilder {
             filter_json: None,
             headers_pause: true,
             envoy_request_ids: true,
+            max_request_headers_kb: None,
+            file_flush_interval_ms: None,
         }
+    }
+
+    /// Flush Envoy's access log to stdout every `ms` (instead of every 10 s): tests that look
+    /// up many requests' records with [`Gateway::record_for`] do not wait for each.
+    pub fn file_flush_interval_ms(mut self, ms: u32) -> Self {
+        self.file_flush_interval_ms = Some(ms);
+        self
+    }
+
+    /// Raise (or lower) the listener's limit on request headers: Envoy's codec refuses larger
+    /// headers with 431 before any filter runs, 60 KiB by default, 8192 KiB at most.
+    pub fn max_request_headers_kb(mut self, kb: u32) -> Self {
+        self.max_request_headers_kb = Some(kb);
+        self
     }
 
     /// Run the plugin without `allow_on_headers_stop_iteration`, as istiod renders a WasmPlugin
@@ -236,8 +258,20 @@ impl GatewayBuilder {
                     KitError::new("the wasm filter had no allow_on_headers_stop_iteration")
                 })?;
         }
+        if let Some(kb) = self.max_request_headers_kb {
+            let hcm = b
+                .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config")
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| KitError::new("the bootstrap has no HTTP connection manager"))?;
+            hcm.insert("max_request_headers_kb".into(), Value::from(kb));
+        }
         let yaml = serde_yaml_ng::to_string(&b).map_err(|e| KitError::new(e.to_string()))?;
-        let envoy = start_envoy_with_args(&yaml, &["--component-log-level", "wasm:info"])?;
+        let mut args = vec!["--component-log-level".to_string(), "wasm:info".to_string()];
+        if let Some(ms) = self.file_flush_interval_ms {
+            args.extend(["--file-flush-interval-msec".to_string(), ms.to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let envoy = start_envoy_with_args(&yaml, &args)?;
         Ok(Gateway {
             envoy,
             backends,
