@@ -60,8 +60,7 @@ fn start(doc: Value, options: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> 
     let builder = GatewayBuilder::new(yaml)
         .grpc_upstream("payments", "payments")
         .grpc_upstream("wallets", "wallets")
-        .rest_upstream("legacy")
-        .file_flush_interval_ms(100);
+        .rest_upstream("legacy");
     options(builder).start().unwrap()
 }
 

@@ -80,8 +80,7 @@ fn remote_gateway_in(
     let mut b = GatewayBuilder::new(yaml)
         .grpc_upstream("payments", "payments")
         .grpc_upstream("wallets", "wallets")
-        .cluster(jwks_cluster("jwks", addr))
-        .file_flush_interval_ms(100);
+        .cluster(jwks_cluster("jwks", addr));
     if host == Host::IstioWasmPlugin {
         b = b.without_headers_pause();
     }
