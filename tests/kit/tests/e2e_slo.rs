@@ -29,7 +29,9 @@ use meshgate_kit::harness::{
     filter_config, free_port, http1_client, http2_client, payments_client, repo_root,
     start_backend, start_envoy_with_args, wallets_client, wasm_path, Gateway,
 };
-use meshgate_kit::proto::meshgate::demo::v1::{GetPaymentRequest, GetWalletRequest};
+use meshgate_kit::proto::meshgate::demo::v1::{
+    GetPaymentRequest, GetWalletRequest, ListPaymentsRequest,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -39,6 +41,7 @@ const PROJECT: &str = "slo-project";
 const GET_PAYMENT: &str = "meshgate.demo.v1.Payments.GetPayment";
 const CREATE_PAYMENT: &str = "meshgate.demo.v1.Payments.CreatePayment";
 const GET_WALLET: &str = "meshgate.demo.v1.Wallets.GetWallet";
+const LIST_PAYMENTS: &str = "meshgate.demo.v1.Payments.ListPayments";
 /// The HS256 secret of the inline JWKS (64 bytes: long enough for every HMAC size).
 const SECRET: &[u8] = b"meshgate-slo-e2e-secret-0123456789-abcdefghijklmnopqrstuvwxyz-00";
 
@@ -117,6 +120,11 @@ services:
   meshgate.demo.v1.Wallets:
     upstream: wallets
     auth: none
+operations:
+  # Quota errors are this operation's fault: RESOURCE_EXHAUSTED counts as bad, here only.
+  meshgate.demo.v1.Payments.ListPayments:
+    slo:
+      error_codes: [UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS, RESOURCE_EXHAUSTED]
 auth:
   providers:
     - name: test
@@ -463,6 +471,25 @@ async fn native_grpc_records_verdicts_and_counters() {
         ))
         .await
         .unwrap_err();
+    // 8: RESOURCE_EXHAUSTED from ListPayments, whose objective names it an error code.
+    let list = || ListPaymentsRequest {
+        parent: "merchants/acme".into(),
+        page_size: 2,
+        ..Default::default()
+    };
+    let e = payments
+        .list_payments(grpc_request(
+            list(),
+            &[bearer(), tp(8), fail("RESOURCE_EXHAUSTED")],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+    // 9: and a successful list.
+    payments
+        .list_payments(grpc_request(list(), &[bearer(), tp(9)]))
+        .await
+        .unwrap();
 
     let ok = record(gw, 1);
     assert_eq!(ok["severity"], "INFO", "{ok}");
@@ -534,6 +561,15 @@ async fn native_grpc_records_verdicts_and_counters() {
     assert_eq!(exhausted["outcome"], "resource_exhausted");
     assert_eq!(exhausted["slo"]["availability"], "good");
 
+    let quota = record(gw, 8);
+    assert_eq!(quota["operation"], LIST_PAYMENTS, "{quota}");
+    assert_eq!(quota["grpcStatus"], "RESOURCE_EXHAUSTED");
+    assert_eq!(
+        quota["slo"]["availability"], "bad",
+        "configured error code: {quota}"
+    );
+    assert_eq!(record(gw, 9)["slo"]["availability"], "good");
+
     let cloud = record(gw, 6);
     assert_eq!(
         cloud["logging.googleapis.com/spanId"],
@@ -579,6 +615,16 @@ async fn native_grpc_records_verdicts_and_counters() {
             ("meshgate_slo_events_total", vec![op, lat, OWN], 5.0),
             ("meshgate_slo_good_events_total", vec![op, lat, OWN], 4.0),
             ("meshgate_request_duration_ms_count", vec![op], 7.0),
+            (
+                "meshgate_slo_events_total",
+                vec![("operation", LIST_PAYMENTS), av, OWN],
+                2.0,
+            ),
+            (
+                "meshgate_slo_good_events_total",
+                vec![("operation", LIST_PAYMENTS), av, OWN],
+                1.0,
+            ),
         ],
     );
     // Buckets include the threshold (300), the configured ones, and the policy's (100).
