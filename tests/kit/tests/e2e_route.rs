@@ -19,9 +19,9 @@ use meshgate_kit::harness::{
     grpc_frame, http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway,
     GatewayBuilder,
 };
+use meshgate_kit::hs256;
 use meshgate_kit::proto::meshgate::demo::v1::{GetPaymentRequest, GetWalletRequest};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 /// The routes of `envoy/gateway-policies.yaml`'s documented `meshgate envoy` invocation.
 pub const ROUTES: [&str; 5] = [
@@ -89,51 +89,14 @@ fn policies_yaml_with(
 /// The example key of `envoy/gateway-policies.yaml` (HS256).
 const KEY: &[u8] = b"meshgate-example-hs256-key-not-a-secret!";
 
-fn b64url(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    k[..key.len()].copy_from_slice(key);
-    let pad = |byte: u8| k.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(msg)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
-
 fn token(sub: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let header = json!({"alg": "HS256", "typ": "JWT", "kid": "k1"});
     let claims = json!({"iss": "https://issuer.example", "aud": "meshgate", "sub": sub,
                         "iat": now, "exp": now + 600});
-    let signing_input = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
-    let sig = hmac_sha256(KEY, signing_input.as_bytes());
-    format!("{signing_input}.{}", b64url(&sig))
+    hs256::token(KEY, "k1", &claims)
 }
 
 /// Envoy flushes its access log file periodically: wait for `n` records (at most 30 s; the

@@ -29,11 +29,11 @@ use meshgate_kit::harness::{
     filter_config, free_port, http1_client, http2_client, payments_client, repo_root,
     start_backend, start_envoy_with_args, wallets_client, wasm_path, Gateway,
 };
+use meshgate_kit::hs256;
 use meshgate_kit::proto::meshgate::demo::v1::{
     GetPaymentRequest, GetWalletRequest, ListPaymentsRequest,
 };
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 const ISSUER: &str = "https://issuer.slo.test";
 const SUBJECT: &str = "user-42";
@@ -48,61 +48,18 @@ const SECRET: &[u8] = b"meshgate-slo-e2e-secret-0123456789-abcdefghijklmnopqrstu
 // ---------------------------------------------------------------------------------------------
 // Fixture
 
-fn b64url(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |byte: u8| k.iter().map(|x| x ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
-}
-
 /// A valid HS256 token of provider `test` for [`SUBJECT`].
 fn token() -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let header = json!({"alg": "HS256", "typ": "JWT", "kid": "k1"});
     let claims = json!({"iss": ISSUER, "sub": SUBJECT, "iat": now - 5, "exp": now + 600});
-    let signing_input = format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    );
-    let sig = hmac_sha256(SECRET, signing_input.as_bytes());
-    format!("{signing_input}.{}", b64url(&sig))
+    hs256::token(SECRET, "k1", &claims)
 }
 
 fn gateway_yaml(dir: &std::path::Path) -> PathBuf {
-    let jwks = json!({"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": b64url(SECRET)}]});
+    let jwks = json!({"keys": [hs256::jwk(SECRET, "k1")]});
     let yaml = format!(
         r#"descriptors:
   files: [meshgate/demo/v1/payments.proto, google/rpc/error_details.proto]
