@@ -250,11 +250,17 @@ impl Builder<'_> {
             });
         }
 
-        let upstream_name = op_in
-            .and_then(|o| o.upstream.clone())
-            .or_else(|| svc_in.and_then(|s| s.upstream.clone()))
-            .unwrap_or_else(|| service.clone());
-        let upstream = self.upstream(&upstream_name, &op_field)?;
+        // The error names the layer that holds the upstream (or the service, whose name is
+        // the upstream when no layer names one).
+        let (upstream_name, upstream_field) = match (
+            op_in.and_then(|o| o.upstream.clone()),
+            svc_in.and_then(|s| s.upstream.clone()),
+        ) {
+            (Some(u), _) => (u, format!("{op_field}.upstream")),
+            (None, Some(u)) => (u, format!("services.{service}.upstream")),
+            (None, None) => (service.clone(), format!("services.{service}")),
+        };
+        let upstream = self.upstream(&upstream_name, &upstream_field)?;
         let auth = self.requirement(
             op_in.and_then(|o| o.auth.as_ref()),
             svc_in.and_then(|s| s.auth.as_ref()),
