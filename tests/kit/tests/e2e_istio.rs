@@ -941,22 +941,6 @@ fn virtualservice_routes(vs: &Value, filters: &[&Value]) -> Vec<Value> {
     out
 }
 
-/// The access record with `requestId` `id` among Envoy's stdout lines (waits up to 10 s).
-async fn record_in(envoy: &meshgate_kit::harness::Envoy, id: &str) -> Value {
-    for _ in 0..100 {
-        let found = envoy
-            .stdout()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|r| r["requestId"] == id);
-        if let Some(r) = found {
-            return r;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("no access record for {id}:\n{}", envoy.stdout());
-}
-
 /// Per-route policy as deployed in Istio. A real Envoy runs the routes of
 /// istio/examples/virtualservice-policies.yaml as istiod names them (with its EnvoyFilter's
 /// `FilterConfig{disabled}` merged into the `direct` route), the filter as istiod renders the
@@ -1081,7 +1065,7 @@ async fn virtualservice_routes_select_policies_with_the_istio_gateway() {
             .unwrap();
         assert_eq!(r.status.as_u16(), 401, "{}", r.text());
         assert_eq!(r.json().unwrap()["code"], 16, "UNAUTHENTICATED");
-        let rec = record_in(&envoy, &id).await;
+        let rec = envoy.record_for(&id).unwrap();
         assert_eq!(rec["policy"], "strict", "{rec}");
         assert_eq!(
             rec["upstream"],
@@ -1099,7 +1083,7 @@ async fn virtualservice_routes_select_policies_with_the_istio_gateway() {
     assert_eq!(r.status.as_u16(), 415, "{}", r.text());
     assert_eq!(r.json().unwrap()["code"], 12, "UNIMPLEMENTED");
     assert_eq!(
-        record_in(&envoy, "vs-grpc-only").await["policy"],
+        envoy.record_for("vs-grpc-only").unwrap()["policy"],
         "grpc-only"
     );
     // Other payments: no policy; transcoded calls are side calls to Istio's cluster name, a
@@ -1110,7 +1094,7 @@ async fn virtualservice_routes_select_policies_with_the_istio_gateway() {
         .unwrap();
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     assert_eq!(r.json().unwrap()["id"], "pay_001");
-    let rec = record_in(&envoy, "vs-get").await;
+    let rec = envoy.record_for("vs-get").unwrap();
     assert!(rec.get("policy").is_none(), "{rec}");
     let r = client
         .post(
@@ -1149,7 +1133,7 @@ async fn virtualservice_routes_select_policies_with_the_istio_gateway() {
         .await
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::Unauthenticated, "{denied:?}");
-    let rec = record_in(&envoy, "vs-grpc").await;
+    let rec = envoy.record_for("vs-grpc").unwrap();
     assert_eq!(
         rec["upstream"],
         "outbound|50051||payments.demo.svc.cluster.local"

@@ -168,6 +168,32 @@ impl Envoy {
         self.guard.stdout()
     }
 
+    /// The JSON lines of Envoy's stdout (meshgate's access records, with the rendered access
+    /// log).
+    pub fn access_records(&self) -> Vec<serde_json::Value> {
+        self.stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .collect()
+    }
+
+    /// The access record of the request sent with `x-request-id: request_id`, waiting (bounded,
+    /// 10 s) for Envoy to write it: records of earlier requests may still be in flight, so
+    /// counting lines is not enough to know which one is whose.
+    pub fn record_for(&self, request_id: &str) -> Option<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let found = self
+                .access_records()
+                .into_iter()
+                .find(|r| r["requestId"] == request_id);
+            if found.is_some() || std::time::Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// `/stats/prometheus`.
     pub fn stats_prometheus(&self) -> KitResult<String> {
         self.admin_body("/stats/prometheus")

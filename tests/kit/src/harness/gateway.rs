@@ -81,28 +81,13 @@ impl Gateway {
 
     /// meshgate's access records: the JSON lines Envoy's access log wrote to stdout.
     pub fn access_records(&self) -> Vec<Value> {
-        self.envoy
-            .stdout()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .collect()
+        self.envoy.access_records()
     }
 
-    /// The access record of the request sent with `x-request-id: request_id`, waiting (bounded,
-    /// 10 s) for Envoy to write it: records of earlier requests may still be in flight, so
-    /// counting lines is not enough to know which one is whose.
+    /// The access record of the request sent with `x-request-id: request_id` (see
+    /// [`Envoy::record_for`]).
     pub fn record_for(&self, request_id: &str) -> Option<Value> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let found = self
-                .access_records()
-                .into_iter()
-                .find(|r| r["requestId"] == request_id);
-            if found.is_some() || std::time::Instant::now() > deadline {
-                return found;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        self.envoy.record_for(request_id)
     }
 }
 
