@@ -40,14 +40,19 @@ fn config(upstream_calls: &str) -> meshgate::config::Config {
     );
     let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
     doc["upstreams"]["payments"]["timeout_ms"] = serde_yaml_ng::Value::from(2500);
+    // One file per call: the tests run in parallel threads, and a shared path could be read
+    // while another test rewrites it.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "meshgate-side-call-flow-{}-{upstream_calls}",
+        "meshgate-side-call-flow-{}-{upstream_calls}-{n}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("gateway.yaml");
     std::fs::write(&path, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
     let json = meshgate::cli::compile_file(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     meshgate::config::compile_json(json.as_bytes()).unwrap()
 }
 
