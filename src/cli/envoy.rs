@@ -175,22 +175,24 @@ fn jwks_cluster(rc: &crate::auth::RemoteConfig, ca_file: &str) -> Value {
         },
     });
     if rc.tls {
+        // A name is sent as SNI and required as a DNS SAN; an IP (never valid SNI) as an IP SAN.
+        let san_type = if literal { "IP_ADDRESS" } else { "DNS" };
+        let mut tls = json!({
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "common_tls_context": {"validation_context": {
+                "trusted_ca": {"filename": ca_file},
+                "match_typed_subject_alt_names": [
+                    {"san_type": san_type, "matcher": {"exact": host}}
+                ],
+            }},
+        });
+        if !literal {
+            put(&mut tls, "sni", json!(host));
+        }
         put(
             &mut v,
             "transport_socket",
-            json!({
-                "name": "envoy.transport_sockets.tls",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
-                    "sni": host,
-                    "common_tls_context": {"validation_context": {
-                        "trusted_ca": {"filename": ca_file},
-                        "match_typed_subject_alt_names": [
-                            {"san_type": "DNS", "matcher": {"exact": host}}
-                        ],
-                    }},
-                },
-            }),
+            json!({"name": "envoy.transport_sockets.tls", "typed_config": tls}),
         );
     }
     v
@@ -782,6 +784,30 @@ mod tests {
             &local["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"];
         assert_eq!(addr["socket_address"]["port_value"], 9000);
         assert!(local.get("transport_socket").is_none(), "http:// is plain");
+    }
+
+    #[test]
+    fn an_https_jwks_at_an_ip_is_checked_against_an_ip_san_without_sni() {
+        let second = std::time::Duration::from_secs(1);
+        let rc = crate::auth::RemoteConfig {
+            cluster: "idp".into(),
+            tls: true,
+            authority: "10.0.0.7:8443".into(),
+            path: "/jwks".into(),
+            discovery: false,
+            timeout: second,
+            cache_duration: second,
+            initial_wait: second,
+            refetch_min_interval: second,
+        };
+        let c = jwks_cluster(&rc, "/ca.pem");
+        assert_eq!(c["type"], "STATIC");
+        let tls = &c["transport_socket"]["typed_config"];
+        assert!(tls.get("sni").is_none(), "{tls}");
+        let san =
+            &tls["common_tls_context"]["validation_context"]["match_typed_subject_alt_names"][0];
+        assert_eq!(san["san_type"], "IP_ADDRESS");
+        assert_eq!(san["matcher"]["exact"], "10.0.0.7");
     }
 
     #[test]
