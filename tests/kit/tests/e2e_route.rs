@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use meshgate::cli::envoy::{parse_route, RouteSpec};
 use meshgate_kit::harness::{
     grpc_frame, http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway,
-    GatewayBuilder,
+    GatewayBuilder, HttpClient, RawResponse,
 };
 use meshgate_kit::hs256;
 use meshgate_kit::proto::meshgate::demo::v1::{GetPaymentRequest, GetWalletRequest};
@@ -89,6 +89,27 @@ fn policies_yaml_with(
 /// The example key of `envoy/gateway-policies.yaml` (HS256).
 const KEY: &[u8] = b"meshgate-example-hs256-key-not-a-secret!";
 
+/// A transcoded CreatePayment (a JSON POST through Envoy's router) for `merchant`, with
+/// `headers` besides the content type; asserts the 200.
+async fn create_payment(
+    client: &HttpClient,
+    gw: &Gateway,
+    headers: &[(&str, &str)],
+    merchant: &str,
+) -> RawResponse {
+    let mut all = headers.to_vec();
+    all.push(("content-type", "application/json"));
+    let body = format!(
+        r#"{{"merchant":"{merchant}","amount":{{"currencyCode":"EUR","amountMinor":"1"}}}}"#
+    );
+    let r = client
+        .post(&gw.url("/v1/payments"), &all, body)
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    r
+}
+
 fn token(sub: &str) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -130,15 +151,7 @@ async fn each_operation_reaches_its_service() {
         assert_eq!(r.status.as_u16(), 200, "{}", r.text());
         assert_eq!(r.json().unwrap()["id"], "pay_001");
         // Transcoded with a body (through Envoy's router) to payments.
-        let r = client
-            .post(
-                &gw.url("/v1/payments"),
-                &[("content-type", "application/json")],
-                r#"{"merchant":"m_route","amount":{"currencyCode":"EUR","amountMinor":"700"}}"#,
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        let r = create_payment(&client, &gw, &[], "m_route").await;
         assert_eq!(r.json().unwrap()["merchant"], "m_route");
         // Transcoded to wallets (its route's policy wants a token).
         let r = client
@@ -219,17 +232,7 @@ async fn spoofed_routing_headers_are_stripped() {
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     assert_eq!(r.json().unwrap()["id"], "pay_001");
     // Transcoded through Envoy's router: the backend reports what it saw.
-    let mut post = spoof.to_vec();
-    post.push(("content-type", "application/json"));
-    let r = client
-        .post(
-            &gw.url("/v1/payments"),
-            &post,
-            r#"{"merchant":"m_spoof","amount":{"currencyCode":"EUR","amountMinor":"1"}}"#,
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let r = create_payment(&client, &gw, &spoof, "m_spoof").await;
     assert_eq!(r.header("x-demo-backend"), Some("payments"));
     assert_eq!(r.header("x-demo-saw-upstream"), Some("payments"));
     assert_eq!(
@@ -304,17 +307,7 @@ async fn trace_context_and_request_id_pass_through() {
         assert!(names(&received).contains(&h), "{h} in {received}");
     }
     // Transcoded through Envoy's router: the backend's report comes back in the headers.
-    let mut post = with_id.clone();
-    post.push(("content-type", "application/json"));
-    let r = client
-        .post(
-            &gw.url("/v1/payments"),
-            &post,
-            r#"{"merchant":"m_trace","amount":{"currencyCode":"EUR","amountMinor":"1"}}"#,
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let r = create_payment(&client, &gw, &with_id, "m_trace").await;
     assert_eq!(r.header("x-demo-backend"), Some("payments"));
     let received = r.header("x-demo-received-headers").unwrap_or_default();
     for h in ["traceparent", "x-cloud-trace-context", "x-request-id"] {
@@ -450,15 +443,7 @@ async fn request_ids_are_generated_by_envoy_or_else_by_meshgate() {
         names(received.to_str().unwrap()).contains(&"x-request-id"),
         "{received:?}"
     );
-    let r = client
-        .post(
-            &gw.url("/v1/payments"),
-            &[("content-type", "application/json")],
-            r#"{"merchant":"m_rid","amount":{"currencyCode":"EUR","amountMinor":"1"}}"#,
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    let r = create_payment(&client, &gw, &[], "m_rid").await;
     let received = r.header("x-demo-received-headers").unwrap_or_default();
     assert!(names(received).contains(&"x-request-id"), "{received}");
     drop(gw);
