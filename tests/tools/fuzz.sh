@@ -13,12 +13,8 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(json_to_proto proto_to_json path_query jwt grpc_frames config)
 sanitizer=${FUZZ_SANITIZER:-$([ "$seconds" -lt 60 ] && echo none || echo address)}
 
-rustup run nightly rustc --version >/dev/null 2>&1 || {
-  echo "fuzz: the nightly toolchain is required (rustup toolchain install nightly)" >&2; exit 1; }
-if ! cargo fuzz --version >/dev/null 2>&1; then
-  echo "fuzz: installing cargo-fuzz"
-  cargo install --locked cargo-fuzz || { echo "fuzz: cannot install cargo-fuzz" >&2; exit 1; }
-fi
+# The nightly toolchain and the pinned cargo-fuzz (setup.sh installs both when missing).
+tests/tools/setup.sh test
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/meshgate-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
