@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_error;
 pub mod filter;
 pub mod host;
 pub mod observe;

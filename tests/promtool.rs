@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use meshgate::config::input::{LatencySloInput, SloInput};
+use meshgate::observe::input::{LatencySloInput, SloInput};
 use meshgate::observe::{alert_rules, MetricNames, Objective, Slo, SloKind, WASM_NAMESPACE};
 use regex::Regex;
 

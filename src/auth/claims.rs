@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::input::ClaimToHeaderInput;
-use crate::config::ConfigError;
+use crate::auth::input::ClaimToHeaderInput;
+use crate::config_error::ConfigError;
 
 use super::extract::header_name;
 

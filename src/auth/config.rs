@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::input::{AuthInput, LimitsInput, ProviderInput, RequirementInput};
-use crate::config::ConfigError;
+use super::input::{AuthInput, AuthLimits, ProviderInput, RequirementInput};
+use crate::config_error::ConfigError;
 
 use super::claims::{compile_claim_headers, ClaimHeader};
 use super::deny::{deny_error, DenyReason};
@@ -68,7 +68,7 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// Errors name the field under `auth` (or `limits`).
-    pub fn compile(input: &AuthInput, limits: &LimitsInput) -> Result<AuthConfig, ConfigError> {
+    pub fn compile(input: &AuthInput, limits: &AuthLimits) -> Result<AuthConfig, ConfigError> {
         Self::compile_inner(input, limits).map_err(|e| {
             if e.field.starts_with("limits") {
                 e
@@ -78,7 +78,7 @@ impl AuthConfig {
         })
     }
 
-    fn compile_inner(input: &AuthInput, limits: &LimitsInput) -> Result<AuthConfig, ConfigError> {
+    fn compile_inner(input: &AuthInput, limits: &AuthLimits) -> Result<AuthConfig, ConfigError> {
         let max_jwks_bytes = positive(
             limits.max_jwks_bytes,
             DEFAULT_MAX_JWKS_BYTES,

@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 
-use crate::config::input::ProviderInput;
-use crate::config::ConfigError;
+use crate::auth::input::ProviderInput;
+use crate::config_error::ConfigError;
 
 use super::Request;
 
@@ -245,7 +245,7 @@ pub fn redact_params<'a>(path: &'a str, params: &[String]) -> Cow<'a, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::input::HeaderSourceInput;
+    use crate::auth::input::HeaderSourceInput;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use crate::config::input::RemoteJwksInput;
-use crate::config::ConfigError;
+use crate::auth::input::RemoteJwksInput;
+use crate::config_error::ConfigError;
 
 const DEFAULT_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_CACHE_SECONDS: u64 = 600;

@@ -23,6 +23,7 @@ mod engine;
 pub mod es384;
 mod extract;
 mod fetch;
+pub mod input;
 pub mod keys;
 mod requirement;
 mod rsa;

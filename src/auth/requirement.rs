@@ -1,7 +1,7 @@
 //! Compiled requirements: who must have signed a request's token (Envoy's `JwtRequirement`).
 
-use crate::config::input::RequirementInput;
-use crate::config::ConfigError;
+use crate::auth::input::RequirementInput;
+use crate::config_error::ConfigError;
 
 /// A requirement with provider names resolved to indexes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use prost_reflect::DescriptorPool;
 use super::compiled::*;
 use super::input::*;
 use super::ConfigError;
+use crate::auth::input::AuthLimits;
 use crate::auth::{AuthConfig, Requirement};
 use crate::observe::{MetricNames, Slo};
 use crate::operation::{Matcher, UrlUnescapeSpec};
@@ -34,7 +35,11 @@ pub fn compile_json(bytes: &[u8]) -> Result<Config, ConfigError> {
 
 pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
     let pool = descriptor_pool(&input.descriptors)?;
-    let auth = AuthConfig::compile(&input.auth, &input.limits).map_err(|e| e.within("auth"))?;
+    let auth_limits = AuthLimits {
+        max_token_bytes: input.limits.max_token_bytes,
+        max_jwks_bytes: input.limits.max_jwks_bytes,
+    };
+    let auth = AuthConfig::compile(&input.auth, &auth_limits).map_err(|e| e.within("auth"))?;
     let default_slo = input.observe.default_slo.as_ref();
     check_known_names(input, &pool)?;
     validate_slo_layers(input)?;
@@ -63,7 +68,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
     } = b;
 
     let policies = compile_policies(input, &auth, default_slo)?;
-    let routing = compile_routing(&input.routing, &policies)?;
+    let routing = Routing::compile(&input.routing, |p| policies.contains_key(p))?;
     let transcoding = compile_transcoding(&input.transcoding)?;
     let owned_headers = owned_headers(&routing, &auth);
     Ok(Config {
@@ -446,49 +451,6 @@ fn compile_policies(
         );
     }
     Ok(out)
-}
-
-fn compile_routing(
-    r: &RoutingInput,
-    policies: &HashMap<String, Policy>,
-) -> Result<Routing, ConfigError> {
-    for (route, policy) in &r.route_policies {
-        if !policies.contains_key(policy) {
-            return Err(ConfigError::new(
-                format!("routing.route_policies.{route}"),
-                format!("policy `{policy}` is not defined under `policies`"),
-            ));
-        }
-    }
-    let header = |v: &Option<String>, field: &str, default: &str| -> Result<String, ConfigError> {
-        let h = v.clone().unwrap_or_else(|| default.to_string());
-        if h.is_empty()
-            || !h
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(ConfigError::new(
-                format!("routing.{field}"),
-                format!("`{h}` is not a valid header name"),
-            ));
-        }
-        Ok(h.to_ascii_lowercase())
-    };
-    Ok(Routing {
-        upstream_header: header(&r.upstream_header, "upstream_header", "x-meshgate-upstream")?,
-        operation_header: header(
-            &r.operation_header,
-            "operation_header",
-            "x-meshgate-operation",
-        )?,
-        subject_header: header(&r.subject_header, "subject_header", "x-meshgate-subject")?,
-        generate_request_id: r.generate_request_id.unwrap_or(true),
-        policy_metadata_key: r
-            .policy_metadata_key
-            .clone()
-            .unwrap_or_else(|| "policy".to_string()),
-        route_policies: r.route_policies.clone().into_iter().collect(),
-    })
 }
 
 fn compile_transcoding(t: &TranscodingInput) -> Result<Transcoding, ConfigError> {

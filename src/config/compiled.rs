@@ -9,6 +9,7 @@ use crate::auth::{AuthConfig, Requirement};
 use crate::config::input::PathTranslation;
 use crate::observe::Slo;
 use crate::operation::{Matcher, UrlUnescapeSpec};
+pub use crate::route::config::Routing;
 use crate::transcode::{PrintOptions, RequestPlan, ResponsePlan, StreamFormat};
 
 /// Index into [`Config::operations`].
@@ -90,15 +91,6 @@ pub struct Policy {
     pub transcoding_enabled: bool,
     pub print_options: Option<PrintOptions>,
     pub slo: Option<Slo>,
-}
-
-pub struct Routing {
-    pub upstream_header: String,
-    pub operation_header: String,
-    pub subject_header: String,
-    pub generate_request_id: bool,
-    pub policy_metadata_key: String,
-    pub route_policies: HashMap<String, String>,
 }
 
 pub struct Transcoding {

@@ -2,10 +2,9 @@
 
 mod compile;
 mod compiled;
-mod error;
 pub mod input;
 
+pub use crate::config_error::ConfigError;
 pub use compile::{compile, compile_json};
 pub use compiled::*;
-pub use error::ConfigError;
 pub use input::PathTranslation;

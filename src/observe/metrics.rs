@@ -30,7 +30,7 @@
 use serde_json::{json, Value};
 
 use super::slo::Slo;
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// The namespace Envoy puts in front of every stat a wasm filter defines.
 pub const WASM_NAMESPACE: &str = "wasmcustom";

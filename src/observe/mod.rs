@@ -12,6 +12,7 @@
 //! [`MetricNames::stats_config`] for the Envoy bootstrap, [`alert_rules`] for Prometheus.
 
 mod classify;
+pub mod input;
 mod metrics;
 mod record;
 mod slo;

@@ -1,8 +1,8 @@
 //! Service level objectives: compiled from the configuration's layers (operation > service >
 //! `observe.default_slo`), and validated once per VM so a request never meets a bad objective.
 
-use crate::config::input::SloInput;
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
+use crate::observe::input::SloInput;
 use crate::status::Code;
 
 /// gRPC codes counted against availability when the configuration names none: the ones that
@@ -143,7 +143,7 @@ fn compile_codes(names: &[String]) -> Result<Vec<Code>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::input::LatencySloInput;
+    use crate::observe::input::LatencySloInput;
 
     fn input(avail: Option<f64>, lat: Option<(u64, f64)>, codes: Option<&[&str]>) -> SloInput {
         SloInput {

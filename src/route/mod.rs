@@ -1,8 +1,10 @@
 //! Routing metadata: which policy a route selects, and how REST upstream paths are formed.
 
-use crate::config::Routing;
+pub mod config;
+
 use crate::host::Host;
 use crate::operation::split_path;
+pub use config::Routing;
 
 /// Namespace of meshgate's keys under a route's `metadata.filter_metadata`.
 pub const METADATA_NAMESPACE: &str = "meshgate";

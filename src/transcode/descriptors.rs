@@ -4,7 +4,7 @@
 //! `prost_reflect::DescriptorPool` once per VM and lists every method with its HTTP bindings,
 //! which the operation matcher and the request/response plans are compiled from.
 
-use crate::config::input::HttpRuleInput;
+use crate::transcode::input::HttpRuleInput;
 use prost_reflect::{
     DescriptorPool, DynamicMessage, ExtensionDescriptor, MethodDescriptor, ReflectMessage, Value,
 };
@@ -305,7 +305,7 @@ mod tests {
 
     #[test]
     fn configured_rules_need_exactly_one_pattern() {
-        use crate::config::input::{CustomPatternInput, HttpRuleInput};
+        use crate::transcode::input::{CustomPatternInput, HttpRuleInput};
         let post = HttpRuleInput {
             post: Some("/v2/payments".into()),
             body: Some("payment".into()),

@@ -8,6 +8,7 @@ pub mod descriptors;
 pub mod field_path;
 pub mod frame;
 pub mod grpc_status;
+pub mod input;
 mod json_error;
 mod json_in;
 pub mod metadata;

@@ -4,7 +4,7 @@
 use prost_reflect::{DynamicMessage, SerializeOptions};
 use serde::Serialize;
 
-use crate::config::input::PrintOptionsInput;
+use crate::transcode::input::PrintOptionsInput;
 
 /// JSON print options, named as in Envoy's `grpc_json_transcoder.print_options`. The default
 /// is proto3 JSON's: compact, defaults omitted, enums by name, lowerCamelCase names.

@@ -23,7 +23,7 @@ use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::input::{AuthInput, JwksInput, LimitsInput, ProviderInput, RequirementInput};
+use crate::auth::input::{AuthInput, AuthLimits, JwksInput, ProviderInput, RequirementInput};
 
 pub const ISSUER: &str = "https://issuer.test";
 pub const NOW: u64 = 1_700_000_000;
@@ -186,7 +186,7 @@ pub fn config_with(p: ProviderInput) -> AuthConfig {
         default: Some(RequirementInput::Provider("main".into())),
         ..Default::default()
     };
-    AuthConfig::compile(&input, &LimitsInput::default()).unwrap()
+    AuthConfig::compile(&input, &AuthLimits::default()).unwrap()
 }
 
 pub fn config() -> AuthConfig {

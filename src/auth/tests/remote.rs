@@ -2,7 +2,7 @@
 //! use, the rate-limited unknown-`kid` refetch, and OIDC discovery.
 
 use super::*;
-use crate::config::input::RemoteJwksInput;
+use crate::auth::input::RemoteJwksInput;
 use jwt_compact::alg::Rsa;
 
 fn remote(discovery: bool) -> AuthConfig {

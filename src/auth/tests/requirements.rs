@@ -2,7 +2,7 @@
 //! the verified-token cache, and configuration errors.
 
 use super::*;
-use crate::config::input::{ClaimToHeaderInput, HeaderSourceInput, TokenCacheInput};
+use crate::auth::input::{ClaimToHeaderInput, HeaderSourceInput, TokenCacheInput};
 
 const ISSUER_B: &str = "https://b.test";
 
@@ -20,7 +20,7 @@ fn two_providers(default: Option<RequirementInput>) -> AuthConfig {
         default,
         ..Default::default()
     };
-    AuthConfig::compile(&input, &LimitsInput::default()).unwrap()
+    AuthConfig::compile(&input, &AuthLimits::default()).unwrap()
 }
 
 fn b_claims() -> Value {
@@ -282,7 +282,7 @@ fn logged_paths_hide_every_provider_token_parameter() {
         providers: vec![a, b],
         ..Default::default()
     };
-    let cfg = AuthConfig::compile(&input, &LimitsInput::default()).unwrap();
+    let cfg = AuthConfig::compile(&input, &AuthLimits::default()).unwrap();
     let expired = {
         let mut c = claims();
         c["exp"] = json!(NOW - 3600);
@@ -335,7 +335,7 @@ fn a_disabled_cache_stores_nothing() {
         },
         ..Default::default()
     };
-    let cfg = AuthConfig::compile(&input, &LimitsInput::default()).unwrap();
+    let cfg = AuthConfig::compile(&input, &AuthLimits::default()).unwrap();
     let mut st = AuthState::new(&cfg);
     allowed(run(
         &cfg,
@@ -354,7 +354,7 @@ fn configuration_errors_name_their_field() {
             default,
             ..Default::default()
         };
-        AuthConfig::compile(&input, &LimitsInput::default())
+        AuthConfig::compile(&input, &AuthLimits::default())
             .unwrap_err()
             .to_string()
     };

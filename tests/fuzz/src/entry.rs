@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use meshgate::auth::input::{AuthInput, AuthLimits};
 use meshgate::auth::{authenticate, AuthConfig, AuthState, Request};
-use meshgate::config::input::{AuthInput, LimitsInput};
 use meshgate::config::{compile_json, Config, OpKind};
 use meshgate::operation::{parse_query_with, split_path, PathTemplate, UrlUnescapeSpec};
 use meshgate::transcode::{
@@ -193,7 +193,7 @@ fn auth() -> &'static AuthConfig {
         let built = serde_json::from_value::<AuthInput>(input)
             .map_err(|e| e.to_string())
             .and_then(|i| {
-                AuthConfig::compile(&i, &LimitsInput::default()).map_err(|e| e.to_string())
+                AuthConfig::compile(&i, &AuthLimits::default()).map_err(|e| e.to_string())
             });
         match built {
             Ok(cfg) => cfg,
