@@ -610,3 +610,23 @@ fn the_readme_example_is_the_file_make_run_serves() {
         "README.md's gateway.yaml and envoy/gateway.yaml differ: keep them the same"
     );
 }
+
+#[test]
+fn the_readme_requests_are_ones_make_run_prints() {
+    // `tests/kit/tests/make_run.rs` sends every request `tests/tools/run.sh` prints and checks
+    // the answers, so a README request found there is checked end to end.
+    let script = read("tests/tools/run.sh");
+    let readme = read("README.md");
+    let requests: Vec<String> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("$ curl "))
+        .map(|l| format!("curl {}", l.replace("127.0.0.1:8080", "$LISTEN")))
+        .collect();
+    assert!(!requests.is_empty(), "README.md shows no `$ curl` request");
+    for r in requests {
+        assert!(
+            script.contains(&r),
+            "README.md's `{r}` is not among the requests tests/tools/run.sh prints"
+        );
+    }
+}
