@@ -1,7 +1,7 @@
 //! Did a request meet its objectives? One pure function per request, used by the access record
 //! and the SLO counters alike so logs and metrics never disagree.
 //!
-//! Decisions (also in the README's metrics section):
+//! Decisions (also in docs/observability.md, Metrics):
 //! - **Availability.** When the response carries a gRPC status other than OK (transcoded,
 //!   native gRPC, or a gateway-made error, which always has one), that code decides: bad if it
 //!   is one of the objective's `error_codes`, good otherwise. Without one, HTTP 5xx is bad and

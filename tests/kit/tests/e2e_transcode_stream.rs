@@ -4,7 +4,7 @@
 //!
 //! The demo backend sends one event every 50 ms. WatchPayments' proto binding is a GET; a POST
 //! binding is added in the test configuration because body-less requests are sent as a side
-//! call whose reply Envoy hands over whole (see the README).
+//! call whose reply Envoy hands over whole (see docs/transcoding.md, Server streaming).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
