@@ -278,6 +278,10 @@ pub struct RemoteJwksInput {
     /// Least time between refetches triggered by an unknown `kid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refetch_min_interval_seconds: Option<u64>,
+    /// Take `oct` (HMAC) keys from the fetched JWKS. Off by default: a JWKS is public, so a
+    /// secret published in it lets anyone sign tokens. Only for an endpoint that is itself
+    /// private (a warning is logged whenever such keys are loaded).
+    pub allow_symmetric_keys: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -436,6 +440,12 @@ pub struct LimitsInput {
     pub max_token_bytes: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_jwks_bytes: Option<usize>,
+    /// Most entries in one provider's JWKS `keys` (inline or fetched); a longer one is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_jwks_keys: Option<usize>,
+    /// Memory per VM for the ECDSA keys' precomputed tables; keys beyond it verify without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_key_table_bytes: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_header_bytes: Option<usize>,
 }
