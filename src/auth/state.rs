@@ -154,7 +154,10 @@ impl AuthState {
                 cfg,
                 provider,
                 kind,
-                Err(JwksError::Refused(too_large(body_size, cfg.max_jwks_bytes))),
+                Err(JwksError::Refused(format!(
+                    "{}; not read",
+                    too_large(body_size, cfg.max_jwks_bytes)
+                ))),
                 now,
             );
         }

@@ -280,7 +280,9 @@ pub struct RemoteJwksInput {
     pub refetch_min_interval_seconds: Option<u64>,
     /// Take `oct` (HMAC) keys from the fetched JWKS. Off by default: a JWKS is public, so a
     /// secret published in it lets anyone sign tokens. Only for an endpoint that is itself
-    /// private (a warning is logged whenever such keys are loaded).
+    /// private (a warning is logged whenever such keys are loaded). Written only when set, so
+    /// a compiled configuration that does not use it also loads in modules that predate it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub allow_symmetric_keys: bool,
 }
 

@@ -124,7 +124,7 @@ fn a_reply_over_max_jwks_bytes_is_refused_before_it_is_read() {
         out,
         FetchOutcome::Refused {
             error: format!(
-                "reply of {} bytes is larger than limits.max_jwks_bytes ({})",
+                "reply of {} bytes is larger than limits.max_jwks_bytes ({}); not read",
                 cfg.max_jwks_bytes + 1,
                 cfg.max_jwks_bytes
             ),
@@ -383,4 +383,46 @@ fn crit_must_be_a_non_empty_array_of_names() {
         denied(&with_crit(json!(["b64"]))),
         (DenyReason::UnsupportedCritical, 401)
     );
+}
+
+/// The issue's flood: 1,300 copies of one P-384 key under distinct kids (~230 KB, under
+/// `max_jwks_bytes`). Refused by the count before any key is parsed; with the limit raised,
+/// parsed into one key material. The times are printed (debug build, host).
+#[test]
+fn a_key_flood_is_refused_before_any_key_is_parsed() {
+    let flood: Vec<Value> = (0..1300).map(|i| p384_jwk(&format!("k{i}"))).collect();
+    let flood = json!({ "keys": flood }).to_string();
+    let cfg = remote_with(false);
+    assert!(flood.len() < cfg.max_jwks_bytes, "{}", flood.len());
+    let (mut st, _) = fetched(&cfg, &jwks());
+    st.due_fetches(at(NOW + 600));
+    let started = std::time::Instant::now();
+    let out = st.on_fetch_response(
+        &cfg,
+        0,
+        FetchKind::Jwks,
+        Some(200),
+        flood.as_bytes(),
+        at(NOW + 600),
+    );
+    let refused_in = started.elapsed();
+    assert_eq!(out.as_str(), "refused", "{out:?}");
+    let tables = super::super::keys::TableBudget::new(1 << 30);
+    let rules = super::super::keys::KeyRules {
+        max_keys: 2000,
+        allow_symmetric: false,
+        tables: &tables,
+        previous: None,
+    };
+    let started = std::time::Instant::now();
+    let (set, _) = super::super::keys::parse_jwks(flood.as_bytes(), &rules).unwrap();
+    let parsed_in = started.elapsed();
+    assert_eq!((set.keys.len(), set.materials()), (1300, 1));
+    assert_eq!(tables.used(), 0, "no table at parse time");
+    eprintln!(
+        "flood of {} bytes: refused in {refused_in:?}; parsed with the limit raised in \
+         {parsed_in:?} (1300 keys, 1 material)",
+        flood.len()
+    );
+    assert!(refused_in < Duration::from_secs(1), "{refused_in:?}");
 }
