@@ -15,6 +15,9 @@
 //!    by 16 of them get 200, and Envoy's RSS stays bounded (tables are built only within
 //!    `max_key_table_bytes` per VM: 10 P-384 tables).
 //!
+//! Also: a side call's reply over `limits.max_response_bytes` is a 500 `INTERNAL` Status judged
+//! from its reported size, never copied into the VM.
+//!
 //! Envoy's RSS figures are printed (`/proc/<pid>/status` VmRSS). With `MESHGATE_WASM` pointing
 //! at an older build, the figures print before the assertions that build fails.
 //!
@@ -282,6 +285,54 @@ async fn hostile_jwks_documents_are_refused_and_good_tokens_keep_passing() {
         rss_limit < rss_start + 48 * 1024,
         "RSS bounded with 64 keys in use: {rss_start} -> {rss_limit} KiB"
     );
+    let log = gw.envoy.log();
+    assert!(!log.contains("panicked"), "no trap:\n{log}");
+}
+
+/// The same rule for the other reply the module receives whole: a side call's reply larger than
+/// `limits.max_response_bytes` (here 64 KiB: a payment whose merchant name is 128 KiB, echoed
+/// back by the backend) is answered with a 500 `INTERNAL` Status from its reported size,
+/// without copying it into the VM; the VM keeps serving.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_side_call_reply_is_a_status_error_not_a_trap() {
+    let extra = json!({
+        "auth": {"default": "none"},
+        "transcoding": {"upstream_calls": "side_call"},
+        "limits": {"max_response_bytes": 65536},
+    });
+    let gw = tokio::task::spawn_blocking(move || {
+        GatewayBuilder::new(gateway_yaml("side-call-limit", extra))
+            .grpc_upstream("payments", "payments")
+            .grpc_upstream("wallets", "wallets")
+            .start()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let post = |merchant_len: usize| {
+        let body = json!({
+            "merchant": format!("merchants/{}", "m".repeat(merchant_len)),
+            "amount": {"currency_code": "EUR", "amount_minor": "500"},
+        })
+        .to_string();
+        let url = gw.url("/v1/payments");
+        async move {
+            http1_client()
+                .post(&url, &[("content-type", "application/json")], body)
+                .await
+                .unwrap()
+        }
+    };
+    let resp = post(128 << 10).await;
+    let body: Value = resp.json().unwrap_or(Value::Null);
+    assert_eq!(resp.status.as_u16(), 500, "{body}");
+    assert_eq!(body["code"], 13, "INTERNAL: {body}");
+    assert_eq!(
+        body["message"], "the upstream's reply is larger than the limit of 65536 bytes",
+        "{body}"
+    );
+    let resp = post(1 << 10).await;
+    assert_eq!(resp.status.as_u16(), 200, "a small reply: {}", resp.text());
     let log = gw.envoy.log();
     assert!(!log.contains("panicked"), "no trap:\n{log}");
 }
