@@ -426,3 +426,17 @@ fn a_key_flood_is_refused_before_any_key_is_parsed() {
     );
     assert!(refused_in < Duration::from_secs(1), "{refused_in:?}");
 }
+
+/// The table sizes `docs/security.md` gives (the same with 32-bit limbs: the field elements are
+/// 32 and 48 bytes either way).
+#[test]
+fn a_key_table_is_92_160_bytes_for_p256_and_207_360_for_p384() {
+    assert_eq!(super::super::ecdsa::P256Key::table_bytes(), 92_160);
+    assert_eq!(super::super::ecdsa::P384Key::table_bytes(), 207_360);
+    let budget = super::super::keys::DEFAULT_TABLE_BYTES;
+    assert_eq!(
+        (budget / 92_160, budget / 207_360),
+        (22, 10),
+        "tables per VM"
+    );
+}
