@@ -33,9 +33,6 @@ mod probe;
 mod reference;
 
 pub const REFERENCE: &str = "docs/configuration.md";
-/// Pages written on another branch: a link to them is not checked until they exist here
-/// (remove an entry once the page is merged).
-pub const PENDING_PAGES: &[&str] = &["docs/security.md"];
 /// A key no configuration type has.
 pub const PROBE: &str = "meshgate_docs_probe";
 

@@ -292,3 +292,43 @@ fn envoys_unavailable_for_a_side_call_out_of_time_is_a_timeout() {
         assert_eq!(body["code"], code, "after {waited_ms} ms: {body}");
     }
 }
+
+#[test]
+fn a_side_call_reply_over_max_response_bytes_is_refused_before_it_is_read() {
+    let vm = Rc::new(Vm::new(config("router")));
+    let limit = vm.config.limits.max_response_bytes;
+    let get = || {
+        let mut f = Filter::new(vm.clone(), 10);
+        let mut h = FakeHost::with_request("GET", "/v1/payments/pay_001", &[]);
+        assert_eq!(f.on_request_headers(&mut h, true), Action::Pause);
+        assert_eq!(h.http_calls.len(), 1, "a side call");
+        (f, h)
+    };
+    let (rh, rt) = grpc_ok();
+    // Over the limit: answered from the reported size; the body is never copied in.
+    let (mut f, mut h) = get();
+    f.on_side_call_reply(
+        &mut h,
+        &rh,
+        limit + 1,
+        |_| panic!("the body must not be read"),
+        &rt,
+    );
+    let (status, body) = h.reply_json();
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["code"], 13, "INTERNAL: {body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("larger than the limit"),
+        "{body}"
+    );
+    // Within it: read, and answered as before.
+    let (mut f, mut h) = get();
+    let reply = payment_reply();
+    f.on_side_call_reply(&mut h, &rh, reply.len(), |n| reply[..n].to_vec(), &rt);
+    let (status, body) = h.reply_json();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], "pay_9");
+}

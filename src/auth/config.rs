@@ -15,7 +15,9 @@ use super::extract::{
     compile_sources, header_name, query_without_params, redact_params, TokenSource,
 };
 use super::fetch::{compile_remote, RemoteConfig};
-use super::keys::{parse_jwks, KeySet};
+use super::keys::{
+    parse_jwks, KeyRules, KeySet, TableBudget, DEFAULT_MAX_KEYS, DEFAULT_TABLE_BYTES,
+};
 use super::requirement::Requirement;
 use super::AuthOutcome;
 
@@ -62,6 +64,10 @@ pub struct AuthConfig {
     pub cache_max_entries: usize,
     pub max_token_bytes: usize,
     pub max_jwks_bytes: usize,
+    /// Most entries in one provider's JWKS (`limits.max_jwks_keys`).
+    pub max_jwks_keys: usize,
+    /// The VM's memory for ECDSA tables (`limits.max_key_table_bytes`), shared by all keys.
+    pub tables: Arc<TableBudget>,
     /// Every provider's `from_params`, once each: hidden in logged URLs ([`Self::redact_path`]).
     token_params: Vec<String>,
 }
@@ -89,11 +95,22 @@ impl AuthConfig {
             DEFAULT_MAX_TOKEN_BYTES,
             "limits.max_token_bytes",
         )?;
+        let max_jwks_keys = positive(
+            limits.max_jwks_keys,
+            DEFAULT_MAX_KEYS,
+            "limits.max_jwks_keys",
+        )?;
+        let tables = TableBudget::new(limits.max_key_table_bytes.unwrap_or(DEFAULT_TABLE_BYTES));
+        let bounds = InlineBounds {
+            max_bytes: max_jwks_bytes,
+            max_keys: max_jwks_keys,
+            tables: &tables,
+        };
         let mut providers = Vec::with_capacity(input.providers.len());
         let mut by_name = BTreeMap::new();
         for (i, p) in input.providers.iter().enumerate() {
             let at = format!("providers[{i}]");
-            let provider = compile_provider(p, max_jwks_bytes).map_err(|e| e.within(&at))?;
+            let provider = compile_provider(p, &bounds).map_err(|e| e.within(&at))?;
             if by_name.insert(provider.name.clone(), i).is_some() {
                 return Err(ConfigError::new("name", "duplicate provider name").within(&at));
             }
@@ -127,6 +144,8 @@ impl AuthConfig {
             cache_max_entries: input.cache.max_entries,
             max_token_bytes,
             max_jwks_bytes,
+            max_jwks_keys,
+            tables: tables.clone(),
             token_params: Vec::new(),
         };
         for p in &cfg.providers {
@@ -231,7 +250,14 @@ fn positive(v: Option<usize>, default: usize, field: &str) -> Result<usize, Conf
     }
 }
 
-fn compile_provider(p: &ProviderInput, max_jwks_bytes: usize) -> Result<Provider, ConfigError> {
+/// What inline key sets are checked against.
+struct InlineBounds<'a> {
+    max_bytes: usize,
+    max_keys: usize,
+    tables: &'a Arc<TableBudget>,
+}
+
+fn compile_provider(p: &ProviderInput, bounds: &InlineBounds<'_>) -> Result<Provider, ConfigError> {
     if p.name.is_empty() {
         return Err(ConfigError::new("name", "must not be empty"));
     }
@@ -259,13 +285,13 @@ fn compile_provider(p: &ProviderInput, max_jwks_bytes: usize) -> Result<Provider
         forward: p.forward,
         claim_headers: compile_claim_headers(&p.claim_to_headers)?,
         payload_header,
-        keys: compile_keys(p, max_jwks_bytes).map_err(|e| e.within("jwks"))?,
+        keys: compile_keys(p, bounds).map_err(|e| e.within("jwks"))?,
     })
 }
 
-fn compile_keys(p: &ProviderInput, max_jwks_bytes: usize) -> Result<KeySource, ConfigError> {
+fn compile_keys(p: &ProviderInput, bounds: &InlineBounds<'_>) -> Result<KeySource, ConfigError> {
     match (&p.jwks.inline, &p.jwks.remote) {
-        (Some(text), None) => inline_keys(text, max_jwks_bytes).map(KeySource::Inline),
+        (Some(text), None) => inline_keys(text, bounds).map(KeySource::Inline),
         (None, Some(remote)) => compile_remote(remote)
             .map(KeySource::Remote)
             .map_err(|e| e.within("remote")),
@@ -278,14 +304,22 @@ fn compile_keys(p: &ProviderInput, max_jwks_bytes: usize) -> Result<KeySource, C
 }
 
 /// Inline keys must all be usable: a key that cannot verify anything is a configuration mistake.
-fn inline_keys(text: &str, max_jwks_bytes: usize) -> Result<Arc<KeySet>, ConfigError> {
-    if text.len() > max_jwks_bytes {
+/// `oct` keys are allowed here: the configuration is as secret as the keys in it.
+fn inline_keys(text: &str, bounds: &InlineBounds<'_>) -> Result<Arc<KeySet>, ConfigError> {
+    if text.len() > bounds.max_bytes {
         return Err(ConfigError::new(
             "inline",
             "larger than limits.max_jwks_bytes",
         ));
     }
-    let (set, skipped) = parse_jwks(text.as_bytes()).map_err(|e| ConfigError::new("inline", e))?;
+    let rules = KeyRules {
+        max_keys: bounds.max_keys,
+        allow_symmetric: true,
+        tables: bounds.tables,
+        previous: None,
+    };
+    let (set, skipped) = parse_jwks(text.as_bytes(), &rules)
+        .map_err(|e| ConfigError::new("inline", e.to_string()))?;
     if let Some(s) = skipped.first() {
         return Err(ConfigError::new(
             format!("inline.keys[{}]", s.index),

@@ -1,6 +1,6 @@
 //! ECDSA verification (`ES256` on P-256, `ES384` on P-384) with fixed-base tables: the
-//! generator's per curve (built once per VM) and the public key's (built when the key is
-//! parsed).
+//! generator's per curve (built once per VM) and the public key's (built by `super::keys` after
+//! the key's first verified token, within the VM's table budget).
 //!
 //! Verification computes `u1·G + u2·Q`. ecdsa's `verify_prehashed` does it with a constant-time
 //! 4-bit window over both points at once: 256 doublings (384 for P-384), ~130 additions and a
@@ -42,6 +42,11 @@ impl<C: CurveArithmetic> Comb<C> {
             base = next; // 16·base
         }
         Comb { rows }
+    }
+
+    /// Bytes of the table (the points; the row vector's own header aside).
+    fn bytes() -> usize {
+        FieldBytes::<C>::default().len() * 2 * 15 * std::mem::size_of::<C::ProjectivePoint>()
     }
 
     /// `scalar·P`, in variable time.
@@ -99,6 +104,11 @@ impl P256Key {
         P256Key(Comb::new((*key.as_affine()).into()))
     }
 
+    /// Bytes of a key's table (92,160 with 96-byte projective points).
+    pub fn table_bytes() -> usize {
+        Comb::<NistP256>::bytes()
+    }
+
     /// `ES256`: `signature` is `r || s` (64 bytes) over SHA-256 of `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
@@ -116,6 +126,11 @@ impl P384Key {
     pub fn new(key: &p384::ecdsa::VerifyingKey) -> P384Key {
         p384_generator();
         P384Key(Comb::new((*key.as_affine()).into()))
+    }
+
+    /// Bytes of a key's table (207,360 with 144-byte projective points).
+    pub fn table_bytes() -> usize {
+        Comb::<NistP384>::bytes()
     }
 
     /// `ES384`: `signature` is `r || s` (96 bytes) over SHA-384 of `message`.

@@ -37,6 +37,8 @@ pub struct RemoteConfig {
     pub cache_duration: Duration,
     pub initial_wait: Duration,
     pub refetch_min_interval: Duration,
+    /// `oct` keys of the fetched document are taken (`allow_symmetric_keys`).
+    pub allow_symmetric_keys: bool,
 }
 
 /// What a fetch is for.
@@ -121,6 +123,7 @@ pub fn compile_remote(r: &RemoteJwksInput) -> Result<RemoteConfig, ConfigError> 
         cache_duration: cache,
         initial_wait,
         refetch_min_interval: refetch,
+        allow_symmetric_keys: r.allow_symmetric_keys,
     })
 }
 
@@ -253,6 +256,11 @@ impl RemoteState {
     fn refetch_allowed(&self, now: SystemTime) -> bool {
         self.last_refetch_start
             .is_none_or(|s| now >= later(s, self.rc.refetch_min_interval))
+    }
+
+    /// Whether a fetch of `kind` is in flight (a reply for it is awaited).
+    pub fn in_flight(&self, kind: FetchKind) -> bool {
+        matches!(self.in_flight, Some((k, _)) if k == kind)
     }
 
     /// A reply arrived for `kind`; `false` when no such fetch was in flight (a stale reply).

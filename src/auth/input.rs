@@ -128,6 +128,12 @@ pub struct RemoteJwksInput {
     /// Least time between refetches triggered by an unknown `kid`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refetch_min_interval_seconds: Option<u64>,
+    /// Take `oct` (HMAC) keys from the fetched JWKS. Off by default: a JWKS is public, so a
+    /// secret published in it lets anyone sign tokens. Only for an endpoint that is itself
+    /// private (a warning is logged whenever such keys are loaded). Written only when set, so
+    /// a compiled configuration that does not use it also loads in modules that predate it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub allow_symmetric_keys: bool,
 }
 
 /// The `limits` that bound authentication (the gateway's `limits` section holds them; the
@@ -136,4 +142,6 @@ pub struct RemoteJwksInput {
 pub struct AuthLimits {
     pub max_token_bytes: Option<usize>,
     pub max_jwks_bytes: Option<usize>,
+    pub max_jwks_keys: Option<usize>,
+    pub max_key_table_bytes: Option<usize>,
 }

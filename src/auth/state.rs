@@ -7,22 +7,28 @@ use std::time::SystemTime;
 use super::cache::TokenCache;
 use super::config::{AuthConfig, KeySource};
 use super::fetch::{parse_discovery, FetchKind, FetchRequest, RemoteState};
-use super::keys::{parse_jwks, KeySet};
+use super::keys::{parse_jwks, JwksError, KeyRules, KeySet};
 
 /// The result of a fetch reply, for the caller's metrics (`as_str`) and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchOutcome {
     /// New keys are in use. `changed`: they differ from the previous ones. `skipped`: keys of
-    /// the document that cannot verify anything, and why.
+    /// the document that cannot verify anything (or may not: `oct` keys without
+    /// `allow_symmetric_keys`), and why. `symmetric`: `oct` keys taken because the provider
+    /// allows them (worth a warning: the document is fetched, so who can read it can sign).
     Updated {
         keys: usize,
         changed: bool,
         skipped: Vec<String>,
+        symmetric: usize,
     },
     /// Discovery found the JWKS; its fetch is due now.
     Discovered { jwks_uri: String },
     /// The fetch failed; the keys in use (if any) stay in use.
     Failed { error: String, kept_keys: bool },
+    /// The reply broke a bound (`limits.max_jwks_bytes`, checked before the body is read;
+    /// `limits.max_jwks_keys`): not used at all; the keys in use (if any) stay in use.
+    Refused { error: String, kept_keys: bool },
     /// A reply nobody waits for (unknown provider, or no such fetch in flight).
     Ignored,
 }
@@ -40,6 +46,7 @@ impl FetchOutcome {
         match self {
             FetchOutcome::Updated { .. } | FetchOutcome::Discovered { .. } => "success",
             FetchOutcome::Failed { .. } => "failure",
+            FetchOutcome::Refused { .. } => "refused",
             FetchOutcome::Ignored => "ignored",
         }
     }
@@ -52,6 +59,7 @@ impl std::fmt::Display for FetchOutcome {
                 keys,
                 changed,
                 skipped,
+                ..
             } => {
                 write!(f, "{keys} keys in use (changed: {changed})")?;
                 if !skipped.is_empty() {
@@ -62,6 +70,9 @@ impl std::fmt::Display for FetchOutcome {
             FetchOutcome::Discovered { jwks_uri } => write!(f, "discovered jwks_uri {jwks_uri}"),
             FetchOutcome::Failed { error, kept_keys } => {
                 write!(f, "fetch failed: {error} (previous keys kept: {kept_keys})")
+            }
+            FetchOutcome::Refused { error, kept_keys } => {
+                write!(f, "JWKS refused: {error} (previous keys kept: {kept_keys})")
             }
             FetchOutcome::Ignored => f.write_str("reply ignored (no such fetch in flight)"),
         }
@@ -124,6 +135,40 @@ impl AuthState {
         out
     }
 
+    /// A fetch reply as the proxy reports it: `body_size` bytes, read by `read_body` only when
+    /// they are within `limits.max_jwks_bytes` (a larger reply is refused without being copied
+    /// into the VM, whose memory never shrinks). Otherwise as [`AuthState::on_fetch_response`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_fetch_reply(
+        &mut self,
+        cfg: &AuthConfig,
+        provider: usize,
+        kind: FetchKind,
+        status: Option<u16>,
+        body_size: usize,
+        read_body: impl FnOnce(usize) -> Vec<u8>,
+        now: SystemTime,
+    ) -> FetchOutcome {
+        if status == Some(200) && body_size > cfg.max_jwks_bytes {
+            return self.finish(
+                cfg,
+                provider,
+                kind,
+                Err(JwksError::Refused(format!(
+                    "{}; not read",
+                    too_large(body_size, cfg.max_jwks_bytes)
+                ))),
+                now,
+            );
+        }
+        let body = if status == Some(200) {
+            read_body(body_size)
+        } else {
+            Vec::new()
+        };
+        self.on_fetch_response(cfg, provider, kind, status, &body, now)
+    }
+
     /// A fetch reply (`status: None`: timeout, reset, or the call could not be dispatched).
     /// On failure the keys in use are kept.
     pub fn on_fetch_response(
@@ -135,7 +180,44 @@ impl AuthState {
         body: &[u8],
         now: SystemTime,
     ) -> FetchOutcome {
-        let (Some(p), Some(st)) = (
+        let (Some(p), Some(st)) = (cfg.providers.get(provider), self.providers.get(provider))
+        else {
+            return FetchOutcome::Ignored;
+        };
+        let allow_symmetric = match &p.keys {
+            KeySource::Remote(rc) => rc.allow_symmetric_keys,
+            KeySource::Inline(_) => return FetchOutcome::Ignored,
+        };
+        if !st.remote.as_ref().is_some_and(|r| r.in_flight(kind)) {
+            return FetchOutcome::Ignored;
+        }
+        let result = check_reply(status, body, cfg.max_jwks_bytes).and_then(|body| match kind {
+            FetchKind::Discovery => parse_discovery(body, &p.issuer)
+                .map(Reply::Discovered)
+                .map_err(JwksError::Invalid),
+            FetchKind::Jwks => {
+                let rules = KeyRules {
+                    max_keys: cfg.max_jwks_keys,
+                    allow_symmetric,
+                    tables: &cfg.tables,
+                    previous: st.keys.as_deref(),
+                };
+                parse_keys(body, &rules).map(Reply::Keys)
+            }
+        });
+        self.finish(cfg, provider, kind, result, now)
+    }
+
+    /// The fetch in flight is over, with `result`.
+    fn finish(
+        &mut self,
+        cfg: &AuthConfig,
+        provider: usize,
+        kind: FetchKind,
+        result: Result<Reply, JwksError>,
+        now: SystemTime,
+    ) -> FetchOutcome {
+        let (Some(_), Some(st)) = (
             cfg.providers.get(provider),
             self.providers.get_mut(provider),
         ) else {
@@ -147,16 +229,12 @@ impl AuthState {
         if !remote.take_in_flight(kind) {
             return FetchOutcome::Ignored;
         }
-        let result = check_reply(status, body, cfg.max_jwks_bytes).and_then(|body| match kind {
-            FetchKind::Discovery => parse_discovery(body, &p.issuer).map(Reply::Discovered),
-            FetchKind::Jwks => parse_keys(body).map(Reply::Keys),
-        });
         match result {
             Ok(Reply::Discovered((authority, path, jwks_uri))) => {
                 remote.discovered(authority, path);
                 FetchOutcome::Discovered { jwks_uri }
             }
-            Ok(Reply::Keys((set, skipped))) => {
+            Ok(Reply::Keys((set, skipped, symmetric))) => {
                 remote.keys_updated(now);
                 let changed = st.keys.as_ref().is_none_or(|old| old.digest != set.digest);
                 if changed {
@@ -168,16 +246,21 @@ impl AuthState {
                     keys,
                     changed,
                     skipped,
+                    symmetric,
                 }
             }
             Err(error) => {
+                let refused = matches!(error, JwksError::Refused(_));
+                let error = error.to_string();
                 remote.failed(error.clone(), now);
                 if kind == FetchKind::Jwks && remote.failures >= 3 {
                     remote.forget_target();
                 }
-                FetchOutcome::Failed {
-                    error,
-                    kept_keys: st.keys.is_some(),
+                let kept_keys = st.keys.is_some();
+                if refused {
+                    FetchOutcome::Refused { error, kept_keys }
+                } else {
+                    FetchOutcome::Failed { error, kept_keys }
                 }
             }
         }
@@ -208,27 +291,39 @@ impl AuthState {
 
 enum Reply {
     Discovered((String, String, String)),
-    Keys((KeySet, Vec<String>)),
+    /// The keys, the skipped ones (why), how many `oct` keys were taken.
+    Keys((KeySet, Vec<String>, usize)),
 }
 
-fn check_reply(status: Option<u16>, body: &[u8], max: usize) -> Result<&[u8], String> {
+fn too_large(size: usize, max: usize) -> String {
+    format!("reply of {size} bytes is larger than limits.max_jwks_bytes ({max})")
+}
+
+fn check_reply(status: Option<u16>, body: &[u8], max: usize) -> Result<&[u8], JwksError> {
     match status {
-        None => Err("no reply (timeout or reset)".into()),
-        Some(200) if body.len() > max => Err(format!("reply larger than {max} bytes")),
+        None => Err(JwksError::Invalid("no reply (timeout or reset)".into())),
+        Some(200) if body.len() > max => Err(JwksError::Refused(too_large(body.len(), max))),
         Some(200) => Ok(body),
-        Some(s) => Err(format!("HTTP status {s}")),
+        Some(s) => Err(JwksError::Invalid(format!("HTTP status {s}"))),
     }
 }
 
 /// A JWKS reply must bring at least one usable key; otherwise it is a failure.
-fn parse_keys(body: &[u8]) -> Result<(KeySet, Vec<String>), String> {
-    let (set, skipped) = parse_jwks(body)?;
+fn parse_keys(
+    body: &[u8],
+    rules: &KeyRules<'_>,
+) -> Result<(KeySet, Vec<String>, usize), JwksError> {
+    let (set, skipped) = parse_jwks(body, rules)?;
     let skipped: Vec<String> = skipped
         .into_iter()
         .map(|s| format!("keys[{}]: {}", s.index, s.reason))
         .collect();
     if set.keys.is_empty() {
-        return Err(format!("JWKS has no usable key ({})", skipped.join("; ")));
+        return Err(JwksError::Invalid(format!(
+            "JWKS has no usable key ({})",
+            skipped.join("; ")
+        )));
     }
-    Ok((set, skipped))
+    let symmetric = set.keys.iter().filter(|k| k.is_symmetric()).count();
+    Ok((set, skipped, symmetric))
 }

@@ -21,10 +21,23 @@ use super::Principal;
 /// Longest `kid` looked up; longer ones are malformed, not unknown (no refetch for them).
 const MAX_KID_BYTES: usize = 256;
 
+/// Most signature checks one token may cost: distinct key materials tried (keys of its `kid`
+/// first, then keys without a `kid`; every key when the token names none), among the keys that
+/// allow its `alg`. A token that needs more is refused (`bad_signature`): without this, a
+/// kid-less token cost one verification per key of the set.
+pub const MAX_KEYS_TRIED: usize = 4;
+
 /// Header fields jwt-compact does not model.
 #[derive(Debug, Clone, Deserialize)]
 struct HeaderExtra {
+    /// `Some` whenever the header has `crit`, even `"crit": null`.
+    #[serde(default, deserialize_with = "present")]
     crit: Option<Value>,
+}
+
+/// Any value, `null` included, as `Some` (plain `Option` would read `null` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// A token parsed and checked as far as it can be without keys.
@@ -47,8 +60,14 @@ impl Parsed<'_> {
 pub fn parse<'t>(token: &'t str, issuer: &str) -> Result<Parsed<'t>, DenyReason> {
     let untrusted =
         UntrustedToken::<HeaderExtra>::try_from(token).map_err(|_| DenyReason::Malformed)?;
-    if untrusted.header().other_fields.crit.is_some() {
-        return Err(DenyReason::UnsupportedCritical);
+    // RFC 7515 §4.1.11: when present, a non-empty array of names. No extension is understood,
+    // so a well-formed `crit` is unsupported; anything else is malformed.
+    match &untrusted.header().other_fields.crit {
+        None => {}
+        Some(Value::Array(names)) if !names.is_empty() && names.iter().all(Value::is_string) => {
+            return Err(DenyReason::UnsupportedCritical);
+        }
+        Some(_) => return Err(DenyReason::Malformed),
     }
     let alg = Alg::from_name(untrusted.algorithm()).ok_or(DenyReason::UnsupportedAlgorithm)?;
     let kid = untrusted.header().key_id.clone();
@@ -78,17 +97,26 @@ pub fn parse<'t>(token: &'t str, issuer: &str) -> Result<Parsed<'t>, DenyReason>
     })
 }
 
-/// The signature, under the key the token names (or any key, without `kid`) and only with an
-/// algorithm that key allows.
+/// The signature, under the keys the token may use ([`KeySet::candidates`]: the keys of its
+/// `kid`, then the keys without one; every key without a `kid`), only with an algorithm the
+/// key allows, and at most [`MAX_KEYS_TRIED`] distinct keys.
 pub fn check_signature(parsed: &Parsed<'_>, keys: &KeySet) -> Result<(), DenyReason> {
     let mut named = false;
     let mut allowed = false;
+    let mut tried: Vec<&[u8; 32]> = Vec::with_capacity(MAX_KEYS_TRIED);
     for key in keys.candidates(parsed.kid()) {
-        named = true;
+        named |= key.kid.is_some();
         if !key.algs.contains(parsed.alg) {
             continue;
         }
         allowed = true;
+        if tried.contains(&key.fingerprint()) {
+            continue;
+        }
+        if tried.len() >= MAX_KEYS_TRIED {
+            break;
+        }
+        tried.push(key.fingerprint());
         if key.verify(parsed.alg, parsed.signed, &parsed.signature) {
             return Ok(());
         }
@@ -155,12 +183,15 @@ fn check_times(
         return Err(DenyReason::MissingExpiration);
     }
     // `nbf` only when present (jwt-compact's maturity check would refuse tokens without it).
-    if nbf.is_some_and(|n| n > now.saturating_add(skew)) {
+    // A token issued in the future is not valid yet either.
+    let future = |t: Option<u64>| t.is_some_and(|t| t > now.saturating_add(skew));
+    if future(nbf) || future(iat) {
         return Err(DenyReason::NotYetValid);
     }
     if let Some(max) = p.max_lifetime {
         let e = exp.ok_or(DenyReason::LifetimeTooLong)?;
-        let lifetime = e.saturating_sub(iat.unwrap_or(now));
+        // From issue (or now, if earlier): a token dated ahead gains no lifetime by it.
+        let lifetime = e.saturating_sub(iat.unwrap_or(now).min(now));
         if lifetime > max {
             return Err(DenyReason::LifetimeTooLong);
         }

@@ -799,6 +799,7 @@ mod tests {
             cache_duration: second,
             initial_wait: second,
             refetch_min_interval: second,
+            allow_symmetric_keys: false,
         };
         let c = jwks_cluster(&rc, "/ca.pem");
         assert_eq!(c["type"], "STATIC");

@@ -38,6 +38,8 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
     let auth_limits = AuthLimits {
         max_token_bytes: input.limits.max_token_bytes,
         max_jwks_bytes: input.limits.max_jwks_bytes,
+        max_jwks_keys: input.limits.max_jwks_keys,
+        max_key_table_bytes: input.limits.max_key_table_bytes,
     };
     let auth = AuthConfig::compile(&input.auth, &auth_limits).map_err(|e| e.within("auth"))?;
     let default_slo = input.observe.default_slo.as_ref();

@@ -154,6 +154,12 @@ pub struct LimitsInput {
     pub max_token_bytes: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_jwks_bytes: Option<usize>,
+    /// Most entries in one provider's JWKS `keys` (inline or fetched); a longer one is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_jwks_keys: Option<usize>,
+    /// Memory per VM for the ECDSA keys' precomputed tables; keys beyond it verify without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_key_table_bytes: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_header_bytes: Option<usize>,
 }

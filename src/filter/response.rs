@@ -109,6 +109,38 @@ impl Filter {
         self.finish_from_status(host, &trailers, &code, body)
     }
 
+    /// A side call's reply as the proxy reports it: its body (`body_size` bytes) is read by
+    /// `read_body` only within `limits.max_response_bytes`; a larger reply is answered with
+    /// 500 `INTERNAL` without being copied into the VM (whose memory never shrinks).
+    pub fn on_side_call_reply(
+        &mut self,
+        host: &mut dyn Host,
+        headers: &[(String, String)],
+        body_size: usize,
+        read_body: impl FnOnce(usize) -> Vec<u8>,
+        trailers: &[(String, String)],
+    ) {
+        if self.resp.replaced {
+            return;
+        }
+        let limit = self.vm.config.limits.max_response_bytes;
+        if body_size > limit {
+            self.note_response_headers(headers);
+            let err = GatewayError::new(
+                Code::Internal,
+                format!("the upstream's reply is larger than the limit of {limit} bytes"),
+            );
+            self.reply_error(host, err);
+            return;
+        }
+        let body = if body_size > 0 {
+            read_body(body_size)
+        } else {
+            Vec::new()
+        };
+        self.on_side_call_response(host, headers, &body, trailers);
+    }
+
     /// The reply of a body-less request's side call (see `request::side_call`): all of it at
     /// once. `headers` and `trailers` are the upstream's; `status` None means the call failed.
     pub fn on_side_call_response(

@@ -66,7 +66,12 @@ impl Vm {
             .unwrap_or("unknown");
         let names = &self.config.observe.names;
         match outcome {
-            FetchOutcome::Updated { keys, skipped, .. } => {
+            FetchOutcome::Updated {
+                keys,
+                skipped,
+                symmetric,
+                ..
+            } => {
                 self.count(host, &names.jwks_fetches(name, true));
                 let note = if skipped.is_empty() {
                     String::new()
@@ -77,6 +82,16 @@ impl Vm {
                     Level::Info,
                     &format!("meshgate: provider `{name}`: {keys} keys{note}"),
                 );
+                if *symmetric > 0 {
+                    host.log(
+                        Level::Warn,
+                        &format!(
+                            "meshgate: provider `{name}`: {symmetric} symmetric (oct) keys taken \
+                             from a fetched JWKS (allow_symmetric_keys): whoever can read that \
+                             document can sign tokens"
+                        ),
+                    );
+                }
             }
             FetchOutcome::Discovered { jwks_uri } => {
                 host.log(
@@ -84,16 +99,22 @@ impl Vm {
                     &format!("meshgate: provider `{name}`: jwks_uri {jwks_uri}"),
                 );
             }
-            FetchOutcome::Failed { error, kept_keys } => {
-                self.count(host, &names.jwks_fetches(name, false));
+            FetchOutcome::Failed { error, kept_keys }
+            | FetchOutcome::Refused { error, kept_keys } => {
+                self.count(host, &names.jwks_fetch_result(name, outcome.as_str()));
                 let kept = if *kept_keys {
                     "; the cached keys stay in use"
                 } else {
                     ""
                 };
+                let what = if matches!(outcome, FetchOutcome::Refused { .. }) {
+                    "JWKS refused"
+                } else {
+                    "JWKS fetch failed"
+                };
                 host.log(
                     Level::Warn,
-                    &format!("meshgate: provider `{name}`: JWKS fetch failed: {error}{kept}"),
+                    &format!("meshgate: provider `{name}`: {what}: {error}{kept}"),
                 );
             }
             _ => {}

@@ -195,6 +195,11 @@ impl MetricNames {
 
     pub fn jwks_fetches(&self, provider: &str, success: bool) -> String {
         let result = if success { "success" } else { "failure" };
+        self.jwks_fetch_result(provider, result)
+    }
+
+    /// `result`: `success`, `failure`, or `refused` (a document over a bound).
+    pub fn jwks_fetch_result(&self, provider: &str, result: &str) -> String {
         self.name(Family::JwksFetches, &[result], provider)
     }
 

@@ -4,11 +4,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action as WasmAction, BufferType, MapType};
+use proxy_wasm::types::{Action as WasmAction, MapType};
 
 use super::abi;
 use super::host_impl::AbiHost;
-use super::root::{register_flusher, register_waiter};
+use super::root::{read_call_body, register_flusher, register_waiter};
 use crate::filter::{Filter, Vm, Waiting};
 use crate::host::Action;
 
@@ -55,12 +55,14 @@ impl Context for Http {
         } else {
             Vec::new()
         };
-        let body =
-            abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
         let trailers = abi::get_map(MapType::HttpCallResponseTrailers);
-        self.filter
-            .borrow_mut()
-            .on_side_call_response(&mut AbiHost, &headers, &body, &trailers);
+        self.filter.borrow_mut().on_side_call_reply(
+            &mut AbiHost,
+            &headers,
+            body_size,
+            read_call_body,
+            &trailers,
+        );
     }
 }
 

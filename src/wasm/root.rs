@@ -90,12 +90,21 @@ fn deliver_woken_call(token: u32, num_headers: usize, body_size: usize) -> bool 
     } else {
         Vec::new()
     };
-    let body = abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
     let trailers = abi::get_map(MapType::HttpCallResponseTrailers);
-    filter
-        .borrow_mut()
-        .on_side_call_response(&mut AbiHost, &headers, &body, &trailers);
+    filter.borrow_mut().on_side_call_reply(
+        &mut AbiHost,
+        &headers,
+        body_size,
+        read_call_body,
+        &trailers,
+    );
     true
+}
+
+/// The reply body of the HTTP call being reported, `size` bytes (read only when the core asks:
+/// it checks the size first).
+pub fn read_call_body(size: usize) -> Vec<u8> {
+    abi::get_buffer(BufferType::HttpCallResponseBody, 0, size).unwrap_or_default()
 }
 
 pub struct Root {
@@ -216,15 +225,14 @@ impl Context for Root {
             Vec::new()
         };
         let status = find_header(&headers, ":status").and_then(|s| s.parse::<u16>().ok());
-        let body =
-            abi::get_buffer(BufferType::HttpCallResponseBody, 0, body_size).unwrap_or_default();
         let now = host_impl::now();
-        let outcome = vm.auth.borrow_mut().on_fetch_response(
+        let outcome = vm.auth.borrow_mut().on_fetch_reply(
             &vm.config.auth,
             provider,
             kind,
             status,
-            &body,
+            body_size,
+            read_call_body,
             now,
         );
         vm.note_fetch(&AbiHost, provider, &outcome);

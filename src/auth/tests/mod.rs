@@ -7,6 +7,7 @@
 //! ([`claims`]) are a valid token of provider `main`: `iss` [`ISSUER`], `aud` `api`, `sub`
 //! `user-1`, issued at [`NOW`] - 10 s, expiring at [`NOW`] + 300 s.
 
+mod hardening;
 mod remote;
 mod requirements;
 mod security;
