@@ -73,12 +73,145 @@ fn a_bad_configuration_is_refused_with_the_field_and_exit_status_2() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Usage mistakes are clap's: status 2, the argument named on stderr, nothing on stdout.
+#[test]
+fn usage_errors_exit_2_and_name_the_argument() {
+    for (args, named) in [
+        (vec!["frobnicate"], "frobnicate"),
+        (vec!["envoy", "envoy/gateway.yaml"], "--wasm"),
+        (
+            vec![
+                "envoy",
+                "envoy/gateway.yaml",
+                "--wasm",
+                "m.wasm",
+                "--cluster",
+                "payments",
+            ],
+            "--cluster",
+        ),
+        (
+            vec![
+                "envoy",
+                "envoy/gateway.yaml",
+                "--wasm",
+                "m.wasm",
+                "--route",
+                "name=a",
+            ],
+            "--route",
+        ),
+        (
+            vec!["istio", "istio/gateway.yaml", "-d", "/nonexistent"],
+            "--sha256",
+        ),
+        (
+            vec!["istio", "istio/gateway.yaml", "-d", "/x", "--sha256", "abc"],
+            "64 hex digits",
+        ),
+        (
+            vec![
+                "istio",
+                "istio/gateway.yaml",
+                "-d",
+                "/x",
+                "--sha256",
+                &HEX,
+                "--fail-strategy",
+                "FAIL_CLOSED",
+            ],
+            "FAIL_CLOSE",
+        ),
+        (vec!["compile"], "GATEWAY.YAML"),
+        (vec!["alerts", "a.yaml", "b.yaml"], "b.yaml"),
+        (vec!["completions", "tcsh"], "tcsh"),
+    ] {
+        let out = meshgate_in_repo(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?} names {named}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout");
+    }
+}
+
+const HEX: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
 fn meshgate_in_repo(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_meshgate"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap()
+}
+
+/// `--help` works for the command and every subcommand (on stdout, status 0), and names the
+/// subcommand's options; so do `help` and a bare `meshgate`.
+#[test]
+fn every_subcommand_has_help() {
+    let subcommands = [
+        ("compile", "--output"),
+        ("validate", "GATEWAY.YAML"),
+        ("envoy", "--cluster"),
+        ("alerts", "--output"),
+        ("istio", "--oci-layout"),
+        ("oci", "--tag"),
+        ("completions", "bash"),
+    ];
+    for (sub, option) in subcommands {
+        for args in [vec![sub, "--help"], vec!["help", sub]] {
+            let out = meshgate_in_repo(&args);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{args:?}");
+            assert!(stdout.contains("Usage: meshgate"), "{args:?}: {stdout}");
+            assert!(stdout.contains(option), "{args:?} names {option}: {stdout}");
+        }
+    }
+    for args in [vec![], vec!["--help"], vec!["help"], vec!["-h"]] {
+        let out = meshgate_in_repo(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        for (sub, _) in subcommands {
+            assert!(stdout.contains(sub), "{args:?} lists {sub}: {stdout}");
+        }
+    }
+}
+
+/// `meshgate completions <shell>` prints a script that completes the subcommands and their
+/// options; bash accepts the bash one.
+#[test]
+fn shell_completions_cover_the_subcommands() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = meshgate_in_repo(&["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        // (fish writes options without their dashes: `-l oci-layout`.)
+        for word in [
+            "envoy",
+            "istio",
+            "oci-layout",
+            "cluster",
+            "fail-strategy",
+            "FAIL_RELOAD",
+        ] {
+            assert!(script.contains(word), "{shell} completes {word}");
+        }
+    }
+    let out = meshgate_in_repo(&["completions", "bash"]);
+    let dir = std::env::temp_dir().join(format!("meshgate-completions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("meshgate.bash");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let check = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }
 
 /// Where the compiled filter configuration sits in a bootstrap (compared on its own).

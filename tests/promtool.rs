@@ -1,5 +1,5 @@
 //! The generated Prometheus rules, checked by the real `promtool`:
-//! - `tests/promtool/rules.yml` is what `alert_rules` makes of a sample objective set (below);
+//! - `tests/promtool/rules.yml` is what `alert_rules` (`meshgate alerts`) makes of a sample objective set (below);
 //!   a test regenerates it and fails on any drift (`MESHGATE_UPDATE_RULES=1` rewrites it);
 //! - `promtool check rules` accepts it;
 //! - `promtool test rules` runs the unit tests in `tests/promtool/*_test.yml` (fast burn
@@ -16,8 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use meshgate::cli::alerts::alert_rules;
 use meshgate::config::input::{LatencySloInput, SloInput};
-use meshgate::observe::{alert_rules, MetricNames, Objective, Slo, SloKind, WASM_NAMESPACE};
+use meshgate::observe::{MetricNames, Objective, Slo, SloKind, WASM_NAMESPACE};
 use regex::Regex;
 
 fn dir() -> PathBuf {
@@ -85,7 +86,7 @@ fn names() -> MetricNames {
 
 #[test]
 fn committed_rules_match_the_generator() {
-    let generated = alert_rules(&sample_objectives(), &names());
+    let generated = alert_rules(&sample_objectives(), &names()).unwrap();
     let committed_path = dir().join("rules.yml");
     if std::env::var_os("MESHGATE_UPDATE_RULES").is_some() {
         std::fs::write(&committed_path, &generated).unwrap();
@@ -213,7 +214,7 @@ fn promtool_accepts_rules_for_odd_names_and_prefixes() {
         Objective::operation("a b/c {d} #e", "- y", Slo::compile(&[Some(&slo)]).unwrap()),
         Objective::policy("odd: {x}", Slo::compile(&[Some(&slo)]).unwrap()),
     ];
-    let yaml = alert_rules(&objectives, &MetricNames::new("gw_2").unwrap());
+    let yaml = alert_rules(&objectives, &MetricNames::new("gw_2").unwrap()).unwrap();
     let tmp = std::env::temp_dir().join(format!("meshgate-odd-rules-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let file = tmp.join("odd.yml");
