@@ -352,7 +352,7 @@ pub fn cmd_istio(args: &[String]) -> Result<(), String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -402,6 +402,50 @@ mod tests {
             .collect();
         assert!(!files.contains(&"envoyfilter-http.yaml".to_string()));
         assert!(files.contains(&"jwks-serviceentries.yaml".to_string()));
+    }
+
+    /// The local-reply EnvoyFilters merge the connection manager's `local_reply_config` and
+    /// nothing else (a whole HCM would replace the gateway's own settings), and the listener's
+    /// buffer limit.
+    #[test]
+    fn the_local_reply_patches_merge_only_what_they_set() {
+        use crate::cli::envoy::types::{Any, HttpConnectionManager};
+        use types::PatchValue;
+        let pinned = parse_args(&args(&["--sha256", &"a".repeat(64)])).unwrap();
+        let (o, _) = options(&pinned).unwrap();
+        let filters = resources::envoyfilters_local_replies(&o);
+        let contexts: Vec<&str> = filters
+            .iter()
+            .map(|f| f.spec.config_patches[0].matcher.context.as_str())
+            .collect();
+        assert_eq!(contexts, ["GATEWAY", "SIDECAR_INBOUND"]);
+        for f in &filters {
+            let [hcm, listener] = f.spec.config_patches.as_slice() else {
+                panic!("two patches: {f:?}");
+            };
+            assert_eq!(hcm.patch.operation, "MERGE");
+            let PatchValue::Filter(filter) = &hcm.patch.value else {
+                panic!("not a filter: {hcm:?}");
+            };
+            let Any::HttpConnectionManager(h) = &filter.typed_config else {
+                panic!("not the connection manager: {filter:?}");
+            };
+            let expected = HttpConnectionManager {
+                local_reply_config: Some(crate::cli::envoy::local_reply_config()),
+                ..HttpConnectionManager::default()
+            };
+            assert_eq!(**h, expected);
+            let json = serde_json::to_value(&filter.typed_config).unwrap();
+            let mut keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+            keys.sort();
+            assert_eq!(keys, ["@type", "local_reply_config"]);
+            assert_eq!(
+                listener.patch.value,
+                PatchValue::Listener(types::ListenerPatch {
+                    per_connection_buffer_limit_bytes: o.buffer_limit_bytes
+                })
+            );
+        }
     }
 
     #[test]

@@ -20,9 +20,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 /// input or output error (named on stderr).
 pub const EXIT_FAILURE: i32 = 2;
 
-/// meshgate: configuration tool for the meshgate Proxy-Wasm gateway filter.
+/// Configuration tool for the meshgate Proxy-Wasm gateway filter: compiles and validates its
+/// configuration, renders what deploys it (Envoy bootstrap, Istio resources, OCI image,
+/// Prometheus rules).
 #[derive(Debug, Parser)]
-#[command(name = "meshgate", version, about, long_about = None)]
+#[command(name = "meshgate", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -273,10 +273,10 @@ pub struct EnvoyArgs {
     /// The module Envoy loads (`vm_config.code.local.filename`).
     #[arg(long, value_name = "PATH")]
     pub wasm: String,
-    /// The listener's address.
+    /// The listener's address [default: 127.0.0.1:8080].
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
     pub listen: Option<(String, u16)>,
-    /// Envoy's admin address.
+    /// Envoy's admin address [default: 127.0.0.1:9901].
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
     pub admin: Option<(String, u16)>,
     /// An upstream cluster, HTTP/2 unless `/h1` follows. Repeatable.
