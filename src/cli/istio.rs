@@ -6,21 +6,27 @@
 
 pub mod mesh;
 pub mod resources;
+pub mod types;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::envoy::types::StatsConfig;
 use super::load_input;
+use types::{IstioResource, Labels};
 
 /// WasmPlugin `failStrategy` (and Envoy's matching `failure_policy` for the EnvoyFilter).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum FailStrategy {
     /// A trapped VM fails every later request (503) until the proxy restarts.
+    #[value(name = "FAIL_CLOSE")]
     Close,
     /// A trapped VM is skipped: requests pass without meshgate (no auth!).
+    #[value(name = "FAIL_OPEN")]
     Open,
     /// A trapped VM fails the request that trapped it and is reloaded for the next ones.
+    #[value(name = "FAIL_RELOAD")]
     Reload,
 }
 
@@ -63,7 +69,7 @@ pub struct IstioOptions {
     pub plugin_config: Value,
     pub metric_prefix: String,
     /// Envoy `stats_config` for meshgate's metrics (labels, buckets).
-    pub stats_config: Value,
+    pub stats_config: StatsConfig,
     /// The listener buffer meshgate's body limits need (see
     /// [`super::envoy::buffer_limit_for`]).
     pub buffer_limit_bytes: u32,
@@ -71,9 +77,9 @@ pub struct IstioOptions {
     pub image: String,
     pub image_sha256: String,
     pub gateway_namespace: String,
-    pub gateway_labels: Value,
+    pub gateway_labels: Labels,
     pub sidecar_namespace: String,
-    pub sidecar_labels: Value,
+    pub sidecar_labels: Labels,
     pub fail_strategy: FailStrategy,
     /// EnvoyFilter variants: the module as a file in the proxy container, and over HTTP(S)
     /// (with the module's own SHA-256, known only when the module is given).
@@ -85,7 +91,7 @@ pub struct IstioOptions {
 /// One generated file: its name and its YAML documents.
 pub struct Manifest {
     pub file: String,
-    pub docs: Vec<Value>,
+    pub docs: Vec<IstioResource>,
 }
 
 pub fn render(m: &Manifest) -> Result<String, String> {
@@ -99,7 +105,7 @@ pub fn render(m: &Manifest) -> Result<String, String> {
     Ok(out)
 }
 
-fn one(file: &str, doc: Value) -> Manifest {
+fn one(file: &str, doc: IstioResource) -> Manifest {
     Manifest {
         file: file.to_string(),
         docs: vec![doc],
@@ -109,21 +115,26 @@ fn one(file: &str, doc: Value) -> Manifest {
 /// Every resource, by file. `jwks` hosts come from [`mesh::jwks_hosts`].
 pub fn manifests(o: &IstioOptions, jwks: &[mesh::JwksHost]) -> Result<Vec<Manifest>, String> {
     use resources::*;
+    use IstioResource::{EnvoyFilter, WasmPlugin};
+    let file_filter = envoyfilter_gateway(o, "meshgate-file", local_code(&o.module_file));
     let mut out = vec![
-        one("wasmplugin-gateway.yaml", wasmplugin_gateway(o)),
-        one("wasmplugin-sidecar.yaml", wasmplugin_sidecar(o)),
-        one("trafficextension-gateway.yaml", trafficextension_gateway(o)),
+        one("wasmplugin-gateway.yaml", WasmPlugin(wasmplugin_gateway(o))),
+        one("wasmplugin-sidecar.yaml", WasmPlugin(wasmplugin_sidecar(o))),
         one(
-            "envoyfilter-file.yaml",
-            envoyfilter_gateway(o, "meshgate-file", local_code(&o.module_file)),
+            "trafficextension-gateway.yaml",
+            IstioResource::TrafficExtension(trafficextension_gateway(o)),
         ),
+        one("envoyfilter-file.yaml", EnvoyFilter(file_filter)),
     ];
     if let Some(sha) = &o.module_sha256 {
         out.push(envoyfilter_http(o, sha)?);
     }
     out.push(Manifest {
         file: "envoyfilter-local-replies.yaml".into(),
-        docs: envoyfilters_local_replies(o),
+        docs: envoyfilters_local_replies(o)
+            .into_iter()
+            .map(EnvoyFilter)
+            .collect(),
     });
     if !jwks.is_empty() {
         let docs = jwks
@@ -135,11 +146,17 @@ pub fn manifests(o: &IstioOptions, jwks: &[mesh::JwksHost]) -> Result<Vec<Manife
             docs,
         });
     }
-    out.push(one("telemetry.yaml", mesh::telemetry(o)));
-    out.push(one("istio-operator.yaml", mesh::istio_operator(o)));
+    out.push(one(
+        "telemetry.yaml",
+        IstioResource::Telemetry(mesh::telemetry(o)),
+    ));
+    out.push(one(
+        "istio-operator.yaml",
+        IstioResource::IstioOperator(mesh::istio_operator(o)),
+    ));
     out.push(one(
         "stats-bootstrap-configmap.yaml",
-        mesh::bootstrap_configmap(o)?,
+        IstioResource::ConfigMap(mesh::bootstrap_configmap(o)?),
     ));
     Ok(out)
 }
@@ -160,7 +177,8 @@ fn envoyfilter_http(o: &IstioOptions, sha: &str) -> Result<Manifest, String> {
         })?;
     let cluster = format!("outbound|443||{host}");
     let code = resources::remote_code(&o.module_url, &cluster, sha);
-    let mut docs = vec![resources::envoyfilter_gateway(o, "meshgate-http", code)];
+    let filter = resources::envoyfilter_gateway(o, "meshgate-http", code);
+    let mut docs = vec![IstioResource::EnvoyFilter(filter)];
     let module_host = mesh::JwksHost {
         provider: String::new(),
         host: host.to_string(),
@@ -173,67 +191,106 @@ fn envoyfilter_http(o: &IstioOptions, sha: &str) -> Result<Manifest, String> {
     })
 }
 
-fn label(s: &str) -> Result<Value, String> {
+/// `KEY=VALUE`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("label `{s}` is not KEY=VALUE"))?;
-    Ok(serde_json::json!({ k: v }))
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// `--sha256`: the image's manifest digest, 64 hex digits.
+fn parse_sha256(s: &str) -> Result<String, String> {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("64 hex digits (got `{s}`)"));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+/// `meshgate istio`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(group = clap::ArgGroup::new("pin").required(true).args(["oci_layout", "sha256"]))]
+pub struct IstioArgs {
+    /// The gateway configuration (YAML).
+    #[arg(value_name = "GATEWAY.YAML")]
+    pub input: PathBuf,
+    /// Where to write the resources (created if missing).
+    #[arg(short = 'd', long = "out-dir", value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Pin the image to this OCI layout's manifest digest (`meshgate oci` wrote it).
+    #[arg(long, value_name = "DIR")]
+    pub oci_layout: Option<PathBuf>,
+    /// Pin the image to this manifest digest (hex, without `sha256:`).
+    #[arg(long, value_name = "HEX", value_parser = parse_sha256)]
+    pub sha256: Option<String>,
+    /// The image the WasmPlugin pulls.
+    #[arg(
+        long,
+        value_name = "oci://REG/REPO:TAG",
+        default_value = "oci://registry.example.com/meshgate/meshgate:0.1.0"
+    )]
+    pub image: String,
+    /// The ingress gateway's namespace (and that of the mesh-wide resources).
+    #[arg(long = "namespace", value_name = "NS", default_value = "istio-system")]
+    pub gateway_namespace: String,
+    /// The ingress gateway's pod label.
+    #[arg(
+        long,
+        value_name = "K=V",
+        default_value = "istio=ingressgateway",
+        value_parser = parse_label
+    )]
+    pub gateway_label: (String, String),
+    /// The workload's namespace (sidecar WasmPlugin).
+    #[arg(long, value_name = "NS", default_value = "default")]
+    pub sidecar_namespace: String,
+    /// The workload's pod label (sidecar WasmPlugin).
+    #[arg(long, value_name = "K=V", default_value = "app=api", value_parser = parse_label)]
+    pub sidecar_label: (String, String),
+    /// What the proxy does when the VM fails.
+    #[arg(long, value_name = "S", value_enum, default_value = "FAIL_RELOAD")]
+    pub fail_strategy: FailStrategy,
+    /// The module's path in the proxy container (EnvoyFilter from a file).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "/var/local/lib/wasm/meshgate.wasm"
+    )]
+    pub module_file: String,
+    /// The module's URL (EnvoyFilter over HTTPS; written only with --wasm).
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://modules.example.com/meshgate/meshgate.wasm"
+    )]
+    pub module_url: String,
+    /// The module, to pin the HTTPS EnvoyFilter to its SHA-256.
+    #[arg(long, value_name = "PLUGIN.WASM")]
+    pub wasm: Option<PathBuf>,
 }
 
 /// Options from the gateway file and the command line.
-fn options(args: &[String]) -> Result<(IstioOptions, Vec<mesh::JwksHost>, PathBuf), String> {
-    let mut input = None;
-    let mut out_dir = None;
-    let mut image = "oci://registry.example.com/meshgate/meshgate:0.1.0".to_string();
-    let mut sha = None;
-    let mut gateway_ns = "istio-system".to_string();
-    let mut gateway_labels = label("istio=ingressgateway")?;
-    let mut sidecar_ns = "default".to_string();
-    let mut sidecar_labels = label("app=api")?;
-    let mut fail = FailStrategy::Reload;
-    let mut module_file = "/var/local/lib/wasm/meshgate.wasm".to_string();
-    let mut module_url = "https://modules.example.com/meshgate/meshgate.wasm".to_string();
-    let mut wasm = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or(format!("{a} needs a value"));
-        match a.as_str() {
-            "-d" | "--out-dir" => out_dir = Some(PathBuf::from(value()?)),
-            "--image" => image = value()?,
-            "--sha256" => sha = Some(value()?),
-            "--oci-layout" => {
-                let digest = super::oci::layout_digest(Path::new(&value()?), None)?;
-                sha = Some(digest.trim_start_matches("sha256:").to_string());
-            }
-            "--namespace" => gateway_ns = value()?,
-            "--gateway-label" => gateway_labels = label(&value()?)?,
-            "--sidecar-namespace" => sidecar_ns = value()?,
-            "--sidecar-label" => sidecar_labels = label(&value()?)?,
-            "--fail-strategy" => fail = FailStrategy::parse(&value()?)?,
-            "--module-file" => module_file = value()?,
-            "--module-url" => module_url = value()?,
-            "--wasm" => wasm = Some(PathBuf::from(value()?)),
-            s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
-            s if input.is_none() => input = Some(PathBuf::from(s)),
-            s => return Err(format!("unexpected argument `{s}`")),
+fn options(args: &IstioArgs) -> Result<(IstioOptions, Vec<mesh::JwksHost>), String> {
+    let image_sha256 = match (&args.sha256, &args.oci_layout) {
+        (Some(sha), _) => sha.clone(),
+        (None, Some(dir)) => {
+            let digest = super::oci::layout_digest(dir, None)?;
+            digest.trim_start_matches("sha256:").to_ascii_lowercase()
         }
-    }
-    let input = input.ok_or("missing the gateway configuration file")?;
-    let out_dir = out_dir.ok_or("-d <out-dir> is required")?;
-    let image_sha256 =
-        sha.ok_or("--sha256 <hex> or --oci-layout <dir> is required (pin the image)")?;
-    if image_sha256.len() != 64 || !image_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("--sha256: 64 hex digits (got `{image_sha256}`)"));
-    }
-    let module_sha256 = match wasm {
+        (None, None) => {
+            return Err("--sha256 <hex> or --oci-layout <dir> is required (pin the image)".into())
+        }
+    };
+    let module_sha256 = match &args.wasm {
         Some(p) => Some(super::oci::sha256_hex(
-            &std::fs::read(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
+            &std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?,
         )),
         None => None,
     };
-    let gw = load_input(&input).map_err(|e| e.to_string())?;
+    let input = &args.input;
+    let gw = load_input(input).map_err(|e| e.to_string())?;
     let jwks = mesh::jwks_hosts(&gw)?;
-    let filter_json = super::compile_file(&input).map_err(|e| e.to_string())?;
+    let filter_json = super::compile_file(input).map_err(|e| e.to_string())?;
     let config = crate::config::compile_json(filter_json.as_bytes())
         .map_err(|e| format!("{}: {e}", input.display()))?;
     let plugin_config = serde_json::from_str(&filter_json).map_err(|e| e.to_string())?;
@@ -244,23 +301,24 @@ fn options(args: &[String]) -> Result<(IstioOptions, Vec<mesh::JwksHost>, PathBu
         metric_prefix: config.observe.names.prefix().to_string(),
         stats_config: super::envoy::stats_config_for(&config),
         buffer_limit_bytes: super::envoy::buffer_limit_for(&config),
-        image,
-        image_sha256: image_sha256.to_ascii_lowercase(),
-        gateway_namespace: gateway_ns,
-        gateway_labels,
-        sidecar_namespace: sidecar_ns,
-        sidecar_labels,
-        fail_strategy: fail,
-        module_file,
-        module_url,
+        image: args.image.clone(),
+        image_sha256,
+        gateway_namespace: args.gateway_namespace.clone(),
+        gateway_labels: [args.gateway_label.clone()].into(),
+        sidecar_namespace: args.sidecar_namespace.clone(),
+        sidecar_labels: [args.sidecar_label.clone()].into(),
+        fail_strategy: args.fail_strategy,
+        module_file: args.module_file.clone(),
+        module_url: args.module_url.clone(),
         module_sha256,
     };
-    Ok((o, jwks, out_dir))
+    Ok((o, jwks))
 }
 
-pub fn cmd_istio(args: &[String]) -> Result<(), String> {
-    let (o, jwks, dir) = options(args)?;
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub fn run(args: &IstioArgs) -> Result<(), String> {
+    let (o, jwks) = options(args)?;
+    let dir = &args.out_dir;
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     for m in manifests(&o, &jwks)? {
         let path = dir.join(&m.file);
         std::fs::write(&path, render(&m)?)
@@ -270,8 +328,31 @@ pub fn cmd_istio(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// `meshgate istio` on its own, for [`cmd_istio`].
+#[derive(clap::Parser)]
+#[command(name = "meshgate istio")]
+struct IstioCommand {
+    #[command(flatten)]
+    args: IstioArgs,
+}
+
+/// The arguments after `istio`, parsed as the command line parses them.
+fn parse_args(args: &[String]) -> Result<IstioArgs, String> {
+    use clap::Parser;
+    let argv = std::iter::once("istio".to_string()).chain(args.iter().cloned());
+    IstioCommand::try_parse_from(argv)
+        .map(|c| c.args)
+        .map_err(|e| e.to_string())
+}
+
+/// `meshgate istio ARGS...` (the arguments after `istio`), for callers that hold them as
+/// strings; a usage error is returned as its message.
+pub fn cmd_istio(args: &[String]) -> Result<(), String> {
+    run(&parse_args(args)?)
+}
+
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -301,12 +382,17 @@ mod tests {
 
     #[test]
     fn the_image_must_be_pinned() {
-        let err = options(&args(&[])).unwrap_err();
+        let err = parse_args(&args(&[])).unwrap_err();
         assert!(err.contains("--sha256"), "{err}");
-        let err = options(&args(&["--sha256", "sha256:abc"])).unwrap_err();
+        let err = parse_args(&args(&["--sha256", "sha256:abc"])).unwrap_err();
         assert!(err.contains("64 hex digits"), "{err}");
-        let (o, jwks, _) = options(&args(&["--sha256", &"a".repeat(64)])).unwrap();
-        assert_eq!(o.image_sha256, "a".repeat(64));
+        let pinned = parse_args(&args(&["--sha256", &"A".repeat(64)])).unwrap();
+        let (o, jwks) = options(&pinned).unwrap();
+        assert_eq!(
+            o.image_sha256,
+            "a".repeat(64),
+            "lower case, as Istio compares it"
+        );
         assert_eq!(jwks.len(), 1, "istio/gateway.yaml has one remote JWKS");
         assert!(o.module_sha256.is_none(), "no --wasm, no HTTP EnvoyFilter");
         let files: Vec<String> = manifests(&o, &jwks)
@@ -316,6 +402,50 @@ mod tests {
             .collect();
         assert!(!files.contains(&"envoyfilter-http.yaml".to_string()));
         assert!(files.contains(&"jwks-serviceentries.yaml".to_string()));
+    }
+
+    /// The local-reply EnvoyFilters merge the connection manager's `local_reply_config` and
+    /// nothing else (a whole HCM would replace the gateway's own settings), and the listener's
+    /// buffer limit.
+    #[test]
+    fn the_local_reply_patches_merge_only_what_they_set() {
+        use crate::cli::envoy::types::{Any, HttpConnectionManager};
+        use types::PatchValue;
+        let pinned = parse_args(&args(&["--sha256", &"a".repeat(64)])).unwrap();
+        let (o, _) = options(&pinned).unwrap();
+        let filters = resources::envoyfilters_local_replies(&o);
+        let contexts: Vec<&str> = filters
+            .iter()
+            .map(|f| f.spec.config_patches[0].matcher.context.as_str())
+            .collect();
+        assert_eq!(contexts, ["GATEWAY", "SIDECAR_INBOUND"]);
+        for f in &filters {
+            let [hcm, listener] = f.spec.config_patches.as_slice() else {
+                panic!("two patches: {f:?}");
+            };
+            assert_eq!(hcm.patch.operation, "MERGE");
+            let PatchValue::Filter(filter) = &hcm.patch.value else {
+                panic!("not a filter: {hcm:?}");
+            };
+            let Any::HttpConnectionManager(h) = &filter.typed_config else {
+                panic!("not the connection manager: {filter:?}");
+            };
+            let expected = HttpConnectionManager {
+                local_reply_config: Some(crate::cli::envoy::local_reply_config()),
+                ..HttpConnectionManager::default()
+            };
+            assert_eq!(**h, expected);
+            let json = serde_json::to_value(&filter.typed_config).unwrap();
+            let mut keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+            keys.sort();
+            assert_eq!(keys, ["@type", "local_reply_config"]);
+            assert_eq!(
+                listener.patch.value,
+                PatchValue::Listener(types::ListenerPatch {
+                    per_connection_buffer_limit_bytes: o.buffer_limit_bytes
+                })
+            );
+        }
     }
 
     #[test]

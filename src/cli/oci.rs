@@ -11,7 +11,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
@@ -103,25 +105,87 @@ pub struct Blobs {
     pub manifest: Vec<u8>,
 }
 
+/// An OCI content descriptor. The fields of these structs are in alphabetical order: that
+/// is the order the image's JSON always had, and its bytes make the digests Istio pins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    pub digest: String,
+    pub media_type: String,
+    pub size: usize,
+}
+
+impl Descriptor {
+    fn of(media_type: &str, blob: &[u8]) -> Descriptor {
+        Descriptor {
+            annotations: BTreeMap::new(),
+            digest: digest_of(blob),
+            media_type: media_type.to_string(),
+            size: blob.len(),
+        }
+    }
+}
+
+/// An image config (`application/vnd.oci.image.config.v1+json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageConfig {
+    pub architecture: String,
+    /// The container config: none.
+    pub config: EmptyObject,
+    pub os: String,
+    pub rootfs: RootFs,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EmptyObject {}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RootFs {
+    pub diff_ids: Vec<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// An image manifest.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    pub config: Descriptor,
+    pub layers: Vec<Descriptor>,
+    pub media_type: String,
+    pub schema_version: u32,
+}
+
+/// An image layout's `index.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    pub manifests: Vec<Descriptor>,
+    pub schema_version: u32,
+}
+
 pub fn build_blobs(wasm: &[u8]) -> Result<Blobs, String> {
     let tar = layer_tar(wasm)?;
     let layer = gzip(&tar)?;
     // A plain image config (as `FROM scratch` + `ADD plugin.wasm` would give), so any tool that
     // reads the config finds the layer's uncompressed digest where it expects it.
-    let config = json!({
-        "architecture": "amd64",
-        "os": "linux",
-        "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [digest_of(&tar)]},
-    });
-    let config = to_bytes(&config)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_MEDIA_TYPE,
-        "config": descriptor(CONFIG_MEDIA_TYPE, &config),
-        "layers": [descriptor(LAYER_MEDIA_TYPE, &layer)],
-    });
-    let manifest = to_bytes(&manifest)?;
+    let config = to_bytes(&ImageConfig {
+        architecture: "amd64".into(),
+        config: EmptyObject {},
+        os: "linux".into(),
+        rootfs: RootFs {
+            diff_ids: vec![digest_of(&tar)],
+            kind: "layers".into(),
+        },
+    })?;
+    let manifest = to_bytes(&Manifest {
+        config: Descriptor::of(CONFIG_MEDIA_TYPE, &config),
+        layers: vec![Descriptor::of(LAYER_MEDIA_TYPE, &layer)],
+        media_type: MANIFEST_MEDIA_TYPE.into(),
+        schema_version: 2,
+    })?;
     Ok(Blobs {
         layer,
         config,
@@ -129,12 +193,8 @@ pub fn build_blobs(wasm: &[u8]) -> Result<Blobs, String> {
     })
 }
 
-fn to_bytes(v: &Value) -> Result<Vec<u8>, String> {
+fn to_bytes<T: Serialize>(v: &T) -> Result<Vec<u8>, String> {
     serde_json::to_vec(v).map_err(|e| e.to_string())
-}
-
-fn descriptor(media_type: &str, blob: &[u8]) -> Value {
-    json!({"mediaType": media_type, "digest": digest_of(blob), "size": blob.len()})
 }
 
 /// Write the OCI image layout for `wasm` into `dir` (created; existing blobs are replaced, and
@@ -147,13 +207,14 @@ pub fn write_layout(wasm: &[u8], dir: &Path, tag: &str) -> Result<OciImage, Stri
     for blob in [&blobs.layer, &blobs.config, &blobs.manifest] {
         write(&blob_dir.join(sha256_hex(blob)), blob)?;
     }
-    let manifest_desc = json!({
-        "mediaType": MANIFEST_MEDIA_TYPE,
-        "digest": digest_of(&blobs.manifest),
-        "size": blobs.manifest.len(),
-        "annotations": {REF_NAME: tag},
-    });
-    let index = json!({"schemaVersion": 2, "manifests": [manifest_desc]});
+    let mut manifest = Descriptor::of(MANIFEST_MEDIA_TYPE, &blobs.manifest);
+    manifest
+        .annotations
+        .insert(REF_NAME.to_string(), tag.to_string());
+    let index = Index {
+        manifests: vec![manifest],
+        schema_version: 2,
+    };
     write(&dir.join("index.json"), &to_bytes(&index)?)?;
     write(
         &dir.join("oci-layout"),
@@ -176,44 +237,40 @@ pub fn layout_digest(dir: &Path, tag: Option<&str>) -> Result<String, String> {
     let path = dir.join("index.json");
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let index: Value =
+    let index: Index =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let manifests = index
-        .get("manifests")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let found = manifests.iter().find(|m| match tag {
-        Some(t) => m.pointer(&format!("/annotations/{REF_NAME}")) == Some(&json!(t)),
-        None => manifests.len() == 1,
+    let only = index.manifests.len() == 1;
+    let found = index.manifests.iter().find(|m| match tag {
+        Some(t) => m.annotations.get(REF_NAME).map(String::as_str) == Some(t),
+        None => only,
     });
     found
-        .and_then(|m| m.get("digest"))
-        .and_then(Value::as_str)
-        .map(str::to_string)
+        .map(|m| m.digest.clone())
         .ok_or_else(|| format!("{}: no image for tag {tag:?}", path.display()))
 }
 
-pub fn cmd_oci(args: &[String]) -> Result<(), String> {
-    let mut positional: Vec<PathBuf> = Vec::new();
-    let mut tag = "latest".to_string();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--tag" => tag = it.next().cloned().ok_or("--tag needs a value")?,
-            s if s.starts_with('-') => return Err(format!("unknown option `{s}`")),
-            s => positional.push(PathBuf::from(s)),
-        }
-    }
-    let [wasm_path, out] = positional.as_slice() else {
-        return Err("usage: meshgate oci <plugin.wasm> <out-dir> [--tag TAG]".into());
-    };
+/// `meshgate oci`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OciArgs {
+    /// The module.
+    #[arg(value_name = "PLUGIN.WASM")]
+    pub wasm: PathBuf,
+    /// The OCI image layout to write (created if missing).
+    #[arg(value_name = "OUT-DIR")]
+    pub out_dir: PathBuf,
+    /// The image's tag in the layout.
+    #[arg(long, value_name = "TAG", default_value = "latest")]
+    pub tag: String,
+}
+
+pub fn run(args: &OciArgs) -> Result<(), String> {
+    let (wasm_path, out, tag) = (&args.wasm, &args.out_dir, &args.tag);
     let wasm = std::fs::read(wasm_path)
         .map_err(|e| format!("cannot read {}: {e}", wasm_path.display()))?;
     if !wasm.starts_with(b"\0asm") {
         return Err(format!("{} is not a wasm module", wasm_path.display()));
     }
-    let image = write_layout(&wasm, out, &tag)?;
+    let image = write_layout(&wasm, out, tag)?;
     println!(
         "{}: oci:{}:{} digest {} (WasmPlugin sha256: {})",
         wasm_path.display(),
@@ -229,6 +286,7 @@ pub fn cmd_oci(args: &[String]) -> Result<(), String> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::io::Read;
 
     const WASM: &[u8] = b"\0asm\x01\0\0\0 a small module";
@@ -257,6 +315,24 @@ mod tests {
         assert_eq!(sha256_hex(&a.manifest), sha256_hex(&b.manifest));
         let c = build_blobs(b"\0asm\x01\0\0\0 another").unwrap();
         assert_ne!(sha256_hex(&a.manifest), sha256_hex(&c.manifest));
+    }
+
+    /// The image's bytes are what they were when its JSON was written untyped (the digest a
+    /// deployed WasmPlugin pins stays valid for the same module).
+    #[test]
+    fn the_digest_of_a_module_is_stable() {
+        let dir = std::env::temp_dir().join(format!("meshgate-oci-pin-{}", std::process::id()));
+        let image = write_layout(WASM, &dir, "t").unwrap();
+        let index = std::fs::read_to_string(dir.join("index.json")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let digest = "sha256:6a990b24a1e35b32d4070d7c6b10c2884cb280b1dbe16d9ddf7c3a6fe0bc11ce";
+        assert_eq!(image.manifest_digest, digest);
+        assert_eq!(
+            index,
+            format!(
+                r#"{{"manifests":[{{"annotations":{{"org.opencontainers.image.ref.name":"t"}},"digest":"{digest}","mediaType":"application/vnd.oci.image.manifest.v1+json","size":401}}],"schemaVersion":2}}"#
+            )
+        );
     }
 
     #[test]

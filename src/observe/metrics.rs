@@ -19,15 +19,13 @@
 //! named groups, no lazy quantifiers.
 //!
 //! Checked against a real Envoy 1.40 (2026-11-25): a probe filter defining these names, with
-//! [`MetricNames::stats_config`] in the bootstrap, showed in /stats/prometheus exactly
+//! `cli::envoy::stats_config_for` in the bootstrap, showed in /stats/prometheus exactly
 //! `meshgate_requests_total{outcome="ok",operation="meshgate.demo.v1.Payments.GetPayment"}`,
 //! `meshgate_slo_good_events_total{operation=...,slo="availability"}`,
 //! `meshgate_request_duration_ms_bucket{operation=...,le="300"}` (the threshold bucket), and
 //! likewise for every family; no `envoy_` prefix. Envoy's histograms are approximate
 //! (log-linear bins), which is one reason the SLO is counted with exact good/total counters
 //! and the histogram is for dashboards.
-
-use serde_json::{json, Value};
 
 use super::slo::Slo;
 use crate::config_error::ConfigError;
@@ -240,22 +238,6 @@ impl MetricNames {
             r"{WASM_NAMESPACE}\.{}\.operation\..+",
             self.base(Family::RequestDuration)
         )
-    }
-
-    /// The bootstrap's `stats_config` for meshgate's metrics, to merge into an Envoy bootstrap.
-    pub fn stats_config(&self, buckets_ms: &[f64]) -> Value {
-        let tags: Vec<Value> = self
-            .stats_tags()
-            .into_iter()
-            .map(|(tag_name, regex)| json!({"tag_name": tag_name, "regex": regex}))
-            .collect();
-        json!({
-            "stats_tags": tags,
-            "histogram_bucket_settings": [{
-                "match": {"safe_regex": {"regex": self.latency_histogram_regex()}},
-                "buckets": buckets_ms,
-            }],
-        })
     }
 
     fn base(&self, family: Family) -> String {

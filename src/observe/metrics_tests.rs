@@ -223,18 +223,6 @@ fn buckets_include_every_threshold_once() {
 }
 
 #[test]
-fn stats_config_has_tags_and_buckets() {
-    let n = names();
-    let v = n.stats_config(&[100.0, 300.0]);
-    assert_eq!(v["stats_tags"].as_array().unwrap().len(), 8);
-    assert_eq!(v["histogram_bucket_settings"][0]["buckets"][1], 300.0);
-    assert_eq!(
-        v["histogram_bucket_settings"][0]["match"]["safe_regex"]["regex"],
-        n.latency_histogram_regex()
-    );
-}
-
-#[test]
 fn family_names_take_the_exposition_prefix() {
     let mut n = names();
     assert_eq!(n.family(Family::Requests), "meshgate_requests_total");

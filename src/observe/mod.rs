@@ -9,7 +9,7 @@
 //! the end: [`classify`] the [`Outcome`], apply [`MetricNames::request_metrics`], fill an
 //! [`AccessRecord`] (trace from [`parse_trace`] on the request headers), publish
 //! [`AccessRecord::filter_state_entries`] and log [`AccessRecord::to_json_line`]. Host-side:
-//! [`MetricNames::stats_config`] for the Envoy bootstrap, [`alert_rules`] for Prometheus.
+//! `cli::envoy::stats_config_for` for the Envoy bootstrap, [`rule_file`] for Prometheus.
 
 mod classify;
 pub mod input;
@@ -33,4 +33,7 @@ pub use trace::{parse_cloud_trace, parse_trace, parse_traceparent, TraceContext}
 pub use updates::{MetricUpdate, RequestMetric};
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use alerts::{alert_rules, Objective, ALERT_NAME, BURN_RATES, WINDOWS};
+pub use alerts::{
+    rule_file, AlertLabels, AlertingRule, Annotations, Objective, RecordingRule, Rule, RuleFile,
+    RuleGroup, ALERT_NAME, BURN_RATES, WINDOWS,
+};

@@ -4,9 +4,17 @@
 //! `wasmcustom.<prefix>_*` stats through to Prometheus, and the bootstrap override that gives
 //! them their labels (Envoy `stats_tags`, which Istio's API has no field for).
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
+use super::types::{
+    AccessLogFilterExpression, AccessLogging, ClientTlsSettings, ConfigMap, DestinationRuleSpec,
+    EnvoyFileAccessLog, ExtensionProvider, IstioOperatorSpec, IstioResource, Labels, LogFormat,
+    MeshConfig, ObjectMeta, PortSelector, PortTrafficPolicy, ProviderRef, ProxyConfig,
+    ProxyStatsMatcher, Resource, ServiceEntrySpec, ServicePort, TelemetrySpec, TrafficPolicy,
+    WorkloadSelector,
+};
 use super::IstioOptions;
+use crate::cli::envoy::types::StatsConfig;
 use crate::cli::envoy::RECORD_LOG_FILTER;
 use crate::config::input::GatewayInput;
 
@@ -73,91 +81,130 @@ pub fn jwks_hosts(input: &GatewayInput) -> Result<Vec<JwksHost>, String> {
     Ok(out)
 }
 
-fn labels() -> Value {
-    json!({"app.kubernetes.io/part-of": "meshgate"})
+fn labels() -> Labels {
+    [(
+        "app.kubernetes.io/part-of".to_string(),
+        "meshgate".to_string(),
+    )]
+    .into()
+}
+
+fn meta(name: &str, namespace: &str, labels: Labels) -> ObjectMeta {
+    ObjectMeta {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        labels,
+    }
 }
 
 /// ServiceEntry (the host, outside the mesh, TLS on the port) and DestinationRule (originate
 /// TLS with the host's SNI) for one host the proxy calls (a JWKS host, or the module's host).
-pub fn jwks_resources(o: &IstioOptions, h: &JwksHost) -> Vec<Value> {
+pub fn jwks_resources(o: &IstioOptions, h: &JwksHost) -> Vec<IstioResource> {
     let name = format!("meshgate-egress-{}", h.host.replace('.', "-"));
-    let meta = json!({"name": name, "namespace": o.gateway_namespace, "labels": labels()});
-    let service_entry = json!({
-        "apiVersion": "networking.istio.io/v1beta1",
-        "kind": "ServiceEntry",
-        "metadata": meta,
-        "spec": {
-            "hosts": [h.host],
-            "location": "MESH_EXTERNAL",
-            "resolution": "DNS",
-            "ports": [{"number": h.port, "name": "https", "protocol": "TLS"}],
+    let service_entry = ServiceEntrySpec {
+        hosts: vec![h.host.clone()],
+        location: "MESH_EXTERNAL".into(),
+        resolution: "DNS".into(),
+        ports: vec![ServicePort {
+            number: h.port,
+            name: "https".into(),
+            protocol: "TLS".into(),
+        }],
+    };
+    let destination_rule = DestinationRuleSpec {
+        host: h.host.clone(),
+        traffic_policy: TrafficPolicy {
+            port_level_settings: vec![PortTrafficPolicy {
+                port: PortSelector { number: h.port },
+                tls: ClientTlsSettings {
+                    mode: "SIMPLE".into(),
+                    sni: h.host.clone(),
+                },
+            }],
         },
-    });
-    let destination_rule = json!({
-        "apiVersion": "networking.istio.io/v1beta1",
-        "kind": "DestinationRule",
-        "metadata": meta,
-        "spec": {
-            "host": h.host,
-            "trafficPolicy": {"portLevelSettings": [{
-                "port": {"number": h.port},
-                "tls": {"mode": "SIMPLE", "sni": h.host},
-            }]},
-        },
-    });
-    vec![service_entry, destination_rule]
+    };
+    let api = "networking.istio.io/v1beta1";
+    let m = || meta(&name, &o.gateway_namespace, labels());
+    vec![
+        IstioResource::ServiceEntry(Resource::new(api, "ServiceEntry", m(), service_entry)),
+        IstioResource::DestinationRule(Resource::new(
+            api,
+            "DestinationRule",
+            m(),
+            destination_rule,
+        )),
+    ]
 }
 
 /// Telemetry that turns on the `meshgate-records` access log on the gateway, for the requests
 /// meshgate logged only: Envoy would print `-` (not a JSON line) for the others (a route with
 /// the filter off, a request refused before the filter chain).
-pub fn telemetry(o: &IstioOptions) -> Value {
-    json!({
-        "apiVersion": "telemetry.istio.io/v1alpha1",
-        "kind": "Telemetry",
-        "metadata": {"name": "meshgate-records", "namespace": o.gateway_namespace, "labels": labels()},
-        "spec": {
-            "selector": {"matchLabels": o.gateway_labels},
-            "accessLogging": [{
-                "providers": [{"name": LOG_PROVIDER}],
-                "filter": {"expression": RECORD_LOG_FILTER},
-            }],
+pub fn telemetry(o: &IstioOptions) -> Resource<TelemetrySpec> {
+    let spec = TelemetrySpec {
+        selector: WorkloadSelector {
+            match_labels: o.gateway_labels.clone(),
         },
-    })
+        access_logging: vec![AccessLogging {
+            providers: vec![ProviderRef {
+                name: LOG_PROVIDER.into(),
+            }],
+            filter: AccessLogFilterExpression {
+                expression: RECORD_LOG_FILTER.into(),
+            },
+        }],
+    };
+    let m = meta("meshgate-records", &o.gateway_namespace, labels());
+    Resource::new("telemetry.istio.io/v1alpha1", "Telemetry", m, spec)
 }
 
 /// `proxyStatsMatcher` for meshgate's stats (Istio's proxies drop other wasm stats by default).
-pub fn proxy_stats_matcher(metric_prefix: &str) -> Value {
-    json!({"inclusionPrefixes": [format!("wasmcustom.{metric_prefix}_")]})
+pub fn proxy_stats_matcher(metric_prefix: &str) -> ProxyStatsMatcher {
+    ProxyStatsMatcher {
+        inclusion_prefixes: vec![format!("wasmcustom.{metric_prefix}_")],
+    }
 }
 
 /// IstioOperator overlay: the access log provider and the stats matcher for every proxy.
-pub fn istio_operator(o: &IstioOptions) -> Value {
-    json!({
-        "apiVersion": "install.istio.io/v1alpha1",
-        "kind": "IstioOperator",
-        "metadata": {"name": "meshgate", "namespace": "istio-system"},
-        "spec": {"meshConfig": {
-            "extensionProviders": [{
-                "name": LOG_PROVIDER,
-                "envoyFileAccessLog": {"path": "/dev/stdout", "logFormat": {"text": RECORD_FORMAT}},
+pub fn istio_operator(o: &IstioOptions) -> Resource<IstioOperatorSpec> {
+    let spec = IstioOperatorSpec {
+        mesh_config: MeshConfig {
+            extension_providers: vec![ExtensionProvider {
+                name: LOG_PROVIDER.into(),
+                envoy_file_access_log: EnvoyFileAccessLog {
+                    path: "/dev/stdout".into(),
+                    log_format: LogFormat {
+                        text: RECORD_FORMAT.into(),
+                    },
+                },
             }],
-            "defaultConfig": {"proxyStatsMatcher": proxy_stats_matcher(&o.metric_prefix)},
-        }},
-    })
+            default_config: ProxyConfig {
+                proxy_stats_matcher: proxy_stats_matcher(&o.metric_prefix),
+            },
+        },
+    };
+    let m = meta("meshgate", "istio-system", Labels::new());
+    Resource::new("install.istio.io/v1alpha1", "IstioOperator", m, spec)
+}
+
+/// The bootstrap override: meshgate's `stats_config` alone.
+#[derive(Serialize)]
+struct StatsBootstrap<'a> {
+    stats_config: &'a StatsConfig,
 }
 
 /// ConfigMap with the bootstrap override that adds meshgate's `stats_tags` (Prometheus labels)
 /// and latency buckets; pods opt in with `sidecar.istio.io/bootstrapOverride`.
-pub fn bootstrap_configmap(o: &IstioOptions) -> Result<Value, String> {
-    let bootstrap = json!({"stats_config": o.stats_config});
+pub fn bootstrap_configmap(o: &IstioOptions) -> Result<ConfigMap, String> {
+    let bootstrap = StatsBootstrap {
+        stats_config: &o.stats_config,
+    };
     let text = serde_json::to_string_pretty(&bootstrap).map_err(|e| e.to_string())?;
-    Ok(json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": BOOTSTRAP_CONFIGMAP, "namespace": o.gateway_namespace, "labels": labels()},
-        "data": {"custom_bootstrap.json": text},
-    }))
+    Ok(ConfigMap {
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        metadata: meta(BOOTSTRAP_CONFIGMAP, &o.gateway_namespace, labels()),
+        data: [("custom_bootstrap.json".to_string(), text)].into(),
+    })
 }
 
 #[cfg(test)]

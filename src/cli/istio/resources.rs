@@ -4,49 +4,50 @@
 
 use serde_json::{json, Value};
 
+use super::types::{
+    ConfigPatch, EnvoyFilterSelector, EnvoyFilterSpec, FilterChainMatch, FilterMatch,
+    ListenerMatch, ListenerPatch, ObjectMeta, Patch, PatchMatch, PatchValue, Resource,
+    TrafficExtensionSpec, TrafficSelector, WasmFields, WasmPluginSpec, WorkloadSelector,
+};
 use super::IstioOptions;
+use crate::cli::envoy::types::{
+    Any, AsyncDataSource, DataSource, HttpConnectionManager, HttpUri, NamedFilter,
+    RemoteDataSource, RetryPolicy, Wasm,
+};
+use crate::cli::envoy::{local_reply_config, plugin_config, HCM_FILTER_NAME};
 
-/// Envoy's `PluginConfig` as meshgate needs it (the same as `meshgate envoy` renders).
-fn plugin_config(o: &IstioOptions, code: Value) -> Value {
-    json!({
-        "name": o.name,
-        "root_id": o.name,
-        "vm_config": {"vm_id": o.name, "runtime": "envoy.wasm.runtime.v8", "code": code},
-        "configuration": {
-            "@type": "type.googleapis.com/google.protobuf.StringValue",
-            "value": o.filter_json,
-        },
-        "failure_policy": o.fail_strategy.envoy_policy(),
-        // Without it, pausing request headers stalls the body (ENVOY_NOTES).
-        "allow_on_headers_stop_iteration": true,
-    })
-}
-
-fn metadata(o: &IstioOptions, name: &str, namespace: &str) -> Value {
-    json!({
-        "name": name,
-        "namespace": namespace,
-        "labels": {"app.kubernetes.io/name": o.name, "app.kubernetes.io/part-of": "meshgate"},
-    })
+fn metadata(o: &IstioOptions, name: &str, namespace: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        labels: [
+            ("app.kubernetes.io/name", o.name.as_str()),
+            ("app.kubernetes.io/part-of", "meshgate"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    }
 }
 
 /// `spec` fields shared by WasmPlugin and TrafficExtension's `wasm`.
-fn wasm_fields(o: &IstioOptions) -> Value {
-    json!({
-        "url": o.image,
-        "sha256": o.image_sha256,
-        "imagePullPolicy": "IfNotPresent",
-        "pluginName": o.name,
-        "failStrategy": o.fail_strategy.istio_name(),
-        "type": "HTTP",
-        "pluginConfig": istio_managed_config(&o.plugin_config),
-    })
+fn wasm_fields(o: &IstioOptions) -> WasmFields {
+    WasmFields {
+        url: o.image.clone(),
+        sha256: o.image_sha256.clone(),
+        image_pull_policy: "IfNotPresent".into(),
+        plugin_name: o.name.clone(),
+        fail_strategy: o.fail_strategy.istio_name().into(),
+        kind: "HTTP".into(),
+        plugin_config: istio_managed_config(&o.plugin_config),
+    }
 }
 
 /// The filter configuration for a plugin whose Envoy config Istio writes: Istio sets no
 /// `allow_on_headers_stop_iteration`, so a filter cannot hold request or response headers and
 /// still see the body; transcoded calls go as side calls (`transcoding.upstream_calls`) unless
-/// the gateway configuration chose otherwise.
+/// the gateway configuration chose otherwise. (The configuration stays the JSON the filter
+/// reads: it is the filter's input, not a resource this command renders.)
 fn istio_managed_config(filter_config: &Value) -> Value {
     let mut config = filter_config.clone();
     if let Some(root) = config.as_object_mut() {
@@ -59,143 +60,188 @@ fn istio_managed_config(filter_config: &Value) -> Value {
     config
 }
 
+fn selector(labels: &super::types::Labels) -> WorkloadSelector {
+    WorkloadSelector {
+        match_labels: labels.clone(),
+    }
+}
+
 /// WasmPlugin on the ingress gateway, in the AUTHN phase (before Istio's own authn filters).
-pub fn wasmplugin_gateway(o: &IstioOptions) -> Value {
-    let mut spec = json!({
-        "selector": {"matchLabels": o.gateway_labels},
-        "phase": "AUTHN",
-    });
-    merge(&mut spec, wasm_fields(o));
-    json!({
-        "apiVersion": "extensions.istio.io/v1alpha1",
-        "kind": "WasmPlugin",
-        "metadata": metadata(o, &o.name, &o.gateway_namespace),
-        "spec": spec,
-    })
+pub fn wasmplugin_gateway(o: &IstioOptions) -> Resource<WasmPluginSpec> {
+    let spec = WasmPluginSpec {
+        selector: selector(&o.gateway_labels),
+        phase: "AUTHN".into(),
+        matches: Vec::new(),
+        wasm: wasm_fields(o),
+    };
+    let meta = metadata(o, &o.name, &o.gateway_namespace);
+    Resource::new("extensions.istio.io/v1alpha1", "WasmPlugin", meta, spec)
 }
 
 /// WasmPlugin for a workload's sidecar: inbound traffic only (`mode: SERVER`), so the
 /// workload's own outbound calls are not policed as if they were API calls.
-pub fn wasmplugin_sidecar(o: &IstioOptions) -> Value {
-    let mut spec = json!({
-        "selector": {"matchLabels": o.sidecar_labels},
-        "phase": "AUTHN",
-        "match": [{"mode": "SERVER"}],
-    });
-    merge(&mut spec, wasm_fields(o));
-    json!({
-        "apiVersion": "extensions.istio.io/v1alpha1",
-        "kind": "WasmPlugin",
-        "metadata": metadata(o, &o.name, &o.sidecar_namespace),
-        "spec": spec,
-    })
+pub fn wasmplugin_sidecar(o: &IstioOptions) -> Resource<WasmPluginSpec> {
+    let spec = WasmPluginSpec {
+        selector: selector(&o.sidecar_labels),
+        phase: "AUTHN".into(),
+        matches: vec![TrafficSelector {
+            mode: "SERVER".into(),
+        }],
+        wasm: wasm_fields(o),
+    };
+    let meta = metadata(o, &o.name, &o.sidecar_namespace);
+    Resource::new("extensions.istio.io/v1alpha1", "WasmPlugin", meta, spec)
 }
 
 /// TrafficExtension (Istio 1.30+): the same plugin under `spec.wasm`.
-pub fn trafficextension_gateway(o: &IstioOptions) -> Value {
-    json!({
-        "apiVersion": "extensions.istio.io/v1alpha1",
-        "kind": "TrafficExtension",
-        "metadata": metadata(o, &o.name, &o.gateway_namespace),
-        "spec": {
-            "selector": {"matchLabels": o.gateway_labels},
-            "phase": "AUTHN",
-            "wasm": wasm_fields(o),
-        },
-    })
+pub fn trafficextension_gateway(o: &IstioOptions) -> Resource<TrafficExtensionSpec> {
+    let spec = TrafficExtensionSpec {
+        selector: selector(&o.gateway_labels),
+        phase: "AUTHN".into(),
+        wasm: wasm_fields(o),
+    };
+    let meta = metadata(o, &o.name, &o.gateway_namespace);
+    Resource::new(
+        "extensions.istio.io/v1alpha1",
+        "TrafficExtension",
+        meta,
+        spec,
+    )
 }
 
 /// The HTTP filter an EnvoyFilter inserts: the wasm filter with meshgate's plugin config.
-pub fn envoy_http_filter(o: &IstioOptions, code: Value) -> Value {
-    json!({
-        "name": o.name,
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
-            "config": plugin_config(o, code),
-        },
-    })
+pub fn envoy_http_filter(o: &IstioOptions, code: AsyncDataSource) -> NamedFilter {
+    let config = plugin_config(
+        &o.name,
+        code,
+        &o.filter_json,
+        o.fail_strategy.envoy_policy(),
+    );
+    NamedFilter {
+        name: o.name.clone(),
+        typed_config: Any::Wasm(Box::new(Wasm { config })),
+    }
 }
 
 /// `vm_config.code` for a module file present in the proxy container.
-pub fn local_code(path: &str) -> Value {
-    json!({"local": {"filename": path}})
+pub fn local_code(path: &str) -> AsyncDataSource {
+    AsyncDataSource::Local(DataSource {
+        filename: path.to_string(),
+    })
 }
 
 /// `vm_config.code` for a module fetched by Envoy over HTTP(S) through `cluster`, checked
 /// against its SHA-256.
-pub fn remote_code(url: &str, cluster: &str, sha256: &str) -> Value {
-    json!({"remote": {
-        "http_uri": {"uri": url, "cluster": cluster, "timeout": "30s"},
-        "sha256": sha256,
-        "retry_policy": {"num_retries": 3},
-    }})
+pub fn remote_code(url: &str, cluster: &str, sha256: &str) -> AsyncDataSource {
+    AsyncDataSource::Remote(RemoteDataSource {
+        http_uri: HttpUri {
+            uri: url.to_string(),
+            cluster: cluster.to_string(),
+            timeout: "30s".into(),
+        },
+        sha256: sha256.to_string(),
+        retry_policy: RetryPolicy { num_retries: 3 },
+    })
+}
+
+/// Matches the HTTP connection manager of `context`'s listeners.
+fn hcm_match(context: &str) -> PatchMatch {
+    PatchMatch {
+        context: context.to_string(),
+        listener: Some(ListenerMatch {
+            filter_chain: FilterChainMatch {
+                filter: FilterMatch {
+                    name: HCM_FILTER_NAME.into(),
+                },
+            },
+        }),
+    }
+}
+
+fn envoy_filter(
+    o: &IstioOptions,
+    name: &str,
+    namespace: &str,
+    labels: &super::types::Labels,
+    config_patches: Vec<ConfigPatch>,
+) -> Resource<EnvoyFilterSpec> {
+    let spec = EnvoyFilterSpec {
+        workload_selector: EnvoyFilterSelector {
+            labels: labels.clone(),
+        },
+        config_patches,
+    };
+    let meta = metadata(o, name, namespace);
+    Resource::new("networking.istio.io/v1alpha3", "EnvoyFilter", meta, spec)
 }
 
 /// EnvoyFilter that puts the wasm filter first in the gateway's HTTP filter chain.
-pub fn envoyfilter_gateway(o: &IstioOptions, name: &str, code: Value) -> Value {
-    json!({
-        "apiVersion": "networking.istio.io/v1alpha3",
-        "kind": "EnvoyFilter",
-        "metadata": metadata(o, name, &o.gateway_namespace),
-        "spec": {
-            "workloadSelector": {"labels": o.gateway_labels},
-            "configPatches": [{
-                "applyTo": "HTTP_FILTER",
-                "match": {
-                    "context": "GATEWAY",
-                    "listener": {"filterChain": {"filter": {
-                        "name": "envoy.filters.network.http_connection_manager",
-                    }}},
-                },
-                "patch": {"operation": "INSERT_FIRST", "value": envoy_http_filter(o, code)},
-            }],
+pub fn envoyfilter_gateway(
+    o: &IstioOptions,
+    name: &str,
+    code: AsyncDataSource,
+) -> Resource<EnvoyFilterSpec> {
+    let patch = ConfigPatch {
+        apply_to: "HTTP_FILTER".into(),
+        matcher: hcm_match("GATEWAY"),
+        patch: Patch {
+            operation: "INSERT_FIRST".into(),
+            value: PatchValue::Filter(envoy_http_filter(o, code)),
         },
-    })
+    };
+    envoy_filter(
+        o,
+        name,
+        &o.gateway_namespace,
+        &o.gateway_labels,
+        vec![patch],
+    )
 }
 
 /// EnvoyFilter patch of the HTTP connection manager: meshgate's `local_reply_config` (see
 /// [`crate::cli::envoy::local_reply_config`]), so that the errors Envoy answers itself, past
 /// the filter, are `google.rpc.Status` JSON too. `context` is `GATEWAY` or `SIDECAR_INBOUND`.
-fn local_replies_patch(context: &str) -> Value {
-    json!({
-        "applyTo": "NETWORK_FILTER",
-        "match": {
-            "context": context,
-            "listener": {"filterChain": {"filter": {
-                "name": "envoy.filters.network.http_connection_manager",
-            }}},
+fn local_replies_patch(context: &str) -> ConfigPatch {
+    let hcm = HttpConnectionManager {
+        local_reply_config: Some(local_reply_config()),
+        ..HttpConnectionManager::default()
+    };
+    ConfigPatch {
+        apply_to: "NETWORK_FILTER".into(),
+        matcher: hcm_match(context),
+        patch: Patch {
+            operation: "MERGE".into(),
+            value: PatchValue::Filter(NamedFilter {
+                name: HCM_FILTER_NAME.into(),
+                typed_config: Any::HttpConnectionManager(Box::new(hcm)),
+            }),
         },
-        "patch": {
-            "operation": "MERGE",
-            "value": {
-                "name": "envoy.filters.network.http_connection_manager",
-                "typed_config": {
-                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                    "local_reply_config": crate::cli::envoy::local_reply_config(),
-                },
-            },
-        },
-    })
+    }
 }
 
 /// EnvoyFilter patch of the listener: the buffer limit meshgate's body limits need (Envoy's
 /// 1 MiB default answers larger bodies with its own 413 before `max_request_bytes` applies).
-fn buffer_limit_patch(o: &IstioOptions, context: &str) -> Value {
-    json!({
-        "applyTo": "LISTENER",
-        "match": {"context": context},
-        "patch": {
-            "operation": "MERGE",
-            "value": {"per_connection_buffer_limit_bytes": o.buffer_limit_bytes},
+fn buffer_limit_patch(o: &IstioOptions, context: &str) -> ConfigPatch {
+    ConfigPatch {
+        apply_to: "LISTENER".into(),
+        matcher: PatchMatch {
+            context: context.to_string(),
+            listener: None,
         },
-    })
+        patch: Patch {
+            operation: "MERGE".into(),
+            value: PatchValue::Listener(ListenerPatch {
+                per_connection_buffer_limit_bytes: o.buffer_limit_bytes,
+            }),
+        },
+    }
 }
 
 /// The local-reply EnvoyFilters: one for the ingress gateway, one for the workload's sidecar
 /// (inbound), with the listener buffer limit. They go with any of the ways to install the
 /// filter (WasmPlugin, TrafficExtension, EnvoyFilter), which cannot carry connection manager or
 /// listener settings themselves.
-pub fn envoyfilters_local_replies(o: &IstioOptions) -> Vec<Value> {
+pub fn envoyfilters_local_replies(o: &IstioOptions) -> Vec<Resource<EnvoyFilterSpec>> {
     let name = format!("{}-local-replies", o.name);
     [
         (&o.gateway_namespace, &o.gateway_labels, "GATEWAY"),
@@ -203,21 +249,8 @@ pub fn envoyfilters_local_replies(o: &IstioOptions) -> Vec<Value> {
     ]
     .into_iter()
     .map(|(namespace, labels, context)| {
-        json!({
-            "apiVersion": "networking.istio.io/v1alpha3",
-            "kind": "EnvoyFilter",
-            "metadata": metadata(o, &name, namespace),
-            "spec": {
-                "workloadSelector": {"labels": labels},
-                "configPatches": [local_replies_patch(context), buffer_limit_patch(o, context)],
-            },
-        })
+        let patches = vec![local_replies_patch(context), buffer_limit_patch(o, context)];
+        envoy_filter(o, &name, namespace, labels, patches)
     })
     .collect()
-}
-
-fn merge(into: &mut Value, from: Value) {
-    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), from) {
-        a.extend(b);
-    }
 }

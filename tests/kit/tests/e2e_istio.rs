@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use meshgate::cli::envoy::types::Cluster;
 use meshgate::cli::envoy::{
     bootstrap, buffer_limit_for, stats_config_for, ClusterSpec, EnvoyOptions,
 };
@@ -395,9 +396,12 @@ async fn envoyfilter_filter_and_stats_settings_work_in_envoy() {
     let json_cfg = meshgate::cli::compile_file(&gateway).unwrap();
     let compiled = meshgate::config::compile_json(json_cfg.as_bytes()).unwrap();
     let mut o = demo_envoy_options(json_cfg, &payments, &wallets);
-    o.stats_config = overlay["stats_config"].clone();
-    assert_eq!(o.stats_config, stats_config_for(&compiled));
-    let mut b = bootstrap(&o);
+    o.stats_config = stats_config_for(&compiled);
+    assert_eq!(
+        overlay["stats_config"],
+        serde_json::to_value(&o.stats_config).unwrap()
+    );
+    let mut b = serde_json::to_value(bootstrap(&o)).unwrap();
     b["stats_config"]["stats_matcher"] = json!({"inclusion_list": {"patterns": patterns}});
     let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
     hcm["typed_config"]["http_filters"][0] = filter;
@@ -479,7 +483,7 @@ async fn local_reply_envoyfilter_makes_envoys_replies_status_json_in_envoy() {
     o.wasm_path = wasm_path().unwrap().display().to_string();
     o.route_timeout_s = 1;
     // The connection manager as an Istio proxy has it (no local_reply_config), then the patch.
-    let mut b = bootstrap(&o);
+    let mut b = serde_json::to_value(bootstrap(&o)).unwrap();
     let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
     let typed = hcm["typed_config"].as_object_mut().unwrap();
     typed.remove("local_reply_config");
@@ -758,7 +762,7 @@ async fn wasmplugin_as_istio_renders_it_answers_like_the_local_configuration() {
     let limit = patch["patch"]["value"]["per_connection_buffer_limit_bytes"].as_u64();
     assert_eq!(limit, Some(u64::from(buffer_limit_for(&config))));
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
-    let mut b = bootstrap(&o);
+    let mut b = serde_json::to_value(bootstrap(&o)).unwrap();
     let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
     hcm["typed_config"]["http_filters"][0] = istio_rendered_filter(wp, &wasm_path().unwrap());
     let rendered_filter = &hcm["typed_config"]["http_filters"][0]["typed_config"]["config"];
@@ -834,13 +838,11 @@ async fn remote_jwks_is_fetched_through_istios_cluster_name() {
     let jwks = meshgate_kit::jwks::JwksServer::start(r#"{"keys":[]}"#).unwrap();
     let gw = GatewayBuilder::demo()
         .filter_json(plugin_config)
-        .cluster(json!({
-            "name": cluster,
-            "type": "STATIC",
-            "connect_timeout": "2s",
-            "load_assignment": {"cluster_name": cluster, "endpoints": [{"lb_endpoints": [{
-                "endpoint": {"address": {"socket_address": {
-                    "address": "127.0.0.1", "port_value": jwks.addr().port()}}}}]}]},
+        .cluster(Cluster::from(&ClusterSpec {
+            name: cluster.to_string(),
+            address: "127.0.0.1".into(),
+            port: jwks.addr().port(),
+            http2: false,
         }))
         .start()
         .unwrap();
@@ -1015,15 +1017,13 @@ async fn virtualservice_routes_select_policies_with_the_istio_gateway() {
     o.clusters = clusters;
     o.stats_config = stats_config_for(&config);
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
-    o.extra_clusters = vec![json!({
-        "name": jwks_cluster,
-        "type": "STATIC",
-        "connect_timeout": "2s",
-        "load_assignment": {"cluster_name": jwks_cluster, "endpoints": [{"lb_endpoints": [{
-            "endpoint": {"address": {"socket_address": {
-                "address": "127.0.0.1", "port_value": jwks.addr().port()}}}}]}]},
+    o.extra_clusters = vec![Cluster::from(&ClusterSpec {
+        name: jwks_cluster.to_string(),
+        address: "127.0.0.1".into(),
+        port: jwks.addr().port(),
+        http2: false,
     })];
-    let mut b = bootstrap(&o);
+    let mut b = serde_json::to_value(bootstrap(&o)).unwrap();
     let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
         ["typed_config"];
     hcm["http_filters"][0] = filter;

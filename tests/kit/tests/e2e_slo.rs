@@ -176,7 +176,7 @@ fn start(name: &str) -> Fixture {
     o.failure_policy = "FAIL_CLOSED".into();
     o.stats_config = stats_config_for(&config);
     o.upstream_header = config.routing.upstream_header.clone();
-    let mut boot = bootstrap(&o);
+    let mut boot = serde_json::to_value(bootstrap(&o)).unwrap();
     let fields_log = dir.0.join("fields.log");
     let format: Vec<String> = FIELDS
         .iter()

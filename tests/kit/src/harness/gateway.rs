@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use meshgate::cli::envoy::types::Cluster;
 use meshgate::cli::envoy::{
     bootstrap, buffer_limit_for, stats_config_for, ClusterSpec, EnvoyOptions, RouteSpec,
 };
@@ -41,7 +42,7 @@ pub struct GatewayBuilder {
     yaml: PathBuf,
     upstreams: Vec<(String, UpstreamKind)>,
     routes: Vec<RouteSpec>,
-    extra_clusters: Vec<Value>,
+    extra_clusters: Vec<Cluster>,
     failure_policy: String,
     wasm: Option<PathBuf>,
     route_timeout_s: u32,
@@ -172,8 +173,8 @@ impl GatewayBuilder {
         self
     }
 
-    /// A raw Envoy cluster (a JWKS server, for example).
-    pub fn cluster(mut self, cluster: Value) -> Self {
+    /// An extra Envoy cluster (a JWKS server, for example).
+    pub fn cluster(mut self, cluster: Cluster) -> Self {
         self.extra_clusters.push(cluster);
         self
     }
@@ -232,7 +233,8 @@ impl GatewayBuilder {
         o.buffer_limit_bytes = Some(buffer_limit_for(&config));
         o.upstream_header = config.routing.upstream_header.clone();
         o.generate_request_id = self.envoy_request_ids;
-        let mut b = bootstrap(&o);
+        let mut b =
+            serde_json::to_value(bootstrap(&o)).map_err(|e| KitError::new(e.to_string()))?;
         if !self.headers_pause {
             let filter = b
                 .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config")

@@ -26,6 +26,8 @@ use jwt_compact::alg::{Rsa, RsaPrivateKey};
 use jwt_compact::jwk::JsonWebKey;
 use jwt_compact::{Algorithm, AlgorithmSignature};
 use meshgate::auth::es384::Es384;
+use meshgate::cli::envoy::types::Cluster;
+use meshgate::cli::envoy::ClusterSpec;
 use meshgate_kit::harness::{repo_root, Gateway};
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
@@ -234,17 +236,15 @@ fn merge(into: &mut Value, from: Value) {
 }
 
 /// A raw Envoy cluster (HTTP/1.1) that reaches `addr` (a JWKS server).
-pub fn jwks_cluster(name: &str, addr: std::net::SocketAddr) -> Value {
-    json!({
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
-                "address": "127.0.0.1", "port_value": addr.port()}}}}]}],
-        },
-    })
+pub fn jwks_cluster(name: &str, addr: std::net::SocketAddr) -> Cluster {
+    let mut cluster = Cluster::from(&ClusterSpec {
+        name: name.into(),
+        address: "127.0.0.1".into(),
+        port: addr.port(),
+        http2: false,
+    });
+    cluster.connect_timeout = "1s".into();
+    cluster
 }
 
 /// Sum of the Prometheus samples of `metric` (a name suffix such as

@@ -1,0 +1,214 @@
+//! The bootstrap's listener: the HTTP connection manager with meshgate's wasm filter, the
+//! routes (per-route policies, one route per upstream on the routing header), the access log
+//! of meshgate's records and the local reply mappers.
+
+use std::collections::BTreeMap;
+
+use super::local_reply::{cel_filter, local_reply_config};
+use super::types::{
+    AccessLog, Address, Any, AsyncDataSource, CodecType, DataSource, FileAccessLog, FilterChain,
+    FilterConfig, FilterMetadata, HeaderMatcher, HttpConnectionManager, InlineString, Listener,
+    MeshgateMetadata, Metadata, NamedFilter, PluginConfig, Route, RouteAction, RouteConfiguration,
+    RouteMatch, Router, StringMatcher, StringValue, SubstitutionFormatString, VirtualHost,
+    VmConfig, Wasm,
+};
+use super::{EnvoyOptions, RouteSpec, RECORD_LOG_FILTER, WASM_FILTER_NAME};
+
+/// The HTTP connection manager's network filter name.
+pub const HCM_FILTER_NAME: &str = "envoy.filters.network.http_connection_manager";
+
+pub(super) fn listener(o: &EnvoyOptions) -> Listener {
+    let hcm = HttpConnectionManager {
+        stat_prefix: Some("gateway".into()),
+        codec_type: Some(CodecType::Auto),
+        access_log: Some(access_log(o)),
+        local_reply_config: Some(local_reply_config()),
+        route_config: Some(RouteConfiguration {
+            name: "gateway".into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "all".into(),
+                domains: vec!["*".into()],
+                routes: routes(o),
+            }],
+        }),
+        http_filters: Some(vec![
+            wasm_filter(o),
+            NamedFilter {
+                name: "envoy.filters.http.router".into(),
+                typed_config: Any::Router(Router {}),
+            },
+        ]),
+        generate_request_id: (!o.generate_request_id).then_some(false),
+    };
+    Listener {
+        name: "gateway".into(),
+        address: Address::socket(&o.listen_address, o.listen_port),
+        filter_chains: vec![FilterChain {
+            filters: vec![NamedFilter {
+                name: HCM_FILTER_NAME.into(),
+                typed_config: Any::HttpConnectionManager(Box::new(hcm)),
+            }],
+        }],
+        per_connection_buffer_limit_bytes: o.buffer_limit_bytes,
+    }
+}
+
+/// Envoy's `PluginConfig` for meshgate with the module at `code` (the same for `meshgate envoy`
+/// and the Istio EnvoyFilter).
+pub fn plugin_config(
+    name: &str,
+    code: AsyncDataSource,
+    filter_config_json: &str,
+    failure_policy: &str,
+) -> PluginConfig {
+    PluginConfig {
+        name: name.into(),
+        root_id: name.into(),
+        vm_config: VmConfig {
+            vm_id: name.into(),
+            runtime: "envoy.wasm.runtime.v8".into(),
+            code,
+        },
+        configuration: Any::StringValue(StringValue {
+            value: filter_config_json.to_string(),
+        }),
+        failure_policy: failure_policy.to_string(),
+        // Without it, pausing request headers stalls the body (ENVOY_NOTES).
+        allow_on_headers_stop_iteration: true,
+    }
+}
+
+fn wasm_filter(o: &EnvoyOptions) -> NamedFilter {
+    let code = AsyncDataSource::Local(DataSource {
+        filename: o.wasm_path.clone(),
+    });
+    NamedFilter {
+        name: WASM_FILTER_NAME.into(),
+        typed_config: Any::Wasm(Box::new(Wasm {
+            config: plugin_config("meshgate", code, &o.filter_config_json, &o.failure_policy),
+        })),
+    }
+}
+
+fn route_action(cluster: &str, timeout_s: u32) -> RouteAction {
+    RouteAction {
+        cluster: cluster.to_string(),
+        timeout: format!("{timeout_s}s"),
+    }
+}
+
+fn header_match(o: &EnvoyOptions, value: String) -> Vec<HeaderMatcher> {
+    vec![HeaderMatcher {
+        name: o.upstream_header.clone(),
+        string_match: StringMatcher::Exact(value),
+    }]
+}
+
+/// A route of `r`'s: its name, prefix, metadata and per-filter config, going to `cluster`,
+/// optionally only when the routing header names `header_value`.
+fn spec_route(o: &EnvoyOptions, r: &RouteSpec, cluster: &str, value: Option<String>) -> Route {
+    let mut per_filter = BTreeMap::new();
+    if r.disable_filter {
+        let off = Any::FilterConfig(FilterConfig { disabled: true });
+        per_filter.insert(WASM_FILTER_NAME.to_string(), off);
+    }
+    Route {
+        name: r.name.clone(),
+        matcher: RouteMatch {
+            prefix: r.prefix.clone(),
+            headers: value.map(|v| header_match(o, v)).unwrap_or_default(),
+        },
+        route: route_action(cluster, o.route_timeout_s),
+        metadata: r.policy.as_ref().map(|p| Metadata {
+            filter_metadata: FilterMetadata {
+                meshgate: MeshgateMetadata { policy: p.clone() },
+            },
+        }),
+        typed_per_filter_config: per_filter,
+    }
+}
+
+/// The routes of one [`RouteSpec`]. With meshgate on, one route per upstream (matched on the
+/// routing header) then the fallback to `r.cluster`, all with the same name and metadata:
+/// Envoy picks the policy before meshgate strips a spoofed routing header, so a client cannot
+/// pick another route's policy with one, and after meshgate sets the header the request
+/// still goes to its operation's upstream. With meshgate off, one route to `r.cluster`.
+fn spec_routes(o: &EnvoyOptions, r: &RouteSpec) -> Vec<Route> {
+    let mut out = Vec::new();
+    if !r.disable_filter {
+        for c in &o.clusters {
+            out.push(spec_route(o, r, &c.name, Some(header_value(o, &c.name))));
+        }
+    }
+    out.push(spec_route(o, r, &r.cluster, None));
+    out
+}
+
+/// The value meshgate writes into the routing header for the upstream `cluster`: its
+/// `header_value` in the filter configuration, else its name.
+fn header_value(o: &EnvoyOptions, cluster: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(&o.filter_config_json)
+        .ok()
+        .as_ref()
+        .and_then(|v| {
+            v.get("upstreams")?
+                .get(cluster)?
+                .get("header_value")?
+                .as_str()
+        })
+        .unwrap_or(cluster)
+        .to_string()
+}
+
+pub(super) fn routes(o: &EnvoyOptions) -> Vec<Route> {
+    let mut out: Vec<Route> = o.routes.iter().flat_map(|r| spec_routes(o, r)).collect();
+    for c in &o.clusters {
+        out.push(Route {
+            name: format!("upstream-{}", c.name),
+            matcher: RouteMatch {
+                prefix: "/".into(),
+                headers: header_match(o, header_value(o, &c.name)),
+            },
+            route: route_action(&c.name, o.route_timeout_s),
+            metadata: None,
+            typed_per_filter_config: BTreeMap::new(),
+        });
+    }
+    // Requests the filter did not route (answered locally, or passed through) still need a
+    // route for the filter chain to run; the first cluster is the fallback.
+    if let Some(c) = o.clusters.first() {
+        out.push(Route {
+            name: "default".into(),
+            matcher: RouteMatch {
+                prefix: "/".into(),
+                headers: Vec::new(),
+            },
+            route: route_action(&c.name, o.route_timeout_s),
+            metadata: None,
+            typed_per_filter_config: BTreeMap::new(),
+        });
+    }
+    out
+}
+
+/// Envoy's file access log writing meshgate's record (filter state `wasm.meshgate.record`)
+/// as one JSON line per request, nothing else: what a log agent ships as structured logs.
+fn access_log(o: &EnvoyOptions) -> Vec<AccessLog> {
+    let Some(path) = &o.access_log_path else {
+        return Vec::new();
+    };
+    vec![AccessLog {
+        name: "envoy.access_loggers.file".into(),
+        // Only requests meshgate logged (a route with the filter off, or a request Envoy
+        // refused before the filter ran, would print `-`: not a JSON line).
+        filter: cel_filter(RECORD_LOG_FILTER),
+        typed_config: Any::FileAccessLog(FileAccessLog {
+            path: path.clone(),
+            log_format: SubstitutionFormatString {
+                text_format_source: InlineString {
+                    inline_string: "%FILTER_STATE(wasm.meshgate.record:PLAIN)%\n".into(),
+                },
+            },
+        }),
+    }]
+}
