@@ -42,7 +42,6 @@ pub mod backend;
 pub mod cli;
 pub mod error;
 pub mod harness;
-pub mod hs256;
 pub mod http_server;
 pub mod jwks;
 pub mod proto;

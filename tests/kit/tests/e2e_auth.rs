@@ -200,7 +200,7 @@ fn security_cases() -> Vec<(&'static str, String, u16, &'static str)> {
     let confused = sign_raw(
         &json!({"alg": "HS256", "kid": "rsa"}),
         &c,
-        &signer(
+        signer(
             jwt_compact::alg::Hs256,
             jwt_compact::alg::Hs256Key::new(&published),
         ),

@@ -15,11 +15,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use meshgate::cli::envoy::{parse_route, RouteSpec};
+use meshgate_fixtures::hs256;
 use meshgate_kit::harness::{
     grpc_frame, http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway,
     GatewayBuilder, HttpClient, RawResponse,
 };
-use meshgate_kit::hs256;
 use meshgate_kit::proto::meshgate::demo::v1::{GetPaymentRequest, GetWalletRequest};
 use serde_json::{json, Value};
 

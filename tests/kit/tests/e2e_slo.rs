@@ -25,11 +25,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use meshgate::cli::envoy::{bootstrap, stats_config_for, ClusterSpec, EnvoyOptions, RouteSpec};
+use meshgate_fixtures::hs256;
 use meshgate_kit::harness::{
     filter_config, free_port, http1_client, http2_client, payments_client, repo_root,
     start_backend, start_envoy_with_args, wallets_client, wasm_path, Gateway,
 };
-use meshgate_kit::hs256;
 use meshgate_kit::proto::meshgate::demo::v1::{
     GetPaymentRequest, GetWalletRequest, ListPaymentsRequest,
 };
