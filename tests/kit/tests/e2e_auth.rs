@@ -44,24 +44,10 @@ use tonic::metadata::MetadataValue;
 
 const PAYMENT: &str = "/v1/payments/pay_001";
 
-fn gateway() -> Gateway {
-    gateway_with(json!({}))
-}
-
-/// The gateway with `auth_extra` merged into `auth` (e.g. `{"cache": {"enabled": false}}`).
-fn gateway_with(auth_extra: Value) -> Gateway {
-    start(gateway_doc(auth_extra), |b| b)
-}
-
-/// Starts the gateway of `doc`, with the builder's options changed by `options` (Envoy's
-/// header limit, say).
-fn start(doc: Value, options: impl FnOnce(GatewayBuilder) -> GatewayBuilder) -> Gateway {
-    let yaml = gateway_yaml("inline", doc);
-    let builder = GatewayBuilder::new(yaml)
-        .grpc_upstream("payments", "payments")
-        .grpc_upstream("wallets", "wallets")
-        .rest_upstream("legacy");
-    options(builder).start().unwrap()
+/// The suite's gateway: [`gateway_doc`] with `auth_extra` merged into `auth` (e.g.
+/// `{"cache": {"enabled": false}}`), the demo backends and the REST echo backend `legacy`.
+fn builder(auth_extra: Value) -> GatewayBuilder {
+    GatewayBuilder::demo_doc("auth-inline", gateway_doc(auth_extra)).rest_upstream("legacy")
 }
 
 /// The gateway's configuration, with `auth_extra` merged into `auth`.
@@ -142,7 +128,7 @@ async fn get(gw: &Gateway, path: &str, headers: &[(&str, &str)]) -> (u16, Value,
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_algorithm_is_accepted_over_http1_http2_and_grpc() {
-    let gw = gateway();
+    let gw = builder(json!({})).start().unwrap();
     for alg in ALGS {
         let t = token(alg, &claims());
         let auth = bearer(&t);
@@ -349,7 +335,7 @@ fn security_cases() -> Vec<(&'static str, String, u16, &'static str)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn security_cases_are_rejected_with_the_right_status_counted_and_logged() {
-    let gw = gateway();
+    let gw = builder(json!({})).start().unwrap();
     let cases = security_cases();
     for (i, (name, auth, status, reason)) in cases.iter().enumerate() {
         // Ids of one length: no id is a prefix of another in the log.
@@ -461,7 +447,11 @@ async fn a_token_of_one_mebibyte_is_refused_by_the_auth_check_or_the_header_limi
     assert!(huge.len() > 1 << 20);
     let mut doc = gateway_doc(json!({}));
     doc["limits"] = json!({"max_header_bytes": 2 << 20});
-    let gw = start(doc, |b| b.max_request_headers_kb(8192));
+    let gw = GatewayBuilder::demo_doc("auth-inline", doc)
+        .rest_upstream("legacy")
+        .max_request_headers_kb(8192)
+        .start()
+        .unwrap();
     let (status, body, www) = get(
         &gw,
         PAYMENT,
@@ -487,7 +477,10 @@ async fn a_token_of_one_mebibyte_is_refused_by_the_auth_check_or_the_header_limi
     assert_eq!(status, 200, "still serving after the 1 MiB token: {body}");
     drop(gw);
 
-    let gw = start(gateway_doc(json!({})), |b| b.max_request_headers_kb(8192));
+    let gw = builder(json!({}))
+        .max_request_headers_kb(8192)
+        .start()
+        .unwrap();
     let resp = http1_client()
         .get(
             &gw.url(PAYMENT),
@@ -569,7 +562,7 @@ type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, u16);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requirement_kinds_follow_the_configuration() {
-    let gw = gateway();
+    let gw = builder(json!({})).start().unwrap();
     let main = bearer(&token("RS256", &claims()));
     let other = other_token(&other_claims("svc-1"));
     let bad = bearer(&token("ES256", &json!({"iss": ISSUER, "aud": "api"})));
@@ -705,7 +698,7 @@ async fn requirement_kinds_follow_the_configuration() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn claims_payload_and_subject_reach_the_backend_and_the_token_does_not() {
-    let gw = gateway();
+    let gw = builder(json!({})).start().unwrap();
     let c = claims();
     let t = token("PS256", &c);
     let mut payments = payments_client(gw.addr()).await.unwrap();
@@ -807,7 +800,7 @@ async fn claims_payload_and_subject_reach_the_backend_and_the_token_does_not() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_from_query_and_cookie_are_accepted_and_taken_out() {
-    let gw = gateway();
+    let gw = builder(json!({})).start().unwrap();
     let t = token("EdDSA", &claims());
     // Query parameter: accepted, and not mistaken for a field of the request message.
     let (status, body, _) = get(&gw, &format!("{PAYMENT}?access_token={t}"), &[]).await;
@@ -894,7 +887,7 @@ async fn tokens_from_query_and_cookie_are_accepted_and_taken_out() {
 /// cookie token is never in the record either (the record carries no cookie).
 #[tokio::test(flavor = "multi_thread")]
 async fn query_and_cookie_tokens_never_reach_the_logs() {
-    let gw = gateway();
+    let gw = builder(json!({})).start().unwrap();
     let now = now_secs();
     let mut expired = claims();
     expired["exp"] = json!(now - 600);
@@ -1029,7 +1022,9 @@ async fn query_and_cookie_tokens_never_reach_the_logs() {
 /// transcoded one and a REST one) follow it; operations with a rule keep theirs.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_configured_default_requirement_applies_to_operations_without_a_rule() {
-    let gw = gateway_with(json!({"default": {"provider": "main"}}));
+    let gw = builder(json!({"default": {"provider": "main"}}))
+        .start()
+        .unwrap();
     let main = bearer(&token("ES384", &claims()));
     for path in ["/v1/documents/a/b", "/legacy/open/plan"] {
         let (status, body, www) = get(&gw, path, &[]).await;
@@ -1073,7 +1068,7 @@ async fn a_configured_default_requirement_applies_to_operations_without_a_rule()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verified_tokens_are_cached_by_default() {
-    let gw = gateway();
+    let gw = builder(json!({})).start().unwrap();
     let auth = bearer(&token("RS512", &claims()));
     for _ in 0..5 {
         let (status, body, _) = get(&gw, PAYMENT, &[("authorization", &auth)]).await;
@@ -1094,7 +1089,9 @@ async fn verified_tokens_are_cached_by_default() {
     assert_eq!((ok, cached), (1, 4), "one signature check, then cache hits");
     drop(gw);
     // Switched off: every request checks the signature.
-    let gw = gateway_with(json!({"cache": {"enabled": false}}));
+    let gw = builder(json!({"cache": {"enabled": false}}))
+        .start()
+        .unwrap();
     for _ in 0..3 {
         let (status, body, _) = get(&gw, PAYMENT, &[("authorization", &auth)]).await;
         assert_eq!(status, 200, "{body}");

@@ -352,32 +352,15 @@ async fn oversized_bodies_and_headers_are_refused() {
     );
 }
 
-/// The demo gateway with small `limits:` (a copy of `envoy/gateway.yaml` in a temp dir).
-fn small_limits_gateway() -> Gateway {
-    let root = repo_root();
-    let yaml = std::fs::read_to_string(root.join("envoy/gateway.yaml")).unwrap();
-    let proto = root.join("proto");
-    let yaml = yaml.replace(
-        "include: [../proto]",
-        &format!("include: [{}]", proto.display()),
-    )
-        + "\nlimits:\n  max_request_bytes: 65536\n  max_header_bytes: 8192\n  max_json_depth: 8\n";
-    let dir = std::env::temp_dir().join(format!("meshgate-limits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gateway.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    GatewayBuilder::new(path)
-        .grpc_upstream("payments", "payments")
-        .grpc_upstream("wallets", "wallets")
-        .start()
-        .unwrap()
-}
-
 /// `limits:` is honoured: a body, headers and nesting that the defaults accept are refused
 /// under small configured limits, with their statuses.
 #[tokio::test(flavor = "multi_thread")]
 async fn configured_limits_are_enforced() {
-    let gw = small_limits_gateway();
+    let gw = GatewayBuilder::demo_with(
+        "limits:\n  max_request_bytes: 65536\n  max_header_bytes: 8192\n  max_json_depth: 8\n",
+    )
+    .start()
+    .unwrap();
     let mut body = b"{\"merchant\":\"".to_vec();
     body.resize(100 << 10, b'a');
     body.extend_from_slice(b"\"}");
@@ -476,24 +459,7 @@ fn leak(s: String) -> &'static str {
 /// one that stalls after its headers: 504 too.
 #[tokio::test(flavor = "multi_thread")]
 async fn backend_timeouts_get_504_status() {
-    let root = repo_root();
-    let yaml = std::fs::read_to_string(root.join("envoy/gateway.yaml")).unwrap();
-    let yaml = yaml
-        .replace(
-            "include: [../proto]",
-            &format!("include: [{}]", root.join("proto").display()),
-        )
-        .replace("  payments: {}", "  payments: {timeout_ms: 1000}");
-    assert!(
-        yaml.contains("timeout_ms: 1000"),
-        "the demo names its upstreams"
-    );
-    let dir = std::env::temp_dir().join(format!("meshgate-timeouts-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("gateway.yaml"), yaml).unwrap();
-    let gw = GatewayBuilder::new(dir.join("gateway.yaml"))
-        .grpc_upstream("payments", "payments")
-        .grpc_upstream("wallets", "wallets")
+    let gw = GatewayBuilder::demo_with("upstreams:\n  payments: {timeout_ms: 1000}\n")
         .route_timeout_s(1)
         .start()
         .unwrap();

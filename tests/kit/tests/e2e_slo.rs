@@ -24,11 +24,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use meshgate::cli::envoy::{bootstrap, stats_config_for, ClusterSpec, EnvoyOptions, RouteSpec};
+use meshgate::cli::envoy::RouteSpec;
 use meshgate_fixtures::hs256;
 use meshgate_kit::harness::{
-    filter_config, free_port, http1_client, http2_client, payments_client, repo_root,
-    start_backend, start_envoy_with_args, wallets_client, wasm_path, Gateway,
+    http1_client, http2_client, payments_client, repo_root, wallets_client, Gateway, GatewayBuilder,
 };
 use meshgate_kit::proto::meshgate::demo::v1::{
     GetPaymentRequest, GetWalletRequest, ListPaymentsRequest,
@@ -135,48 +134,6 @@ fn start(name: &str) -> Fixture {
     let dir = std::env::temp_dir().join(format!("meshgate-e2e-slo-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let dir = TempDir(dir);
-    let filter_json = filter_config(&gateway_yaml(&dir.0)).unwrap();
-    let config = meshgate::config::compile_json(filter_json.as_bytes()).unwrap();
-    let mut backends = Vec::new();
-    let mut clusters = Vec::new();
-    for upstream in ["payments", "wallets"] {
-        let backend = start_backend(upstream, upstream).unwrap();
-        clusters.push(ClusterSpec {
-            name: upstream.into(),
-            address: "127.0.0.1".into(),
-            port: backend.addr.port(),
-            http2: true,
-        });
-        backends.push((upstream.to_string(), backend));
-    }
-    let mut o = EnvoyOptions::new(
-        filter_json.clone(),
-        wasm_path().unwrap().display().to_string(),
-    );
-    o.listen_port = free_port().unwrap();
-    o.admin_port = free_port().unwrap();
-    o.clusters = clusters;
-    o.routes = vec![
-        RouteSpec {
-            name: "partner-wallets".into(),
-            prefix: "/meshgate.demo.v1.Wallets/".into(),
-            cluster: "wallets".into(),
-            policy: Some("partner".into()),
-            disable_filter: false,
-        },
-        // meshgate switched off: Envoy still logs the request, with no record to write.
-        RouteSpec {
-            name: "plain".into(),
-            prefix: "/plain/".into(),
-            cluster: "payments".into(),
-            policy: None,
-            disable_filter: true,
-        },
-    ];
-    o.failure_policy = "FAIL_CLOSED".into();
-    o.stats_config = stats_config_for(&config);
-    o.upstream_header = config.routing.upstream_header.clone();
-    let mut boot = bootstrap(&o);
     let fields_log = dir.0.join("fields.log");
     let format: Vec<String> = FIELDS
         .iter()
@@ -192,19 +149,28 @@ fn start(name: &str) -> Fixture {
             }},
         },
     });
-    boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
-        ["access_log"]
-        .as_array_mut()
-        .unwrap()
-        .push(second);
-    let yaml = serde_yaml_ng::to_string(&boot).unwrap();
-    let envoy = start_envoy_with_args(&yaml, &["--component-log-level", "wasm:info"]).unwrap();
+    let gw = GatewayBuilder::new(gateway_yaml(&dir.0))
+        .demo_upstreams()
+        .route(RouteSpec {
+            name: "partner-wallets".into(),
+            prefix: "/meshgate.demo.v1.Wallets/".into(),
+            cluster: "wallets".into(),
+            policy: Some("partner".into()),
+            disable_filter: false,
+        })
+        // meshgate switched off: Envoy still logs the request, with no record to write.
+        .route(RouteSpec {
+            name: "plain".into(),
+            prefix: "/plain/".into(),
+            cluster: "payments".into(),
+            policy: None,
+            disable_filter: true,
+        })
+        .access_log(second)
+        .start()
+        .unwrap();
     Fixture {
-        gw: Gateway {
-            envoy,
-            backends,
-            filter_json,
-        },
+        gw,
         fields_log,
         _dir: dir,
     }

@@ -13,7 +13,7 @@
 
 mod e2e_transcode_common;
 
-use e2e_transcode_common::{assert_no_grpc_leak, both, gateway_with, json_of, PB};
+use e2e_transcode_common::{assert_no_grpc_leak, both, json_of, PB};
 use http::Method;
 use meshgate_kit::harness::GatewayBuilder;
 use meshgate_kit::proto::meshgate::demo::v1::{Payment, Wallet};
@@ -215,10 +215,12 @@ async fn percent_decoding_and_unknown_query_parameters() {
         assert_eq!(s["code"], 3);
         assert!(s["message"].as_str().unwrap().contains("nosuch"), "{s}");
     }
-    let gw = gateway_with(
+    let gw = GatewayBuilder::demo_with(
         "transcoding:\n  ignore_unknown_query_parameters: true\n  \
          url_unescape_spec: ALL_CHARACTERS\n",
-    );
+    )
+    .start()
+    .unwrap();
     for client in both() {
         let r = client
             .get(&gw.url("/v1/payments/pay_001?nosuch=1"), &[])
@@ -236,10 +238,12 @@ async fn percent_decoding_and_unknown_query_parameters() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn print_options_from_a_second_gateway_yaml() {
-    let gw = gateway_with(
+    let gw = GatewayBuilder::demo_with(
         "transcoding:\n  print_options:\n    preserve_proto_field_names: true\n    \
          always_print_primitive_fields: true\n    always_print_enums_as_ints: true\n",
-    );
+    )
+    .start()
+    .unwrap();
     for client in both() {
         let r = client
             .get(&gw.url("/v1/payments/pay_001"), &[])
@@ -483,7 +487,11 @@ async fn envoy_router_errors_become_status_json() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn body_limits_malformed_json_and_deep_nesting() {
-    let gw = gateway_with("limits:\n  max_request_bytes: 2048\n  max_response_bytes: 400\n");
+    let gw = GatewayBuilder::demo_with(
+        "limits:\n  max_request_bytes: 2048\n  max_response_bytes: 400\n",
+    )
+    .start()
+    .unwrap();
     for client in both() {
         let big = format!(r#"{{"reason":"{}"}}"#, "x".repeat(5000));
         let r = client
@@ -562,8 +570,11 @@ async fn body_limits_malformed_json_and_deep_nesting() {
 #[tokio::test(flavor = "multi_thread")]
 async fn original_path_and_method_reach_the_upstream() {
     // A side call's reply is a local reply: the backend's report must be listed to come back.
-    let gw =
-        gateway_with("transcoding:\n  response_metadata_to_headers: [x-demo-received-headers]\n");
+    let gw = GatewayBuilder::demo_with(
+        "transcoding:\n  response_metadata_to_headers: [x-demo-received-headers]\n",
+    )
+    .start()
+    .unwrap();
     for (i, client) in both().into_iter().enumerate() {
         let id = ["pay_002", "pay_001"][i];
         for (k, r) in [
@@ -596,10 +607,12 @@ async fn original_path_and_method_reach_the_upstream() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn request_headers_as_metadata_and_response_metadata_as_headers() {
-    let gw = gateway_with(
+    let gw = GatewayBuilder::demo_with(
         "transcoding:\n  request_headers_to_metadata: [content-type, x-client-tag]\n  \
          response_metadata_to_headers: [x-demo-backend, x-demo-saw-http-content-type]\n",
-    );
+    )
+    .start()
+    .unwrap();
     for (i, client) in both().into_iter().enumerate() {
         let id = ["pay_002", "pay_001"][i];
         let r = client

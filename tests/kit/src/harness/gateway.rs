@@ -8,7 +8,9 @@ use meshgate::cli::envoy::{
 };
 use serde_json::Value;
 
-use super::{free_port, repo_root, start_backend, start_envoy_with_args, Backend, Envoy};
+use super::{
+    config_file, free_port, repo_root, start_backend, start_envoy_with_args, Backend, Envoy,
+};
 use crate::error::{KitError, KitResult};
 
 /// The module under test: `MESHGATE_WASM`, else `<repo>/build/meshgate.wasm` (`make wasm`).
@@ -42,6 +44,8 @@ pub struct GatewayBuilder {
     upstreams: Vec<(String, UpstreamKind)>,
     routes: Vec<RouteSpec>,
     extra_clusters: Vec<Value>,
+    /// Access logs added to the connection manager's, after meshgate's.
+    access_logs: Vec<Value>,
     failure_policy: String,
     wasm: Option<PathBuf>,
     route_timeout_s: u32,
@@ -94,8 +98,26 @@ impl Gateway {
 impl GatewayBuilder {
     /// `envoy/gateway.yaml` with the payments and wallets backends.
     pub fn demo() -> GatewayBuilder {
-        GatewayBuilder::new(repo_root().join("envoy/gateway.yaml"))
-            .grpc_upstream("payments", "payments")
+        GatewayBuilder::new(repo_root().join("envoy/gateway.yaml")).demo_upstreams()
+    }
+
+    /// `envoy/gateway.yaml` with `extra` (YAML: top-level sections) merged over it, maps key by
+    /// key (`"limits:\n  max_json_depth: 8\n"`), and the demo backends: a test sets options
+    /// without a file in the repository.
+    pub fn demo_with(extra: &str) -> GatewayBuilder {
+        GatewayBuilder::new(config_file::demo_with("demo", extra)).demo_upstreams()
+    }
+
+    /// The gateway document `doc` (the demo protos, upstreams and services, with `doc` merged
+    /// over them; see [`config_file::demo_doc`]), written to a fresh temporary file named
+    /// after `tag`, and the demo backends.
+    pub fn demo_doc(tag: &str, doc: Value) -> GatewayBuilder {
+        GatewayBuilder::new(config_file::demo_doc(tag, doc)).demo_upstreams()
+    }
+
+    /// The demo gRPC backends: `payments` and `wallets`, each serving its service.
+    pub fn demo_upstreams(self) -> Self {
+        self.grpc_upstream("payments", "payments")
             .grpc_upstream("wallets", "wallets")
     }
 
@@ -106,6 +128,7 @@ impl GatewayBuilder {
             upstreams: Vec::new(),
             routes: Vec::new(),
             extra_clusters: Vec::new(),
+            access_logs: Vec::new(),
             failure_policy: "FAIL_CLOSED".into(),
             wasm: None,
             route_timeout_s: 15,
@@ -169,6 +192,27 @@ impl GatewayBuilder {
     /// A route placed before the per-upstream routes (per-route policy, filter disabled...).
     pub fn route(mut self, route: RouteSpec) -> Self {
         self.routes.push(route);
+        self
+    }
+
+    /// Routes placed before the per-upstream routes, in order (see [`GatewayBuilder::route`]).
+    pub fn routes(self, routes: impl IntoIterator<Item = RouteSpec>) -> Self {
+        routes.into_iter().fold(self, GatewayBuilder::route)
+    }
+
+    /// Applies `options` (a suite's set of builder calls) when `on`.
+    pub fn when(self, on: bool, options: impl FnOnce(Self) -> Self) -> Self {
+        if on {
+            options(self)
+        } else {
+            self
+        }
+    }
+
+    /// One more Envoy access log on the listener (an `envoy.access_loggers.*` entry), as a
+    /// user logging meshgate's filter state with Envoy's own formats would add.
+    pub fn access_log(mut self, log: Value) -> Self {
+        self.access_logs.push(log);
         self
     }
 
@@ -243,6 +287,14 @@ impl GatewayBuilder {
                 .ok_or_else(|| {
                     KitError::new("the wasm filter had no allow_on_headers_stop_iteration")
                 })?;
+        }
+        if !self.access_logs.is_empty() {
+            b.pointer_mut(
+                "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/access_log",
+            )
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| KitError::new("the bootstrap's connection manager has no access_log"))?
+            .extend(self.access_logs);
         }
         if let Some(kb) = self.max_request_headers_kb {
             let hcm = b

@@ -17,7 +17,6 @@
     clippy::indexing_slicing
 )]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 pub use meshgate_fixtures::b64;
@@ -28,7 +27,7 @@ pub use meshgate_fixtures::jwks::{p256 as p256_jwk, p384 as p384_jwk, rsa as rsa
 pub use meshgate_fixtures::keys::keys;
 pub use meshgate_fixtures::token::{other as other_token, rotated as rotated_token};
 pub use meshgate_fixtures::token::{sign_raw, signer, signer_for, token, Signer, ALGS};
-use meshgate_kit::harness::{repo_root, Gateway};
+use meshgate_kit::harness::Gateway;
 use serde_json::{json, Value};
 
 pub const ISSUER: &str = "https://issuer.meshgate.test";
@@ -37,46 +36,6 @@ pub const OTHER_ISSUER: &str = "https://other.meshgate.test";
 /// A valid token's claims for provider `main`, now.
 pub fn claims() -> Value {
     meshgate_fixtures::claims::with_forwarded(ISSUER, now_secs())
-}
-
-/// Writes a gateway YAML (the demo protos and upstreams, plus `extra` merged on top) into a
-/// fresh temp directory and returns its path.
-pub fn gateway_yaml(tag: &str, extra: Value) -> PathBuf {
-    let proto = repo_root().join("proto");
-    let mut doc = json!({
-        "descriptors": {
-            "files": ["meshgate/demo/v1/payments.proto", "google/rpc/error_details.proto"],
-            "include": [proto.display().to_string()],
-        },
-        "upstreams": {"payments": {}, "wallets": {}},
-        "services": {
-            "meshgate.demo.v1.Payments": {"upstream": "payments"},
-            "meshgate.demo.v1.Wallets": {"upstream": "wallets"},
-        },
-        "observe": {"access_log": true},
-    });
-    merge(&mut doc, extra);
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!(
-        "meshgate-e2e-auth-{}-{tag}-{n}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gateway.yaml");
-    std::fs::write(&path, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
-    path
-}
-
-fn merge(into: &mut Value, from: Value) {
-    match (into, from) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
 }
 
 /// A raw Envoy cluster (HTTP/1.1) that reaches `addr` (a JWKS server).
