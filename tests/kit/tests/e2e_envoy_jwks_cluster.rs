@@ -45,7 +45,8 @@ async fn the_rendered_bootstrap_reaches_the_jwks_server_through_its_own_cluster(
                 },
             ]},
         }),
-    );
+    )
+    .unwrap();
     let out = gateway.with_file_name("envoy.yaml");
     let (listen, admin) = (free_port().unwrap(), free_port().unwrap());
     let argv: Vec<String> = [

@@ -7,21 +7,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{json, Value};
 
 use super::repo_root;
+use crate::error::{KitError, KitResult};
 
 /// `envoy/gateway.yaml` with `extra` (YAML, top-level sections) merged over it and the
-/// descriptors' `include` made absolute; the path of the written copy. Panics (test support)
-/// when `extra` is not YAML or the file cannot be written.
-pub fn demo_with(tag: &str, extra: &str) -> PathBuf {
+/// descriptors' `include` made absolute; the path of the written copy.
+pub fn demo_with(tag: &str, extra: &str) -> KitResult<PathBuf> {
     let root = repo_root();
     let base = std::fs::read_to_string(root.join("envoy/gateway.yaml"))
-        .unwrap_or_else(|e| panic!("envoy/gateway.yaml: {e}"));
+        .map_err(|e| KitError::new(format!("envoy/gateway.yaml: {e}")))?;
     let mut doc: Value = serde_yaml_ng::from_str(&base)
-        .unwrap_or_else(|e| panic!("envoy/gateway.yaml is not YAML: {e}"));
+        .map_err(|e| KitError::new(format!("envoy/gateway.yaml is not YAML: {e}")))?;
     let extra: Value = if extra.trim().is_empty() {
         json!({})
     } else {
         serde_yaml_ng::from_str(extra)
-            .unwrap_or_else(|e| panic!("extra is not YAML ({e}): {extra}"))
+            .map_err(|e| KitError::new(format!("extra is not YAML ({e}): {extra}")))?
     };
     merge(&mut doc, extra);
     merge(
@@ -34,7 +34,7 @@ pub fn demo_with(tag: &str, extra: &str) -> PathBuf {
 /// The demo document: the payments proto (and `google.rpc` error details), upstreams
 /// `payments` and `wallets` with their services, and the access log on; `extra` merged over
 /// it. Written to a fresh temporary file named after `tag`; its path.
-pub fn demo_doc(tag: &str, extra: Value) -> PathBuf {
+pub fn demo_doc(tag: &str, extra: Value) -> KitResult<PathBuf> {
     let proto = repo_root().join("proto");
     let mut doc = json!({
         "descriptors": {
@@ -53,16 +53,16 @@ pub fn demo_doc(tag: &str, extra: Value) -> PathBuf {
 }
 
 /// Writes `doc` as YAML to `<tmp>/meshgate-e2e-<pid>-<tag>-<n>/gateway.yaml`.
-pub fn write(tag: &str, doc: &Value) -> PathBuf {
+pub fn write(tag: &str, doc: &Value) -> KitResult<PathBuf> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("meshgate-e2e-{}-{tag}-{n}", std::process::id()));
     let path = dir.join("gateway.yaml");
-    let text = serde_yaml_ng::to_string(doc).unwrap_or_else(|e| panic!("gateway YAML: {e}"));
+    let text = serde_yaml_ng::to_string(doc).map_err(|e| KitError::new(e.to_string()))?;
     std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&path, text))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    path
+        .map_err(|e| KitError::new(format!("{}: {e}", path.display())))?;
+    Ok(path)
 }
 
 /// Merges `from` into `into`: maps key by key, anything else replaced.
@@ -86,7 +86,8 @@ mod tests {
         let path = demo_with(
             "unit",
             "limits:\n  max_json_depth: 8\nupstreams:\n  payments: {timeout_ms: 1000}\n",
-        );
+        )
+        .unwrap();
         let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         assert_eq!(doc["limits"]["max_json_depth"], 8);
         assert_eq!(doc["upstreams"]["payments"]["timeout_ms"], 1000);

@@ -40,7 +40,8 @@ pub enum UpstreamKind {
 }
 
 pub struct GatewayBuilder {
-    yaml: PathBuf,
+    /// The gateway file, or why a preset could not write it (reported by `start`).
+    yaml: KitResult<PathBuf>,
     upstreams: Vec<(String, UpstreamKind)>,
     routes: Vec<RouteSpec>,
     extra_clusters: Vec<Value>,
@@ -105,14 +106,14 @@ impl GatewayBuilder {
     /// key (`"limits:\n  max_json_depth: 8\n"`), and the demo backends: a test sets options
     /// without a file in the repository.
     pub fn demo_with(extra: &str) -> GatewayBuilder {
-        GatewayBuilder::new(config_file::demo_with("demo", extra)).demo_upstreams()
+        GatewayBuilder::with_file(config_file::demo_with("demo", extra)).demo_upstreams()
     }
 
     /// The gateway document `doc` (the demo protos, upstreams and services, with `doc` merged
     /// over them; see [`config_file::demo_doc`]), written to a fresh temporary file named
     /// after `tag`, and the demo backends.
     pub fn demo_doc(tag: &str, doc: Value) -> GatewayBuilder {
-        GatewayBuilder::new(config_file::demo_doc(tag, doc)).demo_upstreams()
+        GatewayBuilder::with_file(config_file::demo_doc(tag, doc)).demo_upstreams()
     }
 
     /// The demo gRPC backends: `payments` and `wallets`, each serving its service.
@@ -123,8 +124,12 @@ impl GatewayBuilder {
 
     /// Any gateway YAML (paths inside it are relative to it).
     pub fn new(yaml: impl Into<PathBuf>) -> GatewayBuilder {
+        GatewayBuilder::with_file(Ok(yaml.into()))
+    }
+
+    fn with_file(yaml: KitResult<PathBuf>) -> GatewayBuilder {
         GatewayBuilder {
-            yaml: yaml.into(),
+            yaml,
             upstreams: Vec::new(),
             routes: Vec::new(),
             extra_clusters: Vec::new(),
@@ -241,7 +246,7 @@ impl GatewayBuilder {
     pub fn start(self) -> KitResult<Gateway> {
         let filter_json = match self.filter_json {
             Some(j) => j,
-            None => filter_config(&self.yaml)?,
+            None => filter_config(&self.yaml?)?,
         };
         let config = meshgate::config::compile_json(filter_json.as_bytes())
             .map_err(|e| KitError::new(e.to_string()))?;

@@ -28,6 +28,8 @@ pub use meshgate_fixtures::keys::keys;
 pub use meshgate_fixtures::token::{other as other_token, rotated as rotated_token};
 pub use meshgate_fixtures::token::{sign_raw, signer, signer_for, token, Signer, ALGS};
 use meshgate_kit::harness::Gateway;
+
+pub mod inline;
 use serde_json::{json, Value};
 
 pub const ISSUER: &str = "https://issuer.meshgate.test";
