@@ -8,6 +8,7 @@
 //! ([`claims`]) make a valid token of provider `main`: `iss` [`ISSUER`], `aud` `api`, `sub`
 //! `user-1`, issued 10 s ago, expiring in 300 s, with nested and array claims for
 //! `claim_to_headers` (`meshgate_fixtures::claims::with_forwarded`).
+// Each `e2e_auth*` binary uses a different part of this module (and of its re-exports).
 #![allow(
     dead_code,
     unused_imports,
