@@ -1,6 +1,6 @@
 //! Host-side routing: which policy a route selects (metadata before name), the request id
 //! meshgate generates when the proxy gave the request none, and the headers it owns (client
-//! copies removed). End to end: `tests/kit/tests/e2e_route.rs`.
+//! copies removed). End to end: `tests/kit/tests/e2e_route_*.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -13,7 +13,7 @@ pub const METADATA_NAMESPACE: &str = "meshgate";
 /// name (Istio VirtualService routes are named, not annotated).
 ///
 /// Envoy 1.40 returns a string metadata value as its raw UTF-8 bytes (verified end to end in
-/// `tests/kit/tests/e2e_route.rs`). Any other value (a number, a bool, a struct) still names a
+/// `tests/kit/tests/e2e_route_policies.rs`). Any other value (a number, a bool, a struct) still names a
 /// policy, one that cannot exist, so the request is refused rather than run without a policy.
 pub fn select_policy(host: &dyn Host, routing: &Routing) -> Option<String> {
     let key = routing.policy_metadata_key.as_str();

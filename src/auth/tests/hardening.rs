@@ -254,7 +254,8 @@ fn the_key_table_budget_is_configurable() {
 /// `n` distinct P-256 keys without `kid`, and their signers.
 fn kidless_p256(n: usize) -> (Vec<p256::ecdsa::SigningKey>, Vec<Value>) {
     let sks: Vec<_> = (0..n)
-        .map(|_| p256::ecdsa::SigningKey::random(&mut OsRng))
+        // Test-only scalars, distinct per key (far below the group order).
+        .map(|i| p256::ecdsa::SigningKey::from_slice(&[u8::try_from(i + 1).unwrap(); 32]).unwrap())
         .collect();
     let jwks = sks
         .iter()
@@ -321,7 +322,10 @@ fn a_token_with_a_kid_also_matches_kid_less_keys() {
     let t = sign_raw(
         &json!({"alg": "ES256", "kid": "p256"}),
         &claims(),
-        by(Es256, &p256::ecdsa::SigningKey::random(&mut OsRng)),
+        by(
+            Es256,
+            &p256::ecdsa::SigningKey::from_slice(&[0x42; 32]).unwrap(),
+        ),
     );
     assert_eq!(
         denied(&run(&cfg, &mut st, &bearer(&t), now())),

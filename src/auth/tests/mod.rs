@@ -1,26 +1,30 @@
-//! Behaviour tests of the auth core over generated keys and tokens.
+//! Behaviour tests of the auth core over the shared test keys and tokens.
 //!
-//! Fixtures are generated, not stored: one key per algorithm family (RSA 2048, P-256, P-384,
-//! Ed25519, a 64-byte HMAC secret), made once per test run, published as an inline JWKS with
-//! `kid`s `rsa`, `p256`, `p384`, `ed`, `hmac`. Tokens are signed by hand from header and claim
-//! JSON so that every malformed or hostile shape can be built. The baseline claims
-//! ([`claims`]) are a valid token of provider `main`: `iss` [`ISSUER`], `aud` `api`, `sub`
-//! `user-1`, issued at [`NOW`] - 10 s, expiring at [`NOW`] + 300 s.
+//! The keys, JWKS and token signing are the shared fixtures of `meshgate-fixtures`
+//! (tests/fixtures: fixed TEST-ONLY keys, one per algorithm family: RSA 2048, P-256, P-384,
+//! Ed25519, a 64-byte HMAC secret), published as an inline JWKS with `kid`s `rsa`, `p256`,
+//! `p384`, `ed`, `hmac`. Tokens are signed by hand from header and claim JSON so that every
+//! malformed or hostile shape can be built. The baseline claims ([`claims`]) are a valid token
+//! of provider `main`: `iss` [`ISSUER`], `aud` `api`, `sub` `user-1`, issued at [`NOW`] - 10 s,
+//! expiring at [`NOW`] + 300 s.
 
 mod hardening;
 mod remote;
 mod requirements;
 mod security;
 
-use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jwt_compact::alg::{Ed25519, Es256, Hs256Key, RsaPrivateKey};
+use jwt_compact::alg::{Es256, Hs256Key};
 use jwt_compact::jwk::JsonWebKey;
-use jwt_compact::Algorithm;
-use rand_core::{OsRng, RngCore};
+pub use meshgate_fixtures::b64;
+pub use meshgate_fixtures::jwks::{
+    hmac as hmac_jwk, p256 as p256_jwk, p384 as p384_jwk, rsa as rsa_jwk,
+};
+pub use meshgate_fixtures::keys::keys;
+pub use meshgate_fixtures::token::{by, sign_raw, tamper_signature, token};
 use serde_json::{json, Value};
 
 use super::*;
@@ -37,129 +41,21 @@ pub fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-pub struct Keys {
-    pub rsa: RsaPrivateKey,
-    pub p256: <Es256 as Algorithm>::SigningKey,
-    pub p384: p384::ecdsa::SigningKey,
-    pub ed: <Ed25519 as Algorithm>::SigningKey,
-    pub hmac: Vec<u8>,
-}
-
-/// The test keys (RSA generation is slow in debug builds: once per run).
-pub fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let mut seed = [0u8; 32];
-        OsRng.fill_bytes(&mut seed);
-        let mut hmac = vec![0u8; 64];
-        OsRng.fill_bytes(&mut hmac);
-        Keys {
-            rsa: RsaPrivateKey::new(&mut OsRng, 2048).unwrap(),
-            p256: <Es256 as Algorithm>::SigningKey::random(&mut OsRng),
-            p384: p384::ecdsa::SigningKey::random(&mut OsRng),
-            ed: <Ed25519 as Algorithm>::SigningKey::from_bytes(&seed),
-            hmac,
-        }
-    })
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn with_kid(jwk: JsonWebKey<'_>, kid: &str) -> Value {
-    let mut v = serde_json::to_value(&jwk).unwrap();
-    v["kid"] = json!(kid);
-    v
-}
-
-pub fn rsa_jwk(kid: &str) -> Value {
-    with_kid(JsonWebKey::from(&keys().rsa.to_public_key()), kid)
-}
-
-pub fn p256_jwk(kid: &str) -> Value {
-    with_kid(JsonWebKey::from(keys().p256.verifying_key()), kid)
-}
-
-pub fn p384_jwk(kid: &str) -> Value {
-    let point = keys().p384.verifying_key().to_encoded_point(false);
-    json!({"kty": "EC", "crv": "P-384", "kid": kid,
-           "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())})
-}
-
-pub fn ed_jwk(kid: &str) -> Value {
-    with_kid(JsonWebKey::from(&keys().ed.verifying_key()), kid)
-}
-
-pub fn hmac_jwk(kid: &str) -> Value {
-    json!({"kty": "oct", "kid": kid, "k": b64(&keys().hmac)})
-}
-
-/// All five test keys.
+/// All five main test keys (`meshgate_fixtures::jwks::main`).
 pub fn jwks() -> String {
-    json!({"keys": [rsa_jwk("rsa"), p256_jwk("p256"), p384_jwk("p384"), ed_jwk("ed"), hmac_jwk("hmac")]})
-        .to_string()
+    meshgate_fixtures::jwks::main()
 }
 
-/// A valid token's claims for provider `main`.
+/// A valid token's claims for provider `main` at [`NOW`].
 pub fn claims() -> Value {
-    json!({"iss": ISSUER, "aud": "api", "sub": "user-1", "iat": NOW - 10, "exp": NOW + 300})
+    meshgate_fixtures::claims::valid(ISSUER, NOW)
 }
 
-/// `header.payload` signed with `alg` under `key`, with exactly these header and claims JSON.
-pub fn sign_raw(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
-    let signed = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let sig = sign(signed.as_bytes());
-    format!("{signed}.{}", b64(&sig))
-}
-
-pub fn by<'k, A: Algorithm + 'k>(alg: A, key: &'k A::SigningKey) -> impl Fn(&[u8]) -> Vec<u8> + 'k {
-    move |m| jwt_compact::AlgorithmSignature::as_bytes(&alg.sign(key, m)).to_vec()
-}
-
-type Signer = Box<dyn Fn(&[u8]) -> Vec<u8>>;
-
-/// A token of `alg` (by name) with the matching test key, `kid` set to that key.
-pub fn token(alg: &str, claims: &Value) -> String {
-    use jwt_compact::alg::{Hs256, Hs384, Hs512, Rsa};
-    let k = keys();
-    let (kid, sign): (&str, Signer) = match alg {
-        "RS256" => ("rsa", Box::new(by(Rsa::rs256(), &k.rsa))),
-        "RS384" => ("rsa", Box::new(by(Rsa::rs384(), &k.rsa))),
-        "RS512" => ("rsa", Box::new(by(Rsa::rs512(), &k.rsa))),
-        "PS256" => ("rsa", Box::new(by(Rsa::ps256(), &k.rsa))),
-        "PS384" => ("rsa", Box::new(by(Rsa::ps384(), &k.rsa))),
-        "PS512" => ("rsa", Box::new(by(Rsa::ps512(), &k.rsa))),
-        "ES256" => ("p256", Box::new(by(Es256, &k.p256))),
-        "ES384" => ("p384", Box::new(by(es384::Es384, &k.p384))),
-        "EdDSA" => ("ed", Box::new(by(Ed25519, &k.ed))),
-        "HS256" => ("hmac", Box::new(hmac_signer(Hs256, Hs256Key::new(&k.hmac)))),
-        "HS384" => (
-            "hmac",
-            Box::new(hmac_signer(Hs384, jwt_compact::alg::Hs384Key::new(&k.hmac))),
-        ),
-        "HS512" => (
-            "hmac",
-            Box::new(hmac_signer(Hs512, jwt_compact::alg::Hs512Key::new(&k.hmac))),
-        ),
-        other => panic!("no test key for {other}"),
-    };
-    sign_raw(&json!({"alg": alg, "kid": kid, "typ": "JWT"}), claims, sign)
-}
-
-/// The token with one bit of its signature flipped (still canonical base64url).
-pub fn tamper_signature(token: &str) -> String {
-    let (signed, sig) = token.rsplit_once('.').unwrap();
-    let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
-    bytes[0] ^= 1;
-    format!("{signed}.{}", b64(&bytes))
-}
-
-pub fn hmac_signer<A: Algorithm>(alg: A, key: A::SigningKey) -> impl Fn(&[u8]) -> Vec<u8> {
+/// A signer of jwt-compact's `alg` with an owned key (for keys built inside a test).
+pub fn hmac_signer<A: jwt_compact::Algorithm>(
+    alg: A,
+    key: A::SigningKey,
+) -> impl Fn(&[u8]) -> Vec<u8> {
     move |m| jwt_compact::AlgorithmSignature::as_bytes(&alg.sign(&key, m)).to_vec()
 }
 

@@ -23,7 +23,7 @@ fn every_algorithm_verifies_with_its_key() {
 
 #[test]
 fn a_token_signed_by_another_key_of_the_same_type_fails() {
-    let other = p384::ecdsa::SigningKey::random(&mut OsRng);
+    let other = keys().attacker_p384.clone();
     let t = sign_raw(
         &json!({"alg": "ES384", "kid": "p384"}),
         &claims(),
@@ -355,7 +355,7 @@ fn failure_replies_carry_the_bearer_challenge() {
 /// key: embedded and referenced keys are never used.
 #[test]
 fn keys_embedded_in_the_token_are_ignored() {
-    let attacker = <Es256 as Algorithm>::SigningKey::random(&mut OsRng);
+    let attacker = keys().attacker_p256.clone();
     let embedded = serde_json::to_value(JsonWebKey::from(attacker.verifying_key())).unwrap();
     let h = json!({"alg": "ES256", "jwk": embedded, "jku": "https://evil.test/keys"});
     let t = sign_raw(&h, &claims(), by(Es256, &attacker));

@@ -33,6 +33,12 @@
 //! let count = envoy.stat("cluster.backend.upstream_rq_total");
 //! # Ok(()) }
 //! ```
+//! A whole gateway is one [`harness::GatewayBuilder`] for every suite: `demo()` (the demo
+//! YAML), `demo_with(yaml)` (options merged over it), `demo_doc(tag, json)` (a suite's own
+//! document over the demo protos and upstreams), then upstreams, routes, clusters, access logs
+//! and Envoy settings, and `start()`. Keys and tokens come from the `meshgate-fixtures` crate
+//! (tests/fixtures), shared with the unit tests.
+//!
 //! Environment: `MESHGATE_ENVOY` (Envoy binary), `MESHGATE_ENVOY_START_TIMEOUT_S` (default 30),
 //! `MESHGATE_KIT_BIN_DIR` (use prebuilt kit binaries instead of building them),
 //! `MESHGATE_KIT_TMP` (where process logs go), `MESHGATE_KIT_KEEP_LOGS` (keep them after
@@ -42,7 +48,6 @@ pub mod backend;
 pub mod cli;
 pub mod error;
 pub mod harness;
-pub mod hs256;
 pub mod http_server;
 pub mod jwks;
 pub mod proto;

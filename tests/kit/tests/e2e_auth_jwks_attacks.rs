@@ -39,7 +39,6 @@ use jwt_compact::alg::{Hs256, Hs256Key};
 use meshgate_kit::harness::{http1_client, Gateway, GatewayBuilder};
 use meshgate_kit::jwks::JwksServer;
 use p384::elliptic_curve::sec1::ToEncodedPoint;
-use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
 const PAYMENT: &str = "/v1/payments/pay_001";
@@ -64,9 +63,7 @@ fn gateway(addr: std::net::SocketAddr) -> Gateway {
             }],
         },
     });
-    GatewayBuilder::new(gateway_yaml("jwks-attacks", extra))
-        .grpc_upstream("payments", "payments")
-        .grpc_upstream("wallets", "wallets")
+    GatewayBuilder::demo_doc("jwks-attacks", extra)
         .cluster(jwks_cluster("jwks", addr))
         .start()
         .unwrap()
@@ -139,7 +136,8 @@ fn distinct_p384(n: usize, signing: usize) -> (Vec<Value>, Vec<Signer>) {
     let mut signers = Vec::with_capacity(signing);
     let mut q = p384::ProjectivePoint::GENERATOR;
     for i in 0..signing {
-        let sk = p384::ecdsa::SigningKey::random(&mut OsRng);
+        // Test-only scalars, distinct per key (below the group order: the top byte is small).
+        let sk = p384::ecdsa::SigningKey::from_slice(&[u8::try_from(i + 1).unwrap(); 48]).unwrap();
         jwks.push(jwk(i, &sk.verifying_key().to_encoded_point(false)));
         q = p384::ProjectivePoint::from(*sk.verifying_key().as_affine());
         signers.push(signer(meshgate::auth::es384::Es384, sk));
@@ -231,8 +229,8 @@ async fn hostile_jwks_documents_are_refused_and_good_tokens_keep_passing() {
     let rss_oversized = rss_kib(&gw);
 
     // 4. The published `oct` key.
-    let mut secret = [0u8; 32];
-    OsRng.fill_bytes(&mut secret);
+    // A secret the attacker reads from the public document (its value does not matter).
+    let secret = *b"published-oct-secret-32-bytes-ok";
     let published = json!({"keys": [rsa_jwk("rsa"), p384_jwk("p384"),
         {"kty": "oct", "kid": "pub-oct", "k": b64(&secret)}]})
     .to_string();
@@ -301,9 +299,7 @@ async fn an_oversized_side_call_reply_is_a_status_error_not_a_trap() {
         "limits": {"max_response_bytes": 65536},
     });
     let gw = tokio::task::spawn_blocking(move || {
-        GatewayBuilder::new(gateway_yaml("side-call-limit", extra))
-            .grpc_upstream("payments", "payments")
-            .grpc_upstream("wallets", "wallets")
+        GatewayBuilder::demo_doc("side-call-limit", extra)
             .start()
             .unwrap()
     })

@@ -76,15 +76,14 @@ fn remote_gateway_in(
     if host == Host::IstioWasmPlugin {
         extra["transcoding"] = json!({"upstream_calls": "side_call"});
     }
-    let yaml = gateway_yaml("remote", extra);
-    let mut b = GatewayBuilder::new(yaml)
-        .grpc_upstream("payments", "payments")
-        .grpc_upstream("wallets", "wallets")
-        .cluster(jwks_cluster("jwks", addr));
-    if host == Host::IstioWasmPlugin {
-        b = b.without_headers_pause();
-    }
-    b.start().unwrap()
+    GatewayBuilder::demo_doc("auth-remote", extra)
+        .cluster(jwks_cluster("jwks", addr))
+        .when(
+            host == Host::IstioWasmPlugin,
+            GatewayBuilder::without_headers_pause,
+        )
+        .start()
+        .unwrap()
 }
 
 async fn get(gw: &Gateway, token: &str) -> (u16, Value) {

@@ -14,7 +14,9 @@
 mod e2e_auth_support;
 
 use e2e_auth_support::*;
-use meshgate_kit::harness::{free_port, http1_client, start_backend, start_envoy, wasm_path};
+use meshgate_kit::harness::{
+    config_file, free_port, http1_client, start_backend, start_envoy, wasm_path,
+};
 use meshgate_kit::jwks::JwksServer;
 use serde_json::json;
 
@@ -22,7 +24,7 @@ use serde_json::json;
 async fn the_rendered_bootstrap_reaches_the_jwks_server_through_its_own_cluster() {
     let jwks = JwksServer::start(&main_jwks()).unwrap();
     let backend = start_backend("payments", "payments").unwrap();
-    let gateway = gateway_yaml(
+    let gateway = config_file::demo_doc(
         "rendered-cluster",
         json!({
             "operations": {
@@ -43,7 +45,8 @@ async fn the_rendered_bootstrap_reaches_the_jwks_server_through_its_own_cluster(
                 },
             ]},
         }),
-    );
+    )
+    .unwrap();
     let out = gateway.with_file_name("envoy.yaml");
     let (listen, admin) = (free_port().unwrap(), free_port().unwrap());
     let argv: Vec<String> = [

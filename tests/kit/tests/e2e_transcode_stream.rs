@@ -16,15 +16,15 @@ mod e2e_transcode_common;
 
 use std::time::Duration;
 
-use e2e_transcode_common::{builder_with, timed_request, Timed};
-use meshgate_kit::harness::Gateway;
+use e2e_transcode_common::{timed_request, Timed};
+use meshgate_kit::harness::{Gateway, GatewayBuilder};
 use serde_json::Value;
 
 const WATCH: &str = "/v1/merchants/acme/payments:watch";
 const JSON: (&str, &str) = ("content-type", "application/json");
 
 fn gateway(format: &str) -> Gateway {
-    builder_with(&format!(
+    GatewayBuilder::demo_with(&format!(
         "transcoding:\n  stream_format: {format}\n\
          operations:\n  meshgate.demo.v1.Payments.WatchPayments:\n    \
          http:\n      - post: \"/v1/{{parent=merchants/*}}/payments:watch\"\n        body: \"*\"\n"

@@ -9,7 +9,9 @@ use meshgate::cli::envoy::{
 };
 use serde_json::Value;
 
-use super::{free_port, repo_root, start_backend, start_envoy_with_args, Backend, Envoy};
+use super::{
+    config_file, free_port, repo_root, start_backend, start_envoy_with_args, Backend, Envoy,
+};
 use crate::error::{KitError, KitResult};
 
 /// The module under test: `MESHGATE_WASM`, else `<repo>/build/meshgate.wasm` (`make wasm`).
@@ -39,10 +41,13 @@ pub enum UpstreamKind {
 }
 
 pub struct GatewayBuilder {
-    yaml: PathBuf,
+    /// The gateway file, or why a preset could not write it (reported by `start`).
+    yaml: KitResult<PathBuf>,
     upstreams: Vec<(String, UpstreamKind)>,
     routes: Vec<RouteSpec>,
     extra_clusters: Vec<Cluster>,
+    /// Access logs added to the connection manager's, after meshgate's.
+    access_logs: Vec<Value>,
     failure_policy: String,
     wasm: Option<PathBuf>,
     route_timeout_s: u32,
@@ -95,18 +100,41 @@ impl Gateway {
 impl GatewayBuilder {
     /// `envoy/gateway.yaml` with the payments and wallets backends.
     pub fn demo() -> GatewayBuilder {
-        GatewayBuilder::new(repo_root().join("envoy/gateway.yaml"))
-            .grpc_upstream("payments", "payments")
+        GatewayBuilder::new(repo_root().join("envoy/gateway.yaml")).demo_upstreams()
+    }
+
+    /// `envoy/gateway.yaml` with `extra` (YAML: top-level sections) merged over it, maps key by
+    /// key (`"limits:\n  max_json_depth: 8\n"`), and the demo backends: a test sets options
+    /// without a file in the repository.
+    pub fn demo_with(extra: &str) -> GatewayBuilder {
+        GatewayBuilder::with_file(config_file::demo_with("demo", extra)).demo_upstreams()
+    }
+
+    /// The gateway document `doc` (the demo protos, upstreams and services, with `doc` merged
+    /// over them; see [`config_file::demo_doc`]), written to a fresh temporary file named
+    /// after `tag`, and the demo backends.
+    pub fn demo_doc(tag: &str, doc: Value) -> GatewayBuilder {
+        GatewayBuilder::with_file(config_file::demo_doc(tag, doc)).demo_upstreams()
+    }
+
+    /// The demo gRPC backends: `payments` and `wallets`, each serving its service.
+    pub fn demo_upstreams(self) -> Self {
+        self.grpc_upstream("payments", "payments")
             .grpc_upstream("wallets", "wallets")
     }
 
     /// Any gateway YAML (paths inside it are relative to it).
     pub fn new(yaml: impl Into<PathBuf>) -> GatewayBuilder {
+        GatewayBuilder::with_file(Ok(yaml.into()))
+    }
+
+    fn with_file(yaml: KitResult<PathBuf>) -> GatewayBuilder {
         GatewayBuilder {
-            yaml: yaml.into(),
+            yaml,
             upstreams: Vec::new(),
             routes: Vec::new(),
             extra_clusters: Vec::new(),
+            access_logs: Vec::new(),
             failure_policy: "FAIL_CLOSED".into(),
             wasm: None,
             route_timeout_s: 15,
@@ -173,6 +201,27 @@ impl GatewayBuilder {
         self
     }
 
+    /// Routes placed before the per-upstream routes, in order (see [`GatewayBuilder::route`]).
+    pub fn routes(self, routes: impl IntoIterator<Item = RouteSpec>) -> Self {
+        routes.into_iter().fold(self, GatewayBuilder::route)
+    }
+
+    /// Applies `options` (a suite's set of builder calls) when `on`.
+    pub fn when(self, on: bool, options: impl FnOnce(Self) -> Self) -> Self {
+        if on {
+            options(self)
+        } else {
+            self
+        }
+    }
+
+    /// One more Envoy access log on the listener (an `envoy.access_loggers.*` entry), as a
+    /// user logging meshgate's filter state with Envoy's own formats would add.
+    pub fn access_log(mut self, log: Value) -> Self {
+        self.access_logs.push(log);
+        self
+    }
+
     /// An extra Envoy cluster (a JWKS server, for example).
     pub fn cluster(mut self, cluster: Cluster) -> Self {
         self.extra_clusters.push(cluster);
@@ -198,7 +247,7 @@ impl GatewayBuilder {
     pub fn start(self) -> KitResult<Gateway> {
         let filter_json = match self.filter_json {
             Some(j) => j,
-            None => filter_config(&self.yaml)?,
+            None => filter_config(&self.yaml?)?,
         };
         let config = meshgate::config::compile_json(filter_json.as_bytes())
             .map_err(|e| KitError::new(e.to_string()))?;
@@ -245,6 +294,14 @@ impl GatewayBuilder {
                 .ok_or_else(|| {
                     KitError::new("the wasm filter had no allow_on_headers_stop_iteration")
                 })?;
+        }
+        if !self.access_logs.is_empty() {
+            b.pointer_mut(
+                "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/access_log",
+            )
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| KitError::new("the bootstrap's connection manager has no access_log"))?
+            .extend(self.access_logs);
         }
         if let Some(kb) = self.max_request_headers_kb {
             let hcm = b

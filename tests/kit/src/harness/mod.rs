@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod bins;
 pub mod client;
+pub mod config_file;
 pub mod envoy;
 pub mod gateway;
 pub mod process;
