@@ -19,7 +19,9 @@
 )]
 
 mod crafted;
+// The fuzz target's keys (and, on the host, its seeds); the differential itself is unused here.
 #[path = "../fuzz/src/crypto_diff.rs"]
+#[allow(dead_code)]
 mod crypto_diff;
 #[cfg(not(target_arch = "wasm32"))]
 mod seeds;
