@@ -66,6 +66,7 @@ run: build
 # end-to-end suites against a real Envoy running build/meshgate.wasm.
 test: setup lint wasm wasm-test
 	$(CARGO) test --workspace --no-fail-fast
+	@tests/tools/crypto-wasm.sh
 	@tests/tools/fuzz.sh 5
 	@echo "make test: all tests passed"
 

@@ -17,6 +17,8 @@ pub mod alg;
 mod cache;
 mod claims;
 mod config;
+#[doc(hidden)]
+pub mod crypto_probe;
 mod deny;
 mod ecdsa;
 mod engine;

@@ -21,7 +21,7 @@ type Limb = u32;
 #[cfg(not(target_pointer_width = "64"))]
 type Wide = u64;
 
-const LIMB_BITS: u32 = Limb::BITS;
+pub(super) const LIMB_BITS: u32 = Limb::BITS;
 const LIMB_BYTES: usize = std::mem::size_of::<Limb>();
 
 /// Smallest accepted modulus (RFC 7518 §3.3: 2048 bits or larger).

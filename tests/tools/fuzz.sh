@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:?usage: fuzz.sh SECONDS [target...]}; shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(json_to_proto proto_to_json path_query jwt grpc_frames config)
+[ ${#targets[@]} -eq 0 ] && targets=(json_to_proto proto_to_json path_query jwt grpc_frames config crypto_diff)
 sanitizer=${FUZZ_SANITIZER:-$([ "$seconds" -lt 60 ] && echo none || echo address)}
 
 # The nightly toolchain and the pinned cargo-fuzz (setup.sh installs both when missing).

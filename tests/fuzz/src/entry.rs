@@ -20,14 +20,19 @@ use meshgate::transcode::{
     build_request, render_response, BodyKind, FrameDecoder, RequestOptions, ResponseFormat,
 };
 
-/// The six targets, by name (the file names under `fuzz_targets/` and `corpus/`).
-pub const TARGETS: [&str; 6] = [
+#[path = "crypto_diff.rs"]
+mod crypto_diff;
+pub use crypto_diff::crypto_diff;
+
+/// The targets, by name (the file names under `fuzz_targets/` and `corpus/`).
+pub const TARGETS: [&str; 7] = [
     "json_to_proto",
     "proto_to_json",
     "path_query",
     "jwt",
     "grpc_frames",
     "config",
+    "crypto_diff",
 ];
 
 /// Run one target by name; `false` for an unknown name.
@@ -39,6 +44,7 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "jwt" => jwt(data),
         "grpc_frames" => grpc_frames(data),
         "config" => config(data),
+        "crypto_diff" => crypto_diff(data),
         _ => return false,
     }
     true

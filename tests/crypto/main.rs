@@ -1,0 +1,35 @@
+//! The signature verifiers the module ships, proved on vectors: Wycheproof's RSA PKCS#1 v1.5,
+//! RSA-PSS, ECDSA (P1363, JWS's `r || s`) and Ed25519 sets (`wycheproof.rs`), and hand-crafted
+//! near-miss RSA encodings signed with a test key (`crafted.rs`).
+//!
+//! Everything goes through `meshgate::auth::crypto_probe`: the key constructors the JWKS parser
+//! calls and the request path's `signature::verify`. The same binary runs on the host (64-bit RSA
+//! limbs) and, through `tests/tools/crypto-wasm.sh`, as wasm32-wasip1 in Node's V8 (32-bit RSA
+//! limbs, and the p256/p384 crates' 32-bit field arithmetic): the limb width it ran on is printed
+//! with the counts.
+//!
+//! Counts go to the process's stderr handle directly (not `eprintln!`, which the test harness
+//! captures), so `cargo test` shows them.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod crafted;
+// The fuzz target's keys (and, on the host, its seeds); the differential itself is unused here.
+#[path = "../fuzz/src/crypto_diff.rs"]
+#[allow(dead_code)]
+mod crypto_diff;
+#[cfg(not(target_arch = "wasm32"))]
+mod seeds;
+mod wycheproof;
+
+use std::io::Write;
+
+/// One line on the real stderr, past the harness's capture.
+pub fn report(line: &str) {
+    let _ = writeln!(std::io::stderr(), "crypto: {line}");
+}
