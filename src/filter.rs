@@ -5,12 +5,14 @@
 mod log;
 mod request;
 mod response;
+mod scheduler;
 mod stream;
 mod vm;
 
 use std::rc::Rc;
 use std::time::SystemTime;
 
+pub use scheduler::{Scheduler, Stream, TICK};
 pub use vm::Vm;
 
 use crate::config::{OpId, Policy};
@@ -103,6 +105,28 @@ pub struct Filter {
     /// long timed out (Envoy reports a timeout and a failure alike, with no headers).
     side_call_sent: Option<(SystemTime, std::time::Duration)>,
     logged: bool,
+    /// The token of an HTTP call made in this callback, not yet reported to the scheduler.
+    call_token: Option<u32>,
+}
+
+/// What the VM-wide [`Scheduler`] must do for a request after one of its callbacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    Nothing,
+    /// Paused until keys arrive (or the wait's bound passes): the root wakes it.
+    WaitForKeys,
+    /// Rendered stream bytes are held: the next tick releases them.
+    Flush,
+    /// An HTTP call left with this token: its reply belongs to this request, whichever
+    /// context the proxy delivers it to.
+    CallReply(u32),
+}
+
+/// A callback's result: what the proxy does with the stream, and what the scheduler does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub action: Action,
+    pub then: Then,
 }
 
 #[derive(Default)]
@@ -145,7 +169,68 @@ impl Filter {
             side_call_headers: None,
             side_call_sent: None,
             logged: false,
+            call_token: None,
         }
+    }
+
+    pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Step {
+        let action = self.request_headers(host, end_of_stream);
+        self.step(action)
+    }
+
+    pub fn on_request_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Step {
+        let action = self.request_body(host, size, eos);
+        self.step(action)
+    }
+
+    pub fn on_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Step {
+        let action = self.response_headers(host, eos);
+        self.step(action)
+    }
+
+    pub fn on_response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Step {
+        let action = self.response_body(host, size, eos);
+        self.step(action)
+    }
+
+    pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Step {
+        let action = self.response_trailers(host);
+        self.step(action)
+    }
+
+    /// Keys a paused request waited for have arrived (or the wait ended): verify again.
+    /// `Continue` means resume the request now.
+    pub fn on_keys_ready(&mut self, host: &mut dyn Host) -> Step {
+        let resume = self.keys_ready(host);
+        self.step(if resume {
+            Action::Continue
+        } else {
+            Action::Pause
+        })
+    }
+
+    /// The keys did not come in time: refused as an outage, not a bad token.
+    pub fn on_keys_timeout(&mut self, host: &mut dyn Host) -> Step {
+        self.keys_timeout(host);
+        self.step(Action::Pause)
+    }
+
+    /// What the scheduler must do after this callback.
+    fn step(&mut self, action: Action) -> Step {
+        let then = if self.waiting != Waiting::Nothing {
+            Then::WaitForKeys
+        } else if let Some(token) = self.call_token.take() {
+            Then::CallReply(token)
+        } else if self.wants_flush() {
+            Then::Flush
+        } else {
+            Then::Nothing
+        };
+        Step { action, then }
+    }
+
+    pub fn is_waiting(&self) -> bool {
+        self.waiting != Waiting::Nothing
     }
 
     pub fn mode(&self) -> &Mode {

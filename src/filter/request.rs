@@ -39,7 +39,7 @@ fn is_protobuf(content_type: &str) -> bool {
 }
 
 impl Filter {
-    pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
+    pub(super) fn request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         self.start = Some(host.now());
         self.request_end = end_of_stream;
         self.req = RequestInfo::from_headers(host.headers(MapKind::RequestHeaders));
@@ -71,7 +71,7 @@ impl Filter {
         }
     }
 
-    pub fn on_request_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
+    pub(super) fn request_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
         self.request_body_seen = size;
         self.request_end |= eos;
         let limit = self.vm.config.limits.max_request_bytes;
@@ -97,7 +97,7 @@ impl Filter {
 
     /// Called (from the root context) when keys a paused request waited for have arrived, or
     /// when the wait is over. Returns true when the request should be resumed now.
-    pub fn on_keys_ready(&mut self, host: &mut dyn Host) -> bool {
+    pub(super) fn keys_ready(&mut self, host: &mut dyn Host) -> bool {
         let before = self.waiting;
         self.waiting = Waiting::Nothing;
         let outcome = self.authenticate(host);
@@ -509,7 +509,7 @@ impl Filter {
         };
         self.side_call_sent = Some((host.now(), timeout));
         host.http_call(&cluster, &headers, Some(frame), timeout)
-            .map(|_| ())
+            .map(|token| self.call_token = Some(token))
             .map_err(|e| {
                 GatewayError::new(
                     Code::Unavailable,
@@ -620,7 +620,7 @@ impl Filter {
     }
 
     /// The keys did not come in time: the request is refused as an outage, not a bad token.
-    pub fn on_keys_timeout(&mut self, host: &mut dyn Host) {
+    pub(super) fn keys_timeout(&mut self, host: &mut dyn Host) {
         let waited = match self.waiting {
             Waiting::Keys { bound, .. } => bound.as_millis(),
             Waiting::Nothing => 0,

@@ -8,7 +8,7 @@ use crate::status::{Code, GatewayError};
 use crate::transcode::{self, FrameDecoder, GrpcEnd};
 
 impl Filter {
-    pub fn on_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
+    pub(super) fn response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
         let headers = host.headers(MapKind::ResponseHeaders);
         self.note_response_headers(&headers);
         if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
@@ -52,7 +52,7 @@ impl Filter {
         Action::Pause
     }
 
-    pub fn on_response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
+    pub(super) fn response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
         self.resp.body_seen = size;
         if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
             return Action::Continue;
@@ -86,7 +86,7 @@ impl Filter {
         self.reply_error(host, err)
     }
 
-    pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Action {
+    pub(super) fn response_trailers(&mut self, host: &mut dyn Host) -> Action {
         let trailers = host.headers(MapKind::ResponseTrailers);
         self.note_forwarded(&trailers);
         if let Some(code) = find_header(&trailers, "grpc-status") {
@@ -170,6 +170,20 @@ impl Filter {
                 self.reply_error(host, err);
             }
         }
+    }
+
+    /// A side call's reply whose body is over `limits.max_response_bytes`: refused unread, as
+    /// an oversized reply through the router is.
+    pub(super) fn on_side_call_too_large(&mut self, host: &mut dyn Host) {
+        if self.resp.replaced {
+            return;
+        }
+        let limit = self.vm.config.limits.max_response_bytes;
+        let err = GatewayError::new(
+            Code::Internal,
+            format!("the upstream's reply is larger than the limit of {limit} bytes"),
+        );
+        self.reply_error(host, err);
     }
 
     /// The error for a side call that failed once its time was up: a timeout (504
