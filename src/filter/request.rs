@@ -8,7 +8,9 @@ use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
 use crate::observe::AuthDecision;
 use crate::operation::split_path;
 use crate::route;
-use crate::status::{BodyFormat, Code, GatewayError};
+use crate::status::{
+    AuthError, BodyFormat, Code, GatewayError, LimitError, RequestError, UpstreamError,
+};
 use crate::transcode::{self, encode_frame, RequestOptions, ResponseFormat};
 
 impl RequestInfo {
@@ -80,12 +82,7 @@ impl Filter {
                 if self.mode == Mode::LocalReply {
                     return Action::Pause;
                 }
-                let err = GatewayError::new(
-                    Code::ResourceExhausted,
-                    format!("request body is larger than the limit of {limit} bytes"),
-                )
-                .with_status(413);
-                self.reply_error(host, err)
+                self.reply_error(host, LimitError::RequestBody { limit }.into())
             }
             Mode::LocalReply => Action::Pause,
             _ if self.waiting != Waiting::Nothing => Action::Pause,
@@ -124,13 +121,7 @@ impl Filter {
             .iter()
             .map(|(k, v)| k.len() + v.len())
             .sum();
-        (size > limit).then(|| {
-            GatewayError::new(
-                Code::ResourceExhausted,
-                format!("request headers are larger than the limit of {limit} bytes"),
-            )
-            .with_status(431)
-        })
+        (size > limit).then(|| LimitError::RequestHeaders { limit }.into())
     }
 
     /// A route that names a policy the configuration lacks is a deployment mistake: refuse
@@ -159,10 +150,10 @@ impl Filter {
                 self.mode = Mode::PassThrough;
                 Ok(())
             }
-            None => Err(GatewayError::new(
-                Code::Unimplemented,
-                format!("unknown gRPC method {path}"),
-            )),
+            None => Err(RequestError::UnknownGrpcMethod {
+                path: path.to_string(),
+            }
+            .into()),
         }
     }
 
@@ -174,16 +165,17 @@ impl Filter {
             .lookup(&self.req.method, path, cfg.transcoding.url_unescape_spec);
         let m = match found {
             Some(Ok(m)) => m,
-            Some(Err(e)) => return Err(GatewayError::new(Code::InvalidArgument, e.to_string())),
+            Some(Err(e)) => return Err(RequestError::Invalid(e.to_string()).into()),
             None if cfg.transcoding.pass_through_unmatched => {
                 self.mode = Mode::PassThrough;
                 return Ok(());
             }
             None => {
-                return Err(GatewayError::new(
-                    Code::NotFound,
-                    format!("no operation matches {} {path}", self.req.method),
-                ))
+                return Err(RequestError::NoOperation {
+                    method: self.req.method.clone(),
+                    path: path.to_string(),
+                }
+                .into())
             }
         };
         let HttpTarget { op, binding } = *m.value;
@@ -197,11 +189,7 @@ impl Filter {
                 ..
             } => {
                 if self.policy().is_some_and(|p| !p.transcoding_enabled) {
-                    return Err(GatewayError::new(
-                        Code::Unimplemented,
-                        "transcoding is switched off for this route; call it over gRPC",
-                    )
-                    .with_status(415));
+                    return Err(RequestError::TranscodingOff.into());
                 }
                 let plan = bindings.get(binding).ok_or_else(internal_error)?;
                 let request_kind = if plan.request.is_http_body() {
@@ -435,7 +423,7 @@ impl Filter {
             Vec::new()
         };
         let query = crate::operation::parse_query(&t.query)
-            .map_err(|e| GatewayError::new(Code::InvalidArgument, e))?;
+            .map_err(|e| GatewayError::from(RequestError::Invalid(e)))?;
         let kind = match t.request_kind {
             RequestKind::Json => transcode::BodyKind::Json,
             RequestKind::Protobuf => transcode::BodyKind::Protobuf,
@@ -446,7 +434,6 @@ impl Filter {
         let opts = RequestOptions {
             ignore_unknown_query_parameters: cfg.transcoding.ignore_unknown_query_parameters,
             max_depth: cfg.limits.max_json_depth,
-            max_request_bytes: cfg.limits.max_request_bytes,
         };
         transcode::build_request(&plan.request, &t.bindings, &query, &body, kind, &opts)
     }
@@ -511,10 +498,8 @@ impl Filter {
         host.http_call(&cluster, &headers, Some(frame), timeout)
             .map(|token| self.call_token = Some(token))
             .map_err(|e| {
-                GatewayError::new(
-                    Code::Unavailable,
-                    format!("could not call upstream `{cluster}`: {e}"),
-                )
+                UpstreamError::Unavailable(format!("could not call upstream `{cluster}`: {e}"))
+                    .into()
             })
     }
 
@@ -626,12 +611,10 @@ impl Filter {
             Waiting::Nothing => 0,
         };
         self.waiting = Waiting::Nothing;
-        let status = self.vm.config.auth.unavailable_status;
-        let err = GatewayError::new(
-            Code::Unavailable,
-            "the token issuer's keys are not available yet; try again",
-        )
-        .with_status(status);
+        let err = AuthError::KeysUnavailable {
+            message: "the token issuer's keys are not available yet; try again".into(),
+            status: self.vm.config.auth.unavailable_status,
+        };
         host.log(
             Level::Info,
             &format!(
@@ -645,6 +628,6 @@ impl Filter {
             let name = names.auth_decisions(&op.name, AuthDecision::Denied, "keys_unavailable");
             self.vm.count(host, &name);
         }
-        self.reply_error(host, err);
+        self.reply_error(host, err.into());
     }
 }

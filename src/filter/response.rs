@@ -4,7 +4,7 @@
 
 use super::{Filter, Mode};
 use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
-use crate::status::{Code, GatewayError};
+use crate::status::{Code, GatewayError, LimitError, UpstreamError};
 use crate::transcode::{self, FrameDecoder, GrpcEnd};
 
 impl Filter {
@@ -62,11 +62,7 @@ impl Filter {
         }
         let limit = self.vm.config.limits.max_response_bytes;
         if size > limit {
-            let err = GatewayError::new(
-                Code::Internal,
-                format!("the upstream's reply is larger than the limit of {limit} bytes"),
-            );
-            return self.reply_error(host, err);
+            return self.reply_error(host, LimitError::Response { limit }.into());
         }
         if !eos {
             return Action::Pause;
@@ -78,12 +74,9 @@ impl Filter {
             return self.convert_in_place(host, err);
         }
         // gRPC data that ends the stream without trailers: the status is missing.
-        let err = GatewayError::new(
-            Code::Internal,
-            "the upstream ended its gRPC reply without a status",
-        )
-        .with_status(502);
-        self.reply_error(host, err)
+        let err =
+            UpstreamError::Broken("the upstream ended its gRPC reply without a status".into());
+        self.reply_error(host, err.into())
     }
 
     pub(super) fn response_trailers(&mut self, host: &mut dyn Host) -> Action {
@@ -128,8 +121,8 @@ impl Filter {
         if headers.is_empty() {
             let err = self
                 .side_call_timeout(host)
-                .unwrap_or_else(|| GatewayError::new(Code::Unavailable, "upstream did not answer"));
-            self.reply_error(host, err);
+                .unwrap_or_else(|| UpstreamError::Unavailable("upstream did not answer".into()));
+            self.reply_error(host, err.into());
             return;
         }
         if !self.resp.grpc {
@@ -153,7 +146,7 @@ impl Filter {
         // request timeout"); the client gets what the router gives a route timeout.
         if self.resp.grpc_status == Some(Code::Unavailable) {
             if let Some(err) = self.side_call_timeout(host) {
-                self.reply_error(host, err);
+                self.reply_error(host, err.into());
                 return;
             }
         }
@@ -179,26 +172,18 @@ impl Filter {
             return;
         }
         let limit = self.vm.config.limits.max_response_bytes;
-        let err = GatewayError::new(
-            Code::Internal,
-            format!("the upstream's reply is larger than the limit of {limit} bytes"),
-        );
-        self.reply_error(host, err);
+        self.reply_error(host, LimitError::Response { limit }.into());
     }
 
     /// The error for a side call that failed once its time was up: a timeout (504
     /// DEADLINE_EXCEEDED, as Envoy's router answers a route timeout). None when it ended sooner.
-    fn side_call_timeout(&self, host: &dyn Host) -> Option<GatewayError> {
+    fn side_call_timeout(&self, host: &dyn Host) -> Option<UpstreamError> {
         let (sent, timeout) = self.side_call_sent?;
         let waited = host.now().duration_since(sent).ok()?;
         // Envoy's timer may fire a little early against the VM's clock.
-        (waited + std::time::Duration::from_millis(20) >= timeout).then(|| {
-            GatewayError::new(
-                Code::DeadlineExceeded,
-                format!("upstream did not answer within {} ms", timeout.as_millis()),
-            )
-            .with_status(504)
-        })
+        let ms = timeout.as_millis();
+        (waited + std::time::Duration::from_millis(20) >= timeout)
+            .then_some(UpstreamError::Timeout { ms })
     }
 
     /// Keep the listed upstream metadata found in `map` for the client's reply.
