@@ -2,11 +2,14 @@
 //! core modules for decisions, applies them, and returns an [`Action`]. It never names the
 //! proxy's ABI, so the whole flow runs in host-side tests against a fake `Host`.
 
+mod auth;
+mod classify;
 mod log;
 mod request;
 mod response;
 mod scheduler;
 mod stream;
+mod upstream;
 mod vm;
 
 use std::rc::Rc;

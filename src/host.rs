@@ -142,6 +142,34 @@ pub trait RootHost: Host {
     fn set_effective_context(&mut self, context_id: u32) -> HostResult<()>;
 }
 
+/// A change to a header map that a domain wants made (route: routing headers, the REST
+/// rewrite; transcode: the gRPC call's headers). The filter applies them through [`Host`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderOp {
+    Set(String, String),
+    Remove(String),
+}
+
+impl HeaderOp {
+    pub fn set(name: &str, value: &str) -> HeaderOp {
+        HeaderOp::Set(name.to_string(), value.to_string())
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            HeaderOp::Set(n, _) | HeaderOp::Remove(n) => n,
+        }
+    }
+
+    /// The value set, `None` for a removal (as [`Host::set_header`] takes it).
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            HeaderOp::Set(_, v) => Some(v),
+            HeaderOp::Remove(_) => None,
+        }
+    }
+}
+
 /// Helpers over a header map as returned by [`Host::headers`].
 pub fn find_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
