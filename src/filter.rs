@@ -1,10 +1,13 @@
 //! The per-request state machine. Each callback reads what it needs through [`Host`], asks the
-//! core modules for decisions, applies them, and returns an [`Action`]. It never names the
-//! proxy's ABI, so the whole flow runs in host-side tests against a fake `Host`.
+//! domains for decisions (route: header changes; transcode: the upstream request), applies
+//! them, moves the request to its next [`Phase`] and returns a [`Step`]: the proxy's
+//! [`Action`] and what the VM-wide [`Scheduler`] does next. It never names the proxy's ABI, so
+//! the whole flow, the scheduler included, runs in host-side tests against a fake `Host`.
 
 mod auth;
 mod classify;
 mod log;
+mod phase;
 mod request;
 mod response;
 mod scheduler;
@@ -15,6 +18,7 @@ mod vm;
 use std::rc::Rc;
 use std::time::SystemTime;
 
+pub use phase::{Phase, Step, Then};
 pub use scheduler::{Scheduler, Stream, TICK};
 pub use vm::Vm;
 
@@ -23,10 +27,10 @@ use crate::host::{Action, Host};
 use crate::status::{BodyFormat, Code, GatewayError};
 use crate::transcode::ResponseFormat;
 
-/// How the gateway handles the request once it is classified.
+/// How the gateway handles the request: what classification found (it never changes after).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
-    /// Not yet classified (headers not seen).
+    /// Not classified (headers not seen, or refused before classification).
     New,
     /// Native gRPC: authenticated, routed and observed, bytes untouched.
     Grpc,
@@ -36,8 +40,6 @@ pub enum Mode {
     Rest(Vec<(String, String)>),
     /// Unmatched and passed through by configuration.
     PassThrough,
-    /// The gateway answered itself.
-    LocalReply,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,17 +57,6 @@ pub enum RequestKind {
     Json,
     Protobuf,
     Raw,
-}
-
-/// What a request waits for between callbacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Waiting {
-    Nothing,
-    /// Keys of a remote JWKS that has not been fetched yet; the root context resumes us.
-    Keys {
-        since: SystemTime,
-        bound: std::time::Duration,
-    },
 }
 
 /// Facts about the request, read once from its headers.
@@ -91,45 +82,12 @@ pub struct Filter {
     op: Option<OpId>,
     policy: Option<String>,
     principal: Option<String>,
-    waiting: Waiting,
     error_format: BodyFormat,
-    /// Set when the gateway answered (or converted) with an error.
-    error: Option<GatewayError>,
+    /// Where the request is, with that phase's data.
+    phase: Phase,
     resp: ResponseState,
-    request_body_seen: usize,
-    /// The whole request has arrived (end of stream on headers or body).
-    request_end: bool,
-    /// The request headers were rewritten to the gRPC call's (`:path`, content-type, ...).
-    grpc_headers_set: bool,
-    /// Headers of the side call, taken before the request headers went on to the router
-    /// (`transcoding.upstream_calls: side_call`).
-    side_call_headers: Option<Vec<(String, String)>>,
-    /// When the side call left and its timeout: a call that ends without an answer after that
-    /// long timed out (Envoy reports a timeout and a failure alike, with no headers).
-    side_call_sent: Option<(SystemTime, std::time::Duration)>,
-    logged: bool,
     /// The token of an HTTP call made in this callback, not yet reported to the scheduler.
     call_token: Option<u32>,
-}
-
-/// What the VM-wide [`Scheduler`] must do for a request after one of its callbacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Then {
-    Nothing,
-    /// Paused until keys arrive (or the wait's bound passes): the root wakes it.
-    WaitForKeys,
-    /// Rendered stream bytes are held: the next tick releases them.
-    Flush,
-    /// An HTTP call left with this token: its reply belongs to this request, whichever
-    /// context the proxy delivers it to.
-    CallReply(u32),
-}
-
-/// A callback's result: what the proxy does with the stream, and what the scheduler does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
-    pub action: Action,
-    pub then: Then,
 }
 
 #[derive(Default)]
@@ -140,8 +98,6 @@ struct ResponseState {
     /// The upstream spoke gRPC (content-type application/grpc*).
     grpc: bool,
     body_seen: usize,
-    /// The converted reply was sent as a local reply (the rest of the upstream's is dropped).
-    replaced: bool,
     /// Upstream metadata listed in `transcoding.response_metadata_to_headers`.
     forward: Vec<(String, String)>,
     /// A server stream being forwarded through the router.
@@ -162,16 +118,9 @@ impl Filter {
             op: None,
             policy: None,
             principal: None,
-            waiting: Waiting::Nothing,
             error_format: BodyFormat::Json,
-            error: None,
+            phase: Phase::Headers,
             resp: ResponseState::default(),
-            request_body_seen: 0,
-            request_end: false,
-            grpc_headers_set: false,
-            side_call_headers: None,
-            side_call_sent: None,
-            logged: false,
             call_token: None,
         }
     }
@@ -220,7 +169,7 @@ impl Filter {
 
     /// What the scheduler must do after this callback.
     fn step(&mut self, action: Action) -> Step {
-        let then = if self.waiting != Waiting::Nothing {
+        let then = if self.is_waiting() {
             Then::WaitForKeys
         } else if let Some(token) = self.call_token.take() {
             Then::CallReply(token)
@@ -233,15 +182,20 @@ impl Filter {
     }
 
     pub fn is_waiting(&self) -> bool {
-        self.waiting != Waiting::Nothing
+        matches!(self.phase, Phase::AwaitKeys { .. })
+    }
+
+    /// The gateway answered the client itself (the upstream's reply, if any, is dropped).
+    fn replied(&self) -> bool {
+        matches!(self.phase, Phase::Replied { .. })
     }
 
     pub fn mode(&self) -> &Mode {
         &self.mode
     }
 
-    pub fn waiting(&self) -> Waiting {
-        self.waiting
+    pub fn phase(&self) -> &Phase {
+        &self.phase
     }
 
     pub fn operation_name(&self) -> Option<&str> {
@@ -266,9 +220,7 @@ impl Filter {
         }
         self.resp.status = Some(status);
         self.resp.grpc_status = Some(err.code);
-        self.resp.replaced = true;
-        self.error = Some(err);
-        self.mode = Mode::LocalReply;
+        self.phase = Phase::Replied { error: Some(err) };
         Action::Pause
     }
 }

@@ -326,3 +326,40 @@ fn a_woken_body_less_call_makes_its_side_call_and_gets_the_reply_through_the_roo
         "answered in the request's context"
     );
 }
+
+#[test]
+fn a_body_over_the_limit_while_waiting_is_refused_once_and_never_woken() {
+    let yaml_limit =
+        remote_gateway().replace("\"limits\":{}", "\"limits\":{\"max_request_bytes\":64}");
+    assert_ne!(
+        yaml_limit,
+        remote_gateway(),
+        "the compiled JSON has a limits object"
+    );
+    let mut h = FakeHost::with_request(
+        "POST",
+        "/v1/payments",
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &format!("Bearer {}", good_token())),
+        ],
+    )
+    .at(start());
+    let s = configure(&mut h, &yaml_limit);
+    let stream = s.stream(11);
+    assert_eq!(stream.on_request_headers(&mut h, false), Action::Pause);
+    // The whole body arrives during the wait, over the limit. (Before the phases, the refused
+    // request kept waiting and was converted and resumed once the keys came.)
+    h.request_body = vec![b' '; 100];
+    assert_eq!(stream.on_request_body(&mut h, 100, true), Action::Pause);
+    let (status, _) = h.reply_json();
+    assert_eq!(status, 413);
+    let first = h.local_reply.clone();
+    let fetch = 1;
+    let body = jwks();
+    jwks_reply(&mut h, body.as_bytes());
+    s.on_http_call_response(&mut h, fetch, 1, body.len());
+    assert_eq!(h.local_reply, first, "no second answer");
+    assert!(h.resumed.is_empty(), "a refused request is not resumed");
+    assert_eq!(s.pending().0, 0);
+}

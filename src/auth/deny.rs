@@ -118,7 +118,7 @@ pub fn deny_reason_error(reason: DenyReason, realm: &str, unavailable_status: u1
     }
 }
 
-/// The reply for `reason` (see [`deny_reason_error`]).
+/// The reply for `reason` (see `deny_reason_error`).
 pub fn deny_error(reason: DenyReason, realm: &str, unavailable_status: u16) -> GatewayError {
     deny_reason_error(reason, realm, unavailable_status).into()
 }

@@ -3,7 +3,7 @@
 //! held until the keys it needs arrive (the scheduler wakes it, or refuses it once the wait's
 //! bound has passed).
 
-use super::{Filter, Waiting};
+use super::{Filter, Phase};
 use crate::auth::{self, AuthOutcome};
 use crate::host::{Action, Host, Level};
 use crate::observe::AuthDecision;
@@ -76,7 +76,11 @@ impl Filter {
                     .map(|p| cfg.auth.initial_fetch_wait(*p))
                     .max()
                     .unwrap_or_default();
-                self.waiting = Waiting::Keys { since: now, bound };
+                self.phase = Phase::AwaitKeys {
+                    since: now,
+                    bound,
+                    body_end: None,
+                };
                 Some(Action::Pause)
             }
         }
@@ -109,22 +113,21 @@ impl Filter {
 
     /// Whether a request that waits for a provider's first keys has waited long enough.
     pub fn keys_wait_expired(&self, now: std::time::SystemTime) -> bool {
-        match self.waiting {
-            Waiting::Keys { since, bound } => now
+        match self.phase {
+            Phase::AwaitKeys { since, bound, .. } => now
                 .duration_since(since)
                 .map(|d| d >= bound)
                 .unwrap_or(false),
-            Waiting::Nothing => false,
+            _ => false,
         }
     }
 
     /// The keys did not come in time: the request is refused as an outage, not a bad token.
     pub(super) fn keys_timeout(&mut self, host: &mut dyn Host) {
-        let waited = match self.waiting {
-            Waiting::Keys { bound, .. } => bound.as_millis(),
-            Waiting::Nothing => 0,
+        let waited = match self.phase {
+            Phase::AwaitKeys { bound, .. } => bound.as_millis(),
+            _ => 0,
         };
-        self.waiting = Waiting::Nothing;
         let err = AuthError::KeysUnavailable {
             message: "the token issuer's keys are not available yet; try again".into(),
             status: self.vm.config.auth.unavailable_status,

@@ -2,7 +2,7 @@
 //! headers and the mode's own work (REST rewrite, transcoding, a side call).
 
 use super::classify::{is_grpc, is_protobuf};
-use super::{Filter, Mode, RequestInfo, Waiting};
+use super::{Filter, Mode, Phase, RequestInfo};
 use crate::config::UpstreamCalls;
 use crate::host::{find_header, Action, HeaderOp, Host, Level, MapKind};
 use crate::route;
@@ -11,7 +11,6 @@ use crate::status::{BodyFormat, GatewayError, LimitError};
 impl Filter {
     pub(super) fn request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         self.start = Some(host.now());
-        self.request_end = end_of_stream;
         self.req = RequestInfo::from_headers(host.headers(MapKind::RequestHeaders));
         self.policy = route::select_policy(host, &self.vm.config.routing);
         self.strip_owned_headers(host);
@@ -32,52 +31,74 @@ impl Filter {
             return self.reply_error(host, err);
         }
         if self.mode == Mode::PassThrough {
+            self.phase = Phase::Upstream;
             return Action::Continue;
         }
         match self.authenticate(host) {
-            Some(Action::Pause) if self.waiting != Waiting::Nothing => Action::Pause,
-            Some(action) => action,
+            Some(action) => {
+                // A request that ended with its headers waits with its (empty) body complete.
+                if let Phase::AwaitKeys { body_end, .. } = &mut self.phase {
+                    *body_end = end_of_stream.then_some(0);
+                }
+                action
+            }
             None => self.after_auth(host, end_of_stream),
         }
     }
 
     pub(super) fn request_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
-        self.request_body_seen = size;
-        self.request_end |= eos;
         let limit = self.vm.config.limits.max_request_bytes;
-        match &self.mode {
-            Mode::Transcode(_) | Mode::LocalReply if size > limit => {
-                if self.mode == Mode::LocalReply {
-                    return Action::Pause;
-                }
-                self.reply_error(host, LimitError::RequestBody { limit }.into())
+        let transcoded = matches!(self.mode, Mode::Transcode(_));
+        match &mut self.phase {
+            Phase::Replied { .. } | Phase::Logged => return Action::Pause,
+            _ if transcoded && size > limit => {
+                return self.reply_error(host, LimitError::RequestBody { limit }.into());
             }
-            Mode::LocalReply => Action::Pause,
-            _ if self.waiting != Waiting::Nothing => Action::Pause,
-            Mode::Transcode(_) if !eos => Action::Pause,
-            Mode::Transcode(_) => self.transcode_body(host, size),
-            _ => Action::Continue,
+            // Held while the request waits for keys; converted once it is allowed.
+            Phase::AwaitKeys { body_end, .. } => {
+                if eos {
+                    *body_end = Some(size);
+                }
+                return Action::Pause;
+            }
+            _ => {}
+        }
+        match () {
+            _ if !transcoded => Action::Continue,
+            _ if !eos => Action::Pause,
+            _ => self.transcode_body(host, size),
         }
     }
 
     /// Called (from the root context) when keys a paused request waited for have arrived, or
     /// when the wait is over. Returns true when the request should be resumed now.
     pub(super) fn keys_ready(&mut self, host: &mut dyn Host) -> bool {
-        let before = self.waiting;
-        self.waiting = Waiting::Nothing;
+        let Phase::AwaitKeys {
+            since, body_end, ..
+        } = self.phase
+        else {
+            return false;
+        };
+        self.phase = Phase::Headers;
         let outcome = self.authenticate(host);
         // Still waiting (other keys still on their way): the bound counts from the first wait.
-        if let (Waiting::Keys { since, .. }, Waiting::Keys { bound, .. }) = (before, self.waiting) {
-            self.waiting = Waiting::Keys { since, bound };
+        if let Phase::AwaitKeys {
+            since: s,
+            body_end: b,
+            ..
+        } = &mut self.phase
+        {
+            *s = since;
+            *b = body_end;
         }
-        match outcome {
-            Some(_) => false,
-            // The body may have arrived (and been held) while the request waited.
-            None if self.request_end && matches!(self.mode, Mode::Transcode(_)) => {
+        match (outcome, body_end) {
+            (Some(_), _) => false,
+            // The body arrived (and was held) while the request waited.
+            (None, Some(size)) if matches!(self.mode, Mode::Transcode(_)) => {
                 self.set_routing_headers(host);
-                self.transcode_body(host, self.request_body_seen) == Action::Continue
+                self.transcode_body(host, size) == Action::Continue
             }
-            None => self.after_auth(host, false) == Action::Continue,
+            (None, _) => self.after_auth(host, false) == Action::Continue,
         }
     }
 
@@ -87,6 +108,7 @@ impl Filter {
         match &self.mode {
             Mode::Rest(_) => {
                 self.rewrite_rest_path(host);
+                self.phase = Phase::Upstream;
                 Action::Continue
             }
             Mode::Transcode(_) if end_of_stream => self.transcode_body(host, 0),
@@ -94,8 +116,16 @@ impl Filter {
                 Ok(()) => Action::Continue,
                 Err(err) => self.reply_error(host, err),
             },
-            Mode::Transcode(_) => Action::Pause,
-            _ => Action::Continue,
+            Mode::Transcode(_) => {
+                self.phase = Phase::AwaitBody {
+                    side_call_headers: None,
+                };
+                Action::Pause
+            }
+            _ => {
+                self.phase = Phase::Upstream;
+                Action::Continue
+            }
         }
     }
 
@@ -113,8 +143,12 @@ impl Filter {
     /// converted at its end). The stream that Envoy's router opens with these headers carries
     /// no data; it is cancelled when the side call's answer is sent.
     fn send_headers_first(&mut self, host: &mut dyn Host) -> Result<(), GatewayError> {
-        self.side_call_headers = Some(self.side_call_headers_now(host)?);
-        self.rewrite_grpc_headers(host)
+        let headers = self.side_call_headers_now(host)?;
+        self.rewrite_grpc_headers(host)?;
+        self.phase = Phase::AwaitBody {
+            side_call_headers: Some(headers),
+        };
+        Ok(())
     }
 
     pub(super) fn set_request_header(&self, host: &mut dyn Host, name: &str, value: Option<&str>) {

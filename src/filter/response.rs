@@ -2,7 +2,7 @@
 //! them (headers+data+trailers, trailers-only, headers+trailers without data), Envoy's own
 //! router errors (plain HTTP), and the reply of a body-less request's side call.
 
-use super::{Filter, Mode};
+use super::{Filter, Mode, Phase};
 use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
 use crate::status::{Code, GatewayError, LimitError, UpstreamError};
 use crate::transcode::{self, FrameDecoder, GrpcEnd};
@@ -11,7 +11,7 @@ impl Filter {
     pub(super) fn response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
         let headers = host.headers(MapKind::ResponseHeaders);
         self.note_response_headers(&headers);
-        if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
+        if !matches!(self.mode, Mode::Transcode(_)) || self.replied() {
             return Action::Continue;
         }
         if self.side_calls_only() {
@@ -54,7 +54,7 @@ impl Filter {
 
     pub(super) fn response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
         self.resp.body_seen = size;
-        if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
+        if !matches!(self.mode, Mode::Transcode(_)) || self.replied() {
             return Action::Continue;
         }
         if self.resp.stream.is_some() {
@@ -85,7 +85,7 @@ impl Filter {
         if let Some(code) = find_header(&trailers, "grpc-status") {
             self.resp.grpc_status = code.parse::<i32>().ok().map(Code::from_i32);
         }
-        if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
+        if !matches!(self.mode, Mode::Transcode(_)) || self.replied() {
             return Action::Continue;
         }
         if self.resp.stream.is_some() {
@@ -113,7 +113,7 @@ impl Filter {
     ) {
         // Already answered: Envoy's router reply to the stream the headers opened came first
         // (`upstream_calls: side_call`), or the gateway refused the request meanwhile.
-        if self.resp.replaced {
+        if self.replied() {
             return;
         }
         self.note_response_headers(headers);
@@ -168,7 +168,7 @@ impl Filter {
     /// A side call's reply whose body is over `limits.max_response_bytes`: refused unread, as
     /// an oversized reply through the router is.
     pub(super) fn on_side_call_too_large(&mut self, host: &mut dyn Host) {
-        if self.resp.replaced {
+        if self.replied() {
             return;
         }
         let limit = self.vm.config.limits.max_response_bytes;
@@ -178,7 +178,9 @@ impl Filter {
     /// The error for a side call that failed once its time was up: a timeout (504
     /// DEADLINE_EXCEEDED, as Envoy's router answers a route timeout). None when it ended sooner.
     fn side_call_timeout(&self, host: &dyn Host) -> Option<UpstreamError> {
-        let (sent, timeout) = self.side_call_sent?;
+        let Phase::SideCall { sent, timeout } = self.phase else {
+            return None;
+        };
         let waited = host.now().duration_since(sent).ok()?;
         // Envoy's timer may fire a little early against the VM's clock.
         let ms = timeout.as_millis();
@@ -198,8 +200,8 @@ impl Filter {
 
     fn note_response_headers(&mut self, headers: &[(String, String)]) {
         self.note_forwarded(headers);
-        // The gateway's own local reply passes through here too, after `replaced` is set.
-        if !self.resp.replaced && !headers.is_empty() {
+        // The gateway's own local reply passes through here too, once it has replied.
+        if !self.replied() && !headers.is_empty() {
             self.resp.upstream_answered = true;
         }
         self.resp.status = find_header(headers, ":status").and_then(|s| s.parse().ok());
@@ -249,7 +251,7 @@ impl Filter {
             host.log(Level::Warn, &format!("meshgate: reply refused: {e}"));
         }
         self.resp.status = Some(200);
-        self.resp.replaced = true;
+        self.phase = Phase::Replied { error: None };
         Action::Pause
     }
 
@@ -315,9 +317,7 @@ impl Filter {
         }
         self.resp.status = Some(status);
         self.resp.grpc_status = Some(err.code);
-        self.resp.replaced = true;
-        self.error = Some(err);
-        self.mode = Mode::LocalReply;
+        self.phase = Phase::Replied { error: Some(err) };
         Action::Continue
     }
 

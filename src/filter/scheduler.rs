@@ -149,13 +149,9 @@ impl Scheduler {
         let me = || (context_id, Rc::downgrade(filter));
         match step.then {
             Then::Nothing => {}
-            Then::WaitForKeys => self.waiters.borrow_mut().push(me()),
-            Then::Flush => {
-                let mut list = self.flushers.borrow_mut();
-                if !list.iter().any(|(id, _)| *id == context_id) {
-                    list.push(me());
-                }
-            }
+            // Once per request: a body callback during the wait reports it again.
+            Then::WaitForKeys => add_once(&self.waiters, me()),
+            Then::Flush => add_once(&self.flushers, me()),
             Then::CallReply(token) => {
                 self.calls.borrow_mut().insert(token, me());
             }
@@ -270,6 +266,13 @@ impl Scheduler {
             self.fetches.borrow().len(),
             self.calls.borrow().len(),
         )
+    }
+}
+
+fn add_once(list: &RefCell<Vec<StreamRef>>, entry: StreamRef) {
+    let mut list = list.borrow_mut();
+    if !list.iter().any(|(id, _)| *id == entry.0) {
+        list.push(entry);
     }
 }
 

@@ -51,7 +51,7 @@ impl Filter {
 
     /// Whether this request is a server stream whose reply the stream code handles.
     pub(super) fn is_stream_reply(&self) -> bool {
-        self.streaming() && !self.resp.replaced
+        self.streaming() && !self.replied()
     }
 
     /// A streamed reply's gRPC headers arrived (not trailers-only): hold them until the first

@@ -3,7 +3,7 @@
 //! a side call to the upstream's cluster.
 
 use super::classify::internal_error;
-use super::{Filter, Mode, RequestKind};
+use super::{Filter, Mode, Phase, RequestKind};
 use crate::config::OpKind;
 use crate::host::{Action, BodyKind, Host, MapKind};
 use crate::status::{Code, GatewayError, RequestError, UpstreamError};
@@ -24,11 +24,11 @@ impl Filter {
             if let Err(e) = host.set_body(BodyKind::Request, &frame) {
                 return self.reply_error(host, host_failure(&e.to_string()));
             }
-            if !self.grpc_headers_set {
-                if let Err(err) = self.rewrite_grpc_headers(host) {
-                    return self.reply_error(host, err);
-                }
+            // Headers rewritten only now (router mode holds them until the body is whole).
+            if let Err(err) = self.rewrite_grpc_headers(host) {
+                return self.reply_error(host, err);
             }
+            self.phase = Phase::Upstream;
             return Action::Continue;
         }
         match self.side_call(host, &frame) {
@@ -101,7 +101,6 @@ impl Filter {
             host.set_header(MapKind::RequestHeaders, op.name(), op.value())
                 .map_err(|e| host_failure(&e.to_string()))?;
         }
-        self.grpc_headers_set = true;
         Ok(())
     }
 
@@ -115,13 +114,20 @@ impl Filter {
             .ok_or_else(internal_error)?;
         let cluster = op.upstream.name.clone();
         let timeout = op.upstream.timeout;
-        let headers = match self.side_call_headers.take() {
+        let kept = match &mut self.phase {
+            Phase::AwaitBody { side_call_headers } => side_call_headers.take(),
+            _ => None,
+        };
+        let headers = match kept {
             Some(h) => h,
             None => self.side_call_headers_now(host)?,
         };
-        self.side_call_sent = Some((host.now(), timeout));
+        let sent = host.now();
         host.http_call(&cluster, &headers, Some(frame), timeout)
-            .map(|token| self.call_token = Some(token))
+            .map(|token| {
+                self.call_token = Some(token);
+                self.phase = Phase::SideCall { sent, timeout };
+            })
             .map_err(|e| {
                 UpstreamError::Unavailable(format!("could not call upstream `{cluster}`: {e}"))
                     .into()
