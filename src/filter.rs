@@ -6,11 +6,13 @@
 
 mod auth;
 mod classify;
+mod handle;
 mod log;
 mod phase;
 mod request;
 mod response;
 mod scheduler;
+mod side_call;
 mod stream;
 mod upstream;
 mod vm;
@@ -18,8 +20,9 @@ mod vm;
 use std::rc::Rc;
 use std::time::SystemTime;
 
+pub use handle::Stream;
 pub use phase::{Phase, Step, Then};
-pub use scheduler::{Scheduler, Stream, TICK};
+pub use scheduler::{Scheduler, TICK};
 pub use vm::Vm;
 
 use crate::config::{OpId, Policy};

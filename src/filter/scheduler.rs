@@ -10,10 +10,11 @@ use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use super::{Filter, Step, Then, Vm};
+use super::handle::deliver_call_reply;
+use super::{Filter, Step, Stream, Then, Vm};
 use crate::auth::{FetchKind, FetchRequest};
 use crate::config::compile_json;
-use crate::host::{find_header, Action, Host, Level, RootHost};
+use crate::host::{find_header, Action, Level, RootHost};
 
 /// How often the root context looks at fetch schedules, waiting requests and held streams.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -145,7 +146,12 @@ impl Scheduler {
     }
 
     /// Apply what a request's callback asked for; the proxy gets the callback's action.
-    fn follow(&self, context_id: u32, filter: &Rc<RefCell<Filter>>, step: Step) -> Action {
+    pub(super) fn follow(
+        &self,
+        context_id: u32,
+        filter: &Rc<RefCell<Filter>>,
+        step: Step,
+    ) -> Action {
         let me = || (context_id, Rc::downgrade(filter));
         match step.then {
             Then::Nothing => {}
@@ -253,7 +259,7 @@ impl Scheduler {
     }
 
     /// A call's reply reached its own stream: the root need not route it any more.
-    fn forget_call(&self, token: u32) {
+    pub(super) fn forget_call(&self, token: u32) {
         self.calls.borrow_mut().remove(&token);
     }
 
@@ -273,87 +279,5 @@ fn add_once(list: &RefCell<Vec<StreamRef>>, entry: StreamRef) {
     let mut list = list.borrow_mut();
     if !list.iter().any(|(id, _)| *id == entry.0) {
         list.push(entry);
-    }
-}
-
-/// Read an HTTP call's reply for the request that made it, the body only within the response
-/// limit (an oversized reply is refused without being copied into the VM).
-fn deliver_call_reply(
-    filter: &Rc<RefCell<Filter>>,
-    host: &mut dyn Host,
-    num_headers: usize,
-    body_size: usize,
-) {
-    let mut f = filter.borrow_mut();
-    if body_size > f.vm.config.limits.max_response_bytes {
-        f.on_side_call_too_large(host);
-        return;
-    }
-    let headers = if num_headers > 0 {
-        host.call_response_headers()
-    } else {
-        Vec::new()
-    };
-    let body = host.call_response_body(body_size).unwrap_or_default();
-    let trailers = host.call_response_trailers();
-    f.on_side_call_response(host, &headers, &body, &trailers);
-}
-
-/// One HTTP stream: its filter, and the scheduler its callbacks report to. The wasm glue holds
-/// one per HTTP context and forwards each callback.
-pub struct Stream {
-    filter: Rc<RefCell<Filter>>,
-    scheduler: Rc<Scheduler>,
-    context_id: u32,
-}
-
-impl Stream {
-    fn follow(&self, step: Step) -> Action {
-        self.scheduler.follow(self.context_id, &self.filter, step)
-    }
-
-    pub fn filter(&self) -> &Rc<RefCell<Filter>> {
-        &self.filter
-    }
-
-    pub fn on_request_headers(&self, host: &mut dyn Host, eos: bool) -> Action {
-        let step = self.filter.borrow_mut().on_request_headers(host, eos);
-        self.follow(step)
-    }
-
-    pub fn on_request_body(&self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
-        let step = self.filter.borrow_mut().on_request_body(host, size, eos);
-        self.follow(step)
-    }
-
-    pub fn on_response_headers(&self, host: &mut dyn Host, eos: bool) -> Action {
-        let step = self.filter.borrow_mut().on_response_headers(host, eos);
-        self.follow(step)
-    }
-
-    pub fn on_response_body(&self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
-        let step = self.filter.borrow_mut().on_response_body(host, size, eos);
-        self.follow(step)
-    }
-
-    pub fn on_response_trailers(&self, host: &mut dyn Host) -> Action {
-        let step = self.filter.borrow_mut().on_response_trailers(host);
-        self.follow(step)
-    }
-
-    /// The reply of a call this stream made, delivered to the stream itself.
-    pub fn on_http_call_response(
-        &self,
-        host: &mut dyn Host,
-        token: u32,
-        num_headers: usize,
-        body_size: usize,
-    ) {
-        self.scheduler.forget_call(token);
-        deliver_call_reply(&self.filter, host, num_headers, body_size);
-    }
-
-    pub fn on_log(&self, host: &mut dyn Host) {
-        self.filter.borrow_mut().on_log(host);
     }
 }
