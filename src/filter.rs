@@ -1,16 +1,28 @@
 //! The per-request state machine. Each callback reads what it needs through [`Host`], asks the
-//! core modules for decisions, applies them, and returns an [`Action`]. It never names the
-//! proxy's ABI, so the whole flow runs in host-side tests against a fake `Host`.
+//! domains for decisions (route: header changes; transcode: the upstream request), applies
+//! them, moves the request to its next [`Phase`] and returns a [`Step`]: the proxy's
+//! [`Action`] and what the VM-wide [`Scheduler`] does next. It never names the proxy's ABI, so
+//! the whole flow, the scheduler included, runs in host-side tests against a fake `Host`.
 
+mod auth;
+mod classify;
+mod handle;
 mod log;
+mod phase;
 mod request;
 mod response;
+mod scheduler;
+mod side_call;
 mod stream;
+mod upstream;
 mod vm;
 
 use std::rc::Rc;
 use std::time::SystemTime;
 
+pub use handle::Stream;
+pub use phase::{Phase, Step, Then};
+pub use scheduler::{Scheduler, TICK};
 pub use vm::Vm;
 
 use crate::config::{OpId, Policy};
@@ -18,10 +30,10 @@ use crate::host::{Action, Host};
 use crate::status::{BodyFormat, Code, GatewayError};
 use crate::transcode::ResponseFormat;
 
-/// How the gateway handles the request once it is classified.
+/// How the gateway handles the request: what classification found (it never changes after).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
-    /// Not yet classified (headers not seen).
+    /// Not classified (headers not seen, or refused before classification).
     New,
     /// Native gRPC: authenticated, routed and observed, bytes untouched.
     Grpc,
@@ -31,8 +43,6 @@ pub enum Mode {
     Rest(Vec<(String, String)>),
     /// Unmatched and passed through by configuration.
     PassThrough,
-    /// The gateway answered itself.
-    LocalReply,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -50,17 +60,6 @@ pub enum RequestKind {
     Json,
     Protobuf,
     Raw,
-}
-
-/// What a request waits for between callbacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Waiting {
-    Nothing,
-    /// Keys of a remote JWKS that has not been fetched yet; the root context resumes us.
-    Keys {
-        since: SystemTime,
-        bound: std::time::Duration,
-    },
 }
 
 /// Facts about the request, read once from its headers.
@@ -86,23 +85,12 @@ pub struct Filter {
     op: Option<OpId>,
     policy: Option<String>,
     principal: Option<String>,
-    waiting: Waiting,
     error_format: BodyFormat,
-    /// Set when the gateway answered (or converted) with an error.
-    error: Option<GatewayError>,
+    /// Where the request is, with that phase's data.
+    phase: Phase,
     resp: ResponseState,
-    request_body_seen: usize,
-    /// The whole request has arrived (end of stream on headers or body).
-    request_end: bool,
-    /// The request headers were rewritten to the gRPC call's (`:path`, content-type, ...).
-    grpc_headers_set: bool,
-    /// Headers of the side call, taken before the request headers went on to the router
-    /// (`transcoding.upstream_calls: side_call`).
-    side_call_headers: Option<Vec<(String, String)>>,
-    /// When the side call left and its timeout: a call that ends without an answer after that
-    /// long timed out (Envoy reports a timeout and a failure alike, with no headers).
-    side_call_sent: Option<(SystemTime, std::time::Duration)>,
-    logged: bool,
+    /// The token of an HTTP call made in this callback, not yet reported to the scheduler.
+    call_token: Option<u32>,
 }
 
 #[derive(Default)]
@@ -113,8 +101,6 @@ struct ResponseState {
     /// The upstream spoke gRPC (content-type application/grpc*).
     grpc: bool,
     body_seen: usize,
-    /// The converted reply was sent as a local reply (the rest of the upstream's is dropped).
-    replaced: bool,
     /// Upstream metadata listed in `transcoding.response_metadata_to_headers`.
     forward: Vec<(String, String)>,
     /// A server stream being forwarded through the router.
@@ -135,25 +121,84 @@ impl Filter {
             op: None,
             policy: None,
             principal: None,
-            waiting: Waiting::Nothing,
             error_format: BodyFormat::Json,
-            error: None,
+            phase: Phase::Headers,
             resp: ResponseState::default(),
-            request_body_seen: 0,
-            request_end: false,
-            grpc_headers_set: false,
-            side_call_headers: None,
-            side_call_sent: None,
-            logged: false,
+            call_token: None,
         }
+    }
+
+    pub fn on_request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Step {
+        let action = self.request_headers(host, end_of_stream);
+        self.step(action)
+    }
+
+    pub fn on_request_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Step {
+        let action = self.request_body(host, size, eos);
+        self.step(action)
+    }
+
+    pub fn on_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Step {
+        let action = self.response_headers(host, eos);
+        self.step(action)
+    }
+
+    pub fn on_response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Step {
+        let action = self.response_body(host, size, eos);
+        self.step(action)
+    }
+
+    pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Step {
+        let action = self.response_trailers(host);
+        self.step(action)
+    }
+
+    /// Keys a paused request waited for have arrived (or the wait ended): verify again.
+    /// `Continue` means resume the request now.
+    pub fn on_keys_ready(&mut self, host: &mut dyn Host) -> Step {
+        let resume = self.keys_ready(host);
+        self.step(if resume {
+            Action::Continue
+        } else {
+            Action::Pause
+        })
+    }
+
+    /// The keys did not come in time: refused as an outage, not a bad token.
+    pub fn on_keys_timeout(&mut self, host: &mut dyn Host) -> Step {
+        self.keys_timeout(host);
+        self.step(Action::Pause)
+    }
+
+    /// What the scheduler must do after this callback.
+    fn step(&mut self, action: Action) -> Step {
+        let then = if self.is_waiting() {
+            Then::WaitForKeys
+        } else if let Some(token) = self.call_token.take() {
+            Then::CallReply(token)
+        } else if self.wants_flush() {
+            Then::Flush
+        } else {
+            Then::Nothing
+        };
+        Step { action, then }
+    }
+
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.phase, Phase::AwaitKeys { .. })
+    }
+
+    /// The gateway answered the client itself (the upstream's reply, if any, is dropped).
+    fn replied(&self) -> bool {
+        matches!(self.phase, Phase::Replied { .. })
     }
 
     pub fn mode(&self) -> &Mode {
         &self.mode
     }
 
-    pub fn waiting(&self) -> Waiting {
-        self.waiting
+    pub fn phase(&self) -> &Phase {
+        &self.phase
     }
 
     pub fn operation_name(&self) -> Option<&str> {
@@ -178,9 +223,7 @@ impl Filter {
         }
         self.resp.status = Some(status);
         self.resp.grpc_status = Some(err.code);
-        self.resp.replaced = true;
-        self.error = Some(err);
-        self.mode = Mode::LocalReply;
+        self.phase = Phase::Replied { error: Some(err) };
         Action::Pause
     }
 }

@@ -126,6 +126,48 @@ pub trait Host {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> HostResult<u32>;
+
+    /// The reply of an HTTP call, in the `on_http_call_response` callback that announced it
+    /// (with its header count and body size): read only what the core decided to read.
+    fn call_response_headers(&self) -> Headers;
+    /// `size` bytes of the reply's body (the size the callback reported).
+    fn call_response_body(&self, size: usize) -> Option<Vec<u8>>;
+    fn call_response_trailers(&self) -> Headers;
+}
+
+/// What the root context adds: acting on a stream from the root's own callbacks (a tick, the
+/// reply of a JWKS fetch). The VM-wide scheduler (`crate::filter::Scheduler`) drives it.
+pub trait RootHost: Host {
+    /// Make a stream's context the one that later calls act on (answer, resume, call out).
+    fn set_effective_context(&mut self, context_id: u32) -> HostResult<()>;
+}
+
+/// A change to a header map that a domain wants made (route: routing headers, the REST
+/// rewrite; transcode: the gRPC call's headers). The filter applies them through [`Host`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderOp {
+    Set(String, String),
+    Remove(String),
+}
+
+impl HeaderOp {
+    pub fn set(name: &str, value: &str) -> HeaderOp {
+        HeaderOp::Set(name.to_string(), value.to_string())
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            HeaderOp::Set(n, _) | HeaderOp::Remove(n) => n,
+        }
+    }
+
+    /// The value set, `None` for a removal (as [`Host::set_header`] takes it).
+    pub fn value(&self) -> Option<&str> {
+        match self {
+            HeaderOp::Set(_, v) => Some(v),
+            HeaderOp::Remove(_) => None,
+        }
+    }
 }
 
 /// Helpers over a header map as returned by [`Host::headers`].

@@ -2,8 +2,12 @@
 //! becomes a response: a `google.rpc.Status` body, JSON for JSON clients and binary protobuf for
 //! protobuf clients.
 
+mod errors;
+
 use base64::Engine;
 use serde_json::{json, Value};
+
+pub use errors::{AuthError, LimitError, RequestError, UpstreamError};
 
 /// The canonical gRPC codes (`google.rpc.Code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -167,7 +171,8 @@ pub struct GatewayError {
     pub code: Code,
     pub message: String,
     /// HTTP status when it differs from the code's standard mapping (413 for body limits, for
-    /// example); `None` uses [`Code::http_status`].
+    /// example; set only by the domain errors' conversions in `status::errors`); `None` uses
+    /// [`Code::http_status`].
     pub http_status: Option<u16>,
     /// Details as JSON objects with `@type` (what JSON clients see).
     pub details: Vec<Value>,
@@ -190,12 +195,13 @@ impl GatewayError {
         }
     }
 
-    pub fn with_status(mut self, status: u16) -> Self {
+    /// Private to `status`: the domain errors' conversions decide every non-standard status.
+    fn with_status(mut self, status: u16) -> Self {
         self.http_status = Some(status);
         self
     }
 
-    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+    fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
         self
     }

@@ -61,23 +61,23 @@ fn router_stream_is_rendered_per_chunk_held_and_closed_at_the_trailers() {
         "/v1/merchants/acme/payments:watch",
         &[("content-type", "application/json")],
     );
-    assert_eq!(f.on_request_headers(&mut h, false), Action::Pause);
+    assert_eq!(f.on_request_headers(&mut h, false).action, Action::Pause);
     h.request_body = br#"{"maxEvents":2}"#.to_vec();
     let n = h.request_body.len();
-    assert_eq!(f.on_request_body(&mut h, n, true), Action::Continue);
+    assert_eq!(f.on_request_body(&mut h, n, true).action, Action::Continue);
     assert_eq!(
         h.get(MapKind::RequestHeaders, ":path").as_deref(),
         Some("/meshgate.demo.v1.Payments/WatchPayments")
     );
 
     h.maps.insert("response_headers", grpc_headers());
-    assert_eq!(f.on_response_headers(&mut h, false), Action::Pause);
+    assert_eq!(f.on_response_headers(&mut h, false).action, Action::Pause);
     // The first message and half of the second arrive.
     let second = event("p2", 2);
     h.response_body = event("p1", 1);
     h.response_body.extend(&second[..4]);
     let n = h.response_body.len();
-    assert_eq!(f.on_response_body(&mut h, n, false), Action::Pause);
+    assert_eq!(f.on_response_body(&mut h, n, false).action, Action::Pause);
     let first = String::from_utf8(h.response_body.clone()).unwrap();
     assert_eq!(first, r#"[{"paymentId":"p1","sequence":"1"}"#);
     assert_eq!(
@@ -90,7 +90,7 @@ fn router_stream_is_rendered_per_chunk_held_and_closed_at_the_trailers() {
     // Envoy sent the held bytes; the buffer now holds only what arrives next.
     h.response_body = second[4..].to_vec();
     let n = h.response_body.len();
-    assert_eq!(f.on_response_body(&mut h, n, false), Action::Pause);
+    assert_eq!(f.on_response_body(&mut h, n, false).action, Action::Pause);
     assert_eq!(
         String::from_utf8(h.response_body.clone()).unwrap(),
         r#",{"paymentId":"p2","sequence":"2"}"#
@@ -104,7 +104,7 @@ fn router_stream_is_rendered_per_chunk_held_and_closed_at_the_trailers() {
             ("grpc-message".into(), "gone".into()),
         ],
     );
-    assert_eq!(f.on_response_trailers(&mut h), Action::Pause);
+    assert_eq!(f.on_response_trailers(&mut h).action, Action::Pause);
     let end = String::from_utf8(h.response_body.clone()).unwrap();
     assert_eq!(
         end,
@@ -123,7 +123,7 @@ fn side_call_stream_is_answered_whole_in_the_configured_format() {
     let vm = Rc::new(Vm::new(config("ndjson")));
     let mut f = Filter::new(vm, 8);
     let mut h = FakeHost::with_request("GET", "/v1/merchants/acme/payments:watch?maxEvents=2", &[]);
-    assert_eq!(f.on_request_headers(&mut h, true), Action::Pause);
+    assert_eq!(f.on_request_headers(&mut h, true).action, Action::Pause);
     assert_eq!(h.http_calls.len(), 1, "sent as a side call");
     let mut body = event("p1", 1);
     body.extend(event("p2", 2));

@@ -1,7 +1,7 @@
 //! Why a request was refused, and the reply for it: 401 with `WWW-Authenticate` (RFC 6750),
 //! 403 for a token that is valid but not for this API, or the configured JWKS-outage status.
 
-use crate::status::{Code, GatewayError};
+use crate::status::{AuthError, GatewayError};
 
 /// The reason of a refusal; [`DenyReason::as_str`] is the metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -100,55 +100,33 @@ impl DenyReason {
     }
 }
 
-/// The reply for `reason`. `realm` goes into `WWW-Authenticate`; `unavailable_status` is the
-/// configured status of a JWKS outage.
-pub fn deny_error(reason: DenyReason, realm: &str, unavailable_status: u16) -> GatewayError {
-    let text = reason.description();
+/// What `reason` is as an auth error. `realm` goes into `WWW-Authenticate`;
+/// `unavailable_status` is the configured status of a JWKS outage. The statuses and the
+/// challenge are decided in `status::errors`.
+pub fn deny_reason_error(reason: DenyReason, realm: &str, unavailable_status: u16) -> AuthError {
+    let description = reason.description();
+    let realm = realm.to_string();
     match reason {
-        DenyReason::KeysUnavailable => {
-            GatewayError::new(Code::Unavailable, text).with_status(unavailable_status)
-        }
-        DenyReason::NoRule => GatewayError::new(Code::PermissionDenied, text),
-        r if r.is_forbidden() => GatewayError::new(Code::PermissionDenied, text).with_header(
-            "www-authenticate",
-            challenge(realm, Some(("insufficient_scope", text))),
-        ),
-        // RFC 6750 §3.1: a request without credentials gets no error code.
-        DenyReason::Missing => GatewayError::new(Code::Unauthenticated, text)
-            .with_header("www-authenticate", challenge(realm, None)),
-        _ => GatewayError::new(Code::Unauthenticated, text).with_header(
-            "www-authenticate",
-            challenge(realm, Some(("invalid_token", text))),
-        ),
+        DenyReason::KeysUnavailable => AuthError::KeysUnavailable {
+            message: description.to_string(),
+            status: unavailable_status,
+        },
+        DenyReason::NoRule => AuthError::NoRule { description },
+        r if r.is_forbidden() => AuthError::Forbidden { realm, description },
+        DenyReason::Missing => AuthError::Missing { realm, description },
+        _ => AuthError::Invalid { realm, description },
     }
 }
 
-fn challenge(realm: &str, error: Option<(&str, &str)>) -> String {
-    let mut out = format!("Bearer realm=\"{}\"", quote(realm));
-    if let Some((code, description)) = error {
-        out.push_str(&format!(
-            ", error=\"{code}\", error_description=\"{}\"",
-            quote(description)
-        ));
-    }
-    out
-}
-
-/// Inside an RFC 9110 quoted-string: escape `"` and `\`, drop control characters.
-fn quote(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .flat_map(|c| match c {
-            '"' | '\\' => vec!['\\', c],
-            _ => vec![c],
-        })
-        .collect()
+/// The reply for `reason` (see `deny_reason_error`).
+pub fn deny_error(reason: DenyReason, realm: &str, unavailable_status: u16) -> GatewayError {
+    deny_reason_error(reason, realm, unavailable_status).into()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::BodyFormat;
+    use crate::status::{BodyFormat, Code};
 
     #[test]
     fn invalid_token_is_401_with_bearer_challenge_and_status_body() {

@@ -1,8 +1,7 @@
 //! `meshgate istio <gateway.yaml> -d <dir> ...`: the Istio resources that install meshgate,
 //! generated from the same gateway file as `meshgate envoy`, so the mesh runs exactly the
 //! configuration that the local end-to-end tests run (`pluginConfig` is the filter JSON).
-//! `istio/examples/` holds the output for `istio/gateway.yaml`; the README's "Install on Istio"
-//! section walks through it.
+//! `istio/examples/` holds the output for `istio/gateway.yaml`; docs/istio.md walks through it.
 
 pub mod mesh;
 pub mod resources;

@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use prost_reflect::DescriptorPool;
 
 use crate::auth::{AuthConfig, Requirement};
-use crate::config::input::PathTranslation;
 use crate::observe::Slo;
 use crate::operation::{Matcher, UrlUnescapeSpec};
-pub use crate::route::config::Routing;
+pub use crate::route::config::{Routing, Upstream};
 use crate::transcode::{PrintOptions, RequestPlan, ResponsePlan, StreamFormat};
 
 /// Index into [`Config::operations`].
@@ -66,20 +65,6 @@ pub struct Binding {
     pub template: String,
     pub request: RequestPlan,
     pub response: ResponsePlan,
-}
-
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub name: String,
-    pub header_value: String,
-    pub path_translation: Option<PathTranslation>,
-    pub path_prefix: String,
-    /// Bound of the gateway's side calls to this upstream.
-    pub timeout: std::time::Duration,
-}
-
-impl Upstream {
-    pub const DEFAULT_TIMEOUT_MS: u64 = 15_000;
 }
 
 /// What a route's policy overrides.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 // Each domain owns the input types of its section; the gateway document assembles them.
 pub use crate::auth::input::*;
 pub use crate::observe::input::*;
-pub use crate::route::config::RoutingInput;
+pub use crate::route::config::{PathTranslation, RoutingInput};
 pub use crate::transcode::input::*;
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -76,15 +76,6 @@ pub struct UpstreamInput {
     /// milliseconds. Default 15000. Calls through Envoy's router use the route's timeout.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PathTranslation {
-    /// The request path is appended to the prefix: `/v1/x` -> `/prefix/v1/x`.
-    AppendPathToAddress,
-    /// The path becomes the prefix, path variables go to the query: `/prefix?id=..`.
-    ConstantAddress,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::Filter;
+use super::{Filter, Phase};
 use crate::host::{Host, Level};
 use crate::observe::{
     classify, outcome_label, parse_trace, AccessRecord, MetricNames, Outcome, Verdict,
@@ -35,10 +35,9 @@ fn property_u64(host: &dyn Host, path: &[&str]) -> u64 {
 
 impl Filter {
     pub fn on_log(&mut self, host: &mut dyn Host) {
-        if self.logged {
+        if self.phase == Phase::Logged {
             return;
         }
-        self.logged = true;
         let vm = self.vm.clone();
         let cfg = &vm.config;
         let latency = property_i64(host, &["request", "duration"])
@@ -62,6 +61,7 @@ impl Filter {
             latency,
             local_reply: self.answered_without_upstream(),
         };
+        self.phase = Phase::Logged;
         let op = self.op.and_then(|i| cfg.operations.get(i));
         // A route policy's objective, where it has one, judges the request instead of the
         // operation's; its counters carry the policy's label.
@@ -127,7 +127,7 @@ impl Filter {
     /// (a transcoded NOT_FOUND or INVALID_ARGUMENT) is the service's answer: it counts for
     /// latency like any other.
     fn answered_without_upstream(&self) -> bool {
-        self.resp.replaced && self.error.is_some() && !self.resp.upstream_answered
+        matches!(self.phase, Phase::Replied { error: Some(_) }) && !self.resp.upstream_answered
     }
 }
 

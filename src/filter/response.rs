@@ -1,17 +1,17 @@
 //! Response side: gRPC replies back to JSON/protobuf clients, in the three shapes Envoy delivers
 //! them (headers+data+trailers, trailers-only, headers+trailers without data), Envoy's own
-//! router errors (plain HTTP), and the reply of a body-less request's side call.
+//! router errors (plain HTTP). A side call's reply: `side_call.rs`.
 
-use super::{Filter, Mode};
+use super::{Filter, Mode, Phase};
 use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
-use crate::status::{Code, GatewayError};
+use crate::status::{Code, GatewayError, LimitError, UpstreamError};
 use crate::transcode::{self, FrameDecoder, GrpcEnd};
 
 impl Filter {
-    pub fn on_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
+    pub(super) fn response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
         let headers = host.headers(MapKind::ResponseHeaders);
         self.note_response_headers(&headers);
-        if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
+        if !matches!(self.mode, Mode::Transcode(_)) || self.replied() {
             return Action::Continue;
         }
         if self.side_calls_only() {
@@ -52,9 +52,9 @@ impl Filter {
         Action::Pause
     }
 
-    pub fn on_response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
+    pub(super) fn response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Action {
         self.resp.body_seen = size;
-        if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
+        if !matches!(self.mode, Mode::Transcode(_)) || self.replied() {
             return Action::Continue;
         }
         if self.resp.stream.is_some() {
@@ -62,11 +62,7 @@ impl Filter {
         }
         let limit = self.vm.config.limits.max_response_bytes;
         if size > limit {
-            let err = GatewayError::new(
-                Code::Internal,
-                format!("the upstream's reply is larger than the limit of {limit} bytes"),
-            );
-            return self.reply_error(host, err);
+            return self.reply_error(host, LimitError::Response { limit }.into());
         }
         if !eos {
             return Action::Pause;
@@ -78,21 +74,18 @@ impl Filter {
             return self.convert_in_place(host, err);
         }
         // gRPC data that ends the stream without trailers: the status is missing.
-        let err = GatewayError::new(
-            Code::Internal,
-            "the upstream ended its gRPC reply without a status",
-        )
-        .with_status(502);
-        self.reply_error(host, err)
+        let err =
+            UpstreamError::Broken("the upstream ended its gRPC reply without a status".into());
+        self.reply_error(host, err.into())
     }
 
-    pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Action {
+    pub(super) fn response_trailers(&mut self, host: &mut dyn Host) -> Action {
         let trailers = host.headers(MapKind::ResponseTrailers);
         self.note_forwarded(&trailers);
         if let Some(code) = find_header(&trailers, "grpc-status") {
             self.resp.grpc_status = code.parse::<i32>().ok().map(Code::from_i32);
         }
-        if !matches!(self.mode, Mode::Transcode(_)) || self.resp.replaced {
+        if !matches!(self.mode, Mode::Transcode(_)) || self.replied() {
             return Action::Continue;
         }
         if self.resp.stream.is_some() {
@@ -109,118 +102,8 @@ impl Filter {
         self.finish_from_status(host, &trailers, &code, body)
     }
 
-    /// A side call's reply as the proxy reports it: its body (`body_size` bytes) is read by
-    /// `read_body` only within `limits.max_response_bytes`; a larger reply is answered with
-    /// 500 `INTERNAL` without being copied into the VM (whose memory never shrinks).
-    pub fn on_side_call_reply(
-        &mut self,
-        host: &mut dyn Host,
-        headers: &[(String, String)],
-        body_size: usize,
-        read_body: impl FnOnce(usize) -> Vec<u8>,
-        trailers: &[(String, String)],
-    ) {
-        if self.resp.replaced {
-            return;
-        }
-        let limit = self.vm.config.limits.max_response_bytes;
-        if body_size > limit {
-            self.note_response_headers(headers);
-            let err = GatewayError::new(
-                Code::Internal,
-                format!("the upstream's reply is larger than the limit of {limit} bytes"),
-            );
-            self.reply_error(host, err);
-            return;
-        }
-        let body = if body_size > 0 {
-            read_body(body_size)
-        } else {
-            Vec::new()
-        };
-        self.on_side_call_response(host, headers, &body, trailers);
-    }
-
-    /// The reply of a body-less request's side call (see `request::side_call`): all of it at
-    /// once. `headers` and `trailers` are the upstream's; `status` None means the call failed.
-    pub fn on_side_call_response(
-        &mut self,
-        host: &mut dyn Host,
-        headers: &[(String, String)],
-        body: &[u8],
-        trailers: &[(String, String)],
-    ) {
-        // Already answered: Envoy's router reply to the stream the headers opened came first
-        // (`upstream_calls: side_call`), or the gateway refused the request meanwhile.
-        if self.resp.replaced {
-            return;
-        }
-        self.note_response_headers(headers);
-        self.note_forwarded(trailers);
-        if headers.is_empty() {
-            let err = self
-                .side_call_timeout(host)
-                .unwrap_or_else(|| GatewayError::new(Code::Unavailable, "upstream did not answer"));
-            self.reply_error(host, err);
-            return;
-        }
-        if !self.resp.grpc {
-            let ct = self.resp.content_type.clone();
-            let err = transcode::error_from_http(self.resp.status.unwrap_or(502), body, Some(&ct));
-            self.reply_error(host, err);
-            return;
-        }
-        let status_map = if find_header(trailers, "grpc-status").is_some() {
-            trailers
-        } else {
-            headers
-        };
-        let code = find_header(status_map, "grpc-status")
-            .unwrap_or_default()
-            .to_string();
-        if let Ok(c) = code.parse::<i32>() {
-            self.resp.grpc_status = Some(Code::from_i32(c));
-        }
-        // Envoy ends a side call that runs out of time with its own UNAVAILABLE ("upstream
-        // request timeout"); the client gets what the router gives a route timeout.
-        if self.resp.grpc_status == Some(Code::Unavailable) {
-            if let Some(err) = self.side_call_timeout(host) {
-                self.reply_error(host, err);
-                return;
-            }
-        }
-        if self.is_stream_reply() {
-            self.stream_whole(host, status_map, &code, body);
-            return;
-        }
-        // A side call's answer always leaves as a local reply.
-        match self.render(status_map, &code, body) {
-            Ok((bytes, content_type)) => {
-                self.send_rendered(host, &bytes, &content_type);
-            }
-            Err(err) => {
-                self.reply_error(host, err);
-            }
-        }
-    }
-
-    /// The error for a side call that failed once its time was up: a timeout (504
-    /// DEADLINE_EXCEEDED, as Envoy's router answers a route timeout). None when it ended sooner.
-    fn side_call_timeout(&self, host: &dyn Host) -> Option<GatewayError> {
-        let (sent, timeout) = self.side_call_sent?;
-        let waited = host.now().duration_since(sent).ok()?;
-        // Envoy's timer may fire a little early against the VM's clock.
-        (waited + std::time::Duration::from_millis(20) >= timeout).then(|| {
-            GatewayError::new(
-                Code::DeadlineExceeded,
-                format!("upstream did not answer within {} ms", timeout.as_millis()),
-            )
-            .with_status(504)
-        })
-    }
-
     /// Keep the listed upstream metadata found in `map` for the client's reply.
-    fn note_forwarded(&mut self, map: &[(String, String)]) {
+    pub(super) fn note_forwarded(&mut self, map: &[(String, String)]) {
         let listed = &self.vm.config.transcoding.response_metadata_to_headers;
         for pair in transcode::metadata::response_headers(listed, &[map]) {
             if !self.resp.forward.contains(&pair) {
@@ -229,10 +112,10 @@ impl Filter {
         }
     }
 
-    fn note_response_headers(&mut self, headers: &[(String, String)]) {
+    pub(super) fn note_response_headers(&mut self, headers: &[(String, String)]) {
         self.note_forwarded(headers);
-        // The gateway's own local reply passes through here too, after `replaced` is set.
-        if !self.resp.replaced && !headers.is_empty() {
+        // The gateway's own local reply passes through here too, once it has replied.
+        if !self.replied() && !headers.is_empty() {
             self.resp.upstream_answered = true;
         }
         self.resp.status = find_header(headers, ":status").and_then(|s| s.parse().ok());
@@ -282,12 +165,12 @@ impl Filter {
             host.log(Level::Warn, &format!("meshgate: reply refused: {e}"));
         }
         self.resp.status = Some(200);
-        self.resp.replaced = true;
+        self.phase = Phase::Replied { error: None };
         Action::Pause
     }
 
     /// Framed gRPC reply body + status -> the client's body and content type, or the error.
-    fn render(
+    pub(super) fn render(
         &self,
         status_map: &[(String, String)],
         code: &str,
@@ -348,9 +231,7 @@ impl Filter {
         }
         self.resp.status = Some(status);
         self.resp.grpc_status = Some(err.code);
-        self.resp.replaced = true;
-        self.error = Some(err);
-        self.mode = Mode::LocalReply;
+        self.phase = Phase::Replied { error: Some(err) };
         Action::Continue
     }
 

@@ -1,10 +1,10 @@
 //! Server-streaming replies to HTTP clients (`transcoding.stream_format`: JSON array, NDJSON or
 //! SSE), each message forwarded as it arrives, a terminal error reported in the body.
 //!
-//! What Envoy 1.40 allows (found in real runs, see the README): a response body can be
-//! replaced only while it is buffered (the body callback returned Pause), and the closing bytes
-//! can be written from the trailers callback only into such a buffer. So every body chunk is
-//! rendered in place and held (Pause); the root context's tick releases what is held
+//! What Envoy 1.40 allows (found in real runs, see docs/transcoding.md, Server streaming): a
+//! response body can be replaced only while it is buffered (the body callback returned Pause),
+//! and the closing bytes can be written from the trailers callback only into such a buffer. So
+//! every body chunk is rendered in place and held (Pause); the root context's tick releases what is held
 //! (`continue_stream`), and the trailers callback writes the closing bytes into the buffer and
 //! pauses once more, to be released by the next tick. Messages therefore reach the client
 //! within one tick of their arrival. Replies that arrive whole (a side call's, or a
@@ -51,7 +51,7 @@ impl Filter {
 
     /// Whether this request is a server stream whose reply the stream code handles.
     pub(super) fn is_stream_reply(&self) -> bool {
-        self.streaming() && !self.resp.replaced
+        self.streaming() && !self.replied()
     }
 
     /// A streamed reply's gRPC headers arrived (not trailers-only): hold them until the first

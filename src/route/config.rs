@@ -87,3 +87,28 @@ impl Routing {
         })
     }
 }
+
+/// How a REST upstream's path is formed from the request's (`upstreams.<name>.path_translation`).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PathTranslation {
+    /// The request path is appended to the prefix: `/v1/x` -> `/prefix/v1/x`.
+    AppendPathToAddress,
+    /// The path becomes the prefix, path variables go to the query: `/prefix?id=..`.
+    ConstantAddress,
+}
+
+/// An upstream, compiled: the routing header's value, the REST path rewrite, the side-call bound.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: String,
+    pub header_value: String,
+    pub path_translation: Option<PathTranslation>,
+    pub path_prefix: String,
+    /// Bound of the gateway's side calls to this upstream.
+    pub timeout: std::time::Duration,
+}
+
+impl Upstream {
+    pub const DEFAULT_TIMEOUT_MS: u64 = 15_000;
+}

@@ -1,10 +1,14 @@
-//! Routing metadata: which policy a route selects, and how REST upstream paths are formed.
+//! Routing metadata: which policy a route selects, the routing headers of a matched request
+//! and how REST upstream paths are formed. Returns the header changes it wants; the filter
+//! applies them.
 
 pub mod config;
 
-use crate::host::Host;
+use std::time::SystemTime;
+
+use crate::host::{HeaderOp, Host};
 use crate::operation::split_path;
-pub use config::Routing;
+pub use config::{PathTranslation, Routing, Upstream};
 
 /// Namespace of meshgate's keys under a route's `metadata.filter_metadata`.
 pub const METADATA_NAMESPACE: &str = "meshgate";
@@ -37,6 +41,56 @@ pub fn select_policy(host: &dyn Host, routing: &Routing) -> Option<String> {
         .property(&["xds", "route_name"])
         .and_then(|b| String::from_utf8(b).ok())?;
     routing.route_policies.get(&name).cloned()
+}
+
+/// The routing headers of a request matched to operation `op_name` on `upstream` (Envoy re-selects the route after a
+/// filter changes a request header; no explicit route cache clearing): the upstream, the
+/// operation, the verified subject, and `new_request_id` when the client sent none.
+pub fn routing_headers(
+    r: &Routing,
+    upstream: &Upstream,
+    op_name: &str,
+    subject: Option<&str>,
+    new_request_id: Option<&str>,
+) -> Vec<HeaderOp> {
+    let mut ops = vec![
+        HeaderOp::set(&r.upstream_header, &upstream.header_value),
+        HeaderOp::set(&r.operation_header, op_name),
+    ];
+    if let Some(sub) = subject {
+        ops.push(HeaderOp::set(&r.subject_header, sub));
+    }
+    if let Some(id) = new_request_id {
+        ops.push(HeaderOp::set("x-request-id", id));
+    }
+    ops
+}
+
+/// A request id for a request without one: time and context make it unique per VM; the VM's
+/// address space is private, so no randomness is needed for uniqueness within a proxy.
+pub fn new_request_id(now: SystemTime, context_id: u32) -> String {
+    let nanos = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos:032x}-{context_id:08x}")
+}
+
+/// The path REST upstream `up` gets (`path`: the client's, `vars`: the path variables the
+/// matcher bound), the original kept in `x-envoy-original-path`. Nothing without a
+/// translation.
+pub fn rest_rewrite(up: &Upstream, path: &str, vars: &[(String, String)]) -> Vec<HeaderOp> {
+    let new_path = match up.path_translation {
+        Some(PathTranslation::AppendPathToAddress) => append_path(&up.path_prefix, path),
+        Some(PathTranslation::ConstantAddress) => {
+            constant_address_path(&up.path_prefix, path, vars)
+        }
+        None => return Vec::new(),
+    };
+    vec![
+        HeaderOp::set("x-envoy-original-path", path),
+        HeaderOp::Set(":path".into(), new_path),
+    ]
 }
 
 /// The bytes as text fit for an error message: invalid UTF-8 and control characters become `?`.

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::status::{Code, GatewayError};
+use crate::status::{GatewayError, LimitError, UpstreamError};
 
 /// Bytes of the frame header: flags (1) + length (4).
 pub const FRAME_HEADER_LEN: usize = 5;
@@ -58,8 +58,8 @@ impl FrameError {
     pub fn to_upstream_error(&self) -> GatewayError {
         let message = format!("invalid reply from the backend: {self}");
         match self {
-            FrameError::TooLarge { .. } => GatewayError::new(Code::Internal, message),
-            _ => GatewayError::new(Code::Internal, message).with_status(502),
+            FrameError::TooLarge { .. } => LimitError::ResponseMessage { message }.into(),
+            _ => UpstreamError::Broken(message).into(),
         }
     }
 }
@@ -177,6 +177,7 @@ impl FrameDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::Code;
 
     fn drain(d: &mut FrameDecoder) -> Vec<Vec<u8>> {
         let mut out = Vec::new();

@@ -13,7 +13,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use serde_json::{json, Map, Value};
 
 use super::print::message_to_value;
-use crate::status::{percent_decode_grpc, AnyProto, Code, GatewayError, RpcStatus};
+use crate::status::{percent_decode_grpc, AnyProto, Code, GatewayError, RpcStatus, UpstreamError};
 
 /// Longest piece of an upstream's text quoted in an error message.
 const MAX_QUOTED_CHARS: usize = 256;
@@ -139,12 +139,6 @@ pub fn error_from_http(status: u16, body: &[u8], content_type: Option<&str>) -> 
     if let Some(error) = status_json(status, body, content_type) {
         return error;
     }
-    let mapped = Code::from_http_status(status);
-    let code = if mapped == Code::Ok {
-        Code::Unknown
-    } else {
-        mapped
-    };
     let mut message = format!("the proxy or upstream answered HTTP {status} instead of gRPC");
     if let Some(text) = body_text(body, content_type) {
         message.push_str(": ");
@@ -155,15 +149,9 @@ pub fn error_from_http(status: u16, body: &[u8], content_type: Option<&str>) -> 
             .unwrap_or_default();
         message.push_str(&format!(" ({} bytes{of})", body.len()));
     }
-    let error = GatewayError::new(code, message);
-    match status {
-        // A 2xx that is not gRPC is a broken upstream.
-        _ if mapped == Code::Ok => error.with_status(502),
-        // Envoy refused the request body as too large before the filter saw all of it: the
-        // client must see 413, not the 429 of RESOURCE_EXHAUSTED's standard mapping.
-        413 => error.with_status(413),
-        _ => error,
-    }
+    // A 2xx that is not gRPC is a broken upstream (502); a 413 is Envoy refusing the request
+    // body before the filter saw all of it (the client sees 413, not RESOURCE_EXHAUSTED's 429).
+    UpstreamError::Http { status, message }.into()
 }
 
 /// An error reply that is already a `google.rpc.Status` in JSON (`{"code": N, "message": ..}`,
@@ -178,7 +166,14 @@ fn status_json(status: u16, body: &[u8], content_type: Option<&str>) -> Option<G
     let code = obj.get("code")?.as_i64().filter(|c| (1..=16).contains(c))?;
     let message = obj.get("message")?.as_str()?;
     let code = Code::from_i32(i32::try_from(code).ok()?);
-    Some(GatewayError::new(code, message).with_status(status))
+    Some(
+        UpstreamError::Relayed {
+            status,
+            code,
+            message: message.to_string(),
+        }
+        .into(),
+    )
 }
 
 /// The body as one line of text, when it is text: no content type or a textual one, valid

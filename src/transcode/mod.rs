@@ -24,6 +24,7 @@ pub mod response;
 mod response_fixtures;
 pub mod stream;
 mod text_value;
+pub mod upstream;
 
 pub use descriptors::{binding_from_input, http_rules, load_pool, HttpBinding, MethodRules};
 pub use field_path::FieldPath;

@@ -11,7 +11,7 @@ use super::grpc_status::error_from_grpc;
 use super::print::PrintOptions;
 use super::response::{render_response, ResponseFormat, ResponsePlan};
 use super::stream::StreamWriter;
-use crate::status::{Code, GatewayError};
+use crate::status::{GatewayError, UpstreamError};
 
 /// The `grpc-*` values that end a reply, from the trailers (or from the headers of a
 /// trailers-only reply).
@@ -42,7 +42,7 @@ impl GrpcEnd<'_> {
 }
 
 fn upstream_fault(message: &str) -> GatewayError {
-    GatewayError::new(Code::Internal, message).with_status(502)
+    UpstreamError::Broken(message.to_string()).into()
 }
 
 /// A unary reply at its end (all body chunks pushed into `decoder`): the body and
@@ -124,6 +124,7 @@ pub fn finish_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::status::Code;
     use crate::transcode::frame::encode_frame;
     use crate::transcode::response_fixtures::{demo_pool, encoded};
     use crate::transcode::stream::StreamFormat;

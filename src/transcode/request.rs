@@ -14,7 +14,7 @@ use super::field_path::set_value;
 use super::json_in::parse_json;
 use super::params::{apply_path, apply_query};
 use super::plan::{BodySpec, RequestPlan};
-use crate::status::{Code, GatewayError};
+use crate::status::{Code, GatewayError, RequestError};
 
 /// Limits and leniency for building requests (from the configuration's `transcoding` and
 /// `limits`).
@@ -24,8 +24,6 @@ pub struct RequestOptions {
     pub ignore_unknown_query_parameters: bool,
     /// JSON nesting limit (`[` and `{`); default 64.
     pub max_depth: usize,
-    /// Larger bodies get 413 RESOURCE_EXHAUSTED; default 4 MiB (gRPC's default message limit).
-    pub max_request_bytes: usize,
 }
 
 impl Default for RequestOptions {
@@ -33,7 +31,6 @@ impl Default for RequestOptions {
         RequestOptions {
             ignore_unknown_query_parameters: false,
             max_depth: 64,
-            max_request_bytes: 4 * 1024 * 1024,
         }
     }
 }
@@ -62,17 +59,6 @@ pub fn build_request(
     kind: BodyKind<'_>,
     opts: &RequestOptions,
 ) -> Result<Vec<u8>, GatewayError> {
-    if body.len() > opts.max_request_bytes {
-        return Err(GatewayError::new(
-            Code::ResourceExhausted,
-            format!(
-                "request body of {} bytes exceeds the limit of {} bytes",
-                body.len(),
-                opts.max_request_bytes
-            ),
-        )
-        .with_status(413));
-    }
     let mut message = body_message(plan, body, kind, opts)?;
     apply_path(plan, &mut message, bindings)?;
     apply_query(
@@ -107,11 +93,10 @@ fn body_message(
         }
         BodyKind::Json => parse_json(input, target, body, opts.max_depth),
         BodyKind::Protobuf => protobuf_body(input, target.map(|p| p.fields.as_slice()), body),
-        BodyKind::Raw { content_type } => Err(GatewayError::new(
-            Code::InvalidArgument,
-            format!("unsupported content type '{content_type}': send application/json or application/x-protobuf"),
-        )
-        .with_status(415)),
+        BodyKind::Raw { content_type } => Err(RequestError::UnsupportedMediaType {
+            content_type: content_type.to_string(),
+        }
+        .into()),
     }
 }
 

@@ -426,25 +426,6 @@ fn deep_json_is_refused_without_overflowing_the_stack() {
 }
 
 #[test]
-fn oversized_body_is_413_resource_exhausted() {
-    let opts = RequestOptions {
-        max_request_bytes: 8,
-        ..RequestOptions::default()
-    };
-    let err = build_request(
-        &plan("Wallets.TopUp", 0),
-        &[],
-        &[],
-        br#"{"walletId":"w1"}"#,
-        BodyKind::Json,
-        &opts,
-    )
-    .unwrap_err();
-    assert_eq!(err.code, Code::ResourceExhausted);
-    assert_eq!(err.status(), 413);
-}
-
-#[test]
 fn protobuf_bodies_decode_into_the_body_target() {
     let payment = encode(message("Payment"), json!({"merchant": "m1", "tags": ["x"]}));
     let got = build(

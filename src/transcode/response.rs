@@ -12,7 +12,7 @@ use prost_reflect::{
 };
 
 use super::print::{message_to_json, message_to_value, value_to_json, PrintOptions};
-use crate::status::{Code, GatewayError};
+use crate::status::{Code, GatewayError, UpstreamError};
 
 /// `google.api.HttpBody`: a reply whose body is raw bytes with their own content type.
 const HTTP_BODY: &str = "google.api.HttpBody";
@@ -140,14 +140,10 @@ pub fn render_response(
     opts: &PrintOptions,
 ) -> Result<(Vec<u8>, String), GatewayError> {
     let reply = DynamicMessage::decode(plan.output.clone(), message).map_err(|e| {
-        GatewayError::new(
-            Code::Internal,
-            format!(
-                "the backend sent an invalid {} message: {e}",
-                plan.output.full_name()
-            ),
-        )
-        .with_status(502)
+        GatewayError::from(UpstreamError::Broken(format!(
+            "the backend sent an invalid {} message: {e}",
+            plan.output.full_name()
+        )))
     })?;
     let Some((parent, field)) = select_parent(plan, &reply) else {
         return render_whole(plan, &reply, message, format, opts);

@@ -1,12 +1,15 @@
-//! `Host` over the Proxy-Wasm ABI (the root context calls `abi` directly). Reads use the SDK (its reads do not panic on
-//! the statuses Envoy returns for missing values); writes use `abi`, which never panics.
+//! `Host` and `RootHost` over the Proxy-Wasm ABI: translation only. Reads use the SDK (its
+//! reads do not panic on the statuses Envoy returns for missing values); writes use `abi`,
+//! which never panics.
 
 use std::time::{Duration, SystemTime};
 
 use proxy_wasm::types::{BufferType, MapType};
 
 use super::abi;
-use crate::host::{BodyKind, Headers, Host, HostResult, Level, MapKind, MetricId, MetricKind};
+use crate::host::{
+    BodyKind, Headers, Host, HostResult, Level, MapKind, MetricId, MetricKind, RootHost,
+};
 
 /// Stateless: every call goes to whichever context is current (or effective).
 pub struct AbiHost;
@@ -27,11 +30,11 @@ fn buffer_type(kind: BodyKind) -> BufferType {
     }
 }
 
-pub fn now() -> SystemTime {
+fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(abi::now_nanos())
 }
 
-pub fn log(level: Level, message: &str) {
+fn log(level: Level, message: &str) {
     let l = match level {
         Level::Trace => 0,
         Level::Debug => 1,
@@ -42,7 +45,7 @@ pub fn log(level: Level, message: &str) {
     abi::log(l, message);
 }
 
-pub fn define_metric(kind: MetricKind, name: &str) -> HostResult<MetricId> {
+fn define_metric(kind: MetricKind, name: &str) -> HostResult<MetricId> {
     let t = match kind {
         MetricKind::Counter => 0,
         MetricKind::Gauge => 1,
@@ -138,9 +141,24 @@ impl Host for AbiHost {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> HostResult<u32> {
-        // A request woken by the root context (keys arrived) makes its call from the root's
-        // callback: the SDK then routes the reply to the root, which hands it back.
         abi::http_call(cluster, headers, body, timeout_ms(timeout))
-            .inspect(|token| super::root::note_call(*token))
+    }
+
+    fn call_response_headers(&self) -> Headers {
+        abi::get_map(MapType::HttpCallResponseHeaders)
+    }
+
+    fn call_response_body(&self, size: usize) -> Option<Vec<u8>> {
+        abi::get_buffer(BufferType::HttpCallResponseBody, 0, size)
+    }
+
+    fn call_response_trailers(&self) -> Headers {
+        abi::get_map(MapType::HttpCallResponseTrailers)
+    }
+}
+
+impl RootHost for AbiHost {
+    fn set_effective_context(&mut self, context_id: u32) -> HostResult<()> {
+        abi::set_effective_context(context_id)
     }
 }

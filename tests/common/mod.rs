@@ -1,12 +1,18 @@
-//! Host-side test support: a recording fake of the proxy, and the demo configuration.
+//! Host-side test support, the one fake of the proxy: `FakeHost` (per-stream calls and the
+//! root's `RootHost`), built with `FakeHost::new().with_header(..).with_property(..)`; the demo
+//! configuration and gateway files compiled as the filter would; HS256 tokens (the shared
+//! fixtures').
 #![allow(dead_code)]
 
-use std::cell::RefCell;
+#[allow(unused_imports)]
+pub use meshgate_fixtures::hs256;
+
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use meshgate::host::{
-    BodyKind, Headers, Host, HostError, HostResult, Level, MapKind, MetricId, MetricKind,
+    BodyKind, Headers, Host, HostError, HostResult, Level, MapKind, MetricId, MetricKind, RootHost,
 };
 
 /// A fake proxy: header maps and bodies you can set up and inspect, a recorded local reply,
@@ -27,6 +33,15 @@ pub struct FakeHost {
     pub http_call_timeouts: Vec<Duration>,
     /// Refuse body replacement (Envoy does outside the body/trailers callbacks).
     pub refuse_set_body: bool,
+    /// The reply the next `on_http_call_response` reads: headers, body, trailers.
+    pub call_reply: (Headers, Vec<u8>, Headers),
+    /// How many times a call reply's body was read (copied into the VM).
+    pub call_body_reads: Cell<usize>,
+    /// The context the root made effective (`RootHost::set_effective_context`), in order.
+    pub effective: Vec<u32>,
+    /// Requests resumed (`resume_request`), by the context effective at the time.
+    pub resumed: Vec<Option<u32>>,
+    pub responses_resumed: usize,
 }
 
 fn key(map: MapKind) -> &'static str {
@@ -39,6 +54,39 @@ fn key(map: MapKind) -> &'static str {
 }
 
 impl FakeHost {
+    pub fn new() -> FakeHost {
+        FakeHost::default()
+    }
+
+    /// Add a request header (`:method`, `:path`, ... included).
+    pub fn with_header(mut self, name: &str, value: &str) -> FakeHost {
+        let map = self.maps.entry("request_headers").or_default();
+        map.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// A property by its path joined with dots (`xds.route_name`).
+    pub fn with_property(mut self, path: &str, value: &[u8]) -> FakeHost {
+        self.properties.insert(path.to_string(), value.to_vec());
+        self
+    }
+
+    pub fn with_request_body(mut self, body: &[u8]) -> FakeHost {
+        self.request_body = body.to_vec();
+        self
+    }
+
+    pub fn at(mut self, now: SystemTime) -> FakeHost {
+        self.now = Some(now);
+        self
+    }
+
+    /// The reply of the next HTTP call the module reads.
+    pub fn with_call_reply(mut self, headers: &[(&str, &str)], body: &[u8]) -> FakeHost {
+        self.call_reply = (pairs(headers), body.to_vec(), Vec::new());
+        self
+    }
+
     pub fn with_request(method: &str, path: &str, extra: &[(&str, &str)]) -> FakeHost {
         let mut h = FakeHost::default();
         let mut headers: Headers = vec![
@@ -58,6 +106,20 @@ impl FakeHost {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
+    }
+
+    /// Response headers as the upstream sent them.
+    pub fn set_response_headers(&mut self, headers: &[(&str, &str)]) {
+        self.maps.insert("response_headers", pairs(headers));
+    }
+
+    /// A log line containing `needle`, if any.
+    pub fn logged(&self, needle: &str) -> Option<String> {
+        self.logs
+            .borrow()
+            .iter()
+            .find(|(_, m)| m.contains(needle))
+            .map(|(_, m)| m.clone())
     }
 
     pub fn counter(&self, name: &str) -> i64 {
@@ -137,8 +199,12 @@ impl Host for FakeHost {
         self.local_reply = Some((status, headers.to_vec(), body.to_vec()));
         Ok(())
     }
-    fn resume_request(&mut self) {}
-    fn resume_response(&mut self) {}
+    fn resume_request(&mut self) {
+        self.resumed.push(self.effective.last().copied());
+    }
+    fn resume_response(&mut self) {
+        self.responses_resumed += 1;
+    }
     fn log(&self, level: Level, message: &str) {
         self.logs.borrow_mut().push((level, message.to_string()));
     }
@@ -180,6 +246,66 @@ impl Host for FakeHost {
         ));
         Ok(self.http_calls.len() as u32)
     }
+    fn call_response_headers(&self) -> Headers {
+        self.call_reply.0.clone()
+    }
+    fn call_response_body(&self, size: usize) -> Option<Vec<u8>> {
+        self.call_body_reads.set(self.call_body_reads.get() + 1);
+        let b = &self.call_reply.1;
+        b.get(..size.min(b.len())).map(<[u8]>::to_vec)
+    }
+    fn call_response_trailers(&self) -> Headers {
+        self.call_reply.2.clone()
+    }
+}
+
+impl RootHost for FakeHost {
+    fn set_effective_context(&mut self, context_id: u32) -> HostResult<()> {
+        self.effective.push(context_id);
+        Ok(())
+    }
+}
+
+pub fn find(headers: &[(String, String)], name: &str) -> Option<String> {
+    meshgate::host::find_header(headers, name).map(str::to_string)
+}
+
+pub fn pairs(list: &[(&str, &str)]) -> Headers {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A gateway file (YAML, `descriptors.include` relative to the repository's `proto/`)
+/// compiled as `meshgate compile` and the filter's `on_configure` would.
+pub fn compile_yaml(yaml: &str) -> meshgate::config::Config {
+    let json = gateway_json(yaml);
+    meshgate::config::compile_json(json.as_bytes()).expect("configuration is valid")
+}
+
+/// A gateway file compiled to the filter's JSON configuration (what `on_configure` receives).
+pub fn gateway_json(yaml: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = yaml.replace(
+        "include: [../proto]",
+        &format!("include: [{}]", root.join("proto").display()),
+    );
+    // One file per call: tests run in parallel threads.
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("meshgate-flow-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, yaml).expect("write gateway.yaml");
+    let json = meshgate::cli::compile_file(&path);
+    let _ = std::fs::remove_dir_all(&dir);
+    json.expect("gateway file compiles")
+}
+
+/// The demo gateway file (envoy/gateway.yaml) as text, to be edited by a test.
+pub fn demo_yaml() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/gateway.yaml");
+    std::fs::read_to_string(path).expect("envoy/gateway.yaml")
 }
 
 /// The demo gateway configuration (envoy/gateway.yaml), compiled as the filter would.

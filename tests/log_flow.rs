@@ -1,0 +1,130 @@
+//! Host-side `on_log`: one access record per request (to the proxy's log and, as filter
+//! state, to Envoy's access log) and its metrics (requests by outcome, SLO events, latency),
+//! for a request the upstream answered and one the gateway refused itself. End to end:
+//! `tests/kit/tests/e2e_slo.rs`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::rc::Rc;
+
+use common::{demo_config, FakeHost};
+use meshgate::filter::{Filter, Vm};
+use meshgate::host::Level;
+use meshgate::observe::RequestMetric;
+use serde_json::Value;
+
+const OP: &str = "meshgate.demo.v1.Payments.GetPayment";
+
+/// Envoy's integer properties: 8 little-endian bytes.
+fn int(n: i64) -> Vec<u8> {
+    n.to_le_bytes().to_vec()
+}
+
+fn record(h: &FakeHost) -> Value {
+    let line = h.properties.get("meshgate.record").expect("record set");
+    serde_json::from_slice(line).expect("record is JSON")
+}
+
+fn requests(vm: &Vm, h: &FakeHost, outcome: &'static str) -> i64 {
+    let names = &vm.config.observe.names;
+    h.counter(&names.request_metric_name(OP, None, RequestMetric::Requests(outcome)))
+}
+
+#[test]
+fn an_answered_call_is_logged_once_with_its_slo_verdicts_and_counted() {
+    let vm = Rc::new(Vm::new(demo_config()));
+    let mut f = Filter::new(vm.clone(), 5);
+    let mut h = FakeHost::with_request(
+        "POST",
+        "/meshgate.demo.v1.Payments/GetPayment",
+        &[
+            ("content-type", "application/grpc"),
+            ("x-request-id", "req-1"),
+            ("user-agent", "grpc-test/1"),
+        ],
+    )
+    .with_property("response.code", &int(200))
+    .with_property("response.grpc_status", &int(0))
+    .with_property("request.duration", &int(12_000_000))
+    .with_property("source.address", b"10.0.0.7:5555");
+    f.on_request_headers(&mut h, false);
+    assert!(h.local_reply.is_none());
+    f.on_log(&mut h);
+    f.on_log(&mut h);
+
+    let r = record(&h);
+    assert_eq!(r["operation"], OP);
+    assert_eq!(r["upstream"], "payments");
+    assert_eq!(r["requestId"], "req-1");
+    assert_eq!(r["outcome"], "ok");
+    assert_eq!(r["grpcStatus"], "OK");
+    assert_eq!(r["severity"], "INFO");
+    assert_eq!(r["httpRequest"]["status"], 200);
+    assert_eq!(r["httpRequest"]["latency"], "0.012s");
+    assert_eq!(r["httpRequest"]["remoteIp"], "10.0.0.7");
+    assert_eq!(r["httpRequest"]["userAgent"], "grpc-test/1");
+    assert_eq!(r["slo"]["availability"], "good");
+    assert_eq!(r["slo"]["latency"], "good");
+    let lines = h.logs.borrow();
+    let access: Vec<_> = lines
+        .iter()
+        .filter(|(l, m)| *l == Level::Info && m.contains("\"httpRequest\""))
+        .collect();
+    assert_eq!(
+        access.len(),
+        1,
+        "one access line, however often on_log runs"
+    );
+    drop(lines);
+    assert_eq!(requests(&vm, &h, "ok"), 1, "counted once");
+    let names = &vm.config.observe.names;
+    let histogram = names.request_metric_name(OP, None, RequestMetric::Duration);
+    assert_eq!(h.counter(&histogram), 12, "latency recorded in ms");
+}
+
+#[test]
+fn a_refusal_of_the_gateway_is_logged_with_its_status_and_counted_by_outcome() {
+    let vm = Rc::new(Vm::new(demo_config()));
+    let mut f = Filter::new(vm.clone(), 6);
+    // An unknown method of a known service's path shape: no operation.
+    let mut h = FakeHost::with_request("GET", "/v1/nothing-here", &[]);
+    f.on_request_headers(&mut h, true);
+    let (status, body) = h.reply_json();
+    assert_eq!((status, body["code"].as_i64()), (404, Some(5)), "{body}");
+    f.on_log(&mut h);
+    let r = record(&h);
+    assert_eq!(r["httpRequest"]["status"], 404);
+    assert_eq!(r["outcome"], "not_found");
+    assert_eq!(r["severity"], "WARNING");
+    assert!(r.get("operation").is_none(), "no operation: {r}");
+
+    // A transcoded call whose body is not JSON: the gateway's 400, counted for the operation.
+    let mut f = Filter::new(vm.clone(), 7);
+    let mut h = FakeHost::with_request(
+        "POST",
+        "/v1/payments",
+        &[("content-type", "application/json")],
+    );
+    f.on_request_headers(&mut h, false);
+    h.request_body = b"{not json".to_vec();
+    f.on_request_body(&mut h, 9, true);
+    let (status, _) = h.reply_json();
+    assert_eq!(status, 400);
+    f.on_log(&mut h);
+    let r = record(&h);
+    assert_eq!(r["operation"], "meshgate.demo.v1.Payments.CreatePayment");
+    assert_eq!(r["outcome"], "invalid_argument");
+    let names = &vm.config.observe.names;
+    let counter = names.request_metric_name(
+        "meshgate.demo.v1.Payments.CreatePayment",
+        None,
+        RequestMetric::Requests("invalid_argument"),
+    );
+    assert_eq!(h.counter(&counter), 1);
+}
