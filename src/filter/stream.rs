@@ -4,8 +4,8 @@
 //! What Envoy 1.40 allows (found in real runs, see docs/transcoding.md, Server streaming): a
 //! response body can be replaced only while it is buffered (the body callback returned Pause),
 //! and the closing bytes can be written from the trailers callback only into such a buffer. So
-//! every body chunk is rendered in place and held (Pause); the root context's tick releases what is held
-//! (`continue_stream`), and the trailers callback writes the closing bytes into the buffer and
+//! every body chunk is rendered in place and held (Pause); the root context's tick releases what
+//! is held (`continue_stream`), and the trailers callback writes the closing bytes into the buffer and
 //! pauses once more, to be released by the next tick. Messages therefore reach the client
 //! within one tick of their arrival. Replies that arrive whole (a side call's, or a
 //! trailers-only or data-less reply) are rendered at once.
