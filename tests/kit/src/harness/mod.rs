@@ -42,8 +42,9 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The Envoy binary: `$MESHGATE_ENVOY`, else `<repo>/.venv/bin/envoy`, else `envoy` on PATH.
+/// An empty `MESHGATE_ENVOY` counts as unset (as in `tests/tools/envoy-path.sh`).
 pub fn envoy_bin() -> KitResult<PathBuf> {
-    if let Some(path) = std::env::var_os("MESHGATE_ENVOY") {
+    if let Some(path) = std::env::var_os("MESHGATE_ENVOY").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         return if path.is_file() {
             Ok(path)
