@@ -3,6 +3,7 @@
 mod compile;
 mod compiled;
 pub mod input;
+mod operations;
 
 pub use crate::config_error::ConfigError;
 pub use compile::{compile, compile_json};
