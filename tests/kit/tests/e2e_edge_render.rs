@@ -3,6 +3,13 @@
 //! it no longer warns that no connection limit is set, and runs with the rendered runtime keys
 //! and HTTP/2 limits. (The abusive-client matrix and the overload run are separate suites.)
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use meshgate_kit::harness::{free_port, repo_root, start_envoy, wasm_path};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -114,7 +121,7 @@ fn the_demo_bootstrap_validates_with_default_and_changed_edge_protections() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Starts Envoy on the rendered demo bootstrap (free ports) and returns its log after start.
+/// Starts Envoy on the rendered demo bootstrap (free ports), after `edit`.
 fn start_rendered(dir: &Path, edit: impl FnOnce(&mut Value)) -> meshgate_kit::harness::Envoy {
     let listen = format!("127.0.0.1:{}", free_port().unwrap());
     let admin = format!("127.0.0.1:{}", free_port().unwrap());
