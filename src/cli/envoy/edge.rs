@@ -174,9 +174,10 @@ pub fn layered_runtime(e: &Edge) -> LayeredRuntime {
     }
 }
 
-/// `meshgate envoy`'s edge flags; an absent flag keeps [`Edge::default`]'s value.
+/// The connection manager's edge flags (`meshgate envoy` and, for the ingress gateway's
+/// connection manager, `meshgate istio`); an absent flag keeps [`Edge::default`]'s value.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct EdgeArgs {
+pub struct HcmEdgeArgs {
     /// Time a client has to send the request headers, seconds [default: 10].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..))]
     pub request_headers_timeout: Option<u32>,
@@ -204,6 +205,12 @@ pub struct EdgeArgs {
     /// HTTP/2 connection flow-control window, bytes [default: 1048576].
     #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647))]
     pub initial_connection_window_size: Option<u32>,
+}
+
+/// The bootstrap's edge flags (`meshgate envoy` only: under Istio the runtime and the overload
+/// manager belong to the proxy's bootstrap); an absent flag keeps [`Edge::default`]'s value.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct BootstrapEdgeArgs {
     /// Requests served per connection per I/O cycle (runtime `http.max_requests_per_io_cycle`)
     /// [default: 1].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -224,43 +231,74 @@ pub struct EdgeArgs {
     pub max_heap_bytes: Option<u64>,
 }
 
+fn set<T: Copy>(field: &mut T, flag: Option<T>) {
+    if let Some(v) = flag {
+        *field = v;
+    }
+}
+
+impl HcmEdgeArgs {
+    /// `e` with each given flag's value.
+    pub fn apply(&self, e: &mut Edge) {
+        set(
+            &mut e.request_headers_timeout_s,
+            self.request_headers_timeout,
+        );
+        set(&mut e.request_timeout_s, self.request_timeout);
+        set(&mut e.stream_idle_timeout_s, self.stream_idle_timeout);
+        set(
+            &mut e.connection_idle_timeout_s,
+            self.connection_idle_timeout,
+        );
+        set(&mut e.max_headers_count, self.max_headers_count);
+        set(&mut e.max_request_headers_kb, self.max_request_headers_kb);
+        set(&mut e.max_concurrent_streams, self.max_concurrent_streams);
+        set(
+            &mut e.initial_stream_window_size,
+            self.initial_stream_window_size,
+        );
+        set(
+            &mut e.initial_connection_window_size,
+            self.initial_connection_window_size,
+        );
+    }
+}
+
+impl BootstrapEdgeArgs {
+    /// `e` with each given flag's value.
+    pub fn apply(&self, e: &mut Edge) {
+        set(
+            &mut e.max_requests_per_io_cycle,
+            self.max_requests_per_io_cycle,
+        );
+        set(
+            &mut e.premature_reset_total_stream_count,
+            self.premature_reset_total_stream_count,
+        );
+        set(
+            &mut e.premature_reset_min_stream_lifetime_s,
+            self.premature_reset_min_stream_lifetime,
+        );
+        set(&mut e.max_connections, self.max_connections);
+        set(&mut e.max_heap_bytes, self.max_heap_bytes);
+    }
+}
+
+/// `meshgate envoy`'s edge flags: both groups.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EdgeArgs {
+    #[command(flatten)]
+    pub hcm: HcmEdgeArgs,
+    #[command(flatten)]
+    pub bootstrap: BootstrapEdgeArgs,
+}
+
 impl EdgeArgs {
     /// The defaults, with each given flag's value.
     pub fn edge(&self) -> Edge {
-        let d = Edge::default();
-        Edge {
-            request_headers_timeout_s: self
-                .request_headers_timeout
-                .unwrap_or(d.request_headers_timeout_s),
-            request_timeout_s: self.request_timeout.unwrap_or(d.request_timeout_s),
-            stream_idle_timeout_s: self.stream_idle_timeout.unwrap_or(d.stream_idle_timeout_s),
-            connection_idle_timeout_s: self
-                .connection_idle_timeout
-                .unwrap_or(d.connection_idle_timeout_s),
-            max_headers_count: self.max_headers_count.unwrap_or(d.max_headers_count),
-            max_request_headers_kb: self
-                .max_request_headers_kb
-                .unwrap_or(d.max_request_headers_kb),
-            max_concurrent_streams: self
-                .max_concurrent_streams
-                .unwrap_or(d.max_concurrent_streams),
-            initial_stream_window_size: self
-                .initial_stream_window_size
-                .unwrap_or(d.initial_stream_window_size),
-            initial_connection_window_size: self
-                .initial_connection_window_size
-                .unwrap_or(d.initial_connection_window_size),
-            max_requests_per_io_cycle: self
-                .max_requests_per_io_cycle
-                .unwrap_or(d.max_requests_per_io_cycle),
-            premature_reset_total_stream_count: self
-                .premature_reset_total_stream_count
-                .unwrap_or(d.premature_reset_total_stream_count),
-            premature_reset_min_stream_lifetime_s: self
-                .premature_reset_min_stream_lifetime
-                .unwrap_or(d.premature_reset_min_stream_lifetime_s),
-            max_connections: self.max_connections.unwrap_or(d.max_connections),
-            max_heap_bytes: self.max_heap_bytes.unwrap_or(d.max_heap_bytes),
-        }
+        let mut e = Edge::default();
+        self.hcm.apply(&mut e);
+        self.bootstrap.apply(&mut e);
+        e
     }
 }
