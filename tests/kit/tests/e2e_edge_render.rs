@@ -1,7 +1,8 @@
 //! The edge protections `meshgate envoy` renders, in a real Envoy: the demo bootstrap (with the
 //! defaults, and with every edge flag changed) passes `envoy --mode validate`; Envoy started on
 //! it no longer warns that no connection limit is set, and runs with the rendered runtime keys
-//! and HTTP/2 limits. (The abusive-client matrix and the overload run are separate suites.)
+//! and HTTP/2 limits; the fields `meshgate istio` merges into the gateway's connection manager
+//! validate too. (The abusive-client matrix and the overload run are separate suites.)
 
 #![allow(
     clippy::unwrap_used,
@@ -175,4 +176,54 @@ fn envoy_runs_the_rendered_protections_without_the_connection_limit_warning() {
     drop(envoy);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir2);
+}
+
+/// Under Istio the gateway's `EnvoyFilter` merges the connection manager's protections: the
+/// same fields, merged over a connection manager without them, pass Envoy's validation.
+#[test]
+fn the_istio_gateway_merge_of_the_edge_protections_validates() {
+    let dir = temp("istio");
+    let out = dir.join("out");
+    let argv: Vec<String> = [
+        "meshgate",
+        "istio",
+        &repo_root().join("istio/gateway.yaml").display().to_string(),
+        "-d",
+        &out.display().to_string(),
+        "--sha256",
+        &"a".repeat(64),
+        "--max-concurrent-streams=10",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    assert_eq!(meshgate::cli::main(argv.clone()), 0, "{argv:?}");
+    let text = std::fs::read_to_string(out.join("envoyfilter-local-replies.yaml")).unwrap();
+    let gateway: Value = text
+        .split("\n---\n")
+        .filter_map(|d| serde_yaml_ng::from_str::<Value>(d).ok())
+        .find(|d| d["spec"]["configPatches"][0]["match"]["context"] == "GATEWAY")
+        .unwrap();
+    let merged = gateway["spec"]["configPatches"][0]["patch"]["value"]["typed_config"]
+        .as_object()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        merged["http2_protocol_options"]["max_concurrent_streams"], 10,
+        "{merged:?}"
+    );
+
+    let file = dir.join("bootstrap.yaml");
+    let rendered = render(&file, &[]);
+    let mut b: Value = serde_yaml_ng::from_str(&rendered).unwrap();
+    let hcm = b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"]
+        .as_object_mut()
+        .unwrap();
+    for (key, value) in merged {
+        hcm.insert(key, value);
+    }
+    std::fs::write(&file, serde_yaml_ng::to_string(&b).unwrap()).unwrap();
+    envoy_validate(&file).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }
