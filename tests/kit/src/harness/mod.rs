@@ -122,16 +122,25 @@ pub fn start_rest_backend(name: &str) -> KitResult<Backend> {
     start_server("rest-backend", name, &[])
 }
 
+/// A port from [`free_port`] can be taken by another process (an Envoy's outbound connection,
+/// say) before the server binds it: a server that exits with "Address already in use" is
+/// started again on another port, a few times.
 fn start_server(bin: &str, name: &str, extra: &[&str]) -> KitResult<Backend> {
-    let port = free_port()?;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut command = Command::new(kit_bin(bin)?);
-    command
-        .args(["--listen", &addr.to_string(), "--name", name])
-        .args(extra);
-    let mut guard = ProcessGuard::spawn(&format!("{bin}-{name}"), &mut command, None)?;
-    guard.wait_for_stdout("listening on", SERVER_START_TIMEOUT)?;
-    Ok(Backend { addr, guard })
+    let mut last = KitError::new("not started");
+    for _ in 0..3 {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+        let mut command = Command::new(kit_bin(bin)?);
+        command
+            .args(["--listen", &addr.to_string(), "--name", name])
+            .args(extra);
+        let mut guard = ProcessGuard::spawn(&format!("{bin}-{name}"), &mut command, None)?;
+        match guard.wait_for_stdout("listening on", SERVER_START_TIMEOUT) {
+            Ok(_) => return Ok(Backend { addr, guard }),
+            Err(e) if e.to_string().contains("Address already in use") => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
 }
 
 #[cfg(test)]
