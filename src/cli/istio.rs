@@ -85,6 +85,9 @@ pub struct IstioOptions {
     pub module_file: String,
     pub module_url: String,
     pub module_sha256: Option<String>,
+    /// The edge protections merged into the ingress gateway's connection manager (only its
+    /// connection-manager part applies; see docs/operations.md, "Edge protections").
+    pub edge: super::envoy::edge::Edge,
 }
 
 /// One generated file: its name and its YAML documents.
@@ -266,6 +269,9 @@ pub struct IstioArgs {
     /// The module, to pin the HTTPS EnvoyFilter to its SHA-256.
     #[arg(long, value_name = "PLUGIN.WASM")]
     pub wasm: Option<PathBuf>,
+    /// The ingress gateway's connection-manager edge protections.
+    #[command(flatten)]
+    pub edge: super::envoy::edge::HcmEdgeArgs,
 }
 
 /// Options from the gateway file and the command line.
@@ -309,6 +315,11 @@ fn options(args: &IstioArgs) -> Result<(IstioOptions, Vec<mesh::JwksHost>), Stri
         fail_strategy: args.fail_strategy,
         module_file: args.module_file.clone(),
         module_url: args.module_url.clone(),
+        edge: {
+            let mut e = super::envoy::edge::Edge::default();
+            args.edge.apply(&mut e);
+            e
+        },
         module_sha256,
     };
     Ok((o, jwks))
@@ -403,6 +414,42 @@ mod tests {
         assert!(files.contains(&"jwks-serviceentries.yaml".to_string()));
     }
 
+    /// `meshgate istio`'s connection-manager edge flags change the gateway's merge.
+    #[test]
+    fn the_gateways_edge_protections_follow_the_flags() {
+        use crate::cli::envoy::types::{Any, HttpConnectionManager};
+        use types::PatchValue;
+        let sha = "a".repeat(64);
+        let flags = parse_args(&args(&[
+            "--sha256",
+            &sha,
+            "--max-concurrent-streams",
+            "10",
+            "--request-headers-timeout",
+            "3",
+        ]))
+        .unwrap();
+        let (o, _) = options(&flags).unwrap();
+        let filters = resources::envoyfilters_local_replies(&o);
+        let PatchValue::Filter(filter) = &filters[0].spec.config_patches[0].patch.value else {
+            panic!("not a filter");
+        };
+        let Any::HttpConnectionManager(h) = &filter.typed_config else {
+            panic!("not the connection manager");
+        };
+        let h: &HttpConnectionManager = h;
+        assert_eq!(h.request_headers_timeout.as_deref(), Some("3s"));
+        assert_eq!(
+            h.http2_protocol_options
+                .as_ref()
+                .map(|p| p.max_concurrent_streams),
+            Some(10)
+        );
+        // The bootstrap's flags are not `meshgate istio`'s: Istio owns its proxies' bootstrap.
+        let refused = parse_args(&args(&["--sha256", &sha, "--max-connections", "5"]));
+        assert!(refused.is_err());
+    }
+
     /// The local-reply EnvoyFilters merge the connection manager's `local_reply_config` and
     /// nothing else (a whole HCM would replace the gateway's own settings), and the listener's
     /// buffer limit.
@@ -429,15 +476,36 @@ mod tests {
             let Any::HttpConnectionManager(h) = &filter.typed_config else {
                 panic!("not the connection manager: {filter:?}");
             };
-            let expected = HttpConnectionManager {
+            let mut expected = HttpConnectionManager {
                 local_reply_config: Some(crate::cli::envoy::local_reply_config()),
                 ..HttpConnectionManager::default()
             };
+            let gateway = hcm.matcher.context == "GATEWAY";
+            if gateway {
+                crate::cli::envoy::edge::apply_to_hcm(&o.edge, &mut expected);
+            }
             assert_eq!(**h, expected);
             let json = serde_json::to_value(&filter.typed_config).unwrap();
             let mut keys: Vec<&String> = json.as_object().unwrap().keys().collect();
             keys.sort();
-            assert_eq!(keys, ["@type", "local_reply_config"]);
+            if gateway {
+                // The edge protections, at the edge only.
+                assert_eq!(
+                    keys,
+                    [
+                        "@type",
+                        "common_http_protocol_options",
+                        "http2_protocol_options",
+                        "local_reply_config",
+                        "max_request_headers_kb",
+                        "request_headers_timeout",
+                        "request_timeout",
+                        "stream_idle_timeout"
+                    ]
+                );
+            } else {
+                assert_eq!(keys, ["@type", "local_reply_config"]);
+            }
             assert_eq!(
                 listener.patch.value,
                 PatchValue::Listener(types::ListenerPatch {

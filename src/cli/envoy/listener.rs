@@ -18,7 +18,7 @@ use super::{EnvoyOptions, RouteSpec, RECORD_LOG_FILTER, WASM_FILTER_NAME};
 pub const HCM_FILTER_NAME: &str = "envoy.filters.network.http_connection_manager";
 
 pub(super) fn listener(o: &EnvoyOptions) -> Listener {
-    let hcm = HttpConnectionManager {
+    let mut hcm = HttpConnectionManager {
         stat_prefix: Some("gateway".into()),
         codec_type: Some(CodecType::Auto),
         access_log: Some(access_log(o)),
@@ -39,7 +39,9 @@ pub(super) fn listener(o: &EnvoyOptions) -> Listener {
             },
         ]),
         generate_request_id: (!o.generate_request_id).then_some(false),
+        ..HttpConnectionManager::default()
     };
+    super::edge::apply_to_hcm(&o.edge, &mut hcm);
     Listener {
         name: "gateway".into(),
         address: Address::socket(&o.listen_address, o.listen_port),

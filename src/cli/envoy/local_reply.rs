@@ -59,6 +59,10 @@ const ROUTER_FAILURE_FLAGS: [&str; 13] = [
     "UH", "UF", "UO", "NR", "NC", "URX", "UT", "UR", "UC", "UPE", "UMSDR", "DF", "OM",
 ];
 
+/// The overload manager's `stop_accepting_requests` refused the request (a 503 made before
+/// any filter ran). Its response flag, `OL`, is not one an access log flag filter accepts.
+const OVERLOAD: &str = "response.code_details == 'overload'";
+
 /// A codec refused the request (too large or malformed headers): its details name the codec
 /// (`http1.headers_too_large`). Its flag (`DPE`) is set only after the reply is made.
 const CODEC_ERROR: &str = "response.code_details.startsWith('http1.') || \
@@ -140,7 +144,11 @@ fn envoy_made_reply() -> AccessLogFilter {
             ])),
         ])),
         AndFilter(list(vec![
-            OrFilter(list(vec![router_failure(), cel_filter(CODEC_ERROR)])),
+            OrFilter(list(vec![
+                router_failure(),
+                cel_filter(OVERLOAD),
+                cel_filter(CODEC_ERROR),
+            ])),
             cel_filter(PLAIN_HTTP),
         ])),
     ]))

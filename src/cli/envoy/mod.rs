@@ -5,6 +5,9 @@
 //! as YAML.
 
 mod cluster;
+pub mod edge;
+#[cfg(test)]
+mod edge_tests;
 mod listener;
 mod local_reply;
 #[cfg(test)]
@@ -80,6 +83,9 @@ pub struct EnvoyOptions {
     /// false. Not a `meshgate envoy` option: Envoy's generator is the better one (random
     /// UUIDs, on every request, not only those meshgate routes).
     pub generate_request_id: bool,
+    /// The edge protections (timeouts, header and HTTP/2 limits, rapid-reset mitigation,
+    /// connection limit, overload manager).
+    pub edge: edge::Edge,
 }
 
 impl EnvoyOptions {
@@ -101,6 +107,7 @@ impl EnvoyOptions {
             access_log_path: Some("/dev/stdout".into()),
             buffer_limit_bytes: None,
             generate_request_id: true,
+            edge: edge::Edge::default(),
         }
     }
 }
@@ -124,6 +131,8 @@ pub fn bootstrap(o: &EnvoyOptions) -> Bootstrap {
             listeners: vec![listener::listener(o)],
             clusters,
         },
+        overload_manager: edge::overload_manager(&o.edge),
+        layered_runtime: edge::layered_runtime(&o.edge),
     }
 }
 
@@ -296,6 +305,8 @@ pub struct EnvoyArgs {
     /// Where to write the bootstrap (default: stdout).
     #[arg(short, long, value_name = "ENVOY.YAML")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub edge: edge::EdgeArgs,
 }
 
 pub fn run(args: &EnvoyArgs) -> Result<(), String> {
@@ -305,6 +316,7 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     o.stats_config = stats_config_for(&config);
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     o.upstream_header = config.routing.upstream_header.clone();
+    o.edge = args.edge.edge();
     if let Some((a, p)) = &args.listen {
         o.listen_address = a.clone();
         o.listen_port = *p;

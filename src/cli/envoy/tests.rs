@@ -328,7 +328,12 @@ fn only_replies_no_filter_converts_are_mapped() {
     for flag in ["UH", "UF", "UT", "UR", "UC"] {
         assert!(flags(&either[0]).iter().any(|f| f == flag), "{flag}");
     }
-    assert!(expression(&either[1]).contains("'http1.'"));
+    assert_eq!(
+        expression(&either[1]),
+        "response.code_details == 'overload'",
+        "the overload manager's 503"
+    );
+    assert!(expression(&either[2]).contains("'http1.'"));
     let rest = expression(&plain[1]);
     assert!(rest.contains("response.code_details != 'meshgate'"));
     assert!(rest.contains("!('x-envoy-original-method' in request.headers)"));

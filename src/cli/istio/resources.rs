@@ -200,12 +200,17 @@ pub fn envoyfilter_gateway(
 
 /// EnvoyFilter patch of the HTTP connection manager: meshgate's `local_reply_config` (see
 /// [`crate::cli::envoy::local_reply_config`]), so that the errors Envoy answers itself, past
-/// the filter, are `google.rpc.Status` JSON too. `context` is `GATEWAY` or `SIDECAR_INBOUND`.
-fn local_replies_patch(context: &str) -> ConfigPatch {
-    let hcm = HttpConnectionManager {
+/// the filter, are `google.rpc.Status` JSON too; at the ingress gateway (`context` `GATEWAY`,
+/// the edge) also the connection manager's edge protections. `context` is `GATEWAY` or
+/// `SIDECAR_INBOUND`.
+fn local_replies_patch(o: &IstioOptions, context: &str) -> ConfigPatch {
+    let mut hcm = HttpConnectionManager {
         local_reply_config: Some(local_reply_config()),
         ..HttpConnectionManager::default()
     };
+    if context == "GATEWAY" {
+        crate::cli::envoy::edge::apply_to_hcm(&o.edge, &mut hcm);
+    }
     ConfigPatch {
         apply_to: "NETWORK_FILTER".into(),
         matcher: hcm_match(context),
@@ -249,7 +254,10 @@ pub fn envoyfilters_local_replies(o: &IstioOptions) -> Vec<Resource<EnvoyFilterS
     ]
     .into_iter()
     .map(|(namespace, labels, context)| {
-        let patches = vec![local_replies_patch(context), buffer_limit_patch(o, context)];
+        let patches = vec![
+            local_replies_patch(o, context),
+            buffer_limit_patch(o, context),
+        ];
         envoy_filter(o, &name, namespace, labels, patches)
     })
     .collect()

@@ -11,10 +11,12 @@
 
 mod access_log;
 mod cluster;
+mod edge;
 mod route;
 
 pub use access_log::*;
 pub use cluster::*;
+pub use edge::*;
 pub use route::*;
 
 use serde::ser::SerializeMap;
@@ -48,6 +50,14 @@ pub enum Any {
     ExpressionFilter(ExpressionFilter),
     #[serde(rename = "type.googleapis.com/envoy.config.route.v3.FilterConfig")]
     FilterConfig(FilterConfig),
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig"
+    )]
+    FixedHeapConfig(FixedHeapConfig),
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
+    )]
+    DownstreamConnectionsConfig(DownstreamConnectionsConfig),
 }
 
 // ---- bootstrap ----------------------------------------------------------------------------
@@ -58,6 +68,8 @@ pub struct Bootstrap {
     pub admin: Admin,
     pub stats_config: StatsConfig,
     pub static_resources: StaticResources,
+    pub overload_manager: OverloadManager,
+    pub layered_runtime: LayeredRuntime,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -195,6 +207,19 @@ pub struct HttpConnectionManager {
     pub http_filters: Option<Vec<NamedFilter>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generate_request_id: Option<bool>,
+    /// Proto3 JSON durations (`10s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_headers_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_request_headers_kb: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub common_http_protocol_options: Option<CommonHttpProtocolOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http2_protocol_options: Option<Http2Limits>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
