@@ -482,7 +482,7 @@ mod tests {
             };
             let gateway = hcm.matcher.context == "GATEWAY";
             if gateway {
-                crate::cli::envoy::edge::apply_to_hcm(&o.edge, &mut expected);
+                crate::cli::envoy::edge::apply_to_hcm(&o.edge, o.buffer_limit_bytes, &mut expected);
             }
             assert_eq!(**h, expected);
             let json = serde_json::to_value(&filter.typed_config).unwrap();

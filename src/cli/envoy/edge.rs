@@ -69,12 +69,36 @@ impl Default for Edge {
     }
 }
 
+/// HTTP/2's largest flow-control window (RFC 9113, 6.9.1).
+const MAX_WINDOW: u32 = (1 << 31) - 1;
+
+impl Edge {
+    /// The same protections with HTTP/2 windows large enough for a body of `buffer` bytes.
+    /// Envoy bounds what the filters may buffer of one HTTP/2 stream by the stream's window
+    /// (`initial_stream_window_size`), so a window below the buffer meshgate needs
+    /// ([`super::buffer_limit_for`]) would make Envoy answer 413 to bodies meshgate accepts.
+    /// The connection window is at least the stream window, so one such stream can complete.
+    pub fn fitted_to_buffer(&self, buffer: u32) -> Edge {
+        let stream = self.initial_stream_window_size.max(buffer.min(MAX_WINDOW));
+        Edge {
+            initial_stream_window_size: stream,
+            initial_connection_window_size: self.initial_connection_window_size.max(stream),
+            ..self.clone()
+        }
+    }
+}
+
 fn seconds(s: u32) -> String {
     format!("{s}s")
 }
 
-/// The connection manager's timeouts and codec limits, set on `hcm`.
-pub fn apply_to_hcm(e: &Edge, hcm: &mut HttpConnectionManager) {
+/// Envoy's `per_connection_buffer_limit_bytes` when a listener does not set one.
+pub const ENVOY_DEFAULT_BUFFER_LIMIT: u32 = 1 << 20;
+
+/// The connection manager's timeouts and codec limits, set on `hcm`, with HTTP/2 windows
+/// fitted to the listener's `buffer` limit ([`Edge::fitted_to_buffer`]).
+pub fn apply_to_hcm(e: &Edge, buffer: u32, hcm: &mut HttpConnectionManager) {
+    let e = &e.fitted_to_buffer(buffer);
     hcm.request_headers_timeout = Some(seconds(e.request_headers_timeout_s));
     hcm.request_timeout = Some(seconds(e.request_timeout_s));
     hcm.stream_idle_timeout = Some(seconds(e.stream_idle_timeout_s));

@@ -16,6 +16,8 @@ fn hcm(b: &Bootstrap) -> &HttpConnectionManager {
 fn rendered(edge: Edge) -> Bootstrap {
     let mut o = EnvoyOptions::new("{}".into(), "/m.wasm".into());
     o.edge = edge;
+    // Below every window: the windows below are the flags' own (see the fitting test).
+    o.buffer_limit_bytes = Some(32 << 10);
     bootstrap(&o)
 }
 
@@ -222,4 +224,32 @@ fn the_edge_sections_serialize_as_envoy_reads_them() {
             ["overload.premature_reset_total_stream_count"],
         500
     );
+}
+
+/// The windows are raised to a buffer above them, kept when above it, and capped at HTTP/2's
+/// largest window.
+#[test]
+fn the_windows_are_fitted_to_the_buffer() {
+    let e = Edge::default();
+    let fitted = e.fitted_to_buffer(16 << 20);
+    assert_eq!(fitted.initial_stream_window_size, 16 << 20);
+    assert_eq!(fitted.initial_connection_window_size, 16 << 20);
+    assert_eq!(
+        Edge {
+            max_concurrent_streams: 7,
+            ..e.clone()
+        }
+        .fitted_to_buffer(1)
+        .max_concurrent_streams,
+        7
+    );
+    assert_eq!(e.fitted_to_buffer(1024), e);
+    // Through the renderer: a listener without a limit has Envoy's 1 MiB.
+    let o = EnvoyOptions::new("{}".into(), "/m.wasm".into());
+    let b = bootstrap(&o);
+    let h2 = hcm(&b).http2_protocol_options.as_ref().unwrap();
+    assert_eq!(h2.initial_stream_window_size, 1 << 20);
+    let unlimited = e.fitted_to_buffer(u32::MAX);
+    assert_eq!(unlimited.initial_stream_window_size, (1 << 31) - 1);
+    assert_eq!(unlimited.initial_connection_window_size, (1 << 31) - 1);
 }

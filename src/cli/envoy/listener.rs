@@ -41,7 +41,10 @@ pub(super) fn listener(o: &EnvoyOptions) -> Listener {
         generate_request_id: (!o.generate_request_id).then_some(false),
         ..HttpConnectionManager::default()
     };
-    super::edge::apply_to_hcm(&o.edge, &mut hcm);
+    let buffer = o
+        .buffer_limit_bytes
+        .unwrap_or(super::edge::ENVOY_DEFAULT_BUFFER_LIMIT);
+    super::edge::apply_to_hcm(&o.edge, buffer, &mut hcm);
     Listener {
         name: "gateway".into(),
         address: Address::socket(&o.listen_address, o.listen_port),

@@ -209,7 +209,7 @@ fn local_replies_patch(o: &IstioOptions, context: &str) -> ConfigPatch {
         ..HttpConnectionManager::default()
     };
     if context == "GATEWAY" {
-        crate::cli::envoy::edge::apply_to_hcm(&o.edge, &mut hcm);
+        crate::cli::envoy::edge::apply_to_hcm(&o.edge, o.buffer_limit_bytes, &mut hcm);
     }
     ConfigPatch {
         apply_to: "NETWORK_FILTER".into(),
