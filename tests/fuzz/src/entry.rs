@@ -24,8 +24,12 @@ use meshgate::transcode::{
 mod crypto_diff;
 pub use crypto_diff::crypto_diff;
 
+#[path = "more.rs"]
+mod more;
+pub use more::{discovery, filter, filter_outcome, grpc_status, jwks, stream_render, traceparent};
+
 /// The targets, by name (the file names under `fuzz_targets/` and `corpus/`).
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 13] = [
     "json_to_proto",
     "proto_to_json",
     "path_query",
@@ -33,6 +37,12 @@ pub const TARGETS: [&str; 7] = [
     "grpc_frames",
     "config",
     "crypto_diff",
+    "filter",
+    "jwks",
+    "discovery",
+    "stream_render",
+    "grpc_status",
+    "traceparent",
 ];
 
 /// Run one target by name; `false` for an unknown name.
@@ -45,6 +55,12 @@ pub fn run(target: &str, data: &[u8]) -> bool {
         "grpc_frames" => grpc_frames(data),
         "config" => config(data),
         "crypto_diff" => crypto_diff(data),
+        "filter" => filter(data),
+        "jwks" => jwks(data),
+        "discovery" => discovery(data),
+        "stream_render" => stream_render(data),
+        "grpc_status" => grpc_status(data),
+        "traceparent" => traceparent(data),
         _ => return false,
     }
     true
@@ -87,6 +103,55 @@ fn bindings() -> Vec<&'static meshgate::config::Binding> {
             OpKind::Rest => Vec::new(),
         })
         .collect()
+}
+
+/// `METHOD template` of every binding, in the order the targets' selector byte picks them
+/// (for the seed corpus and its check).
+pub fn binding_names() -> Vec<String> {
+    bindings()
+        .iter()
+        .map(|b| format!("{} {}", b.method, b.template))
+        .collect()
+}
+
+/// The [`json_to_proto`] input's verdict: `true` when the body builds a request (the valid
+/// seeds must).
+pub fn json_to_proto_accepts(data: &[u8]) -> bool {
+    let Some((&selector, body)) = data.split_first() else {
+        return false;
+    };
+    let all = bindings();
+    let Some(binding) = all.get(usize::from(selector & 0x7f) % all.len().max(1)) else {
+        return false;
+    };
+    let kind = if selector & 0x80 == 0 {
+        BodyKind::Json
+    } else {
+        BodyKind::Protobuf
+    };
+    let opts = RequestOptions {
+        max_depth: 64,
+        ..RequestOptions::default()
+    };
+    build_request(&binding.request, &[], &[], body, kind, &opts).is_ok()
+}
+
+/// The [`proto_to_json`] input's verdict: `true` when the reply renders.
+pub fn proto_to_json_accepts(data: &[u8]) -> bool {
+    let Some((&selector, message)) = data.split_first() else {
+        return false;
+    };
+    let all = bindings();
+    let Some(binding) = all.get(usize::from(selector & 0x7f) % all.len().max(1)) else {
+        return false;
+    };
+    let format = if selector & 0x80 == 0 {
+        ResponseFormat::Json
+    } else {
+        ResponseFormat::Protobuf
+    };
+    let print = &demo().transcoding.print_options;
+    render_response(&binding.response, message, format, print).is_ok()
 }
 
 /// First byte: which binding (and, bit 7, protobuf instead of JSON); the rest: the body.
@@ -277,4 +342,9 @@ pub fn grpc_frames(data: &[u8]) {
 /// The bytes as the filter's JSON configuration.
 pub fn config(data: &[u8]) {
     let _ = compile_json(data);
+}
+
+/// The [`config`] input's verdict: `true` when the configuration compiles.
+pub fn config_accepts(data: &[u8]) -> bool {
+    compile_json(data).is_ok()
 }
