@@ -3,6 +3,7 @@
 //! status and trailer parsing, and the trace headers. Like `entry.rs`, a target fails only by
 //! panicking (an assertion on an invariant, or a panic inside meshgate).
 
+use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -12,7 +13,7 @@ use meshgate::auth::input::{AuthInput, AuthLimits};
 use meshgate::auth::keys::{parse_jwks, KeyRules, TableBudget};
 use meshgate::auth::{AuthConfig, AuthState, FetchKind};
 use meshgate::config::{Config, OpKind};
-use meshgate::filter::{Scheduler, Stream};
+use meshgate::filter::{Scheduler, Stream, Vm};
 use meshgate::host::{Action, Headers};
 use meshgate::observe::{parse_cloud_trace, parse_trace, parse_traceparent};
 use meshgate::status::BodyFormat;
@@ -113,6 +114,42 @@ fn filter_configs() -> &'static [Vec<u8>; 3] {
                 )
             }),
         ]
+    })
+}
+
+thread_local! {
+    /// Each configuration compiled once per thread (compiling the descriptor set takes far
+    /// longer than a run): the VMs are reused, their key state reset before every run.
+    static VMS: std::cell::RefCell<Vec<Option<Rc<Vm>>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The VM of configuration `which`, with fresh key state (as after `on_configure`).
+fn filter_vm(which: usize) -> Rc<Vm> {
+    VMS.with(|vms| {
+        let mut vms = vms.borrow_mut();
+        if vms.len() <= which {
+            vms.resize(which + 1, None);
+        }
+        let slot = vms.get_mut(which);
+        let vm = match slot {
+            Some(Some(vm)) => vm.clone(),
+            Some(slot) => {
+                let bytes = filter_configs()
+                    .get(which)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let config = match meshgate::config::compile_json(bytes) {
+                    Ok(c) => c,
+                    Err(e) => panic!("the fuzz configuration was refused: {e}"),
+                };
+                let vm = Rc::new(Vm::new(config));
+                *slot = Some(vm.clone());
+                vm
+            }
+            None => panic!("no slot for configuration {which}"),
+        };
+        *vm.auth.borrow_mut() = AuthState::new(&vm.config.auth);
+        vm
     })
 }
 
@@ -244,15 +281,10 @@ pub struct FilterOutcome {
 pub fn filter_outcome(data: &[u8]) -> Option<FilterOutcome> {
     let mut s = Script(data);
     let first = s.byte()?;
-    let configs = filter_configs();
-    let config = configs
-        .get(usize::from(first % 3))
-        .map(Vec::as_slice)
-        .unwrap_or_default();
     let mut host = FuzzHost::default();
-    let Some(scheduler) = Scheduler::configure(&mut host, config) else {
-        panic!("the fuzz configuration was refused");
-    };
+    let scheduler = Rc::new(Scheduler::new(filter_vm(usize::from(first % 3))));
+    // As `on_configure` does: the first key fetches go out at once.
+    scheduler.on_tick(&mut host);
     let streams: Vec<Stream> = vec![scheduler.stream(2), scheduler.stream(3)];
     let mut paused_request = [false; 2];
     let mut paused_response = [false; 2];
