@@ -377,9 +377,9 @@ async fn misbehave_bad_frame_sends_undecodable_message() {
 }
 
 #[tokio::test]
-async fn misbehave_truncated_and_huge_do_not_end_on_a_frame_boundary() {
+async fn misbehave_truncated_and_short_frame_do_not_end_on_a_frame_boundary() {
     let backend = start_backend("b", "payments").unwrap();
-    for mode in ["truncated", "huge"] {
+    for mode in ["truncated", "short-frame"] {
         let r = raw_call(
             backend.addr,
             GET_PAYMENT,

@@ -1,5 +1,6 @@
 //! Issue 7 end to end (bad backends and frames): misbehaving backends get 502, slow ones 504,
-//! compressed client frames a gRPC error.
+//! compressed client frames a gRPC error; issue 16's upstream faults (a real oversized reply, a
+//! frame declaring less than it sends, HTML, no trailers, gzip) their defined Status.
 //!
 //! Split from `e2e_reliability.rs` by behaviour: `e2e_reliability_input.rs` (bad requests),
 //! `e2e_reliability_upstream.rs` (bad backends), `e2e_reliability_resilience.rs` (slow
@@ -30,7 +31,6 @@ async fn misbehaving_backends_get_502_status() {
         ("bad-frame", 502),
         ("truncated", 502),
         ("compressed", 502),
-        ("huge", 502),
         ("no-trailers", 502),
         ("reset", 503),
     ] {
@@ -58,6 +58,56 @@ async fn misbehaving_backends_get_502_status() {
                 code,
                 ..post
             }
+            .header("x-demo-misbehave", mode),
+        );
+    }
+    let failures = run_rows(&gw, &rows).await;
+    assert_vm_healthy(&gw).await;
+    assert!(
+        failures.is_empty(),
+        "{} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Issue 16's upstream faults, each with its defined answer on the filter's own call (GET) and
+/// on Envoy's router (POST): a real reply above `max_response_bytes` (16 MiB + 1 KiB, all
+/// sent), a frame declaring less than it carries followed by OK, a `200 text/html` page, a
+/// reply without trailers, and a compressed (`grpc-encoding: gzip`) reply the request never
+/// offered to accept. Every answer is a Status with the row's code; none is an empty 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_faults_get_their_defined_status() {
+    let gw = GatewayBuilder::demo().start().unwrap();
+    let mut rows = Vec::new();
+    // (mode, GET status and code, POST status and code)
+    for (mode, get, post) in [
+        ("huge", (500, 13), (500, 13)),
+        ("short-frame", (502, 13), (502, 13)),
+        ("html", (502, 2), (502, 2)),
+        ("no-trailers", (502, 13), (502, 13)),
+        ("gzip", (502, 13), (502, 13)),
+    ] {
+        rows.push(
+            row(
+                leak(format!("fault GET {mode}")),
+                "GET",
+                "/v1/payments/pay_001",
+                b"",
+                get.0,
+            )
+            .code(get.1)
+            .header("x-demo-misbehave", mode),
+        );
+        rows.push(
+            row(
+                leak(format!("fault POST {mode}")),
+                "POST",
+                "/v1/wallets/w_001:topUp",
+                b"{}",
+                post.0,
+            )
+            .code(post.1)
             .header("x-demo-misbehave", mode),
         );
     }

@@ -216,10 +216,11 @@ fn decorations(headers: &HeaderMap, name: &HeaderValue) -> HeaderMap {
 
 fn misbehaving_response(mode: Misbehave) -> Response<Body> {
     let mut response = Response::new(Body::new(mode.body()));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
+    for (name, value) in mode.headers() {
+        response
+            .headers_mut()
+            .insert(*name, HeaderValue::from_static(value));
+    }
     response
 }
 

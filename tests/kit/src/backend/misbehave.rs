@@ -26,11 +26,23 @@ pub enum Misbehave {
     Stall,
     /// A frame with the compressed flag set although no `grpc-encoding` was negotiated.
     Compressed,
-    /// A prefix declaring 16 MiB followed by 16 bytes, then `grpc-status: 0`.
+    /// A real reply above the gateway's default `max_response_bytes` (16 MiB): one frame of
+    /// [`HUGE`] bytes, all of them sent, then `grpc-status: 0`.
     Huge,
     /// A valid (empty) message frame and end of stream without any trailers.
     NoTrailers,
+    /// A frame whose prefix declares fewer bytes (3) than follow it (a 5-byte message), then
+    /// `grpc-status: 0`: the extra bytes are the start of a frame that never completes.
+    ShortFrame,
+    /// Not gRPC at all: `200` with `content-type: text/html` and an HTML body, no trailers.
+    Html,
+    /// `grpc-encoding: gzip` and a compressed frame (flag 1, a valid gzip of a valid message)
+    /// although the request offered no compression.
+    Gzip,
 }
+
+/// The size of the [`Misbehave::Huge`] message: 16 MiB + 1 KiB.
+pub const HUGE: usize = (16 << 20) + 1024;
 
 impl FromStr for Misbehave {
     type Err = String;
@@ -44,8 +56,11 @@ impl FromStr for Misbehave {
             "compressed" => Ok(Misbehave::Compressed),
             "huge" => Ok(Misbehave::Huge),
             "no-trailers" => Ok(Misbehave::NoTrailers),
+            "short-frame" => Ok(Misbehave::ShortFrame),
+            "html" => Ok(Misbehave::Html),
+            "gzip" => Ok(Misbehave::Gzip),
             other => Err(format!(
-                "x-demo-misbehave: unknown mode {other:?} (bad-frame, truncated, reset, stall, compressed, huge, no-trailers)"
+                "x-demo-misbehave: unknown mode {other:?} (bad-frame, truncated, reset, stall, compressed, huge, no-trailers, short-frame, html, gzip)"
             )),
         }
     }
@@ -86,17 +101,82 @@ impl Misbehave {
                 Step::Reset,
             ],
             Misbehave::Compressed => vec![Step::Data(frame(1, b"\x0a\x03abc")), ok_trailers()],
-            Misbehave::Huge => vec![
-                Step::Data(prefix(0, 16 << 20).into_iter().chain([0u8; 16]).collect()),
+            Misbehave::Huge => huge_steps(),
+            Misbehave::NoTrailers => vec![Step::Data(frame(0, &[]))],
+            Misbehave::ShortFrame => vec![
+                Step::Data(prefix(0, 3).into_iter().chain(*b"\x0a\x03abc").collect()),
                 ok_trailers(),
             ],
-            Misbehave::NoTrailers => vec![Step::Data(frame(0, &[]))],
+            Misbehave::Html => vec![Step::Data(Bytes::from_static(
+                b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+            ))],
+            Misbehave::Gzip => vec![Step::Data(frame(1, &gzip_stored(PAYMENT))), ok_trailers()],
         };
         ScriptBody {
             steps: steps.into(),
             sleep: None,
         }
     }
+
+    /// The response headers of this misbehaviour (a gRPC content type, except for `html`).
+    pub fn headers(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Misbehave::Html => &[("content-type", "text/html; charset=utf-8")],
+            Misbehave::Gzip => &[
+                ("content-type", "application/grpc"),
+                ("grpc-encoding", "gzip"),
+            ],
+            _ => &[("content-type", "application/grpc")],
+        }
+    }
+}
+
+/// `Payment { id: "pay_001", merchant: "acme" }`, the message the `gzip` mode compresses.
+const PAYMENT: &[u8] = b"\x0a\x07pay_001\x12\x04acme";
+
+/// The `huge` reply: its prefix, its [`HUGE`] bytes in 256 KiB chunks, OK.
+fn huge_steps() -> Vec<Step> {
+    let len = u32::try_from(HUGE).unwrap_or(u32::MAX);
+    let mut steps = vec![Step::Data(prefix(0, len).into())];
+    let chunk = Bytes::from(vec![0u8; 256 << 10]);
+    let mut left = HUGE;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        steps.push(Step::Data(chunk.slice(..n)));
+        left -= n;
+    }
+    steps.push(ok_trailers());
+    steps
+}
+
+/// A gzip member holding `data` in one stored (uncompressed) deflate block: valid gzip that
+/// any decoder reads, without a compression library.
+fn gzip_stored(data: &[u8]) -> Vec<u8> {
+    let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    out.push(1); // final block, stored
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc32(data).to_le_bytes());
+    out.extend_from_slice(&u32::try_from(data.len()).unwrap_or(0).to_le_bytes());
+    out
+}
+
+/// CRC-32 (IEEE), bit by bit.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 /// The five-byte gRPC frame prefix: flag, then big-endian length.
@@ -167,12 +247,34 @@ mod tests {
     }
 
     #[test]
-    fn huge_declares_more_than_it_sends() {
+    fn huge_sends_more_than_the_default_response_limit() {
         let body = Misbehave::Huge.body();
-        let Some(Step::Data(data)) = body.steps.front() else {
+        let data: usize = body
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Data(d) => d.len(),
+                _ => 0,
+            })
+            .sum();
+        let Some(Step::Data(first)) = body.steps.front() else {
             panic!("first step is data");
         };
-        let declared = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
-        assert!(declared > data.len() - 5);
+        let declared = u32::from_be_bytes([first[1], first[2], first[3], first[4]]) as usize;
+        assert_eq!(declared, HUGE);
+        assert_eq!(data, 5 + HUGE, "every declared byte is sent");
+        const { assert!(HUGE > 16 << 20, "above the default max_response_bytes") };
+    }
+
+    #[test]
+    fn new_modes_parse_and_gzip_is_valid_gzip() {
+        for m in ["short-frame", "html", "gzip"] {
+            assert!(m.parse::<Misbehave>().is_ok(), "{m}");
+        }
+        let z = gzip_stored(PAYMENT);
+        assert_eq!(&z[..3], &[0x1f, 0x8b, 8]);
+        // CRC-32 of "123456789" is the standard check value.
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert_eq!(Misbehave::Html.headers()[0].1, "text/html; charset=utf-8");
     }
 }
