@@ -4,6 +4,7 @@
 //! from its output. The bootstrap is built from typed Envoy messages ([`types`]) and written
 //! as YAML.
 
+pub mod browser;
 mod cluster;
 pub mod edge;
 #[cfg(test)]
