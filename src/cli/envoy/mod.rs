@@ -5,6 +5,8 @@
 //! as YAML.
 
 pub mod browser;
+#[cfg(test)]
+mod browser_tests;
 mod cluster;
 pub mod edge;
 #[cfg(test)]
