@@ -25,7 +25,11 @@ fn options(json: &str) -> EnvoyOptions {
         port: 1,
         http2: true,
     });
-    for (name, policy) in [("admin", "admin"), ("internal", "internal"), ("plain", "plain")] {
+    for (name, policy) in [
+        ("admin", "admin"),
+        ("internal", "internal"),
+        ("plain", "plain"),
+    ] {
         o.routes.push(RouteSpec {
             name: name.into(),
             prefix: format!("/{name}/"),
@@ -97,7 +101,12 @@ fn the_virtual_host_carries_the_section_and_preflights_stop_at_envoy() {
     assert_eq!(v["allow_credentials"], true);
     assert_eq!(v["max_age"], "60");
     let exposed = v["expose_headers"].as_str().unwrap();
-    for h in ["grpc-status", "grpc-message", "x-request-id", "www-authenticate"] {
+    for h in [
+        "grpc-status",
+        "grpc-message",
+        "x-request-id",
+        "www-authenticate",
+    ] {
         assert!(exposed.split(',').any(|x| x == h), "{exposed}");
     }
 }
