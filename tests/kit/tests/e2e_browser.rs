@@ -22,6 +22,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
+use base64::Engine;
+
 use e2e_browser_support::{exchange, static_server, Browser};
 use meshgate_fixtures::{claims, jwks, token};
 use meshgate_kit::harness::{meshgate_cli, process::temp_dir, repo_root, Gateway, GatewayBuilder};
@@ -193,31 +195,58 @@ fn wire_facts(gw: SocketAddr, origin: &str, other: &str) {
         "Bearer {}",
         token::token("ES256", &claims::valid(ISSUER, claims::now_secs()))
     );
-    let mut body = vec![0u8, 0, 0, 0, 9, 0x0a, 7];
-    body.extend_from_slice(b"pay_001");
-    let reply = exchange(
-        gw,
-        "POST",
-        "/meshgate.demo.v1.Payments/GetPayment",
-        &[
-            ("content-type", "application/grpc-web+proto"),
-            ("authorization", &bearer),
-            ("origin", origin),
-        ],
-        &body,
-        t,
-    );
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("access-control-allow-origin"), Some(origin));
-    let text = String::from_utf8_lossy(&reply.body);
-    assert!(text.contains("pay_001"), "{text}");
-    let trailer = reply
-        .body
-        .iter()
-        .rposition(|b| *b == 0x80)
-        .expect("a trailer frame");
-    let trailers = String::from_utf8_lossy(&reply.body[trailer + 5..]);
-    assert!(trailers.contains("grpc-status:0"), "{trailers}");
+    let mut frame = vec![0u8, 0, 0, 0, 9, 0x0a, 7];
+    frame.extend_from_slice(b"pay_001");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    for content_type in [
+        "application/grpc-web+proto",
+        "application/grpc-web",
+        "application/grpc-web-text",
+    ] {
+        let text_mode = content_type.ends_with("-text");
+        let body = if text_mode {
+            b64.encode(&frame).into_bytes()
+        } else {
+            frame.clone()
+        };
+        let reply = exchange(
+            gw,
+            "POST",
+            "/meshgate.demo.v1.Payments/GetPayment",
+            &[
+                ("content-type", content_type),
+                ("accept", content_type),
+                ("authorization", &bearer),
+                ("origin", origin),
+            ],
+            &body,
+            t,
+        );
+        assert_eq!(reply.status, 200, "{content_type}");
+        assert_eq!(reply.header("access-control-allow-origin"), Some(origin));
+        let bytes: Vec<u8> = if text_mode {
+            // Each base64 chunk decodes on its own (the message, then the trailer frame).
+            let text = String::from_utf8_lossy(&reply.body).to_string();
+            text.split_inclusive('=')
+                .flat_map(|chunk| b64.decode(chunk.trim()).unwrap_or_default())
+                .collect()
+        } else {
+            reply.body.clone()
+        };
+        assert!(
+            String::from_utf8_lossy(&bytes).contains("pay_001"),
+            "{content_type}"
+        );
+        let trailer = bytes
+            .iter()
+            .rposition(|b| *b == 0x80)
+            .expect("a trailer frame");
+        let trailers = String::from_utf8_lossy(&bytes[trailer + 5..]);
+        assert!(
+            trailers.contains("grpc-status:0"),
+            "{content_type}: {trailers}"
+        );
+    }
 }
 
 /// Preflights are recorded and counted as such, outside the objectives; gRPC-Web calls say so.
