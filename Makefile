@@ -25,7 +25,7 @@ help:
 	@echo "make soak      200k mixed requests through real Envoy, counts reconciled"
 
 setup:
-	@tests/tools/setup.sh wasm envoy test lint istio
+	@tests/tools/setup.sh wasm envoy test lint istio browser
 
 # The release module: LTO, one codegen unit, panic=abort, stripped (Cargo.toml [profile.release]).
 wasm:
@@ -59,7 +59,7 @@ validate: host
 
 # Only what the demo needs (no test or Istio tools).
 run: build
-	@tests/tools/setup.sh envoy
+	@tests/tools/setup.sh envoy demo
 	@tests/tools/run.sh
 
 # Lint first (cheap to fail), then every test: unit, host-side integration, promtool, and the

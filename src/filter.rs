@@ -5,6 +5,7 @@
 //! the whole flow, the scheduler included, runs in host-side tests against a fake `Host`.
 
 mod auth;
+mod browser;
 mod classify;
 mod handle;
 mod log;
@@ -74,6 +75,10 @@ pub struct RequestInfo {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
+    pub preflight: bool,
+    /// A gRPC-Web client's call (seen as native gRPC after Envoy's `grpc_web` filter).
+    pub grpc_web: bool,
 }
 
 pub struct Filter {

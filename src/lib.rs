@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod config;
 pub mod config_error;
+pub mod cors;
 pub mod filter;
 pub mod host;
 pub mod observe;

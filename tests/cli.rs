@@ -214,8 +214,9 @@ fn shell_completions_cover_the_subcommands() {
     );
 }
 
-/// Where the compiled filter configuration sits in a bootstrap (compared on its own).
-const CONFIGURATION: &str = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config/configuration/value";
+/// Where the compiled filter configuration sits in the demo's bootstrap (compared on its own):
+/// meshgate's filter comes after Envoy's three browser filters (the demo has a `cors` section).
+const CONFIGURATION: &str = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/3/typed_config/config/configuration/value";
 const HCM: &str = "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config";
 
 fn golden(name: &str) -> PathBuf {

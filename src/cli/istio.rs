@@ -3,6 +3,7 @@
 //! configuration that the local end-to-end tests run (`pluginConfig` is the filter JSON).
 //! `istio/examples/` holds the output for `istio/gateway.yaml`; docs/istio.md walks through it.
 
+pub mod browser;
 pub mod mesh;
 pub mod resources;
 pub mod types;
@@ -138,6 +139,9 @@ pub fn manifests(o: &IstioOptions, jwks: &[mesh::JwksHost]) -> Result<Vec<Manife
             .map(EnvoyFilter)
             .collect(),
     });
+    if let Some(cors) = browser::envoyfilter_cors(o) {
+        out.push(one("envoyfilter-cors.yaml", EnvoyFilter(cors)));
+    }
     if !jwks.is_empty() {
         let docs = jwks
             .iter()

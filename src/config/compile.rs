@@ -67,7 +67,12 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         ..
     } = b;
 
-    let policies = compile_policies(input, &auth, default_slo)?;
+    let cors = input
+        .cors
+        .as_ref()
+        .map(crate::cors::Cors::compile)
+        .transpose()?;
+    let policies = compile_policies(input, &auth, default_slo, cors.as_ref())?;
     let routing = Routing::compile(&input.routing, |p| policies.contains_key(p))?;
     let transcoding = compile_transcoding(&input.transcoding)?;
     let owned_headers = owned_headers(&routing, &auth);
@@ -89,6 +94,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         },
         limits: compile_limits(&input.limits),
         owned_headers,
+        cors,
     })
 }
 
@@ -191,6 +197,7 @@ fn compile_policies(
     input: &GatewayInput,
     auth: &AuthConfig,
     default_slo: Option<&SloInput>,
+    cors: Option<&crate::cors::Cors>,
 ) -> Result<HashMap<String, Policy>, ConfigError> {
     let mut out = HashMap::new();
     let mut names: Vec<&String> = input.policies.keys().collect();
@@ -235,6 +242,16 @@ fn compile_policies(
             })
             .transpose()?;
         let tr = p.transcoding.as_ref();
+        let policy_cors = match (&p.cors, cors) {
+            (None, _) => None,
+            (Some(pc), Some(c)) => Some(c.tighten(pc, &format!("{field}.cors"))?),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    format!("{field}.cors"),
+                    "there is no `cors` section for the policy to tighten",
+                ))
+            }
+        };
         out.insert(
             name.clone(),
             Policy {
@@ -246,6 +263,7 @@ fn compile_policies(
                     .and_then(|t| t.print_options.as_ref())
                     .map(PrintOptions::from),
                 slo,
+                cors: policy_cors,
             },
         );
     }
@@ -319,5 +337,6 @@ fn owned_headers(routing: &Routing, auth: &AuthConfig) -> Vec<String> {
     set.insert(routing.subject_header.clone());
     set.insert("x-envoy-original-path".to_string());
     set.insert("x-envoy-original-method".to_string());
+    set.insert(crate::cors::CLIENT_CONTENT_TYPE_HEADER.to_string());
     set.into_iter().collect()
 }

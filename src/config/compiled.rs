@@ -29,6 +29,8 @@ pub struct Config {
     pub limits: Limits,
     /// Every header the gateway sets for the upstream; incoming copies are removed first.
     pub owned_headers: Vec<String>,
+    /// The `cors` section, checked (Envoy enforces it; `meshgate envoy` renders it).
+    pub cors: Option<crate::cors::Cors>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +78,8 @@ pub struct Policy {
     pub transcoding_enabled: bool,
     pub print_options: Option<PrintOptions>,
     pub slo: Option<Slo>,
+    /// Its CORS, where it tightens the `cors` section.
+    pub cors: Option<crate::cors::PolicyCors>,
 }
 
 pub struct Transcoding {

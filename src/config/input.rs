@@ -35,6 +35,9 @@ pub struct GatewayInput {
     pub policies: BTreeMap<String, PolicyInput>,
     pub observe: ObserveInput,
     pub limits: LimitsInput,
+    /// Browser clients on other origins (CORS, rendered into Envoy's CORS filter).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<crate::cors::CorsInput>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -130,6 +133,9 @@ pub struct PolicyInput {
     pub transcoding: Option<PolicyTranscodingInput>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo: Option<SloInput>,
+    /// Tighter CORS on the policy's routes (or none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<crate::cors::PolicyCorsInput>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

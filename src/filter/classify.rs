@@ -12,8 +12,11 @@ use crate::transcode::ResponseFormat;
 impl RequestInfo {
     pub(super) fn from_headers(headers: Vec<(String, String)>) -> RequestInfo {
         let get = |n: &str| find_header(&headers, n).map(str::to_string);
+        let method = get(":method").unwrap_or_default();
         RequestInfo {
-            method: get(":method").unwrap_or_default(),
+            preflight: crate::cors::is_preflight(&method, &headers),
+            grpc_web: crate::cors::is_grpc_web(&headers),
+            method,
             path: get(":path").unwrap_or_default(),
             authority: get(":authority").unwrap_or_default(),
             scheme: get(":scheme").unwrap_or_default(),

@@ -35,7 +35,7 @@ fn property_u64(host: &dyn Host, path: &[&str]) -> u64 {
 
 impl Filter {
     pub fn on_log(&mut self, host: &mut dyn Host) {
-        if self.phase == Phase::Logged {
+        if self.phase == Phase::Logged || self.log_preflight(host) {
             return;
         }
         let vm = self.vm.clone();
@@ -101,6 +101,7 @@ impl Filter {
             outcome: label,
             availability,
             latency_verdict,
+            client_protocol: self.client_protocol(),
         };
         let line = record.to_json_line();
         for (key, value) in record.filter_state_entries() {
@@ -128,6 +129,64 @@ impl Filter {
     /// latency like any other.
     fn answered_without_upstream(&self) -> bool {
         matches!(self.phase, Phase::Replied { error: Some(_) }) && !self.resp.upstream_answered
+    }
+}
+
+/// What Envoy knows about a finished stream (for records made outside [`Filter::on_log`]'s
+/// main path).
+pub(super) struct StreamFacts {
+    pub latency: Duration,
+    pub status: u16,
+    pub request_size: u64,
+    pub response_size: u64,
+    pub remote_ip: Option<String>,
+    pub protocol: Option<String>,
+}
+
+pub(super) fn stream_facts(
+    host: &dyn Host,
+    start: Option<std::time::SystemTime>,
+    replied: Option<u16>,
+) -> StreamFacts {
+    let latency = property_i64(host, &["request", "duration"])
+        .and_then(|n| u64::try_from(n).ok())
+        .map(Duration::from_nanos)
+        .or_else(|| host.now().duration_since(start?).ok())
+        .unwrap_or_default();
+    let status = property_i64(host, &["response", "code"])
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|s| *s != 0)
+        .or(replied)
+        .unwrap_or(0);
+    StreamFacts {
+        latency,
+        status,
+        request_size: property_u64(host, &["request", "total_size"]),
+        response_size: property_u64(host, &["response", "total_size"]),
+        remote_ip: property_string(host, &["source", "address"]).map(strip_port),
+        protocol: property_string(host, &["request", "protocol"]),
+    }
+}
+
+/// The record's `requestUrl`, token query parameters hidden.
+pub(super) fn record_url(req: &super::RequestInfo, cfg: &crate::config::Config) -> String {
+    format!(
+        "{}://{}{}",
+        scheme(&req.scheme),
+        req.authority,
+        cfg.auth.redact_path(&req.path)
+    )
+}
+
+/// The record to Envoy's access log (filter state) and, where configured, the proxy's log.
+pub(super) fn publish(host: &mut dyn Host, cfg: &crate::config::Config, record: &AccessRecord) {
+    let line = record.to_json_line();
+    for (key, value) in record.filter_state_entries() {
+        let _ = host.set_property(&[key], value.as_bytes());
+    }
+    let _ = host.set_property(&[RECORD_PROPERTY], line.as_bytes());
+    if cfg.observe.access_log {
+        host.log(Level::Info, &line);
     }
 }
 

@@ -18,6 +18,9 @@ impl Filter {
         if let Some(err) = self.check_header_size().or_else(|| self.check_policy()) {
             return self.reply_error(host, err);
         }
+        if self.req.preflight {
+            return self.refuse_preflight(host);
+        }
         let classified = if is_grpc(&self.req.content_type) {
             self.error_format = BodyFormat::Grpc;
             self.classify_grpc()

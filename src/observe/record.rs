@@ -41,6 +41,8 @@ pub struct AccessRecord {
     pub outcome: &'static str,
     pub availability: Verdict,
     pub latency_verdict: Verdict,
+    /// What the client spoke: `grpc`, `grpc-web`, `http`, or `cors-preflight`.
+    pub client_protocol: Option<&'static str>,
 }
 
 impl AccessRecord {
@@ -69,6 +71,7 @@ impl AccessRecord {
     pub fn to_json_line(&self) -> String {
         let mut w = JsonWriter::with_capacity(512 + self.url.len() * 2);
         w.open();
+        w.str_field("clientProtocol", self.client_protocol);
         if let Some(code) = self.grpc_status {
             w.str_field("grpcStatus", code.name());
         }
@@ -147,6 +150,9 @@ impl AccessRecord {
         put("upstream", &self.upstream);
         put("principal", &self.principal);
         put("policy", &self.policy);
+        if let Some(p) = self.client_protocol {
+            out.insert("clientProtocol".into(), json!(p));
+        }
         if let Some(code) = self.grpc_status {
             out.insert("grpcStatus".into(), json!(code.name()));
         }
@@ -180,6 +186,9 @@ impl AccessRecord {
         }
         if let Some(code) = self.grpc_status {
             out.push(("meshgate.grpc_status", code.name().to_string()));
+        }
+        if let Some(p) = self.client_protocol {
+            out.push(("meshgate.client_protocol", p.to_string()));
         }
         out.push(("meshgate.outcome", self.outcome.to_string()));
         out.push((
@@ -356,6 +365,7 @@ mod tests {
             outcome: "ok",
             availability: Verdict::Good,
             latency_verdict: Verdict::Good,
+            client_protocol: Some("grpc-web"),
         }
     }
 

@@ -7,6 +7,8 @@ LISTEN=${MESHGATE_LISTEN:-127.0.0.1:8080}
 ADMIN=${MESHGATE_ADMIN:-127.0.0.1:9901}
 PAYMENTS=${MESHGATE_PAYMENTS:-127.0.0.1:50051}
 WALLETS=${MESHGATE_WALLETS:-127.0.0.1:50052}
+# The demo page: another origin than the gateway's, allowed by envoy/gateway.yaml's `cors`.
+PAGE=${MESHGATE_DEMO_PAGE:-127.0.0.1:8088}
 # Where the binaries are and where the run's files go (the end-to-end test of this script sets
 # them: tests/kit/tests/make_run.rs).
 BIN=${MESHGATE_BIN_DIR:-target/release}
@@ -27,6 +29,14 @@ trap cleanup EXIT INT TERM
   'import base64, json, sys; sys.stdout.buffer.write(base64.b64decode(json.load(sys.stdin)["descriptors"]["descriptor_set"]))' \
   > "$OUT/payments.pb"
 
+# The demo page (tests/browser/demo, its gRPC-Web client bundled by esbuild), served by Python's
+# static file server on 127.0.0.1 only.
+tests/browser/build.sh "$OUT/site" envoy/gateway.yaml
+python3 -m http.server "${PAGE##*:}" --bind "${PAGE%:*}" --directory "$OUT/site" \
+  > "$OUT/page.log" 2>&1 & pids+=($!)
+PAGE_URL="http://$PAGE/"
+[ "$LISTEN" = 127.0.0.1:8080 ] || PAGE_URL="http://$PAGE/?gateway=http://$LISTEN"
+
 "$BIN/demo-backend" --listen "$PAYMENTS" --services payments --name payments & pids+=($!)
 "$BIN/demo-backend" --listen "$WALLETS" --services wallets --name wallets & pids+=($!)
 "$ENVOY" -c "$OUT/envoy.yaml" --concurrency 1 --log-level warn --component-log-level wasm:info \
@@ -37,11 +47,19 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -sf "http://$ADMIN/ready" >/dev/null || { echo "Envoy did not start:"; tail -20 "$OUT/envoy.log"; exit 1; }
+curl -sf "http://$PAGE/" >/dev/null || { echo "The demo page did not start:"; tail -5 "$OUT/page.log"; exit 1; }
 
 cat <<MSG
 
 meshgate is up: gateway http://$LISTEN (HTTP/1.1 and HTTP/2), admin http://$ADMIN
 Envoy's log: $OUT/envoy.log; meshgate's access records (JSON lines): $OUT/access.log
+
+Open the demo page in a browser: $PAGE_URL
+  (another origin: JSON and gRPC-Web calls to the gateway through CORS; docs/browsers.md)
+  # its CORS preflight, answered by Envoy (2xx, this origin allowed), and a gRPC-Web call
+  curl -si -X OPTIONS http://$LISTEN/v1/payments -H 'Origin: http://$PAGE' -H 'Access-Control-Request-Method: POST'
+  printf '\0\0\0\0\11\n\7pay_001' | curl -s http://$LISTEN/meshgate.demo.v1.Payments/GetPayment \\
+       -H 'content-type: application/grpc-web+proto' --data-binary @- | tail -c 40 | od -c
 
 Try:
   # HTTP+JSON -> gRPC (GET, query parameters, custom verb, body field)

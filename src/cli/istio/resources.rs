@@ -152,13 +152,15 @@ fn hcm_match(context: &str) -> PatchMatch {
             filter_chain: FilterChainMatch {
                 filter: FilterMatch {
                     name: HCM_FILTER_NAME.into(),
+                    sub_filter: None,
                 },
             },
         }),
+        route_configuration: None,
     }
 }
 
-fn envoy_filter(
+pub(super) fn envoy_filter(
     o: &IstioOptions,
     name: &str,
     namespace: &str,
@@ -232,6 +234,7 @@ fn buffer_limit_patch(o: &IstioOptions, context: &str) -> ConfigPatch {
         matcher: PatchMatch {
             context: context.to_string(),
             listener: None,
+            route_configuration: None,
         },
         patch: Patch {
             operation: "MERGE".into(),

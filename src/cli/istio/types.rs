@@ -121,10 +121,29 @@ pub struct ConfigPatch {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PatchMatch {
     pub context: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listener: Option<ListenerMatch>,
+    /// `routeConfiguration.vhost.route.name` (HTTP_ROUTE patches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_configuration: Option<RouteConfigurationMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteConfigurationMatch {
+    pub vhost: VirtualHostMatch,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VirtualHostMatch {
+    pub route: RouteMatchByName,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteMatchByName {
+    pub name: String,
 }
 
 /// `listener.filterChain.filter.name`.
@@ -140,7 +159,16 @@ pub struct FilterChainMatch {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FilterMatch {
+    pub name: String,
+    /// An HTTP filter of the connection manager (`INSERT_BEFORE` it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_filter: Option<SubFilterMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubFilterMatch {
     pub name: String,
 }
 
@@ -159,6 +187,13 @@ pub enum PatchValue {
     Filter(NamedFilter),
     /// Listener fields (`MERGE`).
     Listener(ListenerPatch),
+    /// A virtual host's or a route's per-filter configuration (`MERGE`): the CORS policy.
+    PerFilter(PerFilterPatch),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PerFilterPatch {
+    pub typed_per_filter_config: std::collections::BTreeMap<String, crate::cli::envoy::types::Any>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -100,6 +100,9 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
         "the demo backend and the command are built in the same directory"
     );
     let out_dir = temp_dir("make-run-files").unwrap();
+    // The demo page on a free port too (its origin is then not the one envoy/gateway.yaml
+    // allows: e2e_browser.rs tests CORS; here the page is only served).
+    let page = addr(free_port().unwrap());
     let mut command = Command::new("bash");
     command
         .arg(repo_root().join("tests/tools/run.sh"))
@@ -108,6 +111,7 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
         .env("MESHGATE_ADMIN", admin.to_string())
         .env("MESHGATE_PAYMENTS", payments.to_string())
         .env("MESHGATE_WALLETS", wallets.to_string())
+        .env("MESHGATE_DEMO_PAGE", page.to_string())
         .env("MESHGATE_BIN_DIR", &bin_dir)
         .env("MESHGATE_RUN_DIR", &out_dir)
         .env("MESHGATE_WASM", wasm_path().unwrap())
@@ -117,6 +121,15 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
         .wait_for_stdout("Ctrl-C stops everything", Duration::from_secs(60))
         .unwrap();
     assert!(banner.contains(&format!("gateway http://{listen}")));
+    // The demo page: its URL in the banner, and served (with its bundled client).
+    assert!(
+        banner.contains(&format!("http://{page}/?gateway=http://{listen}")),
+        "{banner}"
+    );
+    let page_html = run_shell(&format!("curl -s http://{page}/"));
+    assert!(page_html.contains("app.js"), "{page_html}");
+    let bundle = run_shell(&format!("curl -s http://{page}/app.js"));
+    assert!(bundle.contains("grpc-web"), "the bundled gRPC-Web client");
 
     let commands = printed_commands(&banner);
     let curls: Vec<&String> = commands.iter().filter(|c| c.starts_with("curl")).collect();
@@ -188,7 +201,9 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
     );
 
     // Ctrl-C: the script stops every process it started.
-    assert!([listen, admin, payments, wallets].into_iter().all(accepts));
+    assert!([listen, admin, payments, wallets, page]
+        .into_iter()
+        .all(accepts));
     run.signal(libc::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(10);
     while run.exit_status().is_none() && Instant::now() < deadline {
@@ -196,7 +211,7 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
     }
     assert!(run.exit_status().is_some(), "run.sh exits on Ctrl-C");
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut still = vec![listen, admin, payments, wallets];
+    let mut still = vec![listen, admin, payments, wallets, page];
     while !still.is_empty() && Instant::now() < deadline {
         still.retain(|a| accepts(*a));
         std::thread::sleep(Duration::from_millis(50));

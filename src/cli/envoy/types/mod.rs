@@ -10,11 +10,13 @@
 //! rendered bootstrap passes `envoy --mode validate` in the end-to-end tests.
 
 mod access_log;
+mod browser;
 mod cluster;
 mod edge;
 mod route;
 
 pub use access_log::*;
+pub use browser::*;
 pub use cluster::*;
 pub use edge::*;
 pub use route::*;
@@ -58,6 +60,16 @@ pub enum Any {
         rename = "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
     )]
     DownstreamConnectionsConfig(DownstreamConnectionsConfig),
+    #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors")]
+    CorsFilter(CorsFilter),
+    #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy")]
+    CorsPolicy(CorsPolicy),
+    #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.grpc_web.v3.GrpcWeb")]
+    GrpcWeb(GrpcWeb),
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+    )]
+    HeaderMutation(HeaderMutation),
 }
 
 // ---- bootstrap ----------------------------------------------------------------------------
@@ -207,6 +219,9 @@ pub struct HttpConnectionManager {
     pub http_filters: Option<Vec<NamedFilter>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generate_request_id: Option<bool>,
+    /// Every response carries `x-request-id` (browser apps read it: the CORS policy exposes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub always_set_request_id_in_response: Option<bool>,
     /// Proto3 JSON durations (`10s`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_headers_timeout: Option<String>,

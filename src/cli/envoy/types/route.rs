@@ -17,6 +17,9 @@ pub struct VirtualHost {
     pub name: String,
     pub domains: Vec<String>,
     pub routes: Vec<Route>,
+    /// By filter name (the `cors` section's `CorsPolicy`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub typed_per_filter_config: BTreeMap<String, Any>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

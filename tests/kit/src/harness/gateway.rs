@@ -285,8 +285,16 @@ impl GatewayBuilder {
         let mut b =
             serde_json::to_value(bootstrap(&o)).map_err(|e| KitError::new(e.to_string()))?;
         if !self.headers_pause {
+            // meshgate's filter by name (Envoy's browser filters come first where rendered).
             let filter = b
-                .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters/0/typed_config/config")
+                .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters")
+                .and_then(Value::as_array_mut)
+                .and_then(|filters| {
+                    filters
+                        .iter_mut()
+                        .find(|f| f["name"] == meshgate::cli::envoy::WASM_FILTER_NAME)
+                })
+                .and_then(|f| f.pointer_mut("/typed_config/config"))
                 .and_then(Value::as_object_mut)
                 .ok_or_else(|| KitError::new("the bootstrap has no wasm filter config"))?;
             filter
