@@ -8,6 +8,7 @@ use super::{Filter, Phase};
 use crate::host::{Host, Level};
 use crate::observe::{
     classify, outcome_label, parse_trace, AccessRecord, MetricNames, Outcome, Verdict,
+    CLIENT_CLOSED_STATUS, UNMATCHED_OPERATION,
 };
 use crate::status::Code;
 
@@ -45,13 +46,16 @@ impl Filter {
             .map(Duration::from_nanos)
             .or_else(|| host.now().duration_since(self.start?).ok())
             .unwrap_or_default();
-        let status = property_i64(host, &["response", "code"])
+        let sent = property_i64(host, &["response", "code"])
             .and_then(|s| u16::try_from(s).ok())
-            .filter(|s| *s != 0)
-            .or(self.resp.status)
-            .unwrap_or(0);
+            .filter(|s| *s != 0);
+        let cancelled = (sent.is_none() && self.resp.status.is_none()) || client_went_away(host);
+        let status = sent.or(self.resp.status).unwrap_or(0);
+        // Envoy derives a gRPC status from any HTTP status: only a gRPC exchange has one.
         let grpc_status = self.resp.grpc_status.or_else(|| {
+            let grpc = self.resp.grpc || self.mode == super::Mode::Grpc;
             property_i64(host, &["response", "grpc_status"])
+                .filter(|_| grpc)
                 .and_then(|n| i32::try_from(n).ok())
                 .map(Code::from_i32)
         });
@@ -60,6 +64,13 @@ impl Filter {
             grpc_status,
             latency,
             local_reply: self.answered_without_upstream(),
+            cancelled,
+        };
+        // What the client saw: a cancelled request is logged as load balancers log it.
+        let (status, grpc_status) = if cancelled {
+            (CLIENT_CLOSED_STATUS, Some(Code::Cancelled))
+        } else {
+            (status, grpc_status)
         };
         self.phase = Phase::Logged;
         let op = self.op.and_then(|i| cfg.operations.get(i));
@@ -111,6 +122,9 @@ impl Filter {
             host.log(Level::Info, &line);
         }
         let (Some(index), Some(op)) = (self.op, op) else {
+            // Counted all the same, under the operation label of requests without one.
+            let name = cfg.observe.names.requests(UNMATCHED_OPERATION, label);
+            vm.count(host, &name);
             return;
         };
         for (metric, value) in
@@ -129,6 +143,13 @@ impl Filter {
     fn answered_without_upstream(&self) -> bool {
         matches!(self.phase, Phase::Replied { error: Some(_) }) && !self.resp.upstream_answered
     }
+}
+
+/// The stream ended on the client's disconnect or reset (Envoy's response code details
+/// `downstream_remote_disconnect`, `downstream_remote_reset`...), whatever status was sent.
+fn client_went_away(host: &dyn Host) -> bool {
+    property_string(host, &["response", "code_details"])
+        .is_some_and(|d| d.starts_with("downstream_remote"))
 }
 
 fn scheme(s: &str) -> &str {

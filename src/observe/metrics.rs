@@ -271,6 +271,13 @@ impl MetricNames {
     }
 }
 
+/// The `operation` label of the request counter for requests that matched no operation (an
+/// unknown path, a request Envoy's codec refused before meshgate saw its headers): counted
+/// all the same, so a 404 storm or a flood of malformed requests shows in the metrics. No
+/// operation can have this name (gRPC ones are `pkg.Service.Method`; the configuration refuses
+/// it as a REST operation's `name`).
+pub const UNMATCHED_OPERATION: &str = "_unmatched";
+
 /// The `policy` label of the SLO counters when the operation's own objective judged the
 /// request (no route policy, or one without an objective of its own).
 pub const OWN_OBJECTIVE: &str = "none";

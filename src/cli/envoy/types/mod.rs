@@ -12,11 +12,13 @@
 mod access_log;
 mod cluster;
 mod edge;
+mod record_format;
 mod route;
 
 pub use access_log::*;
 pub use cluster::*;
 pub use edge::*;
+pub use record_format::*;
 pub use route::*;
 
 use serde::ser::SerializeMap;
