@@ -14,6 +14,7 @@ mod response;
 mod scheduler;
 mod side_call;
 mod stream;
+mod trap;
 mod upstream;
 mod vm;
 
@@ -23,6 +24,7 @@ use std::time::SystemTime;
 pub use handle::Stream;
 pub use phase::{Phase, Step, Then};
 pub use scheduler::{Scheduler, TICK};
+pub use trap::{Callback, TrapReport};
 pub use vm::Vm;
 
 use crate::config::{OpId, Policy};

@@ -172,8 +172,21 @@ fn requests_without_an_operation_are_counted_as_unmatched() {
     f.on_log(&mut h);
     assert_eq!(record(&h)["outcome"], "not_found");
     assert_eq!(h.counter(&unmatched("not_found")), 1);
+    // Judged by the default objective's availability: a 404 is the client's doing.
+    assert_eq!(record(&h)["slo"]["availability"], "good");
+    let avail = meshgate::observe::SloKind::Availability;
+    let unmatched_op = meshgate::observe::UNMATCHED_OPERATION;
+    assert_eq!(h.counter(&names.slo_events(unmatched_op, avail, None)), 1);
+    assert_eq!(
+        h.counter(&names.slo_good_events(unmatched_op, avail, None)),
+        1
+    );
 
     let mut refused = Filter::new(vm.clone(), 7);
+    let (avail, unmatched_op) = (
+        meshgate::observe::SloKind::Availability,
+        meshgate::observe::UNMATCHED_OPERATION,
+    );
     let mut h = FakeHost::new()
         .with_property("response.code", &int(431))
         .with_property("response.grpc_status", &int(13))
@@ -184,4 +197,18 @@ fn requests_without_an_operation_are_counted_as_unmatched() {
     assert_eq!(r["outcome"], "4xx");
     assert!(r.get("grpcStatus").is_none(), "{r}");
     assert_eq!(h.counter(&unmatched("4xx")), 1);
+
+    // A 5xx Envoy made before meshgate saw the headers (the overload manager's 503): bad.
+    // (A fresh VM: the VM caches metric ids, which each fake host numbers anew.)
+    let mut overload = Filter::new(Rc::new(Vm::new(demo_config())), 9);
+    let mut h = FakeHost::new()
+        .with_property("response.code", &int(503))
+        .with_property("response.code_details", b"overload");
+    overload.on_log(&mut h);
+    assert_eq!(record(&h)["slo"]["availability"], "bad");
+    assert_eq!(h.counter(&names.slo_events(unmatched_op, avail, None)), 1);
+    assert_eq!(
+        h.counter(&names.slo_good_events(unmatched_op, avail, None)),
+        0
+    );
 }

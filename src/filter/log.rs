@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::{Filter, Phase};
 use crate::host::{Host, Level};
 use crate::observe::{
-    classify, outcome_label, parse_trace, AccessRecord, MetricNames, Outcome, Verdict,
-    CLIENT_CLOSED_STATUS, UNMATCHED_OPERATION,
+    classify, outcome_label, parse_trace, AccessRecord, MetricNames, Outcome, RequestMetric,
+    Verdict, CLIENT_CLOSED_STATUS, UNMATCHED_OPERATION,
 };
 use crate::status::Code;
 
@@ -77,9 +77,12 @@ impl Filter {
         // A route policy's objective, where it has one, judges the request instead of the
         // operation's; its counters carry the policy's label.
         let slo_policy = self.policy().filter(|p| p.slo.is_some());
-        let slo = slo_policy
-            .and_then(|p| p.slo.as_ref())
-            .or(op.map(|o| &o.slo));
+        // Without an operation, the objective of unmatched requests (default_slo's
+        // availability).
+        let slo = match op {
+            Some(o) => slo_policy.and_then(|p| p.slo.as_ref()).or(Some(&o.slo)),
+            None => Some(&cfg.observe.unmatched_slo),
+        };
         let (availability, latency_verdict) = match slo {
             Some(slo) => classify(slo, &outcome),
             None => (Verdict::NotApplicable, Verdict::NotApplicable),
@@ -122,9 +125,7 @@ impl Filter {
             host.log(Level::Info, &line);
         }
         let (Some(index), Some(op)) = (self.op, op) else {
-            // Counted all the same, under the operation label of requests without one.
-            let name = cfg.observe.names.requests(UNMATCHED_OPERATION, label);
-            vm.count(host, &name);
+            count_unmatched(&vm, host, &outcome, (availability, latency_verdict));
             return;
         };
         for (metric, value) in
@@ -132,6 +133,29 @@ impl Filter {
         {
             vm.apply(host, index, &op.name, slo_policy, metric, value);
         }
+    }
+}
+
+/// A request without an operation is counted all the same, under the operation label
+/// [`UNMATCHED_OPERATION`]: the request counter, and the SLO counters of its objective
+/// (`observe.default_slo`'s availability); no latency histogram.
+pub(super) fn count_unmatched(
+    vm: &super::Vm,
+    host: &dyn Host,
+    outcome: &Outcome,
+    verdicts: (Verdict, Verdict),
+) {
+    let names = &vm.config.observe.names;
+    for (metric, value) in MetricNames::request_metrics(outcome, verdicts) {
+        let name = match metric {
+            RequestMetric::Requests(label) => names.requests(UNMATCHED_OPERATION, label),
+            RequestMetric::SloEvents(kind) => names.slo_events(UNMATCHED_OPERATION, kind, None),
+            RequestMetric::SloGoodEvents(kind) => {
+                names.slo_good_events(UNMATCHED_OPERATION, kind, None)
+            }
+            RequestMetric::Duration => continue,
+        };
+        vm.add(host, &name, value);
     }
 }
 

@@ -201,6 +201,13 @@ impl MetricNames {
         self.name(Family::JwksFetches, &[result], provider)
     }
 
+    /// The gauge of the VM's linear memory in bytes (`<prefix>_vm_memory_bytes`, no labels:
+    /// Envoy shares one stat between the workers' VMs, so it holds the value a VM set last).
+    /// Wasm memory only grows: growth after warm-up is a leak or a high-water mark.
+    pub fn vm_memory(&self) -> String {
+        format!("{}_vm_memory_bytes", self.prefix)
+    }
+
     /// `stats_config.stats_tags` for the Envoy bootstrap: (tag name, regex) pairs, one per
     /// label (Envoy refuses a tag name given twice), each an alternation over the families
     /// that carry the label.

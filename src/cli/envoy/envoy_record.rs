@@ -9,8 +9,8 @@
 //! - written only when the request has no meshgate record (the CEL filter below), so every
 //!   request has exactly one line;
 //! - `httpRequest.status` is 499 and `outcome` `cancelled` when the client went away first, as
-//!   in meshgate's records; `outcome` is otherwise the gRPC code name of a gRPC exchange, else
-//!   the HTTP class;
+//!   in meshgate's records; `outcome` is otherwise the gRPC code name of a gRPC exchange,
+//!   `unavailable` for the 503 of a failed VM (as meshgate counts it), else the HTTP class;
 //! - `slo.availability` is `bad` for a 5xx (or a gRPC exchange ending in one of the default
 //!   error codes): the gateway failed the request, whatever the operation; `n/a` otherwise.
 //!   `slo.latency` is always `n/a` (no objective is known here);
@@ -34,6 +34,12 @@ pub const NO_RECORD_FILTER: &str = "!('wasm.meshgate.record' in filter_state)";
 /// The client went away before the whole answer: no status sent, or the stream ended on the
 /// client's disconnect or reset.
 const GONE: &str = "(response.code == 0 || response.code_details.startsWith('downstream_remote'))";
+
+/// A 503 for a failed VM: Envoy's (`wasm_fail_stream`, the trapping request) or meshgate's own,
+/// made while trapping for a request in flight (a meshgate reply only lacks meshgate's record
+/// then). Both are UNAVAILABLE `google.rpc.Status` answers, counted as `unavailable`.
+const VM_FAILED: &str = "(response.code == 503 && \
+     response.code_details in ['wasm_fail_stream', 'meshgate'])";
 
 /// The request is gRPC (native; also gRPC-Web and friends by prefix).
 const GRPC: &str = "('content-type' in request.headers && \
@@ -116,11 +122,13 @@ pub fn record_format() -> RecordFormat {
         operation: "%FILTER_STATE(wasm.meshgate.operation:PLAIN)%".into(),
         upstream: "%FILTER_STATE(wasm.meshgate.upstream:PLAIN)%".into(),
         grpc_status: format!(
-            "%CEL({GONE} ? 'CANCELLED' : {GRPC} ? {}[response.grpc_status] : {absent})%",
+            "%CEL({GONE} ? 'CANCELLED' : {GRPC} ? {}[response.grpc_status] : \
+             {VM_FAILED} ? 'UNAVAILABLE' : {absent})%",
             code_names(true)
         ),
         outcome: format!(
-            "%CEL({GONE} ? 'cancelled' : {GRPC} ? {}[response.grpc_status] : {class})%",
+            "%CEL({GONE} ? 'cancelled' : {GRPC} ? {}[response.grpc_status] : \
+             {VM_FAILED} ? 'unavailable' : {class})%",
             code_names(false)
         ),
         slo: SloFormat {

@@ -1,5 +1,5 @@
 //! A real Envoy for end-to-end tests: started from a YAML bootstrap in a temp dir, with
-//! `--concurrency 1`, a dynamic base id and hot restart off (so parallel Envoys never clash),
+//! `--concurrency 1` (or more: [`start_envoy_with_workers`]), a dynamic base id and hot restart off (so parallel Envoys never clash),
 //! ready once the admin `/ready` says LIVE and every static listener accepts connections.
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -42,6 +42,16 @@ pub fn start_envoy(config_yaml: &str) -> KitResult<Envoy> {
 /// Like [`start_envoy`], with extra command-line arguments (e.g. `["--component-log-level",
 /// "wasm:debug"]`); a later `--log-level` overrides the default `info`.
 pub fn start_envoy_with_args(config_yaml: &str, extra: &[&str]) -> KitResult<Envoy> {
+    start_envoy_with_workers(config_yaml, extra, 1)
+}
+
+/// Like [`start_envoy_with_args`], with `workers` worker threads (`--concurrency`): one VM of
+/// each wasm plugin per worker.
+pub fn start_envoy_with_workers(
+    config_yaml: &str,
+    extra: &[&str],
+    workers: u32,
+) -> KitResult<Envoy> {
     let (admin_port, listener_ports) = ports_of(config_yaml)?;
     let listener_port = listener_ports.first().copied().unwrap_or(0);
     let dir = temp_dir("envoy")?;
@@ -51,12 +61,8 @@ pub fn start_envoy_with_args(config_yaml: &str, extra: &[&str]) -> KitResult<Env
     command
         .arg("-c")
         .arg(&config_path)
-        .args([
-            "--concurrency",
-            "1",
-            "--use-dynamic-base-id",
-            "--disable-hot-restart",
-        ])
+        .args(["--concurrency", &workers.to_string()])
+        .args(["--use-dynamic-base-id", "--disable-hot-restart"])
         .args(["--log-level", "info"])
         .args(extra);
     let guard = ProcessGuard::spawn("envoy", &mut command, Some(dir))?;

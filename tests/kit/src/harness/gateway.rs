@@ -10,7 +10,7 @@ use meshgate::cli::envoy::{
 use serde_json::Value;
 
 use super::{
-    config_file, free_port, repo_root, start_backend, start_envoy_with_args, Backend, Envoy,
+    config_file, free_port, repo_root, start_backend, start_envoy_with_workers, Backend, Envoy,
 };
 use crate::error::{KitError, KitResult};
 
@@ -65,6 +65,8 @@ pub struct GatewayBuilder {
     /// (the default): Envoy's own (10 s), as users run it; the harness reads records through
     /// [`Envoy::flush_access_logs`] instead, so no test needs a faster flush.
     file_flush_interval_ms: Option<u32>,
+    /// Envoy's worker threads (`--concurrency`), 1 by default.
+    workers: u32,
 }
 
 pub struct Gateway {
@@ -144,6 +146,7 @@ impl GatewayBuilder {
             envoy_request_ids: true,
             max_request_headers_kb: None,
             file_flush_interval_ms: None,
+            workers: 1,
         }
     }
 
@@ -151,6 +154,12 @@ impl GatewayBuilder {
     /// test that must see records without asking Envoy to flush (say so where it is used).
     pub fn file_flush_interval_ms(mut self, ms: u32) -> Self {
         self.file_flush_interval_ms = Some(ms);
+        self
+    }
+
+    /// Run Envoy with `n` worker threads (one meshgate VM each), as production does.
+    pub fn workers(mut self, n: u32) -> Self {
+        self.workers = n;
         self
     }
 
@@ -317,7 +326,7 @@ impl GatewayBuilder {
             args.extend(["--file-flush-interval-msec".to_string(), ms.to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let envoy = start_envoy_with_args(&yaml, &args)?;
+        let envoy = start_envoy_with_workers(&yaml, &args, self.workers)?;
         Ok(Gateway {
             envoy,
             backends,
