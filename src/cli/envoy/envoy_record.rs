@@ -41,9 +41,12 @@ const GONE: &str = "(response.code == 0 || response.code_details.startsWith('dow
 const VM_FAILED: &str = "(response.code == 503 && \
      response.code_details in ['wasm_fail_stream', 'meshgate'])";
 
-/// The request is gRPC (native; also gRPC-Web and friends by prefix).
+/// The client speaks gRPC (native; also gRPC-Web and friends by prefix). A transcoded
+/// request's headers say gRPC once meshgate rewrote them for the router; meshgate marks those
+/// with `x-envoy-original-method`.
 const GRPC: &str = "('content-type' in request.headers && \
-     request.headers['content-type'].startsWith('application/grpc'))";
+     request.headers['content-type'].startsWith('application/grpc') && \
+     !('x-envoy-original-method' in request.headers))";
 
 /// The 17 gRPC code names in number order, as a CEL list literal (`upper`: `OK`; else `ok`).
 fn code_names(upper: bool) -> String {
@@ -122,13 +125,13 @@ pub fn record_format() -> RecordFormat {
         operation: "%FILTER_STATE(wasm.meshgate.operation:PLAIN)%".into(),
         upstream: "%FILTER_STATE(wasm.meshgate.upstream:PLAIN)%".into(),
         grpc_status: format!(
-            "%CEL({GONE} ? 'CANCELLED' : {GRPC} ? {}[response.grpc_status] : \
-             {VM_FAILED} ? 'UNAVAILABLE' : {absent})%",
+            "%CEL({GONE} ? 'CANCELLED' : {VM_FAILED} ? 'UNAVAILABLE' : \
+             {GRPC} ? {}[response.grpc_status] : {absent})%",
             code_names(true)
         ),
         outcome: format!(
-            "%CEL({GONE} ? 'cancelled' : {GRPC} ? {}[response.grpc_status] : \
-             {VM_FAILED} ? 'unavailable' : {class})%",
+            "%CEL({GONE} ? 'cancelled' : {VM_FAILED} ? 'unavailable' : \
+             {GRPC} ? {}[response.grpc_status] : {class})%",
             code_names(false)
         ),
         slo: SloFormat {
@@ -194,6 +197,8 @@ mod tests {
         assert!(upper.starts_with("['OK','CANCELLED','UNKNOWN',"), "{upper}");
         assert!(upper.ends_with(",'UNAUTHENTICATED']"), "{upper}");
         assert!(code_names(false).contains("'unavailable'"));
+        // Transcoded requests (headers rewritten to gRPC by meshgate) are not gRPC clients.
+        assert!(GRPC.contains("!('x-envoy-original-method' in request.headers)"));
         // UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, UNKNOWN, DATA_LOSS.
         assert!(
             grpc_failed().contains("[14,4,13,2,15]"),

@@ -159,9 +159,11 @@ fn envoy_made_reply() -> AccessLogFilter {
 /// Envoy's reply when meshgate's VM failed during the request (`wasm_fail_stream`: a 503
 /// with an empty body) becomes a `google.rpc.Status` too, UNAVAILABLE, for every client but
 /// native gRPC (Envoy answers those with `grpc-status: 14` itself).
+/// (A transcoded request's headers say gRPC once meshgate rewrote them: `TRANSCODED` tells.)
 const WASM_FAILED: &str = "response.code_details == 'wasm_fail_stream' && \
-     !('content-type' in request.headers && \
-       request.headers['content-type'].startsWith('application/grpc'))";
+     (!('content-type' in request.headers && \
+        request.headers['content-type'].startsWith('application/grpc')) || \
+      'x-envoy-original-method' in request.headers)";
 
 fn wasm_failure_mapper() -> ResponseMapper {
     ResponseMapper {

@@ -291,6 +291,11 @@ fn a_failed_vm_reply_becomes_unavailable_status_json_except_for_native_grpc() {
     let expr = expression(&first.filter);
     assert!(expr.contains("'wasm_fail_stream'"), "{expr}");
     assert!(expr.contains("application/grpc"), "{expr}");
+    // A transcoded request's rewritten headers say gRPC; its client does not.
+    assert!(
+        expr.contains("'x-envoy-original-method' in request.headers"),
+        "{expr}"
+    );
     assert_eq!(first.body_format_override.json_format.code, 14);
     assert!(!first.body_format_override.json_format.message.is_empty());
 }
