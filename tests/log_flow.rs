@@ -212,3 +212,24 @@ fn requests_without_an_operation_are_counted_as_unmatched() {
         0
     );
 }
+
+/// `_unmatched` is the label of requests without an operation: no REST operation may take it.
+#[test]
+fn the_unmatched_label_is_not_an_operation_name() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("envoy/gateway-policies.yaml"))
+        .unwrap()
+        .replace("name: legacy.Documents", "name: _unmatched")
+        .replace(
+            "include: [../proto]",
+            &format!("include: [{}]", root.join("proto").display()),
+        );
+    assert!(yaml.contains("name: _unmatched"));
+    let dir = std::env::temp_dir().join(format!("meshgate-unmatched-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let err = meshgate::cli::compile_file(&path).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(err.contains("reserved"), "{err}");
+}
