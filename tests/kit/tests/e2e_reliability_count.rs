@@ -24,7 +24,7 @@ use meshgate_kit::harness::admin;
 use meshgate_kit::harness::envoy::stat_in;
 use meshgate_kit::harness::process::temp_dir;
 use meshgate_kit::harness::{
-    envoy_bin, free_port, http1_client, meshgate_cli, repo_root, wasm_path, ProcessGuard,
+    envoy_bin, free_port, http1_client, kit_bin, meshgate_cli, repo_root, wasm_path, ProcessGuard,
 };
 use serde_json::Value;
 
@@ -95,6 +95,11 @@ async fn make_run_records_and_counts_every_request_exactly_once() {
         addr(free_port().unwrap()),
     );
     let bin_dir = meshgate_cli().unwrap().parent().unwrap().to_path_buf();
+    // run.sh starts the demo backends from the same directory (built on first use).
+    assert_eq!(
+        kit_bin("demo-backend").unwrap().parent(),
+        Some(bin_dir.as_path())
+    );
     let out_dir = temp_dir("make-run-count").unwrap();
     let mut command = Command::new("bash");
     command
