@@ -22,7 +22,7 @@ help:
 	@echo "make bench     meshgate vs Envoy's native filters and a bare proxy (h2load, ~13 min): BENCHMARKS.md"
 	@echo "make bench-quick  the same in ~2 minutes (one short round)"
 	@echo "make fuzz      run every fuzz target for FUZZ_SECONDS (default 300) each"
-	@echo "make soak      200k mixed requests through real Envoy, counts reconciled"
+	@echo "make soak      200k mixed requests through real Envoy (2 workers), reconciled per request id"
 
 setup:
 	@tests/tools/setup.sh wasm envoy test lint istio browser

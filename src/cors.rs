@@ -21,9 +21,6 @@ pub const CLIENT_CONTENT_TYPE_HEADER: &str = "x-meshgate-client-content-type";
 /// The request counter's `outcome` label (and the record's `outcome`) of a CORS preflight.
 pub const PREFLIGHT_OUTCOME: &str = "preflight";
 
-/// The `operation` label of a preflight for a path and method no operation serves.
-pub const PREFLIGHT_UNMATCHED_OPERATION: &str = "unmatched";
-
 /// Request headers a browser app needs by default: JSON and gRPC-Web bodies, bearer tokens, and
 /// the headers gRPC-Web clients add.
 pub const DEFAULT_ALLOW_HEADERS: [&str; 6] = [

@@ -15,6 +15,7 @@ mod response;
 mod scheduler;
 mod side_call;
 mod stream;
+mod trap;
 mod upstream;
 mod vm;
 
@@ -24,6 +25,7 @@ use std::time::SystemTime;
 pub use handle::Stream;
 pub use phase::{Phase, Step, Then};
 pub use scheduler::{Scheduler, TICK};
+pub use trap::{Callback, TrapReport};
 pub use vm::Vm;
 
 use crate::config::{OpId, Policy};

@@ -133,6 +133,12 @@ pub trait Host {
     /// `size` bytes of the reply's body (the size the callback reported).
     fn call_response_body(&self, size: usize) -> Option<Vec<u8>>;
     fn call_response_trailers(&self) -> Headers;
+
+    /// The VM's linear memory, bytes (wasm pages x 64 KiB); None where there is no VM (host
+    /// tests, unless a fake says otherwise).
+    fn vm_memory_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What the root context adds: acting on a stream from the root's own callbacks (a tick, the

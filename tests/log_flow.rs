@@ -128,3 +128,108 @@ fn a_refusal_of_the_gateway_is_logged_with_its_status_and_counted_by_outcome() {
     );
     assert_eq!(h.counter(&counter), 1);
 }
+
+/// A client that gives up on a slow call: Envoy sent no status and ended the stream on the
+/// client's disconnect. Logged as load balancers log it (499, CANCELLED), counted as
+/// `cancelled`, and latency-bad because it was given up after the threshold (300 ms).
+#[test]
+fn a_call_abandoned_after_the_threshold_is_cancelled_and_slow() {
+    let vm = Rc::new(Vm::new(demo_config()));
+    let mut f = Filter::new(vm.clone(), 5);
+    let mut h = FakeHost::with_request(
+        "POST",
+        "/meshgate.demo.v1.Payments/GetPayment",
+        &[("content-type", "application/grpc")],
+    )
+    .with_property("response.code", &int(0))
+    .with_property("response.code_details", b"downstream_remote_disconnect")
+    .with_property("request.duration", &int(800_000_000));
+    f.on_request_headers(&mut h, false);
+    f.on_log(&mut h);
+    let r = record(&h);
+    assert_eq!(r["httpRequest"]["status"], 499);
+    assert_eq!(r["grpcStatus"], "CANCELLED");
+    assert_eq!(r["outcome"], "cancelled");
+    assert_eq!(r["slo"]["availability"], "n/a");
+    assert_eq!(r["slo"]["latency"], "bad");
+    assert_eq!(requests(&vm, &h, "cancelled"), 1);
+    assert_eq!(requests(&vm, &h, "none"), 0);
+}
+
+/// A path no operation matches is still counted, under the `_unmatched` operation label; a
+/// request Envoy's codec refused (meshgate never saw its headers) too, with its HTTP class
+/// and no gRPC status made up from Envoy's mapping of its HTTP status.
+#[test]
+fn requests_without_an_operation_are_counted_as_unmatched() {
+    let vm = Rc::new(Vm::new(demo_config()));
+    let names = vm.config.observe.names.clone();
+    let unmatched = |outcome: &str| names.requests(meshgate::observe::UNMATCHED_OPERATION, outcome);
+
+    let mut f = Filter::new(vm.clone(), 5);
+    let mut h = FakeHost::with_request("GET", "/no/such/path", &[])
+        .with_property("response.code", &int(404));
+    f.on_request_headers(&mut h, true);
+    f.on_log(&mut h);
+    assert_eq!(record(&h)["outcome"], "not_found");
+    assert_eq!(h.counter(&unmatched("not_found")), 1);
+    // Judged by the default objective's availability: a 404 is the client's doing.
+    assert_eq!(record(&h)["slo"]["availability"], "good");
+    let avail = meshgate::observe::SloKind::Availability;
+    let unmatched_op = meshgate::observe::UNMATCHED_OPERATION;
+    assert_eq!(h.counter(&names.slo_events(unmatched_op, avail, None)), 1);
+    assert_eq!(
+        h.counter(&names.slo_good_events(unmatched_op, avail, None)),
+        1
+    );
+
+    let mut refused = Filter::new(vm.clone(), 7);
+    let (avail, unmatched_op) = (
+        meshgate::observe::SloKind::Availability,
+        meshgate::observe::UNMATCHED_OPERATION,
+    );
+    let mut h = FakeHost::new()
+        .with_property("response.code", &int(431))
+        .with_property("response.grpc_status", &int(13))
+        .with_property("response.code_details", b"http1.headers_too_large");
+    refused.on_log(&mut h);
+    let r = record(&h);
+    assert_eq!(r["httpRequest"]["status"], 431);
+    assert_eq!(r["outcome"], "4xx");
+    assert!(r.get("grpcStatus").is_none(), "{r}");
+    assert_eq!(h.counter(&unmatched("4xx")), 1);
+
+    // A 5xx Envoy made before meshgate saw the headers (the overload manager's 503): bad.
+    // (A fresh VM: the VM caches metric ids, which each fake host numbers anew.)
+    let mut overload = Filter::new(Rc::new(Vm::new(demo_config())), 9);
+    let mut h = FakeHost::new()
+        .with_property("response.code", &int(503))
+        .with_property("response.code_details", b"overload");
+    overload.on_log(&mut h);
+    assert_eq!(record(&h)["slo"]["availability"], "bad");
+    assert_eq!(h.counter(&names.slo_events(unmatched_op, avail, None)), 1);
+    assert_eq!(
+        h.counter(&names.slo_good_events(unmatched_op, avail, None)),
+        0
+    );
+}
+
+/// `_unmatched` is the label of requests without an operation: no REST operation may take it.
+#[test]
+fn the_unmatched_label_is_not_an_operation_name() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("envoy/gateway-policies.yaml"))
+        .unwrap()
+        .replace("name: legacy.Documents", "name: _unmatched")
+        .replace(
+            "include: [../proto]",
+            &format!("include: [{}]", root.join("proto").display()),
+        );
+    assert!(yaml.contains("name: _unmatched"));
+    let dir = std::env::temp_dir().join(format!("meshgate-unmatched-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let err = meshgate::cli::compile_file(&path).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(err.contains("reserved"), "{err}");
+}

@@ -42,6 +42,7 @@ fn slo_input(avail: Option<f64>, latency: Option<(u64, f64)>) -> SloInput {
 /// - service `meshgate.demo.v1.Payments`: latency 95% under 300 ms;
 /// - operation `CreatePayment`: availability 99.5, latency 99% under 1000 ms;
 /// - `Wallets.GetWallet`: only the default;
+/// - requests without an operation (`_unmatched`): the default's availability;
 /// - route policy `partner`: latency 90% under 50 ms (judges the requests its routes select,
 ///   whatever their operation).
 fn sample_objectives() -> Vec<Objective> {
@@ -73,6 +74,12 @@ fn sample_objectives() -> Vec<Objective> {
                 Slo::compile(&[op, svc, Some(&default)]).unwrap(),
             )
         })
+        // Requests without an operation: the default's availability (`_unmatched`).
+        .chain([Objective::operation(
+            meshgate::observe::UNMATCHED_OPERATION,
+            meshgate::cli::alerts::UNMATCHED_SERVICE,
+            Slo::unmatched(Some(&default)).unwrap(),
+        )])
         .chain([Objective::policy(
             "partner",
             Slo::compile(&[Some(&partner), Some(&default)]).unwrap(),

@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 
 use super::{compile_file, write_output};
 use crate::config::Config;
-use crate::observe::{rule_file, MetricNames, Objective, RuleFile};
+use crate::observe::{rule_file, MetricNames, Objective, RuleFile, UNMATCHED_OPERATION};
 
 /// One objective per operation that has any (operations without one are neither counted nor
-/// alerted on), in configuration order, then one per route policy that has its own, by name.
+/// alerted on), in configuration order, then the unmatched requests' (`observe.default_slo`'s
+/// availability, when it has one), then one per route policy that has its own, by name.
 pub fn objectives(config: &Config) -> Vec<Objective> {
     let operations = config
         .operations
@@ -22,8 +23,16 @@ pub fn objectives(config: &Config) -> Vec<Objective> {
     let policies = policies
         .into_iter()
         .filter_map(|p| Some(Objective::policy(&p.name, p.slo.clone()?)));
-    operations.chain(policies).collect()
+    // Requests without an operation (unknown paths, requests Envoy refused before meshgate
+    // saw their headers): their 5xx reach the alerts too.
+    let unmatched = Some(&config.observe.unmatched_slo)
+        .filter(|slo| !slo.is_empty())
+        .map(|slo| Objective::operation(UNMATCHED_OPERATION, UNMATCHED_SERVICE, slo.clone()));
+    operations.chain(unmatched).chain(policies).collect()
 }
+
+/// The `service` label of the unmatched requests' alerts.
+pub const UNMATCHED_SERVICE: &str = "(none)";
 
 /// The rules for a gateway YAML (or an already compiled filter JSON).
 pub fn rule_file_for(path: &Path) -> Result<RuleFile, String> {

@@ -91,6 +91,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
                 .map_err(|e| e.within("observe.metric_prefix"))?,
             trace_project: input.observe.trace_project.clone(),
             latency_buckets_ms: input.observe.latency_buckets_ms.clone(),
+            unmatched_slo: crate::observe::Slo::unmatched(default_slo)?,
         },
         limits: compile_limits(&input.limits),
         owned_headers,

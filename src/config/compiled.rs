@@ -119,6 +119,8 @@ pub struct Observe {
     pub names: crate::observe::MetricNames,
     pub trace_project: Option<String>,
     pub latency_buckets_ms: Vec<u64>,
+    /// The objective of requests without an operation (`observe::UNMATCHED_OPERATION`).
+    pub unmatched_slo: crate::observe::Slo,
 }
 
 #[derive(Debug, Clone, Copy)]

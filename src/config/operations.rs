@@ -135,6 +135,12 @@ impl Builder<'_> {
         if rest.name.is_empty() {
             return Err(ConfigError::new("name", "must not be empty"));
         }
+        if rest.name == crate::observe::UNMATCHED_OPERATION {
+            return Err(ConfigError::new(
+                "name",
+                "is reserved: the request counter's label of requests without an operation",
+            ));
+        }
         let id = self.operations.len();
         self.http
             .insert(&rest.method, &rest.path, HttpTarget { op: id, binding: 0 })

@@ -8,7 +8,7 @@
 //! it does not allow) is refused with a `Status` (403), without auth and without a backend.
 
 use super::{Filter, Mode, Phase, RequestInfo};
-use crate::cors::{is_preflight, PREFLIGHT_OUTCOME, PREFLIGHT_UNMATCHED_OPERATION};
+use crate::cors::{is_preflight, PREFLIGHT_OUTCOME};
 use crate::host::{find_header, Host, MapKind};
 use crate::observe::{AccessRecord, Verdict};
 use crate::operation::split_path;
@@ -88,7 +88,7 @@ impl Filter {
         super::log::publish(host, cfg, &record);
         let label = operation
             .as_deref()
-            .unwrap_or(PREFLIGHT_UNMATCHED_OPERATION);
+            .unwrap_or(crate::observe::UNMATCHED_OPERATION);
         vm.count(host, &cfg.observe.names.requests(label, PREFLIGHT_OUTCOME));
         true
     }

@@ -46,6 +46,10 @@ impl Stream {
         &self.filter
     }
 
+    pub fn context_id(&self) -> u32 {
+        self.context_id
+    }
+
     pub fn on_request_headers(&self, host: &mut dyn Host, eos: bool) -> Action {
         let step = self.filter.borrow_mut().on_request_headers(host, eos);
         self.follow(step)

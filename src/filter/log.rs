@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::{Filter, Phase};
 use crate::host::{Host, Level};
 use crate::observe::{
-    classify, outcome_label, parse_trace, AccessRecord, MetricNames, Outcome, Verdict,
+    classify, outcome_label, parse_trace, AccessRecord, MetricNames, Outcome, RequestMetric,
+    Verdict, CLIENT_CLOSED_STATUS, UNMATCHED_OPERATION,
 };
 use crate::status::Code;
 
@@ -40,18 +41,15 @@ impl Filter {
         }
         let vm = self.vm.clone();
         let cfg = &vm.config;
-        let latency = property_i64(host, &["request", "duration"])
-            .and_then(|n| u64::try_from(n).ok())
-            .map(Duration::from_nanos)
-            .or_else(|| host.now().duration_since(self.start?).ok())
-            .unwrap_or_default();
-        let status = property_i64(host, &["response", "code"])
-            .and_then(|s| u16::try_from(s).ok())
-            .filter(|s| *s != 0)
-            .or(self.resp.status)
-            .unwrap_or(0);
+        let facts = stream_facts(host, self.start, self.resp.status);
+        let latency = facts.latency;
+        let cancelled = facts.status == 0 || client_went_away(host);
+        let status = facts.status;
+        // Envoy derives a gRPC status from any HTTP status: only a gRPC exchange has one.
         let grpc_status = self.resp.grpc_status.or_else(|| {
+            let grpc = self.resp.grpc || self.mode == super::Mode::Grpc;
             property_i64(host, &["response", "grpc_status"])
+                .filter(|_| grpc)
                 .and_then(|n| i32::try_from(n).ok())
                 .map(Code::from_i32)
         });
@@ -60,15 +58,25 @@ impl Filter {
             grpc_status,
             latency,
             local_reply: self.answered_without_upstream(),
+            cancelled,
+        };
+        // What the client saw: a cancelled request is logged as load balancers log it.
+        let (status, grpc_status) = if cancelled {
+            (CLIENT_CLOSED_STATUS, Some(Code::Cancelled))
+        } else {
+            (status, grpc_status)
         };
         self.phase = Phase::Logged;
         let op = self.op.and_then(|i| cfg.operations.get(i));
         // A route policy's objective, where it has one, judges the request instead of the
         // operation's; its counters carry the policy's label.
         let slo_policy = self.policy().filter(|p| p.slo.is_some());
-        let slo = slo_policy
-            .and_then(|p| p.slo.as_ref())
-            .or(op.map(|o| &o.slo));
+        // Without an operation, the objective of unmatched requests (default_slo's
+        // availability).
+        let slo = match op {
+            Some(o) => slo_policy.and_then(|p| p.slo.as_ref()).or(Some(&o.slo)),
+            None => Some(&cfg.observe.unmatched_slo),
+        };
         let (availability, latency_verdict) = match slo {
             Some(slo) => classify(slo, &outcome),
             None => (Verdict::NotApplicable, Verdict::NotApplicable),
@@ -77,18 +85,13 @@ impl Filter {
         let record = AccessRecord {
             method: self.req.method.clone(),
             // Token query parameters hidden, whatever became of the request.
-            url: format!(
-                "{}://{}{}",
-                scheme(&self.req.scheme),
-                self.req.authority,
-                cfg.auth.redact_path(&self.req.path)
-            ),
+            url: record_url(&self.req, cfg),
             status,
-            request_size: property_u64(host, &["request", "total_size"]),
-            response_size: property_u64(host, &["response", "total_size"]),
+            request_size: facts.request_size,
+            response_size: facts.response_size,
             user_agent: self.req.user_agent.clone(),
-            remote_ip: property_string(host, &["source", "address"]).map(strip_port),
-            protocol: property_string(host, &["request", "protocol"]),
+            remote_ip: facts.remote_ip,
+            protocol: facts.protocol,
             latency,
             trace: parse_trace(&self.req.headers),
             trace_project: cfg.observe.trace_project.clone(),
@@ -103,15 +106,9 @@ impl Filter {
             latency_verdict,
             client_protocol: self.client_protocol(),
         };
-        let line = record.to_json_line();
-        for (key, value) in record.filter_state_entries() {
-            let _ = host.set_property(&[key], value.as_bytes());
-        }
-        let _ = host.set_property(&[RECORD_PROPERTY], line.as_bytes());
-        if cfg.observe.access_log {
-            host.log(Level::Info, &line);
-        }
+        publish(host, cfg, &record);
         let (Some(index), Some(op)) = (self.op, op) else {
+            count_unmatched(&vm, host, &outcome, (availability, latency_verdict));
             return;
         };
         for (metric, value) in
@@ -119,6 +116,29 @@ impl Filter {
         {
             vm.apply(host, index, &op.name, slo_policy, metric, value);
         }
+    }
+}
+
+/// A request without an operation is counted all the same, under the operation label
+/// [`UNMATCHED_OPERATION`]: the request counter, and the SLO counters of its objective
+/// (`observe.default_slo`'s availability); no latency histogram.
+pub(super) fn count_unmatched(
+    vm: &super::Vm,
+    host: &dyn Host,
+    outcome: &Outcome,
+    verdicts: (Verdict, Verdict),
+) {
+    let names = &vm.config.observe.names;
+    for (metric, value) in MetricNames::request_metrics(outcome, verdicts) {
+        let name = match metric {
+            RequestMetric::Requests(label) => names.requests(UNMATCHED_OPERATION, label),
+            RequestMetric::SloEvents(kind) => names.slo_events(UNMATCHED_OPERATION, kind, None),
+            RequestMetric::SloGoodEvents(kind) => {
+                names.slo_good_events(UNMATCHED_OPERATION, kind, None)
+            }
+            RequestMetric::Duration => continue,
+        };
+        vm.add(host, &name, value);
     }
 }
 
@@ -188,6 +208,13 @@ pub(super) fn publish(host: &mut dyn Host, cfg: &crate::config::Config, record: 
     if cfg.observe.access_log {
         host.log(Level::Info, &line);
     }
+}
+
+/// The stream ended on the client's disconnect or reset (Envoy's response code details
+/// `downstream_remote_disconnect`, `downstream_remote_reset`...), whatever status was sent.
+fn client_went_away(host: &dyn Host) -> bool {
+    property_string(host, &["response", "code_details"])
+        .is_some_and(|d| d.starts_with("downstream_remote"))
 }
 
 fn scheme(s: &str) -> &str {

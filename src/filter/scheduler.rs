@@ -33,6 +33,8 @@ pub struct Scheduler {
     /// HTTP calls made by requests, by token: a request woken from the root makes its call
     /// from the root's callback, and the proxy then hands the reply to the root.
     calls: RefCell<HashMap<u32, StreamRef>>,
+    /// Every stream of this VM not yet dropped, for a trap (`trap.rs`) to account for.
+    pub(super) live: RefCell<Vec<StreamRef>>,
 }
 
 impl Scheduler {
@@ -43,6 +45,7 @@ impl Scheduler {
             flushers: RefCell::new(Vec::new()),
             fetches: RefCell::new(HashMap::new()),
             calls: RefCell::new(HashMap::new()),
+            live: RefCell::new(Vec::new()),
         }
     }
 
@@ -71,8 +74,12 @@ impl Scheduler {
 
     /// The handle of a new HTTP stream.
     pub fn stream(self: &Rc<Self>, context_id: u32) -> Stream {
+        let filter = Rc::new(RefCell::new(Filter::new(self.vm.clone(), context_id)));
+        let mut live = self.live.borrow_mut();
+        live.retain(|(_, w)| w.strong_count() > 0);
+        live.push((context_id, Rc::downgrade(&filter)));
         Stream {
-            filter: Rc::new(RefCell::new(Filter::new(self.vm.clone(), context_id))),
+            filter,
             scheduler: self.clone(),
             context_id,
         }
@@ -88,6 +95,10 @@ impl Scheduler {
         self.flush_streams(host);
         self.dispatch_due_fetches(host);
         self.wake_waiters(host, false);
+        if let Some(bytes) = host.vm_memory_bytes() {
+            self.vm
+                .set_gauge(host, &self.vm.config.observe.names.vm_memory(), bytes);
+        }
     }
 
     /// An HTTP call's reply reached the root context: a JWKS fetch's, or a call a woken

@@ -50,8 +50,15 @@ impl Vm {
     }
 
     pub fn count(&self, host: &dyn Host, name: &str) {
+        self.add(host, name, 1);
+    }
+
+    /// Add `value` to a counter; 0 still defines it (so a ratio has both series).
+    pub fn add(&self, host: &dyn Host, name: &str, value: u64) {
         if let Some(id) = self.metric(host, MetricKind::Counter, name) {
-            host.increment_metric(id, 1);
+            if value > 0 {
+                host.increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX));
+            }
         }
     }
 
@@ -155,6 +162,13 @@ impl Vm {
             MetricKind::Histogram => host.record_metric(id, value),
             _ if value > 0 => host.increment_metric(id, i64::try_from(value).unwrap_or(i64::MAX)),
             _ => {}
+        }
+    }
+
+    /// Set a gauge (defined on first use).
+    pub fn set_gauge(&self, host: &dyn Host, name: &str, value: u64) {
+        if let Some(id) = self.metric(host, MetricKind::Gauge, name) {
+            host.record_metric(id, value);
         }
     }
 

@@ -17,8 +17,13 @@
 //!   would charge one failure to two budgets) and not for gateway-made replies (a 401 made in
 //!   a millisecond says nothing about the service, and a flood of them would dilute the SLI).
 //!   This is the SRE workbook's "latency of successful requests".
-//! - **No response** (HTTP status 0: the client went away before any answer) is not applicable
-//!   to either objective.
+//! - **Cancelled** (the client went away before the whole answer: Envoy sent no status, or
+//!   ended the stream on the client's disconnect or reset) is counted with the outcome
+//!   `cancelled` (gRPC CANCELLED; HTTP 499 in the record, as Google's load balancers log it).
+//!   Availability: not applicable (the client's choice, not the service's failure). Latency: bad
+//!   when the client gave up after the threshold (the service was already too slow: a client
+//!   timing out on a slow backend must not hide it), else not applicable (the client was
+//!   impatient; nothing is known about the service).
 
 use std::time::Duration;
 
@@ -62,7 +67,13 @@ pub struct Outcome {
     pub latency: Duration,
     /// The gateway answered itself (auth refusal, no matching operation, JWKS outage...).
     pub local_reply: bool,
+    /// The client went away before the whole answer.
+    pub cancelled: bool,
 }
+
+/// What the record writes as the HTTP status of a cancelled request (nginx's and Google's
+/// load balancers' "client closed request").
+pub const CLIENT_CLOSED_STATUS: u16 = 499;
 
 impl Outcome {
     /// Whether the service failed this request (the availability rule above).
@@ -87,6 +98,17 @@ impl Outcome {
 
 /// (availability verdict, latency verdict) of one request.
 pub fn classify(slo: &Slo, outcome: &Outcome) -> (Verdict, Verdict) {
+    if outcome.cancelled {
+        let slow = slo
+            .latency
+            .is_some_and(|l| outcome.latency > Duration::from_millis(l.threshold_ms));
+        let latency = if slow && !outcome.local_reply {
+            Verdict::Bad
+        } else {
+            Verdict::NotApplicable
+        };
+        return (Verdict::NotApplicable, latency);
+    }
     if outcome.http_status == 0 && outcome.grpc_status.is_none() {
         return (Verdict::NotApplicable, Verdict::NotApplicable);
     }
@@ -111,6 +133,9 @@ pub fn classify(slo: &Slo, outcome: &Outcome) -> (Verdict, Verdict) {
 /// name when the response has a gRPC status (`ok`, `not_found`, `unavailable`: 17 values),
 /// else the HTTP status class (`1xx`..`5xx`), else `none` when no response was sent.
 pub fn outcome_label(outcome: &Outcome) -> &'static str {
+    if outcome.cancelled {
+        return grpc_label(Code::Cancelled);
+    }
     if let Some(code) = outcome.grpc_status {
         return grpc_label(code);
     }
@@ -180,7 +205,38 @@ mod tests {
             grpc_status: grpc,
             latency: Duration::from_millis(ms),
             local_reply: false,
+            cancelled: false,
         }
+    }
+
+    fn cancelled(ms: u64) -> Outcome {
+        Outcome {
+            cancelled: true,
+            ..out(0, None, ms)
+        }
+    }
+
+    #[test]
+    fn abandoned_after_the_threshold_is_slow_and_not_an_outage() {
+        assert_eq!(
+            classify(&slo(), &cancelled(301)),
+            (Verdict::NotApplicable, Verdict::Bad)
+        );
+        assert_eq!(outcome_label(&cancelled(301)), "cancelled");
+    }
+
+    #[test]
+    fn abandoned_before_the_threshold_counts_for_nothing() {
+        assert_eq!(
+            classify(&slo(), &cancelled(300)),
+            (Verdict::NotApplicable, Verdict::NotApplicable)
+        );
+        // Whatever status the gateway had meant to send: the client never got it.
+        let mut o = cancelled(10);
+        o.grpc_status = Some(Code::Unavailable);
+        o.http_status = 503;
+        assert_eq!(classify(&slo(), &o).0, Verdict::NotApplicable);
+        assert_eq!(outcome_label(&o), "cancelled");
     }
 
     #[test]

@@ -201,6 +201,13 @@ impl MetricNames {
         self.name(Family::JwksFetches, &[result], provider)
     }
 
+    /// The gauge of the VM's linear memory in bytes (`<prefix>_vm_memory_bytes`, no labels:
+    /// Envoy shares one stat between the workers' VMs, so it holds the value a VM set last).
+    /// Wasm memory only grows: growth after warm-up is a leak or a high-water mark.
+    pub fn vm_memory(&self) -> String {
+        format!("{}_vm_memory_bytes", self.prefix)
+    }
+
     /// `stats_config.stats_tags` for the Envoy bootstrap: (tag name, regex) pairs, one per
     /// label (Envoy refuses a tag name given twice), each an alternation over the families
     /// that carry the label.
@@ -270,6 +277,13 @@ impl MetricNames {
         head
     }
 }
+
+/// The `operation` label of the request counter for requests that matched no operation (an
+/// unknown path, a request Envoy's codec refused before meshgate saw its headers): counted
+/// all the same, so a 404 storm or a flood of malformed requests shows in the metrics. No
+/// operation can have this name (gRPC ones are `pkg.Service.Method`; the configuration refuses
+/// it as a REST operation's `name`).
+pub const UNMATCHED_OPERATION: &str = "_unmatched";
 
 /// The `policy` label of the SLO counters when the operation's own objective judged the
 /// request (no route policy, or one without an objective of its own).

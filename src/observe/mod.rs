@@ -22,10 +22,12 @@ mod updates;
 #[cfg(not(target_arch = "wasm32"))]
 mod alerts;
 
-pub use classify::{classify, outcome_label, Outcome, Verdict, OUTCOME_LABELS};
+pub use classify::{
+    classify, outcome_label, Outcome, Verdict, CLIENT_CLOSED_STATUS, OUTCOME_LABELS,
+};
 pub use metrics::{
     histogram_buckets, policy_label, AuthDecision, Family, MetricNames, SloKind,
-    DEFAULT_BUCKETS_MS, OWN_OBJECTIVE, WASM_NAMESPACE,
+    DEFAULT_BUCKETS_MS, OWN_OBJECTIVE, UNMATCHED_OPERATION, WASM_NAMESPACE,
 };
 pub use record::{format_duration, AccessRecord};
 pub use slo::{LatencySlo, Slo, DEFAULT_ERROR_CODES};

@@ -10,6 +10,10 @@ use super::classify::Verdict;
 use super::trace::TraceContext;
 use crate::status::Code;
 
+/// The record's `recordedBy`: meshgate wrote it. Envoy writes a record of the same shape for
+/// a request meshgate could not record (`"envoy"`: `cli::envoy::envoy_record`).
+pub const RECORDED_BY: &str = "meshgate";
+
 /// Everything the record says about one request. The filter fills it at the end of the
 /// stream; nothing here reads the clock or the proxy.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +97,7 @@ impl AccessRecord {
         w.str_field("outcome", self.outcome);
         w.str_field("policy", self.policy.as_deref());
         w.str_field("principal", self.principal.as_deref());
+        w.str_field("recordedBy", RECORDED_BY);
         w.str_field("requestId", self.request_id.as_deref());
         w.str_field("severity", self.severity());
         w.key("slo");
@@ -157,6 +162,7 @@ impl AccessRecord {
             out.insert("grpcStatus".into(), json!(code.name()));
         }
         out.insert("outcome".into(), json!(self.outcome));
+        out.insert("recordedBy".into(), json!(RECORDED_BY));
         out.insert(
             "slo".into(),
             json!({
@@ -393,6 +399,7 @@ mod tests {
         assert_eq!(v["grpcStatus"], "OK");
         assert_eq!(v["principal"], "alice");
         assert_eq!(v["slo"]["availability"], "good");
+        assert_eq!(v["recordedBy"], "meshgate");
         assert!(v.get("policy").is_none());
     }
 

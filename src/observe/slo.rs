@@ -88,6 +88,16 @@ impl Slo {
     }
 
     /// No objective at all: nothing to classify, count or alert on.
+    /// The objective of requests that match no operation (unknown paths, requests Envoy
+    /// refused before meshgate saw their headers): `observe.default_slo`'s availability only
+    /// (their latency says nothing about a service). So 5xx made before any operation is known
+    /// reach the burn-rate alerts (`operation="_unmatched"`), and 4xx (a 404 storm) are good.
+    pub fn unmatched(default_slo: Option<&SloInput>) -> Result<Slo, ConfigError> {
+        let mut slo = Slo::compile_at(&[("observe.default_slo", default_slo)])?;
+        slo.latency = None;
+        Ok(slo)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.availability.is_none() && self.latency.is_none()
     }

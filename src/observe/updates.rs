@@ -123,6 +123,7 @@ mod tests {
             grpc_status: Some(Code::Unavailable),
             latency: Duration::from_micros(12_700),
             local_reply: false,
+            cancelled: false,
         }
     }
 

@@ -134,6 +134,11 @@ impl Host for AbiHost {
         define_metric(kind, name)
     }
 
+    fn vm_memory_bytes(&self) -> Option<u64> {
+        let pages = u64::try_from(core::arch::wasm32::memory_size(0)).ok()?;
+        pages.checked_mul(65536)
+    }
+
     fn http_call(
         &mut self,
         cluster: &str,

@@ -4,7 +4,8 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action as WasmAction;
 
 use super::host_impl::AbiHost;
-use crate::filter::Stream;
+use super::trap::enter;
+use crate::filter::{Callback, Stream};
 use crate::host::Action;
 
 pub struct Http {
@@ -26,6 +27,7 @@ impl Context for Http {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        enter(Some(self.stream.context_id()), Callback::StreamCallReply);
         self.stream
             .on_http_call_response(&mut AbiHost, token, num_headers, body_size);
     }
@@ -33,39 +35,32 @@ impl Context for Http {
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _num_headers: usize, eos: bool) -> WasmAction {
-        #[cfg(feature = "test-trap")]
-        trap_if_asked();
+        enter(Some(self.stream.context_id()), Callback::RequestHeaders);
         map(self.stream.on_request_headers(&mut AbiHost, eos))
     }
 
     fn on_http_request_body(&mut self, size: usize, eos: bool) -> WasmAction {
+        enter(Some(self.stream.context_id()), Callback::RequestBody);
         map(self.stream.on_request_body(&mut AbiHost, size, eos))
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, eos: bool) -> WasmAction {
+        enter(Some(self.stream.context_id()), Callback::ResponseHeaders);
         map(self.stream.on_response_headers(&mut AbiHost, eos))
     }
 
     fn on_http_response_body(&mut self, size: usize, eos: bool) -> WasmAction {
+        enter(Some(self.stream.context_id()), Callback::ResponseBody);
         map(self.stream.on_response_body(&mut AbiHost, size, eos))
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> WasmAction {
+        enter(Some(self.stream.context_id()), Callback::ResponseTrailers);
         map(self.stream.on_response_trailers(&mut AbiHost))
     }
 
     fn on_log(&mut self) {
+        enter(Some(self.stream.context_id()), Callback::Log);
         self.stream.on_log(&mut AbiHost);
-    }
-}
-
-/// Test builds only: a request header that traps the VM, so the failure-policy test can show
-/// Envoy recovering. Never compiled into release artifacts.
-#[cfg(feature = "test-trap")]
-#[allow(clippy::panic)]
-fn trap_if_asked() {
-    let headers = super::abi::get_map(proxy_wasm::types::MapType::HttpRequestHeaders);
-    if crate::host::find_header(&headers, "x-meshgate-test-trap").is_some() {
-        panic!("meshgate test trap");
     }
 }

@@ -9,7 +9,8 @@ use proxy_wasm::types::{BufferType, ContextType};
 use super::abi;
 use super::host_impl::AbiHost;
 use super::http::Http;
-use crate::filter::{Scheduler, TICK};
+use super::trap::{enter, set_scheduler};
+use crate::filter::{Callback, Scheduler, TICK};
 
 pub struct Root {
     scheduler: Option<Rc<Scheduler>>,
@@ -29,6 +30,7 @@ impl Context for Root {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        enter(None, Callback::RootCallReply);
         if let Some(s) = &self.scheduler {
             s.on_http_call_response(&mut AbiHost, token, num_headers, body_size);
         }
@@ -41,12 +43,14 @@ impl RootContext for Root {
         let Some(scheduler) = Scheduler::configure(&mut AbiHost, &bytes) else {
             return false;
         };
+        set_scheduler(&scheduler);
         self.scheduler = Some(scheduler);
         abi::set_tick_period_ms(u32::try_from(TICK.as_millis()).unwrap_or(50));
         true
     }
 
     fn on_tick(&mut self) {
+        enter(None, Callback::Tick);
         if let Some(s) = &self.scheduler {
             s.on_tick(&mut AbiHost);
         }

@@ -42,6 +42,8 @@ pub struct FakeHost {
     /// Requests resumed (`resume_request`), by the context effective at the time.
     pub resumed: Vec<Option<u32>>,
     pub responses_resumed: usize,
+    /// The VM's linear memory the fake reports (`Host::vm_memory_bytes`).
+    pub memory_bytes: Option<u64>,
 }
 
 fn key(map: MapKind) -> &'static str {
@@ -256,6 +258,9 @@ impl Host for FakeHost {
     }
     fn call_response_trailers(&self) -> Headers {
         self.call_reply.2.clone()
+    }
+    fn vm_memory_bytes(&self) -> Option<u64> {
+        self.memory_bytes
     }
 }
 

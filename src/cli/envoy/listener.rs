@@ -211,23 +211,30 @@ pub(super) fn routes(o: &EnvoyOptions) -> Vec<Route> {
 }
 
 /// Envoy's file access log writing meshgate's record (filter state `wasm.meshgate.record`)
-/// as one JSON line per request, nothing else: what a log agent ships as structured logs.
+/// as one JSON line per request, nothing else: what a log agent ships as structured logs;
+/// and for the requests without one, the record Envoy writes in the same shape
+/// ([`super::envoy_record`]).
 fn access_log(o: &EnvoyOptions) -> Vec<AccessLog> {
     let Some(path) = &o.access_log_path else {
         return Vec::new();
     };
-    vec![AccessLog {
-        name: "envoy.access_loggers.file".into(),
-        // Only requests meshgate logged (a route with the filter off, or a request Envoy
-        // refused before the filter ran, would print `-`: not a JSON line).
-        filter: cel_filter(RECORD_LOG_FILTER),
-        typed_config: Any::FileAccessLog(FileAccessLog {
-            path: path.clone(),
-            log_format: SubstitutionFormatString {
-                text_format_source: InlineString {
-                    inline_string: "%FILTER_STATE(wasm.meshgate.record:PLAIN)%\n".into(),
+    vec![
+        AccessLog {
+            name: "envoy.access_loggers.file".into(),
+            // Only requests meshgate logged (a route with the filter off, or a request Envoy
+            // refused before the filter ran, would print `-`: not a JSON line).
+            filter: cel_filter(RECORD_LOG_FILTER),
+            typed_config: Any::FileAccessLog(FileAccessLog {
+                path: path.clone(),
+                log_format: SubstitutionFormatString {
+                    text_format_source: Some(InlineString {
+                        inline_string: "%FILTER_STATE(wasm.meshgate.record:PLAIN)%\n".into(),
+                    }),
+                    json_format: None,
+                    omit_empty_values: false,
                 },
-            },
-        }),
-    }]
+            }),
+        },
+        super::envoy_record::access_log(path),
+    ]
 }

@@ -42,6 +42,8 @@ pub fn local_reply_config() -> LocalReplyConfig {
             reply_mapper(statuses, code)
         })
         .collect();
+    // The filter's VM failed (a trap): first, with its own message.
+    mappers.insert(0, wasm_failure_mapper());
     // Any other error status Envoy makes: UNKNOWN, but still a Status.
     mappers.push(reply_mapper(
         status_filter(ComparisonOp::Ge, 400),
@@ -152,6 +154,28 @@ fn envoy_made_reply() -> AccessLogFilter {
             cel_filter(PLAIN_HTTP),
         ])),
     ]))
+}
+
+/// Envoy's reply when meshgate's VM failed during the request (`wasm_fail_stream`: a 503
+/// with an empty body) becomes a `google.rpc.Status` too, UNAVAILABLE, for every client but
+/// native gRPC (Envoy answers those with `grpc-status: 14` itself).
+/// (A transcoded request's headers say gRPC once meshgate rewrote them: `TRANSCODED` tells.)
+const WASM_FAILED: &str = "response.code_details == 'wasm_fail_stream' && \
+     (!('content-type' in request.headers && \
+        request.headers['content-type'].startsWith('application/grpc')) || \
+      'x-envoy-original-method' in request.headers)";
+
+fn wasm_failure_mapper() -> ResponseMapper {
+    ResponseMapper {
+        filter: cel_filter(WASM_FAILED),
+        body_format_override: JsonBodyFormat {
+            json_format: StatusJson {
+                code: Code::Unavailable.as_i32(),
+                message: "the gateway's filter failed on this request".into(),
+            },
+            content_type: "application/json".into(),
+        },
+    }
 }
 
 fn reply_mapper(statuses: AccessLogFilter, code: Code) -> ResponseMapper {

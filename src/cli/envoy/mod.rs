@@ -11,6 +11,7 @@ mod cluster;
 pub mod edge;
 #[cfg(test)]
 mod edge_tests;
+pub mod envoy_record;
 mod listener;
 mod local_reply;
 #[cfg(test)]

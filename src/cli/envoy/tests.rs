@@ -251,6 +251,7 @@ fn mapper_for(status: u16) -> ResponseMapper {
     let m = config
         .mappers
         .into_iter()
+        .filter(|m| matches!(m.filter, AccessLogFilter::AndFilter(_)))
         .find(|m| statuses(m).contains(&want));
     m.unwrap()
 }
@@ -278,8 +279,25 @@ fn envoys_own_replies_become_status_json_with_the_grpc_code_of_their_status() {
     let last = mappers.last().unwrap();
     assert_eq!(statuses(last), [(ComparisonOp::Ge, 400)]);
     assert_eq!(last.body_format_override.json_format.code, 2);
-    // One mapper per code (mappers are tried in order; the first match applies).
-    assert_eq!(mappers.len(), 7);
+    // One mapper per code (mappers are tried in order; the first match applies), after the
+    // one for a failed VM.
+    assert_eq!(mappers.len(), 8);
+}
+
+#[test]
+fn a_failed_vm_reply_becomes_unavailable_status_json_except_for_native_grpc() {
+    let mappers = local_reply_config().mappers;
+    let first = &mappers[0];
+    let expr = expression(&first.filter);
+    assert!(expr.contains("'wasm_fail_stream'"), "{expr}");
+    assert!(expr.contains("application/grpc"), "{expr}");
+    // A transcoded request's rewritten headers say gRPC; its client does not.
+    assert!(
+        expr.contains("'x-envoy-original-method' in request.headers"),
+        "{expr}"
+    );
+    assert_eq!(first.body_format_override.json_format.code, 14);
+    assert!(!first.body_format_override.json_format.message.is_empty());
 }
 
 fn filters(f: &AccessLogFilter) -> &[AccessLogFilter] {

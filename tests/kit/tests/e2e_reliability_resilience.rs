@@ -55,7 +55,14 @@ async fn slow_clients_are_served_and_abandoned_requests_do_no_harm() {
     let status_line = answer.lines().next().unwrap_or_default().to_string();
     println!("slow client -> {status_line}");
     assert!(status_line.contains(" 200 "), "slow client got: {answer}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The abandoned request is over once Envoy has no request in flight.
+    gw.envoy
+        .wait_for_stat(
+            "http.gateway.downstream_rq_active",
+            |n| n == 0,
+            Duration::from_secs(10),
+        )
+        .unwrap();
     assert_vm_healthy(&gw).await;
 }
 

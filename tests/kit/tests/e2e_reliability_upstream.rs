@@ -1,4 +1,5 @@
 //! Issue 7 end to end (bad backends and frames): misbehaving backends get 502, slow ones 504,
+//! and (issue 15) each such request is recorded and counted exactly once, availability-bad;
 //! compressed client frames a gRPC error; issue 16's upstream faults (a real oversized reply, a
 //! frame declaring less than it sends, HTML, no trailers, gzip) their defined Status.
 //!
@@ -61,7 +62,7 @@ async fn misbehaving_backends_get_502_status() {
             .header("x-demo-misbehave", mode),
         );
     }
-    let failures = run_rows(&gw, &rows).await;
+    let failures = run_rows_accounted(&gw, &rows).await;
     assert_vm_healthy(&gw).await;
     assert!(
         failures.is_empty(),
@@ -147,7 +148,7 @@ async fn backend_timeouts_get_504_status() {
             .header("x-demo-delay-ms", "3000"),
     ];
     let started = Instant::now();
-    let failures = run_rows(&gw, &rows).await;
+    let failures = run_rows_accounted(&gw, &rows).await;
     // A backend that sends its headers, then stalls past the route timeout: Envoy answers 504
     // past meshgate, which holds those headers; the rendered local_reply_config makes it a
     // Status (as it does every router failure of a transcoded request).

@@ -83,9 +83,16 @@ pub struct FileAccessLog {
     pub log_format: SubstitutionFormatString,
 }
 
+/// `config.core.v3.SubstitutionFormatString`: a text format, or a JSON one (then
+/// `omit_empty_values` leaves out fields whose command has no value, instead of `null`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SubstitutionFormatString {
-    pub text_format_source: InlineString,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_format_source: Option<InlineString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_format: Option<Box<super::RecordFormat>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub omit_empty_values: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -13,12 +13,14 @@ mod access_log;
 mod browser;
 mod cluster;
 mod edge;
+mod record_format;
 mod route;
 
 pub use access_log::*;
 pub use browser::*;
 pub use cluster::*;
 pub use edge::*;
+pub use record_format::*;
 pub use route::*;
 
 use serde::ser::SerializeMap;

@@ -4,6 +4,7 @@
 //!   ([`http2_client`]), returning the whole response *including trailers*, which gRPC
 //!   gateway tests need (reqwest does not expose trailers).
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode, Version};
@@ -17,10 +18,19 @@ use crate::error::{KitError, KitResult};
 use crate::proto::meshgate::demo::v1::payments_client::PaymentsClient;
 use crate::proto::meshgate::demo::v1::wallets_client::WalletsClient;
 
-/// A connected plain-text HTTP/2 channel to `addr` (a backend or an Envoy listener).
+/// Longest a test client waits for a whole answer (connect, response, body) unless the test
+/// sets its own: no call can hang a test run.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a test client waits for a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connected plain-text HTTP/2 channel to `addr` (a backend or an Envoy listener). Every
+/// call on it fails after [`CLIENT_TIMEOUT`] (for a stream: until its response headers).
 pub async fn grpc_channel(addr: SocketAddr) -> KitResult<Channel> {
     Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| KitError::new(format!("grpc endpoint {addr}: {e}")))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(CLIENT_TIMEOUT)
         .connect()
         .await
         .map_err(|e| KitError::new(format!("grpc connect {addr}: {e}")))
@@ -36,18 +46,27 @@ pub async fn wallets_client(addr: SocketAddr) -> KitResult<WalletsClient<Channel
     Ok(WalletsClient::new(grpc_channel(addr).await?))
 }
 
-/// A hyper HTTP client speaking one protocol version.
+/// A hyper HTTP client speaking one protocol version; every call is bounded by its timeout
+/// ([`CLIENT_TIMEOUT`] unless [`HttpClient::with_timeout`] says otherwise).
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     inner: Client<HttpConnector, Full<Bytes>>,
     version: Version,
+    timeout: Duration,
+}
+
+fn connector() -> HttpConnector {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    c
 }
 
 /// An HTTP/1.1 client.
 pub fn http1_client() -> HttpClient {
     HttpClient {
-        inner: Client::builder(TokioExecutor::new()).build_http(),
+        inner: Client::builder(TokioExecutor::new()).build(connector()),
         version: Version::HTTP_11,
+        timeout: CLIENT_TIMEOUT,
     }
 }
 
@@ -56,8 +75,9 @@ pub fn http2_client() -> HttpClient {
     HttpClient {
         inner: Client::builder(TokioExecutor::new())
             .http2_only(true)
-            .build_http(),
+            .build(connector()),
         version: Version::HTTP_2,
+        timeout: CLIENT_TIMEOUT,
     }
 }
 
@@ -103,9 +123,35 @@ impl HttpClient {
         self.version
     }
 
-    /// Sends any request and reads the whole response.
+    /// The same client with another bound on each whole call (a test that expects a slow
+    /// answer, or one that gives up early on purpose).
+    pub fn with_timeout(mut self, timeout: Duration) -> HttpClient {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The bound on each whole call.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Sends any request and reads the whole response, within the client's timeout.
     pub async fn send(&self, request: Request<Full<Bytes>>) -> KitResult<RawResponse> {
         let what = format!("{} {}", request.method(), request.uri());
+        match tokio::time::timeout(self.timeout, self.send_unbounded(request, &what)).await {
+            Ok(result) => result,
+            Err(_) => Err(KitError::new(format!(
+                "{what}: no whole answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
+    async fn send_unbounded(
+        &self,
+        request: Request<Full<Bytes>>,
+        what: &str,
+    ) -> KitResult<RawResponse> {
         let response = self
             .inner
             .request(request)

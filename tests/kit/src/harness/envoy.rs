@@ -1,5 +1,5 @@
 //! A real Envoy for end-to-end tests: started from a YAML bootstrap in a temp dir, with
-//! `--concurrency 1`, a dynamic base id and hot restart off (so parallel Envoys never clash),
+//! `--concurrency 1` (or more: [`start_envoy_with_workers`]), a dynamic base id and hot restart off (so parallel Envoys never clash),
 //! ready once the admin `/ready` says LIVE and every static listener accepts connections.
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -16,6 +16,8 @@ use crate::error::{KitError, KitResult};
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Timeout of one admin request.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long [`Envoy::flush_access_logs`] waits for lines that may not come.
+const FLUSH_SETTLE: Duration = Duration::from_millis(250);
 
 /// A running Envoy; stopped by PID on drop.
 #[derive(Debug)]
@@ -40,6 +42,16 @@ pub fn start_envoy(config_yaml: &str) -> KitResult<Envoy> {
 /// Like [`start_envoy`], with extra command-line arguments (e.g. `["--component-log-level",
 /// "wasm:debug"]`); a later `--log-level` overrides the default `info`.
 pub fn start_envoy_with_args(config_yaml: &str, extra: &[&str]) -> KitResult<Envoy> {
+    start_envoy_with_workers(config_yaml, extra, 1)
+}
+
+/// Like [`start_envoy_with_args`], with `workers` worker threads (`--concurrency`): one VM of
+/// each wasm plugin per worker.
+pub fn start_envoy_with_workers(
+    config_yaml: &str,
+    extra: &[&str],
+    workers: u32,
+) -> KitResult<Envoy> {
     let (admin_port, listener_ports) = ports_of(config_yaml)?;
     let listener_port = listener_ports.first().copied().unwrap_or(0);
     let dir = temp_dir("envoy")?;
@@ -49,12 +61,8 @@ pub fn start_envoy_with_args(config_yaml: &str, extra: &[&str]) -> KitResult<Env
     command
         .arg("-c")
         .arg(&config_path)
-        .args([
-            "--concurrency",
-            "1",
-            "--use-dynamic-base-id",
-            "--disable-hot-restart",
-        ])
+        .args(["--concurrency", &workers.to_string()])
+        .args(["--use-dynamic-base-id", "--disable-hot-restart"])
         .args(["--log-level", "info"])
         .args(extra);
     let guard = ProcessGuard::spawn("envoy", &mut command, Some(dir))?;
@@ -163,9 +171,43 @@ impl Envoy {
         self.guard.stderr()
     }
 
-    /// Envoy's stdout so far (where a stdout access logger writes).
+    /// Envoy's stdout so far (where a stdout access logger writes), after asking Envoy to
+    /// write out what its access logs hold ([`Envoy::flush_access_logs`]).
     pub fn stdout(&self) -> String {
+        self.flush_access_logs();
         self.guard.stdout()
+    }
+
+    /// Envoy buffers access log lines and writes them every `--file-flush-interval-msec`
+    /// (10 s by default, as users run it). The admin's `/reopen_logs` makes its flush thread
+    /// write the buffers at once (checked in a real Envoy 1.40: a record appears within
+    /// milliseconds); this asks for that and waits until stdout has taken what came (bounded:
+    /// [`FLUSH_SETTLE`] when nothing was buffered). Tests keep Envoy's default flush this way.
+    pub fn flush_access_logs(&self) {
+        let size = || {
+            std::fs::metadata(self.guard.dir().join("stdout.log"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let before = size();
+        if !matches!(self.admin_post("/reopen_logs"), Ok((200, _))) {
+            return;
+        }
+        let deadline = Instant::now() + FLUSH_SETTLE;
+        let mut last = before;
+        let mut stable = 0;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            let now = size();
+            if now != last {
+                (last, stable) = (now, 0);
+            } else if now != before {
+                stable += 1;
+                if stable >= 3 {
+                    return;
+                }
+            }
+        }
     }
 
     /// The JSON lines of Envoy's stdout (meshgate's access records, with the rendered access

@@ -10,7 +10,7 @@ use meshgate::cli::envoy::{
 use serde_json::Value;
 
 use super::{
-    config_file, free_port, repo_root, start_backend, start_envoy_with_args, Backend, Envoy,
+    config_file, free_port, repo_root, start_backend, start_envoy_with_workers, Backend, Envoy,
 };
 use crate::error::{KitError, KitResult};
 
@@ -61,10 +61,12 @@ pub struct GatewayBuilder {
     /// The HTTP connection manager's `max_request_headers_kb` (Envoy's default, 60, when
     /// unset; at most 8192).
     max_request_headers_kb: Option<u32>,
-    /// Envoy's `--file-flush-interval-msec` (how late the access log reaches stdout): 100 ms
-    /// here, so that [`Gateway::record_for`] finds a record at once (Envoy's default is 10 s,
-    /// as long as `record_for` waits). `None`: Envoy's default.
+    /// Envoy's `--file-flush-interval-msec` (how late the access log reaches stdout). `None`
+    /// (the default): Envoy's own (10 s), as users run it; the harness reads records through
+    /// [`Envoy::flush_access_logs`] instead, so no test needs a faster flush.
     file_flush_interval_ms: Option<u32>,
+    /// Envoy's worker threads (`--concurrency`), 1 by default.
+    workers: u32,
 }
 
 pub struct Gateway {
@@ -135,21 +137,29 @@ impl GatewayBuilder {
             routes: Vec::new(),
             extra_clusters: Vec::new(),
             access_logs: Vec::new(),
-            failure_policy: "FAIL_CLOSED".into(),
+            // What `meshgate envoy` renders and users run.
+            failure_policy: "FAIL_RELOAD".into(),
             wasm: None,
             route_timeout_s: 15,
             filter_json: None,
             headers_pause: true,
             envoy_request_ids: true,
             max_request_headers_kb: None,
-            file_flush_interval_ms: Some(100),
+            file_flush_interval_ms: None,
+            workers: 1,
         }
     }
 
-    /// Flush Envoy's access log to stdout every `ms` (100 by default; Envoy's own default is
-    /// 10 s).
+    /// Flush Envoy's access log to stdout every `ms` (default: Envoy's own, 10 s). Only for a
+    /// test that must see records without asking Envoy to flush (say so where it is used).
     pub fn file_flush_interval_ms(mut self, ms: u32) -> Self {
         self.file_flush_interval_ms = Some(ms);
+        self
+    }
+
+    /// Run Envoy with `n` worker threads (one meshgate VM each), as production does.
+    pub fn workers(mut self, n: u32) -> Self {
+        self.workers = n;
         self
     }
 
@@ -324,7 +334,7 @@ impl GatewayBuilder {
             args.extend(["--file-flush-interval-msec".to_string(), ms.to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let envoy = start_envoy_with_args(&yaml, &args)?;
+        let envoy = start_envoy_with_workers(&yaml, &args, self.workers)?;
         Ok(Gateway {
             envoy,
             backends,

@@ -23,7 +23,7 @@ pub use client::{
     grpc_channel, grpc_frame, grpc_unframe, http1_client, http2_client, payments_client,
     wallets_client, HttpClient, RawResponse,
 };
-pub use envoy::{start_envoy, start_envoy_with_args, Envoy};
+pub use envoy::{start_envoy, start_envoy_with_args, start_envoy_with_workers, Envoy};
 pub use gateway::{filter_config, wasm_path, Gateway, GatewayBuilder};
 pub use process::ProcessGuard;
 

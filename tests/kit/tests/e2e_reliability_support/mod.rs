@@ -112,6 +112,72 @@ pub async fn run_rows(gw: &Gateway, rows: &[Row]) -> Vec<String> {
     failures
 }
 
+/// Sum of every `meshgate_requests_total` series.
+pub fn requests_counted(gw: &Gateway) -> u64 {
+    let text = gw.envoy.stats_prometheus().unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("meshgate_requests_total{"))
+        .filter_map(|rest| rest.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Like [`run_rows`], and each answered row's request must also be recorded and counted
+/// exactly once: one access record (meshgate's) under its request id with the status the
+/// client got and, for a 5xx, `slo.availability: bad`; `meshgate_requests_total` one higher.
+pub async fn run_rows_accounted(gw: &Gateway, rows: &[Row]) -> Vec<String> {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let mut failures = Vec::new();
+    for r in rows {
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("row-{n}");
+        let before = requests_counted(gw);
+        let tagged = Row {
+            headers: r
+                .headers
+                .iter()
+                .cloned()
+                .chain([("x-request-id", id.clone())])
+                .collect(),
+            body: r.body.clone(),
+            path: r.path.clone(),
+            ..*r
+        };
+        failures.extend(run_rows(gw, std::slice::from_ref(&tagged)).await);
+        // Counted once (counters are immediate, but the log callback may run a moment after
+        // the client has its answer).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut after = requests_counted(gw);
+        while after < before + 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            after = requests_counted(gw);
+        }
+        if after != before + 1 {
+            failures.push(format!("{}: counted {} times", r.name, after - before));
+        }
+        let records: Vec<_> = match gw.record_for(&id) {
+            Some(_) => gw
+                .access_records()
+                .into_iter()
+                .filter(|rec| rec["requestId"] == id.as_str())
+                .collect(),
+            None => Vec::new(),
+        };
+        match records.as_slice() {
+            [rec] => {
+                let bad = rec["slo"]["availability"] == "bad";
+                let ok = rec["recordedBy"] == "meshgate"
+                    && rec["httpRequest"]["status"] == r.status
+                    && (r.status < 500 || bad);
+                if !ok {
+                    failures.push(format!("{}: record {rec}", r.name));
+                }
+            }
+            other => failures.push(format!("{}: {} records", r.name, other.len())),
+        }
+    }
+    failures
+}
+
 /// The VM never panicked or trapped, and the gateway still answers a good request.
 pub async fn assert_vm_healthy(gw: &Gateway) {
     let log = gw.envoy.log();

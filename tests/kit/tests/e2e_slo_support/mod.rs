@@ -296,6 +296,8 @@ pub fn wait_for_metrics(gw: &Gateway, expected: &[Expected]) -> String {
 pub fn field_lines(f: &Fixture, count: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
+        // Envoy writes its access logs every 10 s unless asked (the harness asks).
+        f.gw.envoy.flush_access_logs();
         let text = std::fs::read_to_string(&f.fields_log).unwrap_or_default();
         let lines: Vec<String> = text.lines().map(str::to_string).collect();
         if lines.len() >= count || Instant::now() > deadline {
