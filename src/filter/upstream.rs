@@ -48,7 +48,8 @@ impl Filter {
         } else {
             Vec::new()
         };
-        let query = crate::operation::parse_query(&t.query)
+        let plus_as_space = cfg.transcoding.query_param_unescape_plus;
+        let query = crate::operation::parse_query_with(&t.query, plus_as_space)
             .map_err(|e| GatewayError::from(RequestError::Invalid(e)))?;
         let kind = match t.request_kind {
             RequestKind::Json => transcode::BodyKind::Json,

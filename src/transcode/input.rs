@@ -44,7 +44,9 @@ pub struct TranscodingInput {
     /// `ALL_CHARACTERS_EXCEPT_SLASH`, `ALL_CHARACTERS`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url_unescape_spec: Option<String>,
-    /// `?foo=1&foo=2` into a non-repeated field is refused unless this is set.
+    /// Envoy's `query_param_unescape_plus`: `+` in query parameter names and values is a space
+    /// (HTML form encoding) only when this is set; by default `+` stays `+` (`%20` is a space
+    /// either way).
     pub query_param_unescape_plus: bool,
     /// Server streaming replies: `json_array` (default), `ndjson` or `sse`.
     #[serde(skip_serializing_if = "Option::is_none")]
