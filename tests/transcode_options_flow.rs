@@ -49,3 +49,30 @@ fn plus_in_the_query_stays_a_plus_unless_query_param_unescape_plus() {
     assert!(contains(&frame, b"a b+c"), "{frame:?}");
     assert!(!contains(&frame, b"a+b"), "{frame:?}");
 }
+
+/// The local reply's JSON body, as bytes.
+fn error_body(cfg: meshgate::config::Config, path: &str) -> String {
+    let mut f = Filter::new(Rc::new(Vm::new(cfg)), 1);
+    let mut h = FakeHost::with_request("GET", path, &[]);
+    f.on_request_headers(&mut h, true);
+    let (_, _, body) = h.local_reply.clone().expect("a local reply");
+    String::from_utf8(body).unwrap()
+}
+
+#[test]
+fn empty_details_are_printed_only_with_always_print_primitive_fields() {
+    let body = error_body(with_transcoding(""), "/no/such/path");
+    assert!(body.starts_with(r#"{"code":5,"message":"#), "{body}");
+    assert!(!body.contains("details"), "{body}");
+    let always =
+        "  print_options:\n    always_print_primitive_fields: true\n    add_whitespace: true\n";
+    let yaml = demo_yaml().replace(
+        "  print_options:\n    always_print_primitive_fields: false\n",
+        always,
+    );
+    let body = error_body(compile_yaml(&yaml), "/no/such/path");
+    assert!(
+        body.starts_with("{\n \"code\": 5,\n \"details\": [],\n"),
+        "{body}"
+    );
+}

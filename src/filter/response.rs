@@ -190,10 +190,7 @@ impl Filter {
             message: find_header(status_map, "grpc-message"),
             details_bin: find_header(status_map, "grpc-status-details-bin"),
         };
-        let opts = self
-            .policy()
-            .and_then(|p| p.print_options)
-            .unwrap_or(self.vm.config.transcoding.print_options);
+        let opts = self.print_options();
         transcode::finish_unary(
             &self.vm.config.pool,
             &plan.response,
@@ -209,7 +206,8 @@ impl Filter {
     /// Envoy, so the held reply is rewritten in place; only if that is refused is a local reply
     /// tried.
     fn convert_in_place(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
-        let (status, mut headers, body) = err.to_response(self.error_format);
+        let print = self.print_options().status_print();
+        let (status, mut headers, body) = err.to_response_with(self.error_format, print);
         headers.extend(self.resp.forward.iter().cloned());
         let apply = |host: &mut dyn Host| -> Result<(), crate::host::HostError> {
             host.set_body(BodyKind::Response, &body)?;

@@ -39,7 +39,8 @@ impl Filter {
 
     fn new_stream(&self) -> StreamState {
         StreamState {
-            writer: StreamWriter::new(self.vm.config.transcoding.stream_format),
+            writer: StreamWriter::new(self.vm.config.transcoding.stream_format)
+                .with_status_print(self.print_options().status_print()),
             decoder: FrameDecoder::new(self.vm.config.limits.max_response_bytes),
             held: Vec::new(),
             pending_flush: false,
@@ -215,10 +216,7 @@ impl Filter {
                 Some(GatewayError::new(Code::Internal, "gateway state error")),
             );
         };
-        let opts = self
-            .policy()
-            .and_then(|p| p.print_options)
-            .unwrap_or(self.vm.config.transcoding.print_options);
+        let opts = self.print_options();
         transcode::stream_messages(&plan.response, &mut st.decoder, &mut st.writer, &opts)
     }
 

@@ -11,7 +11,7 @@
 
 use std::str::FromStr;
 
-use crate::status::GatewayError;
+use crate::status::{GatewayError, StatusPrint};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StreamFormat {
@@ -56,6 +56,8 @@ pub struct StreamWriter {
     /// `finish` was called: later calls write nothing, so a caller that finishes twice cannot
     /// corrupt the body.
     finished: bool,
+    /// How a terminal error's Status is printed (its empty fields; always on one line).
+    status_print: StatusPrint,
 }
 
 impl StreamWriter {
@@ -64,7 +66,18 @@ impl StreamWriter {
             format,
             started: false,
             finished: false,
+            status_print: StatusPrint::default(),
         }
+    }
+
+    /// Print a terminal error's empty fields as the configured print options say
+    /// (`always_print_primitive_fields`); the error stays on one line.
+    pub fn with_status_print(mut self, print: StatusPrint) -> Self {
+        self.status_print = StatusPrint {
+            add_whitespace: false,
+            ..print
+        };
+        self
     }
 
     pub fn content_type(&self) -> &'static str {
@@ -111,16 +124,16 @@ impl StreamWriter {
                     if self.started {
                         out.push(b',');
                     }
-                    out.extend_from_slice(&wrapped(e));
+                    out.extend_from_slice(&wrapped(e, self.status_print));
                 }
                 out.push(b']');
             }
             (StreamFormat::Ndjson, Some(e)) => {
-                out.extend_from_slice(&wrapped(e));
+                out.extend_from_slice(&wrapped(e, self.status_print));
                 out.push(b'\n');
             }
             (StreamFormat::Sse, Some(e)) => {
-                let status = serde_json::to_vec(&e.to_json()).unwrap_or_default();
+                let status = self.status_print.bytes(&e.to_json_with(self.status_print));
                 push_event(&mut out, Some("error"), &status);
             }
             (StreamFormat::Ndjson | StreamFormat::Sse, None) => {}
@@ -130,8 +143,8 @@ impl StreamWriter {
 }
 
 /// `{"error": {code, message, details}}`.
-fn wrapped(e: &GatewayError) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "error": e.to_json() })).unwrap_or_default()
+fn wrapped(e: &GatewayError, print: StatusPrint) -> Vec<u8> {
+    print.bytes(&serde_json::json!({ "error": e.to_json_with(print) }))
 }
 
 /// JSON printed with whitespace spans lines; NDJSON needs one. Raw line breaks only occur
@@ -221,7 +234,16 @@ mod tests {
         assert_eq!(v[0], json!({"a": 1}));
         assert_eq!(
             v[1],
-            json!({"error": {"code": 14, "message": "backend went away", "details": []}})
+            json!({"error": {"code": 14, "message": "backend went away"}})
+        );
+        let mut w = StreamWriter::new(StreamFormat::Ndjson).with_status_print(StatusPrint {
+            always_print_primitive_fields: true,
+            add_whitespace: true,
+        });
+        let line = String::from_utf8(w.finish(Some(&failure()))).unwrap();
+        assert_eq!(
+            line,
+            "{\"error\":{\"code\":14,\"details\":[],\"message\":\"backend went away\"}}\n"
         );
         let body = run(StreamFormat::JsonArray, &[], Some(&failure()));
         let v: Value = serde_json::from_str(&body).unwrap();
