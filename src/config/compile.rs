@@ -280,6 +280,7 @@ fn compile_transcoding(t: &TranscodingInput) -> Result<Transcoding, ConfigError>
     Ok(Transcoding {
         print_options: PrintOptions::from(&t.print_options),
         ignore_unknown_query_parameters: t.ignore_unknown_query_parameters,
+        ignored_query_parameters: t.ignored_query_parameters.clone(),
         query_param_unescape_plus: t.query_param_unescape_plus,
         url_unescape_spec,
         stream_format,

@@ -81,6 +81,8 @@ pub struct Policy {
 pub struct Transcoding {
     pub print_options: PrintOptions,
     pub ignore_unknown_query_parameters: bool,
+    /// Query parameter names (as decoded) dropped before the query fills the message.
+    pub ignored_query_parameters: Vec<String>,
     /// `+` in the query is a space (form encoding) only when set, as in Envoy.
     pub query_param_unescape_plus: bool,
     pub url_unescape_spec: UrlUnescapeSpec,

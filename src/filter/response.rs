@@ -28,6 +28,7 @@ impl Filter {
         }
         if let Some(code) = find_header(&headers, "grpc-status") {
             // Trailers-only reply: the whole answer is in these headers.
+            self.log_ignored_details(host, &headers);
             let code = code.to_string();
             if self.is_stream_reply() {
                 return self.stream_whole(host, &headers, &code, &[]);
@@ -88,6 +89,7 @@ impl Filter {
         if !matches!(self.mode, Mode::Transcode(_)) || self.replied() {
             return Action::Continue;
         }
+        self.log_ignored_details(host, &trailers);
         if self.resp.stream.is_some() {
             return self.stream_trailers(host, &trailers);
         }
@@ -100,6 +102,22 @@ impl Filter {
             None
         };
         self.finish_from_status(host, &trailers, &code, body)
+    }
+
+    /// A `grpc-status-details-bin` that does not decode, or whose code is not `grpc-status`'s,
+    /// is ignored by the error mapping (`transcode::error_from_grpc`): say so in the log.
+    pub(super) fn log_ignored_details(&self, host: &dyn Host, map: &[(String, String)]) {
+        let Some(code) = find_header(map, "grpc-status") else {
+            return;
+        };
+        let details = find_header(map, "grpc-status-details-bin");
+        if let Some(why) = transcode::grpc_status::details_problem(code, details) {
+            let op = self.operation_name().unwrap_or("-");
+            host.log(
+                Level::Warn,
+                &format!("meshgate: {op}: grpc-status-details-bin ignored: {why}"),
+            );
+        }
     }
 
     /// Keep the listed upstream metadata found in `map` for the client's reply.

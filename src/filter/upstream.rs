@@ -49,8 +49,10 @@ impl Filter {
             Vec::new()
         };
         let plus_as_space = cfg.transcoding.query_param_unescape_plus;
-        let query = crate::operation::parse_query_with(&t.query, plus_as_space)
+        let mut query = crate::operation::parse_query_with(&t.query, plus_as_space)
             .map_err(|e| GatewayError::from(RequestError::Invalid(e)))?;
+        let ignored = &cfg.transcoding.ignored_query_parameters;
+        query.retain(|(name, _)| !ignored.contains(name));
         let kind = match t.request_kind {
             RequestKind::Json => transcode::BodyKind::Json,
             RequestKind::Protobuf => transcode::BodyKind::Protobuf,

@@ -40,6 +40,11 @@ pub struct TranscodingInput {
     pub print_options: PrintOptionsInput,
     /// Ignore query parameters that name no field (rejected with 400 otherwise).
     pub ignore_unknown_query_parameters: bool,
+    /// Envoy's `ignored_query_parameters`: query parameters that are never message fields
+    /// (typically `key` or `access_token`), dropped before the query fills the message, so
+    /// they neither fail the request nor set a field of that name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_query_parameters: Vec<String>,
     /// Envoy's `url_unescape_spec`: `ALL_CHARACTERS_EXCEPT_RESERVED` (default),
     /// `ALL_CHARACTERS_EXCEPT_SLASH`, `ALL_CHARACTERS`.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -93,3 +93,124 @@ async fn error_bodies_follow_the_print_options() {
         }
     }
 }
+
+/// `transcoding.ignored_query_parameters`: the named parameters are dropped (an API key in
+/// `key`, say), others still refused as unknown; without the option `key` is a 400.
+#[tokio::test(flavor = "multi_thread")]
+async fn ignored_query_parameters_are_not_message_fields() {
+    let extra = "transcoding:\n  ignored_query_parameters: [key]\n";
+    let with = GatewayBuilder::demo_with(extra).start().unwrap();
+    let without = GatewayBuilder::demo().start().unwrap();
+    for client in both() {
+        let r = client
+            .get(&without.url("/v1/payments/pay_001?key=abc"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 400, "{}", r.text());
+        assert!(r.text().contains("unknown query parameter"), "{}", r.text());
+        let r = client
+            .get(&with.url("/v1/payments/pay_001?key=abc"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        assert_eq!(r.json().unwrap()["id"], "pay_001");
+        // Through the router too (a body), with a parameter that does fill a field.
+        let r = client
+            .post(
+                &with.url("/v1/payments?key=abc&request_id=r-9"),
+                &[("content-type", "application/json")],
+                NEW_PAYMENT,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        assert_eq!(r.json().unwrap()["labels"]["request_id"], "r-9");
+        let r = client
+            .get(&with.url("/v1/payments/pay_001?other=1"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 400, "{}", r.text());
+    }
+}
+
+/// The demo gateway with a `POST` binding for the watch stream (messages as they arrive).
+const WATCH_POST: &str = "operations:\n  meshgate.demo.v1.Payments.WatchPayments:\n    http:\n      - post: \"/v1/{parent=merchants/*}/payments:watch\"\n        body: \"*\"\n";
+
+/// `grpc-status-details-bin` is the answer when its code is `grpc-status`'s: its message and
+/// details, in a unary reply (side call and router, trailers-only) and at a stream's end
+/// (trailers after messages). A details Status with another code, or bytes that are no Status,
+/// are ignored (the code and `grpc-message` stand) and logged.
+#[tokio::test(flavor = "multi_thread")]
+async fn grpc_status_details_bin_is_the_answer_when_consistent() {
+    let gw = GatewayBuilder::demo_with(WATCH_POST).start().unwrap();
+    let fail = |details: &'static str, code: &'static str| {
+        vec![
+            ("x-demo-fail", "9"),
+            ("x-demo-fail-message", "from header"),
+            ("x-demo-fail-details", details),
+            ("x-demo-fail-details-code", code),
+            ("x-demo-fail-details-message", "from details"),
+            ("content-type", "application/json"),
+        ]
+    };
+    for client in both() {
+        for (details, code, message, with_details) in [
+            ("status", "9", "from details", true),
+            ("status", "5", "from header", false),
+            ("garbage", "9", "from header", false),
+        ] {
+            let headers = fail(details, code);
+            let get = client
+                .get(&gw.url("/v1/payments/pay_001"), &headers)
+                .await
+                .unwrap();
+            let post = client
+                .post(&gw.url("/v1/payments"), &headers, NEW_PAYMENT)
+                .await
+                .unwrap();
+            for r in [get, post] {
+                assert_eq!(r.status.as_u16(), 400, "{}", r.text());
+                assert_no_grpc_leak(&r);
+                let s = r.json().unwrap();
+                assert_eq!(s["code"], 9, "{details}/{code}: {s}");
+                assert_eq!(s["message"], message, "{details}/{code}: {s}");
+                if with_details {
+                    assert_eq!(s["details"][0]["reason"], "DEMO_DETAILS", "{s}");
+                } else {
+                    assert!(s.get("details").is_none(), "ignored whole: {s}");
+                }
+            }
+        }
+        // A stream's end: trailers after two messages.
+        let r = client
+            .post(
+                &gw.url("/v1/merchants/acme/payments:watch"),
+                &[
+                    ("content-type", "application/json"),
+                    ("x-demo-fail-details-message", "from details"),
+                ],
+                r#"{"maxEvents":2,"failWithCode":14}"#,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+        assert_no_grpc_leak(&r);
+        let items = r.json().unwrap();
+        let error = &items[2]["error"];
+        assert_eq!(error["code"], 14, "{items}");
+        assert_eq!(error["message"], "from details", "{items}");
+        assert_eq!(error["details"][0]["reason"], "WATCH_FAILED", "{items}");
+    }
+    gw.envoy
+        .wait_for_log(
+            "grpc-status-details-bin ignored: its code 5 is not grpc-status",
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+    gw.envoy
+        .wait_for_log(
+            "grpc-status-details-bin ignored: not a base64 google.rpc.Status",
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+}

@@ -238,6 +238,12 @@ impl Payments for PaymentsService {
         &self,
         req: Request<WatchPaymentsRequest>,
     ) -> Result<Response<Self::WatchPaymentsStream>, Status> {
+        // A failure asked for by `fail_with_code` carries a details Status with this message.
+        let details_message = req
+            .metadata()
+            .get("x-demo-fail-details-message")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let req = req.into_inner();
         if !(0..=MAX_WATCH_EVENTS).contains(&req.max_events) {
             return Err(bad_request("max_events", "must be between 0 and 10000"));
@@ -255,6 +261,7 @@ impl Payments for PaymentsService {
             ids,
             req.max_events,
             req.fail_with_code,
+            details_message,
         ))))
     }
 
@@ -288,11 +295,13 @@ fn list_filter(req: &ListPaymentsRequest, p: &Payment) -> bool {
 }
 
 /// `max_events` events cycling over the payments, one per [`WATCH_INTERVAL`], then the
-/// requested failure (if any). With no events and no failure the stream is headers + trailers.
+/// requested failure (if any; with a details Status saying `details_message` when given). With
+/// no events and no failure the stream is headers + trailers.
 fn watch_stream(
     ids: Vec<(String, i32)>,
     max_events: i32,
     fail_with_code: i32,
+    details_message: Option<String>,
 ) -> impl Stream<Item = Result<PaymentEvent, Status>> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
@@ -311,7 +320,15 @@ fn watch_stream(
             }
         }
         if fail_with_code != 0 {
-            let status = Status::new(Code::from_i32(fail_with_code), "watch failed as requested");
+            let code = Code::from_i32(fail_with_code);
+            let message = "watch failed as requested";
+            let status = match &details_message {
+                Some(text) => {
+                    let details = super::errors::details_status(code, text, "WATCH_FAILED");
+                    Status::with_details(code, message, details.into())
+                }
+                None => Status::new(code, message),
+            };
             let _ = tx.send(Err(status)).await;
         }
     });

@@ -1,0 +1,152 @@
+//! Host-side flows of issue 21's transcoding fidelity (fake proxy): each `transcoding` option
+//! changes what the filter does (the gRPC request a side call carries, the error bodies the
+//! client gets), each proven off and on; `grpc-status-details-bin` as the source of truth.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::rc::Rc;
+
+use common::{compile_yaml, demo_yaml, FakeHost};
+use meshgate::filter::{Filter, Vm};
+use meshgate::host::Action;
+
+/// The demo gateway with `lines` added under `transcoding:`.
+fn with_transcoding(lines: &str) -> meshgate::config::Config {
+    let yaml = demo_yaml().replace("transcoding:\n", &format!("transcoding:\n{lines}"));
+    compile_yaml(&yaml)
+}
+
+/// The gRPC frame of the side call a body-less request makes (or the local reply's JSON).
+fn side_call_frame(cfg: meshgate::config::Config, path: &str) -> Result<Vec<u8>, String> {
+    let mut f = Filter::new(Rc::new(Vm::new(cfg)), 1);
+    let mut h = FakeHost::with_request("GET", path, &[]);
+    f.on_request_headers(&mut h, true);
+    match h.http_calls.first() {
+        Some((_, _, frame)) => Ok(frame.clone()),
+        None => Err(h.reply_json().1.to_string()),
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn plus_in_the_query_stays_a_plus_unless_query_param_unescape_plus() {
+    let path = "/v1/payments/pay_001/receipt?format=a+b%2Bc";
+    let frame = side_call_frame(with_transcoding(""), path).unwrap();
+    assert!(contains(&frame, b"a+b+c"), "{frame:?}");
+    let frame = side_call_frame(
+        with_transcoding("  query_param_unescape_plus: true\n"),
+        path,
+    )
+    .unwrap();
+    assert!(contains(&frame, b"a b+c"), "{frame:?}");
+    assert!(!contains(&frame, b"a+b"), "{frame:?}");
+}
+
+/// The local reply's JSON body, as bytes.
+fn error_body(cfg: meshgate::config::Config, path: &str) -> String {
+    let mut f = Filter::new(Rc::new(Vm::new(cfg)), 1);
+    let mut h = FakeHost::with_request("GET", path, &[]);
+    f.on_request_headers(&mut h, true);
+    let (_, _, body) = h.local_reply.clone().expect("a local reply");
+    String::from_utf8(body).unwrap()
+}
+
+#[test]
+fn empty_details_are_printed_only_with_always_print_primitive_fields() {
+    let body = error_body(with_transcoding(""), "/no/such/path");
+    assert!(body.starts_with(r#"{"code":5,"message":"#), "{body}");
+    assert!(!body.contains("details"), "{body}");
+    let always =
+        "  print_options:\n    always_print_primitive_fields: true\n    add_whitespace: true\n";
+    let yaml = demo_yaml().replace(
+        "  print_options:\n    always_print_primitive_fields: false\n",
+        always,
+    );
+    let body = error_body(compile_yaml(&yaml), "/no/such/path");
+    assert!(
+        body.starts_with("{\n \"code\": 5,\n \"details\": [],\n"),
+        "{body}"
+    );
+}
+
+#[test]
+fn ignored_query_parameters_are_dropped_before_the_query_fills_the_message() {
+    let path = "/v1/payments/pay_001/receipt?format=text&key=k-1&access_token=t";
+    let err = side_call_frame(with_transcoding(""), path).unwrap_err();
+    assert!(err.contains("unknown query parameter"), "{err}");
+    let cfg = with_transcoding("  ignored_query_parameters: [key, access_token]\n");
+    let frame = side_call_frame(cfg, path).unwrap();
+    assert!(
+        contains(&frame, b"text") && !contains(&frame, b"k-1"),
+        "{frame:?}"
+    );
+    // A listed name that is also a field is still dropped (Envoy's meaning).
+    let cfg = with_transcoding("  ignored_query_parameters: [format]\n");
+    let frame = side_call_frame(cfg, "/v1/payments/pay_001/receipt?format=pdf").unwrap();
+    assert!(!contains(&frame, b"pdf"), "{frame:?}");
+}
+
+/// `google.rpc.Status { code, message }` (no details) as `grpc-status-details-bin` sends it.
+fn details_bin(code: u8, message: &str) -> String {
+    use base64::Engine;
+    let mut status = vec![0x08, code, 0x12, message.len() as u8];
+    status.extend(message.as_bytes());
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(status)
+}
+
+/// A POST through the router whose reply is trailers-only with these headers.
+fn trailers_only_reply(grpc: &[(&str, &str)]) -> (serde_json::Value, FakeHost) {
+    let mut f = Filter::new(Rc::new(Vm::new(with_transcoding(""))), 3);
+    let mut h = FakeHost::with_request(
+        "POST",
+        "/v1/payments",
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(f.on_request_headers(&mut h, false).action, Action::Pause);
+    h.request_body = br#"{"amount":{"amountMinor":1}}"#.to_vec();
+    let n = h.request_body.len();
+    assert_eq!(f.on_request_body(&mut h, n, true).action, Action::Continue);
+    let mut headers = vec![(":status", "200"), ("content-type", "application/grpc")];
+    headers.extend(grpc);
+    h.set_response_headers(&headers);
+    f.on_response_headers(&mut h, true);
+    let (_, body) = h.reply_json();
+    (body, h)
+}
+
+#[test]
+fn details_status_with_the_same_code_gives_the_message() {
+    let bin = details_bin(9, "from details");
+    let (body, h) = trailers_only_reply(&[
+        ("grpc-status", "9"),
+        ("grpc-message", "from%20header"),
+        ("grpc-status-details-bin", &bin),
+    ]);
+    assert_eq!(body["code"], 9, "{body}");
+    assert_eq!(body["message"], "from details", "{body}");
+    assert!(h.logged("grpc-status-details-bin").is_none());
+}
+
+#[test]
+fn inconsistent_or_undecodable_details_are_logged_and_ignored() {
+    for bin in [details_bin(5, "from details"), "%%%".to_string()] {
+        let (body, h) = trailers_only_reply(&[
+            ("grpc-status", "9"),
+            ("grpc-message", "from%20header"),
+            ("grpc-status-details-bin", &bin),
+        ]);
+        assert_eq!(body["code"], 9, "{body}");
+        assert_eq!(body["message"], "from header", "{body}");
+        let line = h.logged("grpc-status-details-bin ignored").unwrap();
+        assert!(line.contains("CreatePayment"), "{line}");
+    }
+}
