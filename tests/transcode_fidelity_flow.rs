@@ -150,3 +150,53 @@ fn inconsistent_or_undecodable_details_are_logged_and_ignored() {
         assert!(line.contains("CreatePayment"), "{line}");
     }
 }
+
+/// The demo gateway plus `legacy.proto` (one servable binding, one ESP-style one).
+fn legacy_yaml(strict: bool) -> String {
+    demo_yaml()
+        .replace(
+            "files: [meshgate/demo/v1/payments.proto,",
+            "files: [meshgate/demo/v1/payments.proto, meshgate/demo/v1/legacy.proto,",
+        )
+        .replace(
+            "  meshgate.demo.v1.Wallets:\n",
+            "  meshgate.demo.v1.LegacyPayments: {upstream: payments, auth: none}\n  meshgate.demo.v1.Wallets:\n",
+        )
+        .replace("transcoding:\n", &format!("transcoding:\n  strict_bindings: {strict}\n"))
+}
+
+#[test]
+fn bindings_meshgate_cannot_serve_are_skipped_named_and_logged() {
+    let yaml = legacy_yaml(false);
+    assert!(yaml.contains("legacy.proto") && yaml.contains("LegacyPayments: {"));
+    let cfg = compile_yaml(&yaml);
+    assert_eq!(cfg.skipped_bindings.len(), 1, "{:?}", cfg.skipped_bindings);
+    let skipped = cfg.skipped_bindings[0].to_string();
+    assert!(
+        skipped.starts_with(
+            "meshgate.demo.v1.LegacyPayments.GetLegacyPayment binding GET /{$api_version}/old/payments/{id}: "
+        ),
+        "{skipped}"
+    );
+    // The other binding is served.
+    let frame = side_call_frame(cfg, "/v1/legacy/payments/pay_001").unwrap();
+    assert!(contains(&frame, b"pay_001"));
+    // The filter says so when it is configured.
+    let json = common::gateway_json(&yaml);
+    let mut root = FakeHost::new();
+    assert!(meshgate::filter::Scheduler::configure(&mut root, json.as_bytes()).is_some());
+    let line = root.logged("binding skipped").unwrap();
+    assert!(line.contains("{$api_version}"), "{line}");
+}
+
+#[test]
+fn strict_bindings_refuses_them() {
+    let json = common::gateway_json(&legacy_yaml(false))
+        .replace("\"strict_bindings\":false", "\"strict_bindings\":true");
+    assert!(json.contains("\"strict_bindings\":true"), "{json}");
+    let err = meshgate::config::compile_json(json.as_bytes())
+        .err()
+        .unwrap();
+    let text = err.to_string();
+    assert!(text.contains("{$api_version}"), "{text}");
+}

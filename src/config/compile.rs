@@ -50,6 +50,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         http: Matcher::new(),
         grpc_paths: HashMap::new(),
         operations: Vec::new(),
+        skipped: Vec::new(),
     };
     for rules in http_rules(&pool) {
         if b.exposed(&rules) {
@@ -64,6 +65,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         http,
         grpc_paths,
         operations,
+        skipped: skipped_bindings,
         ..
     } = b;
 
@@ -89,6 +91,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         },
         limits: compile_limits(&input.limits),
         owned_headers,
+        skipped_bindings,
     })
 }
 

@@ -29,6 +29,29 @@ pub struct Config {
     pub limits: Limits,
     /// Every header the gateway sets for the upstream; incoming copies are removed first.
     pub owned_headers: Vec<String>,
+    /// Bindings of the protos' `google.api.http` rules that meshgate cannot serve, skipped
+    /// (`transcoding.strict_bindings: false`, the default); logged at configuration.
+    pub skipped_bindings: Vec<SkippedBinding>,
+}
+
+/// A proto binding left out of the configuration, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedBinding {
+    /// `pkg.Service.Method`.
+    pub operation: String,
+    pub method: String,
+    pub template: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for SkippedBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} binding {} {}: {}",
+            self.operation, self.method, self.template, self.reason
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -66,6 +66,10 @@ pub struct TranscodingInput {
     pub response_metadata_to_headers: Vec<String>,
     /// Refuse requests that match no operation with 404 (default) instead of passing them.
     pub pass_through_unmatched: bool,
+    /// Refuse the configuration when a proto's `google.api.http` rule holds a binding meshgate
+    /// cannot serve (an ESP-style `{$api_version}` variable, a body field that does not exist);
+    /// by default such a binding is skipped with a warning naming it and the rest is served.
+    pub strict_bindings: bool,
     /// How transcoded calls that carry a request body reach the upstream: `router` (default:
     /// through Envoy's router, with the route's timeout, retries and upstream logs, server
     /// streams forwarded message by message; needs the filter's

@@ -214,3 +214,38 @@ async fn grpc_status_details_bin_is_the_answer_when_consistent() {
         )
         .unwrap();
 }
+
+/// A proto rule with a binding meshgate cannot serve (`legacy.proto`'s ESP-style
+/// `{$api_version}`): the configuration is not refused; that binding is skipped with a warning
+/// naming it, and the rule's other binding is served (the demo backend answers UNIMPLEMENTED
+/// for this service, which proves the request reached it).
+#[tokio::test(flavor = "multi_thread")]
+async fn bindings_meshgate_cannot_serve_are_skipped_and_the_rest_served() {
+    let extra = "descriptors:\n  files: [meshgate/demo/v1/payments.proto, meshgate/demo/v1/legacy.proto, google/rpc/error_details.proto]\nservices:\n  meshgate.demo.v1.LegacyPayments: {upstream: payments, auth: none}\n";
+    let gw = GatewayBuilder::demo_with(extra).start().unwrap();
+    for client in both() {
+        let r = client
+            .get(&gw.url("/v1/legacy/payments/pay_001"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 501, "{}", r.text());
+        assert_eq!(r.json().unwrap()["code"], 12, "{}", r.text());
+        let r = client
+            .get(&gw.url("/v1/old/payments/pay_001"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 404, "{}", r.text());
+        // The demo API is served as ever.
+        let r = client
+            .get(&gw.url("/v1/payments/pay_001"), &[])
+            .await
+            .unwrap();
+        assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+    }
+    gw.envoy
+        .wait_for_log(
+            "binding skipped (cannot be served): meshgate.demo.v1.LegacyPayments.GetLegacyPayment binding GET /{$api_version}/old/payments/{id}",
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+}
