@@ -78,6 +78,8 @@ pub enum OpKind {
         client_streaming: bool,
         server_streaming: bool,
         bindings: Vec<Binding>,
+        /// `operations.<m>.stream_format` (None: `transcoding.stream_format`).
+        stream_format: Option<StreamFormat>,
     },
     /// Plain HTTP to a REST upstream, with the path rewritten.
     Rest,

@@ -11,7 +11,7 @@ use super::ConfigError;
 use crate::auth::{AuthConfig, Requirement};
 use crate::observe::Slo;
 use crate::operation::Matcher;
-use crate::transcode::{binding_from_input, MethodRules, RequestPlan, ResponsePlan};
+use crate::transcode::{binding_from_input, MethodRules, RequestPlan, ResponsePlan, StreamFormat};
 
 pub(super) struct Builder<'a> {
     pub(super) input: &'a GatewayInput,
@@ -130,6 +130,7 @@ impl Builder<'_> {
             ("observe.default_slo", default_slo),
         ])?;
 
+        let stream_format = stream_format(op_in, rules.server_streaming, &op_field)?;
         self.grpc_paths.insert(rules.grpc_path.clone(), id);
         self.operations.push(Operation {
             name,
@@ -142,6 +143,7 @@ impl Builder<'_> {
                 client_streaming: rules.client_streaming,
                 server_streaming: rules.server_streaming,
                 bindings,
+                stream_format,
             },
         });
         Ok(())
@@ -215,6 +217,27 @@ impl Builder<'_> {
             None => Ok(self.auth.default_requirement().clone()),
         }
     }
+}
+
+/// `operations.<m>.stream_format`: only server-streaming methods have one.
+fn stream_format(
+    op: Option<&OperationInput>,
+    server_streaming: bool,
+    op_field: &str,
+) -> Result<Option<StreamFormat>, ConfigError> {
+    let Some(text) = op.and_then(|o| o.stream_format.as_deref()) else {
+        return Ok(None);
+    };
+    let field = format!("{op_field}.stream_format");
+    if !server_streaming {
+        return Err(ConfigError::new(
+            field,
+            "only a server-streaming method has a stream format",
+        ));
+    }
+    text.parse::<StreamFormat>()
+        .map(Some)
+        .map_err(|e| ConfigError::new(field, e))
 }
 
 fn service_of(full_method: &str) -> &str {

@@ -249,3 +249,161 @@ async fn bindings_meshgate_cannot_serve_are_skipped_and_the_rest_served() {
         )
         .unwrap();
 }
+
+/// A server-streamed `google.api.HttpBody` (the demo's CSV export): the chunks' bytes joined
+/// in order under the first message's content type (`text/csv`; later chunks say
+/// `text/plain`), not a JSON array. Through the router (POST binding) the chunks arrive as
+/// the backend sends them (one per 50 ms); as a side call (GET binding) the same bytes at the
+/// end. A failure after the first chunk cuts the body (no JSON can go into it) and is logged.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_body_streams_are_raw_bytes_under_the_first_content_type() {
+    use e2e_transcode_common::timed_request;
+    let gw = GatewayBuilder::demo().start().unwrap();
+    let url = gw.url("/v1/merchants/acme/payments:export");
+    for http2 in [false, true] {
+        let json = [("content-type", "application/json")];
+        let r = timed_request(http2, "POST", &url, &json, r#"{"chunks":6}"#).await;
+        assert_eq!(r.status, 200, "{}", r.body());
+        assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+        let body = r.body();
+        let lines: Vec<&str> = body.lines().collect();
+        assert_eq!(lines.len(), 7, "{body}");
+        assert_eq!(lines[0], "id,merchant,amount_minor", "{body}");
+        assert!(
+            lines[1..].iter().all(|l| l.contains(",merchants/acme,")),
+            "{body}"
+        );
+        // Chunks as they arrive: the header line well before the end (6 x 50 ms later).
+        let first = r.time_of("amount_minor").unwrap();
+        assert!(r.chunks.len() >= 3, "{} chunks", r.chunks.len());
+        assert!(
+            r.total - first >= std::time::Duration::from_millis(200),
+            "{first:?} {:?}",
+            r.total
+        );
+        assert!(r.trailers.is_none() || r.trailers.as_ref().unwrap().is_empty());
+        // The side call (GET): the same bytes, whole.
+        let get = timed_request(http2, "GET", &format!("{url}?chunks=6"), &[], "").await;
+        assert_eq!(get.status, 200, "{}", get.body());
+        assert_eq!(get.header("content-type"), Some("text/csv; charset=utf-8"));
+        assert_eq!(get.body(), body);
+        // A failure after two chunks: the body ends there.
+        let r = timed_request(
+            http2,
+            "POST",
+            &url,
+            &json,
+            r#"{"chunks":2,"failWithCode":14}"#,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.body());
+        assert_eq!(r.body().lines().count(), 3, "{}", r.body());
+        assert!(!r.body().contains("error"), "{}", r.body());
+    }
+    gw.envoy
+        .wait_for_log(
+            "ExportPayments: HttpBody stream ended early, its body is cut",
+            std::time::Duration::from_secs(5),
+        )
+        .unwrap();
+}
+
+/// Stream formats by operation (`operations.<m>.stream_format`) and by the client's `Accept`
+/// (which wins), each with its content type; both the router and the side call.
+#[tokio::test(flavor = "multi_thread")]
+async fn stream_formats_by_operation_and_by_accept() {
+    use e2e_transcode_common::timed_request;
+    let extra = format!("{WATCH_POST}    stream_format: sse\n");
+    let gw = GatewayBuilder::demo_with(&extra).start().unwrap();
+    let url = gw.url("/v1/merchants/acme/payments:watch");
+    for http2 in [false, true] {
+        let json = ("content-type", "application/json");
+        let body = r#"{"maxEvents":3}"#;
+        // The operation's format: SSE.
+        let r = timed_request(http2, "POST", &url, &[json], body).await;
+        assert_eq!(r.header("content-type"), Some("text/event-stream"));
+        assert_eq!(r.body().matches("data: ").count(), 3, "{}", r.body());
+        // Accept wins: NDJSON, JSON array.
+        let r = timed_request(
+            http2,
+            "POST",
+            &url,
+            &[json, ("accept", "application/x-ndjson")],
+            body,
+        )
+        .await;
+        assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+        let lines: Vec<serde_json::Value> = r
+            .body()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{}", r.body());
+        assert_eq!(lines[2]["sequence"], "3");
+        let r = timed_request(
+            http2,
+            "POST",
+            &url,
+            &[json, ("accept", "application/json")],
+            body,
+        )
+        .await;
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let array: serde_json::Value = serde_json::from_str(&r.body()).unwrap();
+        assert_eq!(array.as_array().map(Vec::len), Some(3));
+        // The side call (GET) follows the same choice.
+        let get = format!("{url}?maxEvents=2");
+        let r = timed_request(
+            http2,
+            "GET",
+            &get,
+            &[("accept", "application/x-ndjson")],
+            "",
+        )
+        .await;
+        assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+        assert_eq!(r.body().lines().count(), 2, "{}", r.body());
+    }
+}
+
+/// A stream longer than Envoy's default 15 s route timeout (the harness's routes have it) is
+/// not cut: `meshgate envoy` renders streaming operations a route without it. Nine events two
+/// seconds apart (18 s), HTTP/1.1 and HTTP/2 at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_longer_than_the_route_timeout_is_not_cut() {
+    use e2e_transcode_common::timed_request;
+    let gw = GatewayBuilder::demo_with(WATCH_POST).start().unwrap();
+    let url = gw.url("/v1/merchants/acme/payments:watch");
+    let body = r#"{"maxEvents":9,"intervalMs":2000}"#;
+    let ndjson = [
+        ("content-type", "application/json"),
+        ("accept", "application/x-ndjson"),
+    ];
+    let (h1, h2) = tokio::join!(
+        timed_request(false, "POST", &url, &ndjson, body),
+        timed_request(true, "POST", &url, &ndjson, body),
+    );
+    for r in [h1, h2] {
+        assert_eq!(r.status, 200, "{}", r.body());
+        let lines: Vec<serde_json::Value> = r
+            .body()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 9, "{}", r.body());
+        assert!(
+            lines.iter().all(|l| l.get("error").is_none()),
+            "{}",
+            r.body()
+        );
+        assert_eq!(lines[8]["sequence"], "9");
+        assert!(
+            r.total >= std::time::Duration::from_secs(17),
+            "{:?}",
+            r.total
+        );
+        // Each event as it came, not all at the end.
+        let first = r.time_of("\"sequence\":\"1\"").unwrap();
+        assert!(first < std::time::Duration::from_secs(5), "{first:?}");
+    }
+}
