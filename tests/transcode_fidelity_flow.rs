@@ -200,3 +200,66 @@ fn strict_bindings_refuses_them() {
     let text = err.to_string();
     assert!(text.contains("{$api_version}"), "{text}");
 }
+
+#[test]
+fn a_client_stream_body_becomes_one_frame_per_element_through_the_router() {
+    let mut f = Filter::new(Rc::new(Vm::new(with_transcoding(""))), 4);
+    let mut h = FakeHost::with_request(
+        "POST",
+        "/v1/payments:record",
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(f.on_request_headers(&mut h, false).action, Action::Pause);
+    h.request_body = br#"[{"payment":{"merchant":"a"}},{"payment":{"merchant":"b"}}]"#.to_vec();
+    let n = h.request_body.len();
+    assert_eq!(f.on_request_body(&mut h, n, true).action, Action::Continue);
+    // Two frames: CreatePaymentRequest { payment { merchant: "a" } }, then "b".
+    let frame = |m: u8| vec![0, 0, 0, 0, 5, 0x0a, 3, 0x12, 1, m];
+    assert_eq!(h.request_body, [frame(b'a'), frame(b'b')].concat());
+    assert_eq!(
+        h.get(meshgate::host::MapKind::RequestHeaders, ":path")
+            .as_deref(),
+        Some("/meshgate.demo.v1.Payments/RecordPayments")
+    );
+    // A protobuf body has no message boundaries: refused, 415.
+    let mut f = Filter::new(Rc::new(Vm::new(with_transcoding(""))), 5);
+    let mut h = FakeHost::with_request(
+        "POST",
+        "/v1/payments:record",
+        &[("content-type", "application/x-protobuf")],
+    );
+    f.on_request_headers(&mut h, false);
+    h.request_body = vec![0x0a, 0];
+    f.on_request_body(&mut h, 2, true);
+    let (status, _, _) = h.local_reply.clone().unwrap();
+    assert_eq!(status, 415);
+}
+
+#[test]
+fn side_call_bidi_early_grpc_headers_on_the_dataless_stream_are_held_not_an_error() {
+    let cfg = with_transcoding("  upstream_calls: side_call\n");
+    let mut f = Filter::new(Rc::new(Vm::new(cfg)), 6);
+    let mut h = FakeHost::with_request(
+        "POST",
+        "/v1/payments:lookup",
+        &[("content-type", "application/json")],
+    );
+    f.on_request_headers(&mut h, false);
+    h.request_body = br#"[{"id":"pay_001"}]"#.to_vec();
+    let n = h.request_body.len();
+    f.on_request_body(&mut h, n, true);
+    assert_eq!(h.http_calls.len(), 1, "sent as a side call");
+    // The backend's streaming handler answers the router's data-less stream at once.
+    h.set_response_headers(&[(":status", "200"), ("content-type", "application/grpc")]);
+    assert_eq!(f.on_response_headers(&mut h, false).action, Action::Pause);
+    assert!(h.local_reply.is_none(), "not an error");
+    // Payment { id: "pay_001" }, then OK.
+    let mut reply = vec![0, 0, 0, 0, 9, 0x0a, 7];
+    reply.extend(b"pay_001");
+    let grpc = common::pairs(&[(":status", "200"), ("content-type", "application/grpc")]);
+    let ok = common::pairs(&[("grpc-status", "0")]);
+    f.on_side_call_response(&mut h, &grpc, &reply, &ok);
+    let (status, body) = h.reply_json();
+    assert_eq!(status, 200);
+    assert_eq!(body[0]["id"], "pay_001", "{body}");
+}

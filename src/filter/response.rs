@@ -23,6 +23,12 @@ impl Filter {
                 let code = code.to_string();
                 return self.finish_from_status(host, &headers, &code, None);
             }
+            if self.resp.grpc && self.resp.status == Some(200) {
+                // A streaming handler (bidirectional) may answer the data-less stream's
+                // headers at once, before any message: not a failure. The side call's reply
+                // answers the client; these headers are held until then.
+                return Action::Pause;
+            }
             let err = transcode::error_from_http(self.resp.status.unwrap_or(502), b"", None);
             return self.reply_error(host, err);
         }

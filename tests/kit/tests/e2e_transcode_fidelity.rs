@@ -407,3 +407,91 @@ async fn a_stream_longer_than_the_route_timeout_is_not_cut() {
         assert!(first < std::time::Duration::from_secs(5), "{first:?}");
     }
 }
+
+/// Client streaming over HTTP: a JSON array (or NDJSON) body is the stream of request
+/// messages (the demo's RecordPayments creates one payment per message), through the router
+/// and as side calls; a binary protobuf body (no message boundaries) is a 415 Status, a body
+/// that is no array a 400. Bidirectional streaming (LookupPayments): the same request side,
+/// the reply a stream in the chosen format.
+#[tokio::test(flavor = "multi_thread")]
+async fn client_and_bidi_streaming_over_http() {
+    let router = GatewayBuilder::demo().start().unwrap();
+    let side = GatewayBuilder::demo_with("transcoding:\n  upstream_calls: side_call\n")
+        .start()
+        .unwrap();
+    let json = ("content-type", "application/json");
+    let ndjson = ("content-type", "application/x-ndjson");
+    let two = r#"[{"payment":{"amount":{"currencyCode":"EUR","amountMinor":100}}},{"payment":{"amount":{"currencyCode":"EUR","amountMinor":23}}}]"#;
+    let two_lines = "{\"payment\":{\"amount\":{\"currencyCode\":\"EUR\",\"amountMinor\":100}}}\n{\"payment\":{\"amount\":{\"currencyCode\":\"EUR\",\"amountMinor\":23}}}\n";
+    for gw in [&router, &side] {
+        for client in both() {
+            for (ct, body) in [(json, two), (ndjson, two_lines)] {
+                let r = client
+                    .post(&gw.url("/v1/payments:record"), &[ct], body)
+                    .await
+                    .unwrap();
+                assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+                assert_no_grpc_leak(&r);
+                let v = r.json().unwrap();
+                assert_eq!(v["ids"].as_array().map(Vec::len), Some(2), "{v}");
+                assert_eq!(v["totalAmountMinor"], "123", "{v}");
+            }
+            // An empty array: a stream with no message.
+            let r = client
+                .post(&gw.url("/v1/payments:record"), &[json], "[]")
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+            // The backend's error for the second message.
+            let bad = r#"[{"payment":{"amount":{"amountMinor":1}}},{"payment":{}}]"#;
+            let r = client
+                .post(&gw.url("/v1/payments:record"), &[json], bad)
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 400, "{}", r.text());
+            let r = client
+                .post(&gw.url("/v1/payments:record"), &[json], r#"{"payment":{}}"#)
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 400, "{}", r.text());
+            assert!(r.text().contains("JSON array"), "{}", r.text());
+            let r = client
+                .post(
+                    &gw.url("/v1/payments:record"),
+                    &[("content-type", "application/x-protobuf")],
+                    "\n\u{0}",
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 415, "{}", r.text());
+            // Bidirectional: one payment per id, as a stream; an unknown id ends it in-band.
+            let ids = r#"[{"id":"pay_001"},{"id":"pay_002"},{"id":"nope"}]"#;
+            let r = client
+                .post(&gw.url("/v1/payments:lookup"), &[json], ids)
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+            assert_eq!(r.header("content-type"), Some("application/json"));
+            let items = r.json().unwrap();
+            assert_eq!(items[0]["id"], "pay_001", "{items}");
+            assert_eq!(items[1]["id"], "pay_002", "{items}");
+            assert_eq!(items[2]["error"]["code"], 5, "{items}");
+            let r = client
+                .post(
+                    &gw.url("/v1/payments:lookup"),
+                    &[ndjson, ("accept", "application/x-ndjson")],
+                    "{\"id\":\"pay_001\"}\n",
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+            assert_eq!(
+                r.header("content-type"),
+                Some("application/x-ndjson"),
+                "{}",
+                r.text()
+            );
+            assert_eq!(r.text().lines().count(), 1, "{}", r.text());
+        }
+    }
+}
