@@ -31,7 +31,7 @@ pub use vm::Vm;
 use crate::config::{OpId, Policy};
 use crate::host::{Action, Host};
 use crate::status::{BodyFormat, Code, GatewayError};
-use crate::transcode::ResponseFormat;
+use crate::transcode::{PrintOptions, ResponseFormat};
 
 /// How the gateway handles the request: what classification found (it never changes after).
 #[derive(Debug, Clone, PartialEq)]
@@ -218,9 +218,17 @@ impl Filter {
         self.vm.config.policies.get(name)
     }
 
+    /// The print options in effect: the route's policy's, else `transcoding.print_options`.
+    fn print_options(&self) -> PrintOptions {
+        self.policy()
+            .and_then(|p| p.print_options)
+            .unwrap_or(self.vm.config.transcoding.print_options)
+    }
+
     /// Answer the client with `err` in the shape it understands, and remember it for the log.
     fn reply_error(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
-        let (status, mut headers, body) = err.to_response(self.error_format);
+        let print = self.print_options().status_print();
+        let (status, mut headers, body) = err.to_response_with(self.error_format, print);
         headers.extend(self.resp.forward.iter().cloned());
         if let Err(e) = host.send_response(status, &headers, &body) {
             host.log(

@@ -165,6 +165,32 @@ pub enum BodyFormat {
     Grpc,
 }
 
+/// The parts of the configured print options (`transcoding.print_options`, or the route's
+/// policy's) that apply to a JSON `google.rpc.Status`, as Envoy's transcoder prints one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatusPrint {
+    /// Print empty fields too (`"details": []`); proto3 JSON omits them by default.
+    pub always_print_primitive_fields: bool,
+    /// Indent and break lines (one space per level).
+    pub add_whitespace: bool,
+}
+
+impl StatusPrint {
+    /// `value` as bytes, indented when asked.
+    pub fn bytes(&self, value: &Value) -> Vec<u8> {
+        if !self.add_whitespace {
+            return serde_json::to_vec(value).unwrap_or_default();
+        }
+        let mut out = Vec::with_capacity(64);
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b" ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+        match serde::Serialize::serialize(value, &mut ser) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
 /// An error the gateway answers itself (or an upstream error it converts).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GatewayError {
@@ -210,12 +236,23 @@ impl GatewayError {
         self.http_status.unwrap_or_else(|| self.code.http_status())
     }
 
+    /// The JSON `google.rpc.Status` as proto3 JSON prints it by default: an empty `details`
+    /// (or `message`) is omitted.
     pub fn to_json(&self) -> Value {
-        json!({
-            "code": self.code.as_i32(),
-            "message": self.message,
-            "details": self.details,
-        })
+        self.to_json_with(StatusPrint::default())
+    }
+
+    /// The JSON `google.rpc.Status`, with the configured print options' say on empty fields.
+    pub fn to_json_with(&self, print: StatusPrint) -> Value {
+        let mut out = serde_json::Map::new();
+        out.insert("code".into(), json!(self.code.as_i32()));
+        if print.always_print_primitive_fields || !self.message.is_empty() {
+            out.insert("message".into(), json!(self.message));
+        }
+        if print.always_print_primitive_fields || !self.details.is_empty() {
+            out.insert("details".into(), json!(self.details));
+        }
+        Value::Object(out)
     }
 
     pub fn to_proto(&self) -> RpcStatus {
@@ -226,13 +263,22 @@ impl GatewayError {
         }
     }
 
-    /// The full local reply: HTTP status, headers, body.
+    /// The full local reply: HTTP status, headers, body (JSON printed by proto3's defaults).
     pub fn to_response(&self, format: BodyFormat) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        self.to_response_with(format, StatusPrint::default())
+    }
+
+    /// The full local reply, a JSON body printed with `print`.
+    pub fn to_response_with(
+        &self,
+        format: BodyFormat,
+        print: StatusPrint,
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
         let mut headers = self.headers.clone();
         match format {
             BodyFormat::Json => {
                 headers.push(("content-type".into(), "application/json".into()));
-                let body = serde_json::to_vec(&self.to_json()).unwrap_or_default();
+                let body = print.bytes(&self.to_json_with(print));
                 (self.status(), headers, body)
             }
             BodyFormat::Protobuf => {
@@ -326,7 +372,31 @@ mod tests {
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["code"], 5);
         assert_eq!(v["message"], "no operation for GET /x");
-        assert!(v["details"].as_array().unwrap().is_empty());
+        assert!(
+            v.get("details").is_none(),
+            "proto3 JSON omits empty details: {v}"
+        );
+    }
+
+    #[test]
+    fn empty_details_print_only_when_defaults_are_asked_for() {
+        let e = GatewayError::new(Code::NotFound, "gone");
+        let always = StatusPrint {
+            always_print_primitive_fields: true,
+            add_whitespace: false,
+        };
+        let (_, _, body) = e.to_response_with(BodyFormat::Json, always);
+        assert_eq!(body, br#"{"code":5,"details":[],"message":"gone"}"#);
+        let (_, _, body) = e.to_response_with(BodyFormat::Json, StatusPrint::default());
+        assert_eq!(body, br#"{"code":5,"message":"gone"}"#);
+        let blank = GatewayError::new(Code::Unknown, "");
+        assert_eq!(blank.to_json(), json!({"code": 2}));
+        let pretty = StatusPrint {
+            always_print_primitive_fields: false,
+            add_whitespace: true,
+        };
+        let (_, _, body) = e.to_response_with(BodyFormat::Json, pretty);
+        assert_eq!(body, b"{\n \"code\": 5,\n \"message\": \"gone\"\n}");
     }
 
     #[test]

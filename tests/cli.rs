@@ -348,3 +348,37 @@ fn rendered_bootstraps_match_the_golden_files() {
         jwks.pointer("/static_resources/clusters").unwrap(),
     );
 }
+
+/// A proto binding meshgate cannot serve (`legacy.proto`'s `{$api_version}`): `validate`
+/// lists it and passes; `validate --strict` refuses it, as `transcoding.strict_bindings` does.
+#[test]
+fn validate_lists_unservable_bindings_and_strict_refuses_them() {
+    let dir = std::env::temp_dir().join(format!("meshgate-cli-strict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("proto");
+    let path = dir.join("gateway.yaml");
+    let yaml = format!(
+        "descriptors:\n  files: [meshgate/demo/v1/legacy.proto]\n  include: [{}]\n\
+         \x20 services: [meshgate.demo.v1.LegacyPayments]\n\
+         upstreams: {{payments: {{}}}}\n\
+         services:\n  meshgate.demo.v1.LegacyPayments: {{upstream: payments, auth: none}}\n",
+        proto.display()
+    );
+    std::fs::write(&path, yaml).unwrap();
+    let file = path.to_str().unwrap();
+    let out = meshgate(&["validate", file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("binding skipped: meshgate.demo.v1.LegacyPayments.GetLegacyPayment binding GET /{$api_version}/old/payments/{id}"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("1 binding(s) skipped"), "{stdout}");
+    let out = meshgate(&["validate", "--strict", file]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be served (--strict)"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

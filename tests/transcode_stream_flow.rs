@@ -106,10 +106,7 @@ fn router_stream_is_rendered_per_chunk_held_and_closed_at_the_trailers() {
     );
     assert_eq!(f.on_response_trailers(&mut h).action, Action::Pause);
     let end = String::from_utf8(h.response_body.clone()).unwrap();
-    assert_eq!(
-        end,
-        r#",{"error":{"code":14,"details":[],"message":"gone"}}]"#
-    );
+    assert_eq!(end, r#",{"error":{"code":14,"message":"gone"}}]"#);
     assert!(
         h.maps["response_trailers"].is_empty(),
         "grpc-* trailers removed"
@@ -149,4 +146,127 @@ fn side_call_stream_failing_before_any_message_is_an_http_error() {
     let (status, json) = h.reply_json();
     assert_eq!(status, 403);
     assert_eq!(json["code"], 7);
+}
+
+/// HttpBody { content_type, data } in binary, framed.
+fn http_body(content_type: &str, data: &str) -> Vec<u8> {
+    let mut m = vec![0x0a, content_type.len() as u8];
+    m.extend(content_type.as_bytes());
+    m.extend([0x12, data.len() as u8]);
+    m.extend(data.as_bytes());
+    encode_frame(&m)
+}
+
+#[test]
+fn router_http_body_stream_is_the_raw_chunks_under_the_first_content_type() {
+    let yaml = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("envoy/gateway.yaml"),
+    )
+    .unwrap();
+    let cfg = common::compile_yaml(&yaml);
+    let mut f = Filter::new(Rc::new(Vm::new(cfg)), 9);
+    let mut h = FakeHost::with_request(
+        "POST",
+        "/v1/merchants/acme/payments:export",
+        &[("content-type", "application/json")],
+    );
+    assert_eq!(f.on_request_headers(&mut h, false).action, Action::Pause);
+    h.request_body = br#"{"chunks":1}"#.to_vec();
+    let n = h.request_body.len();
+    assert_eq!(f.on_request_body(&mut h, n, true).action, Action::Continue);
+    h.maps.insert("response_headers", grpc_headers());
+    assert_eq!(f.on_response_headers(&mut h, false).action, Action::Pause);
+    // Half of the first message: nothing to send yet, and no content type known.
+    let first = http_body("text/html", "<h1>Hello!</h1>");
+    h.response_body = first[..6].to_vec();
+    assert_eq!(f.on_response_body(&mut h, 6, false).action, Action::Pause);
+    assert!(h.response_body.is_empty() && !f.wants_flush());
+    // The buffer was replaced by what is held (nothing): it holds only what arrives next.
+    h.response_body = first[6..].to_vec();
+    let n = h.response_body.len();
+    assert_eq!(f.on_response_body(&mut h, n, false).action, Action::Pause);
+    assert_eq!(h.response_body, b"<h1>Hello!</h1>");
+    assert_eq!(
+        h.get(MapKind::ResponseHeaders, "content-type").as_deref(),
+        Some("text/html")
+    );
+    f.on_flush(&mut h);
+    h.response_body = http_body("text/plain", "Hello!");
+    let n = h.response_body.len();
+    assert_eq!(f.on_response_body(&mut h, n, false).action, Action::Pause);
+    assert_eq!(h.response_body, b"Hello!");
+    f.on_flush(&mut h);
+    h.response_body.clear();
+    h.maps.insert(
+        "response_trailers",
+        vec![("grpc-status".into(), "14".into())],
+    );
+    assert_eq!(f.on_response_trailers(&mut h).action, Action::Pause);
+    assert!(h.response_body.is_empty(), "no JSON error in a raw body");
+    assert!(h.logged("HttpBody stream ended early").is_some());
+    assert_eq!(
+        h.get(MapKind::ResponseHeaders, "content-type").as_deref(),
+        Some("text/html")
+    );
+}
+
+/// The side-call stream's content type with this `Accept` under this configuration.
+fn streamed_content_type(cfg: meshgate::config::Config, accept: Option<&str>) -> String {
+    let mut f = Filter::new(Rc::new(Vm::new(cfg)), 10);
+    let headers: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+    let mut h = FakeHost::with_request("GET", "/v1/merchants/acme/payments:watch", &headers);
+    f.on_request_headers(&mut h, true);
+    let trailers = vec![("grpc-status".to_string(), "0".to_string())];
+    f.on_side_call_response(&mut h, &grpc_headers(), &event("p1", 1), &trailers);
+    let (_, headers, _) = h.local_reply.clone().unwrap();
+    common::find(&headers, "content-type").unwrap()
+}
+
+#[test]
+fn the_stream_format_is_the_accepted_one_else_the_operations_else_the_default() {
+    let base = common::demo_yaml();
+    let by_op = base.clone()
+        + "operations:\n  meshgate.demo.v1.Payments.WatchPayments: {stream_format: sse}\n";
+    let plain = || common::compile_yaml(&base);
+    let sse = || common::compile_yaml(&by_op);
+    assert_eq!(streamed_content_type(plain(), None), "application/json");
+    assert_eq!(streamed_content_type(sse(), None), "text/event-stream");
+    assert_eq!(
+        streamed_content_type(sse(), Some("*/*")),
+        "text/event-stream"
+    );
+    assert_eq!(
+        streamed_content_type(sse(), Some("application/x-ndjson")),
+        "application/x-ndjson"
+    );
+    assert_eq!(
+        streamed_content_type(plain(), Some("text/event-stream")),
+        "text/event-stream"
+    );
+    assert_eq!(
+        streamed_content_type(sse(), Some("application/json")),
+        "application/json"
+    );
+}
+
+#[test]
+fn a_stream_format_on_a_unary_method_is_refused() {
+    let yaml = common::demo_yaml()
+        + "operations:\n  meshgate.demo.v1.Payments.GetPayment: {stream_format: ndjson}\n";
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = yaml.replace(
+        "include: [../proto]",
+        &format!("include: [{}]", root.join("proto").display()),
+    );
+    let dir = std::env::temp_dir().join(format!("meshgate-stream-unary-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let err = meshgate::cli::compile_file(&path).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        err.contains("operations.meshgate.demo.v1.Payments.GetPayment.stream_format"),
+        "{err}"
+    );
+    assert!(err.contains("only a server-streaming method"), "{err}");
 }

@@ -9,8 +9,10 @@ pub mod envoy;
 pub mod istio;
 mod load;
 pub mod oci;
+mod validate;
 
 pub use load::{compile_file, load_input, CompileError};
+pub use validate::ValidateArgs;
 
 use std::path::PathBuf;
 
@@ -75,16 +77,6 @@ pub struct CompileArgs {
     pub output: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct ValidateArgs {
-    /// A gateway configuration (YAML) or a compiled filter configuration (`.json`).
-    #[arg(value_name = "GATEWAY.YAML|FILTER-CONFIG.JSON")]
-    pub input: PathBuf,
-    /// Accepted and ignored (validation writes nothing).
-    #[arg(short, long, value_name = "FILE", hide = true)]
-    pub output: Option<PathBuf>,
-}
-
 /// Entry point of the binary; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
@@ -112,7 +104,7 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     match command {
         Command::Compile(a) => cmd_compile(&a),
-        Command::Validate(a) => cmd_validate(&a),
+        Command::Validate(a) => validate::run(&a),
         Command::Envoy(a) => envoy::run(&a),
         Command::Alerts(a) => alerts::run(&a),
         Command::Istio(a) => istio::run(&a),
@@ -140,27 +132,6 @@ pub(crate) fn write_output(output: Option<&PathBuf>, text: &str) -> Result<(), S
 fn cmd_compile(args: &CompileArgs) -> Result<(), String> {
     let json = compile_file(&args.input).map_err(|e| e.to_string())?;
     write_output(args.output.as_ref(), &json)
-}
-
-fn cmd_validate(args: &ValidateArgs) -> Result<(), String> {
-    let input = &args.input;
-    let is_json = input.extension().is_some_and(|e| e == "json");
-    let ops = if is_json {
-        let bytes =
-            std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
-        crate::config::compile_json(&bytes)
-            .map_err(|e| format!("{}: {e}", input.display()))?
-            .operations
-            .len()
-    } else {
-        let json = compile_file(input).map_err(|e| e.to_string())?;
-        crate::config::compile_json(json.as_bytes())
-            .map_err(|e| format!("{}: {e}", input.display()))?
-            .operations
-            .len()
-    };
-    println!("{}: valid ({ops} operations)", input.display());
-    Ok(())
 }
 
 #[cfg(test)]

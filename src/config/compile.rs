@@ -50,6 +50,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         http: Matcher::new(),
         grpc_paths: HashMap::new(),
         operations: Vec::new(),
+        skipped: Vec::new(),
     };
     for rules in http_rules(&pool) {
         if b.exposed(&rules) {
@@ -64,6 +65,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         http,
         grpc_paths,
         operations,
+        skipped: skipped_bindings,
         ..
     } = b;
 
@@ -96,6 +98,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         limits: compile_limits(&input.limits),
         owned_headers,
         cors,
+        skipped_bindings,
     })
 }
 
@@ -299,6 +302,8 @@ fn compile_transcoding(t: &TranscodingInput) -> Result<Transcoding, ConfigError>
     Ok(Transcoding {
         print_options: PrintOptions::from(&t.print_options),
         ignore_unknown_query_parameters: t.ignore_unknown_query_parameters,
+        ignored_query_parameters: t.ignored_query_parameters.clone(),
+        query_param_unescape_plus: t.query_param_unescape_plus,
         url_unescape_spec,
         stream_format,
         request_headers_to_metadata: lower(&t.request_headers_to_metadata),

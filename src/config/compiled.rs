@@ -31,6 +31,29 @@ pub struct Config {
     pub owned_headers: Vec<String>,
     /// The `cors` section, checked (Envoy enforces it; `meshgate envoy` renders it).
     pub cors: Option<crate::cors::Cors>,
+    /// Bindings of the protos' `google.api.http` rules that meshgate cannot serve, skipped
+    /// (`transcoding.strict_bindings: false`, the default); logged at configuration.
+    pub skipped_bindings: Vec<SkippedBinding>,
+}
+
+/// A proto binding left out of the configuration, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedBinding {
+    /// `pkg.Service.Method`.
+    pub operation: String,
+    pub method: String,
+    pub template: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for SkippedBinding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} binding {} {}: {}",
+            self.operation, self.method, self.template, self.reason
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +80,8 @@ pub enum OpKind {
         client_streaming: bool,
         server_streaming: bool,
         bindings: Vec<Binding>,
+        /// `operations.<m>.stream_format` (None: `transcoding.stream_format`).
+        stream_format: Option<StreamFormat>,
     },
     /// Plain HTTP to a REST upstream, with the path rewritten.
     Rest,
@@ -85,6 +110,10 @@ pub struct Policy {
 pub struct Transcoding {
     pub print_options: PrintOptions,
     pub ignore_unknown_query_parameters: bool,
+    /// Query parameter names (as decoded) dropped before the query fills the message.
+    pub ignored_query_parameters: Vec<String>,
+    /// `+` in the query is a space (form encoding) only when set, as in Envoy.
+    pub query_param_unescape_plus: bool,
     pub url_unescape_spec: UrlUnescapeSpec,
     pub stream_format: StreamFormat,
     pub request_headers_to_metadata: Vec<String>,

@@ -104,6 +104,10 @@ pub struct OperationInput {
     /// Extra HTTP bindings beyond the proto's `google.api.http` rule.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub http: Vec<HttpRuleInput>,
+    /// Server-streaming methods: `json_array`, `ndjson` or `sse` for this operation's replies
+    /// (default `transcoding.stream_format`; a client's `Accept` naming one wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_format: Option<String>,
 }
 
 /// A plain-HTTP operation routed to a REST upstream (no transcoding).

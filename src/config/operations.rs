@@ -11,7 +11,7 @@ use super::ConfigError;
 use crate::auth::{AuthConfig, Requirement};
 use crate::observe::Slo;
 use crate::operation::Matcher;
-use crate::transcode::{binding_from_input, MethodRules, RequestPlan, ResponsePlan};
+use crate::transcode::{binding_from_input, MethodRules, RequestPlan, ResponsePlan, StreamFormat};
 
 pub(super) struct Builder<'a> {
     pub(super) input: &'a GatewayInput,
@@ -19,6 +19,8 @@ pub(super) struct Builder<'a> {
     pub(super) http: Matcher<HttpTarget>,
     pub(super) grpc_paths: HashMap<String, OpId>,
     pub(super) operations: Vec<Operation>,
+    /// Proto bindings that cannot be served, left out (unless `transcoding.strict_bindings`).
+    pub(super) skipped: Vec<SkippedBinding>,
 }
 
 impl Builder<'_> {
@@ -63,16 +65,34 @@ impl Builder<'_> {
         }
 
         let id = self.operations.len();
+        let strict = self.input.transcoding.strict_bindings;
         let mut bindings = Vec::with_capacity(http_bindings.len());
         for (i, hb) in http_bindings.iter().enumerate() {
             let field = format!("{name} binding {} {}", hb.method, hb.template);
-            let request = RequestPlan::compile(&method, hb)
-                .map_err(|m| ConfigError::new(format!("descriptors ({field})"), m))?;
-            let response = ResponsePlan::compile(&method, hb.response_body.as_deref())
-                .map_err(|m| ConfigError::new(format!("descriptors ({field})"), m))?;
-            self.http
-                .insert(&hb.method, &hb.template, HttpTarget { op: id, binding: i })
-                .map_err(|m| ConfigError::new(format!("descriptors ({field})"), m))?;
+            let target = HttpTarget {
+                op: id,
+                binding: bindings.len(),
+            };
+            let compiled = RequestPlan::compile(&method, hb).and_then(|request| {
+                let response = ResponsePlan::compile(&method, hb.response_body.as_deref())?;
+                self.http.insert(&hb.method, &hb.template, target)?;
+                Ok((request, response))
+            });
+            let (request, response) = match compiled {
+                Ok(plans) => plans,
+                // A proto's binding meshgate cannot serve: left out, the rest is served. The
+                // configuration's own bindings (`operations.<m>.http`) are always refused.
+                Err(reason) if !strict && i < rules.bindings.len() => {
+                    self.skipped.push(SkippedBinding {
+                        operation: name.clone(),
+                        method: hb.method.clone(),
+                        template: hb.template.clone(),
+                        reason,
+                    });
+                    continue;
+                }
+                Err(m) => return Err(ConfigError::new(format!("descriptors ({field})"), m)),
+            };
             bindings.push(Binding {
                 method: hb.method.clone(),
                 template: hb.template.clone(),
@@ -110,6 +130,7 @@ impl Builder<'_> {
             ("observe.default_slo", default_slo),
         ])?;
 
+        let stream_format = stream_format(op_in, rules.server_streaming, &op_field)?;
         self.grpc_paths.insert(rules.grpc_path.clone(), id);
         self.operations.push(Operation {
             name,
@@ -122,6 +143,7 @@ impl Builder<'_> {
                 client_streaming: rules.client_streaming,
                 server_streaming: rules.server_streaming,
                 bindings,
+                stream_format,
             },
         });
         Ok(())
@@ -201,6 +223,27 @@ impl Builder<'_> {
             None => Ok(self.auth.default_requirement().clone()),
         }
     }
+}
+
+/// `operations.<m>.stream_format`: only server-streaming methods have one.
+fn stream_format(
+    op: Option<&OperationInput>,
+    server_streaming: bool,
+    op_field: &str,
+) -> Result<Option<StreamFormat>, ConfigError> {
+    let Some(text) = op.and_then(|o| o.stream_format.as_deref()) else {
+        return Ok(None);
+    };
+    let field = format!("{op_field}.stream_format");
+    if !server_streaming {
+        return Err(ConfigError::new(
+            field,
+            "only a server-streaming method has a stream format",
+        ));
+    }
+    text.parse::<StreamFormat>()
+        .map(Some)
+        .map_err(|e| ConfigError::new(field, e))
 }
 
 fn service_of(full_method: &str) -> &str {

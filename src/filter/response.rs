@@ -23,11 +23,18 @@ impl Filter {
                 let code = code.to_string();
                 return self.finish_from_status(host, &headers, &code, None);
             }
+            if self.resp.grpc && self.resp.status == Some(200) {
+                // A streaming handler (bidirectional) may answer the data-less stream's
+                // headers at once, before any message: not a failure. The side call's reply
+                // answers the client; these headers are held until then.
+                return Action::Pause;
+            }
             let err = transcode::error_from_http(self.resp.status.unwrap_or(502), b"", None);
             return self.reply_error(host, err);
         }
         if let Some(code) = find_header(&headers, "grpc-status") {
             // Trailers-only reply: the whole answer is in these headers.
+            self.log_ignored_details(host, &headers);
             let code = code.to_string();
             if self.is_stream_reply() {
                 return self.stream_whole(host, &headers, &code, &[]);
@@ -88,6 +95,7 @@ impl Filter {
         if !matches!(self.mode, Mode::Transcode(_)) || self.replied() {
             return Action::Continue;
         }
+        self.log_ignored_details(host, &trailers);
         if self.resp.stream.is_some() {
             return self.stream_trailers(host, &trailers);
         }
@@ -100,6 +108,22 @@ impl Filter {
             None
         };
         self.finish_from_status(host, &trailers, &code, body)
+    }
+
+    /// A `grpc-status-details-bin` that does not decode, or whose code is not `grpc-status`'s,
+    /// is ignored by the error mapping (`transcode::error_from_grpc`): say so in the log.
+    pub(super) fn log_ignored_details(&self, host: &dyn Host, map: &[(String, String)]) {
+        let Some(code) = find_header(map, "grpc-status") else {
+            return;
+        };
+        let details = find_header(map, "grpc-status-details-bin");
+        if let Some(why) = transcode::grpc_status::details_problem(code, details) {
+            let op = self.operation_name().unwrap_or("-");
+            host.log(
+                Level::Warn,
+                &format!("meshgate: {op}: grpc-status-details-bin ignored: {why}"),
+            );
+        }
     }
 
     /// Keep the listed upstream metadata found in `map` for the client's reply.
@@ -190,10 +214,7 @@ impl Filter {
             message: find_header(status_map, "grpc-message"),
             details_bin: find_header(status_map, "grpc-status-details-bin"),
         };
-        let opts = self
-            .policy()
-            .and_then(|p| p.print_options)
-            .unwrap_or(self.vm.config.transcoding.print_options);
+        let opts = self.print_options();
         transcode::finish_unary(
             &self.vm.config.pool,
             &plan.response,
@@ -209,7 +230,8 @@ impl Filter {
     /// Envoy, so the held reply is rewritten in place; only if that is refused is a local reply
     /// tried.
     fn convert_in_place(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
-        let (status, mut headers, body) = err.to_response(self.error_format);
+        let print = self.print_options().status_print();
+        let (status, mut headers, body) = err.to_response_with(self.error_format, print);
         headers.extend(self.resp.forward.iter().cloned());
         let apply = |host: &mut dyn Host| -> Result<(), crate::host::HostError> {
             host.set_body(BodyKind::Response, &body)?;

@@ -56,6 +56,10 @@ impl Scheduler {
             Ok(config) => {
                 let n = config.operations.len();
                 host.log(Level::Info, &format!("meshgate: configured {n} operations"));
+                for skipped in &config.skipped_bindings {
+                    let msg = format!("meshgate: binding skipped (cannot be served): {skipped}");
+                    host.log(Level::Warn, &msg);
+                }
                 let scheduler = Rc::new(Scheduler::new(Rc::new(Vm::new(config))));
                 scheduler.dispatch_due_fetches(host);
                 Some(scheduler)

@@ -42,6 +42,7 @@ impl Filter {
         } else {
             headers
         };
+        self.log_ignored_details(host, status_map);
         let code = find_header(status_map, "grpc-status")
             .unwrap_or_default()
             .to_string();

@@ -11,9 +11,10 @@
 //! trailers-only or data-less reply) are rendered at once.
 
 use super::{Filter, Mode};
+use crate::config::OpKind;
 use crate::host::{find_header, Action, BodyKind, Host, Level, MapKind};
 use crate::status::{Code, GatewayError};
-use crate::transcode::{self, FrameDecoder, GrpcEnd, StreamWriter};
+use crate::transcode::{self, FrameDecoder, GrpcEnd, StreamFormat, StreamWriter};
 
 /// A server stream being forwarded.
 #[derive(Debug)]
@@ -38,8 +39,19 @@ impl Filter {
     }
 
     fn new_stream(&self) -> StreamState {
+        let http_body = match &self.mode {
+            Mode::Transcode(t) => self
+                .binding_plan(t.binding)
+                .is_some_and(|b| b.response.is_http_body()),
+            _ => false,
+        };
+        let writer = if http_body {
+            StreamWriter::http_body()
+        } else {
+            StreamWriter::new(self.stream_format())
+        };
         StreamState {
-            writer: StreamWriter::new(self.vm.config.transcoding.stream_format),
+            writer: writer.with_status_print(self.print_options().status_print()),
             decoder: FrameDecoder::new(self.vm.config.limits.max_response_bytes),
             held: Vec::new(),
             pending_flush: false,
@@ -47,6 +59,21 @@ impl Filter {
             body_seen: false,
             failure: None,
         }
+    }
+
+    /// The stream's format: the one the client's `Accept` names, else the operation's, else
+    /// `transcoding.stream_format`.
+    fn stream_format(&self) -> StreamFormat {
+        let configured = self
+            .op
+            .and_then(|i| self.vm.config.operations.get(i))
+            .and_then(|o| match &o.kind {
+                OpKind::Grpc { stream_format, .. } => *stream_format,
+                OpKind::Rest => None,
+            });
+        StreamFormat::from_accept(&self.req.accept)
+            .or(configured)
+            .unwrap_or(self.vm.config.transcoding.stream_format)
     }
 
     /// Whether this request is a server stream whose reply the stream code handles.
@@ -126,6 +153,7 @@ impl Filter {
             message: find_header(trailers, "grpc-message"),
             details_bin: find_header(trailers, "grpc-status-details-bin"),
         };
+        self.log_http_body_failure(host, &st, &end, st.failure.as_ref());
         let closing = transcode::finish_stream(
             &self.vm.config.pool,
             &st.decoder,
@@ -193,6 +221,7 @@ impl Filter {
                 return self.reply_error(host, err);
             }
         }
+        self.log_http_body_failure(host, &st, &end, failure.as_ref());
         out.extend(transcode::finish_stream(
             &self.vm.config.pool,
             &st.decoder,
@@ -202,6 +231,28 @@ impl Filter {
         ));
         let content_type = st.writer.content_type();
         self.send_rendered(host, &out, content_type)
+    }
+
+    /// A `google.api.HttpBody` stream has no place for an error after its first bytes: the body
+    /// ends where the stream failed, and the log says why (the access record has the status).
+    fn log_http_body_failure(
+        &self,
+        host: &dyn Host,
+        st: &StreamState,
+        end: &GrpcEnd<'_>,
+        failure: Option<&GatewayError>,
+    ) {
+        if !st.writer.is_http_body() {
+            return;
+        }
+        let pool = &self.vm.config.pool;
+        if let Some(err) = transcode::reply::stream_error(pool, &st.decoder, end, failure) {
+            let op = self.operation_name().unwrap_or("-");
+            host.log(
+                Level::Warn,
+                &format!("meshgate: {op}: HttpBody stream ended early, its body is cut: {err}"),
+            );
+        }
     }
 
     fn render_messages(&self, st: &mut StreamState) -> (Vec<u8>, Option<GatewayError>) {
@@ -215,10 +266,7 @@ impl Filter {
                 Some(GatewayError::new(Code::Internal, "gateway state error")),
             );
         };
-        let opts = self
-            .policy()
-            .and_then(|p| p.print_options)
-            .unwrap_or(self.vm.config.transcoding.print_options);
+        let opts = self.print_options();
         transcode::stream_messages(&plan.response, &mut st.decoder, &mut st.writer, &opts)
     }
 

@@ -7,6 +7,7 @@ use super::{Filter, Mode, Phase, RequestKind};
 use crate::config::OpKind;
 use crate::host::{Action, BodyKind, Host, MapKind};
 use crate::status::{Code, GatewayError, RequestError, UpstreamError};
+use crate::transcode::client_stream::{self, build_stream_request, StreamBody};
 use crate::transcode::upstream::{grpc_request_headers, side_call_headers, Original};
 use crate::transcode::{self, encode_frame, RequestOptions};
 
@@ -15,11 +16,10 @@ impl Filter {
     /// router when the request has a body to replace, or as a side call when it has none
     /// (Envoy gives a filter no body buffer to fill on a body-less request).
     pub(super) fn transcode_body(&mut self, host: &mut dyn Host, size: usize) -> Action {
-        let message = match self.build_message(host, size) {
-            Ok(m) => m,
+        let frame = match self.build_frames(host, size) {
+            Ok(f) => f,
             Err(err) => return self.reply_error(host, err),
         };
-        let frame = encode_frame(&message);
         if size > 0 && !self.side_calls_only() {
             if let Err(e) = host.set_body(BodyKind::Request, &frame) {
                 return self.reply_error(host, host_failure(&e.to_string()));
@@ -37,7 +37,9 @@ impl Filter {
         }
     }
 
-    fn build_message(&self, host: &dyn Host, size: usize) -> Result<Vec<u8>, GatewayError> {
+    /// The gRPC request body: one framed message, or for a client-streaming method every
+    /// message of the HTTP body (a JSON array or NDJSON; see `transcode::client_stream`).
+    fn build_frames(&self, host: &dyn Host, size: usize) -> Result<Vec<u8>, GatewayError> {
         let Mode::Transcode(t) = &self.mode else {
             return Err(internal_error());
         };
@@ -48,8 +50,11 @@ impl Filter {
         } else {
             Vec::new()
         };
-        let query = crate::operation::parse_query(&t.query)
+        let plus_as_space = cfg.transcoding.query_param_unescape_plus;
+        let mut query = crate::operation::parse_query_with(&t.query, plus_as_space)
             .map_err(|e| GatewayError::from(RequestError::Invalid(e)))?;
+        let ignored = &cfg.transcoding.ignored_query_parameters;
+        query.retain(|(name, _)| !ignored.contains(name));
         let kind = match t.request_kind {
             RequestKind::Json => transcode::BodyKind::Json,
             RequestKind::Protobuf => transcode::BodyKind::Protobuf,
@@ -61,7 +66,32 @@ impl Filter {
             ignore_unknown_query_parameters: cfg.transcoding.ignore_unknown_query_parameters,
             max_depth: cfg.limits.max_json_depth,
         };
-        transcode::build_request(&plan.request, &t.bindings, &query, &body, kind, &opts)
+        let client_streaming = self
+            .vm
+            .config
+            .operations
+            .get(self.op.ok_or_else(internal_error)?)
+            .is_some_and(|o| {
+                matches!(
+                    o.kind,
+                    OpKind::Grpc {
+                        client_streaming: true,
+                        ..
+                    }
+                )
+            });
+        match (client_streaming, t.request_kind) {
+            (true, RequestKind::Json) => {
+                let stream = StreamBody::of(&self.req.content_type);
+                build_stream_request(&plan.request, &t.bindings, &query, &body, stream, &opts)
+            }
+            (true, RequestKind::Protobuf) => {
+                Err(client_stream::unsupported(&self.req.content_type))
+            }
+            // An HttpBody request (or a unary call): the body is one message.
+            _ => transcode::build_request(&plan.request, &t.bindings, &query, &body, kind, &opts)
+                .map(|m| encode_frame(&m)),
+        }
     }
 
     pub(super) fn binding_plan(&self, binding: usize) -> Option<&crate::config::Binding> {

@@ -55,6 +55,9 @@ pub enum RequestError {
     TranscodingOff,
     /// A body of a type the gateway does not transcode: INVALID_ARGUMENT with 415.
     UnsupportedMediaType { content_type: String },
+    /// A client-streaming call whose body is not a JSON array or NDJSON (a binary protobuf
+    /// body has no message boundaries): INVALID_ARGUMENT with 415.
+    StreamBody { content_type: String },
     /// Anything else wrong with the request (path, query, body): INVALID_ARGUMENT (400).
     Invalid(String),
 }
@@ -153,6 +156,11 @@ impl From<RequestError> for GatewayError {
             RequestError::UnsupportedMediaType { content_type } => GatewayError::new(
                 Code::InvalidArgument,
                 format!("unsupported content type '{content_type}': send application/json or application/x-protobuf"),
+            )
+            .with_status(415),
+            RequestError::StreamBody { content_type } => GatewayError::new(
+                Code::InvalidArgument,
+                format!("a client-streaming method takes a JSON array (application/json) or NDJSON (application/x-ndjson) body, one message per element or line, not '{content_type}'"),
             )
             .with_status(415),
             RequestError::Invalid(message) => GatewayError::new(Code::InvalidArgument, message),

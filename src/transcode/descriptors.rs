@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn every_method_of_every_service_is_listed() {
         let all = http_rules(&demo_pool());
-        assert_eq!(all.len(), 14);
+        assert_eq!(all.len(), 17);
         let get = rules_of(&all, "Payments.GetPayment");
         assert_eq!(get.grpc_path, "/meshgate.demo.v1.Payments/GetPayment");
         assert_eq!(

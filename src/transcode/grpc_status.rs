@@ -52,13 +52,15 @@ const WKT_WITH_VALUE: [&str; 16] = [
 ///
 /// - `grpc_status`: a number as text; anything else (`"abc"`) is UNKNOWN, out-of-range numbers
 ///   (`"99"`) too, as gRPC specifies.
-/// - `grpc_message`: percent-decoded; when absent, the message of the details' Status, else a
-///   message naming the code.
-/// - `details_bin`: base64 (padded or not) of a `google.rpc.Status`. Its `details` are kept as
-///   they are for binary clients (`details_bin`) and rendered as JSON for JSON clients: an `Any`
-///   whose type is in `pool` prints as its JSON with `@type`; any other as
-///   `{"@type": url, "value": base64}`. Undecodable details are dropped (the code and message
-///   still stand).
+/// - `details_bin`: base64 (padded or not) of a `google.rpc.Status`. When its code is
+///   `grpc-status`'s it is the answer, as gRPC's own libraries read it: its message (when not
+///   empty) and its details. Its `details` are kept as they are for binary clients
+///   (`details_bin`) and rendered as JSON for JSON clients: an `Any` whose type is in `pool`
+///   prints as its JSON with `@type`; any other as `{"@type": url, "value": base64}`. A details
+///   Status that does not decode, or whose code differs, is ignored whole ([`details_problem`]
+///   says why, for the log): the code and `grpc-message` stand.
+/// - `grpc_message`: percent-decoded; used when the details give no message; else a message
+///   naming the code.
 pub fn error_from_grpc(
     pool: &DescriptorPool,
     grpc_status: &str,
@@ -67,11 +69,11 @@ pub fn error_from_grpc(
 ) -> GatewayError {
     let parsed = grpc_status.trim().parse::<i32>().ok();
     let code = parsed.map(Code::from_i32).unwrap_or(Code::Unknown);
-    let status = details_bin.and_then(decode_status);
+    let status = details_status(grpc_status, details_bin).ok().flatten();
     let grpc_message = grpc_message.filter(|m| !m.trim().is_empty());
     let message = match (grpc_message, &status) {
+        (_, Some(s)) if !s.message.is_empty() => s.message.clone(),
         (Some(m), _) => percent_decode_grpc(m),
-        (None, Some(s)) if !s.message.is_empty() => s.message.clone(),
         (None, _) if parsed.is_none() => format!(
             "the backend sent an invalid grpc-status \"{}\"",
             quote(grpc_status.as_bytes())
@@ -88,6 +90,32 @@ pub fn error_from_grpc(
         error.details_bin = status.details;
     }
     error
+}
+
+/// The Status `grpc-status-details-bin` carries, when it is the answer: `Ok(None)` without
+/// one, `Ok(Some)` when it decodes and its code is `grpc_status`, `Err(why)` otherwise.
+pub fn details_status(
+    grpc_status: &str,
+    details_bin: Option<&str>,
+) -> Result<Option<RpcStatus>, String> {
+    let Some(b64) = details_bin else {
+        return Ok(None);
+    };
+    let status = decode_status(b64).ok_or_else(|| "not a base64 google.rpc.Status".to_string())?;
+    let code = grpc_status.trim().parse::<i32>().ok();
+    if code != Some(status.code) {
+        return Err(format!(
+            "its code {} is not grpc-status {:?}",
+            status.code,
+            quote(grpc_status.as_bytes())
+        ));
+    }
+    Ok(Some(status))
+}
+
+/// Why a `grpc-status-details-bin` next to `grpc_status` is ignored, if it is (for the log).
+pub fn details_problem(grpc_status: &str, details_bin: Option<&str>) -> Option<String> {
+    details_status(grpc_status, details_bin).err()
 }
 
 /// `grpc-status-details-bin` -> Status; `None` for anything that is not one.
@@ -234,9 +262,13 @@ mod tests {
     }
 
     fn status_b64(details: Vec<AnyProto>, padded: bool) -> String {
+        status_b64_with(3, "status message", details, padded)
+    }
+
+    fn status_b64_with(code: i32, message: &str, details: Vec<AnyProto>, padded: bool) -> String {
         let status = RpcStatus {
-            code: 3,
-            message: "status message".into(),
+            code,
+            message: message.into(),
             details,
         };
         let bytes = status.encode_to_vec();
@@ -302,7 +334,7 @@ mod tests {
             type_url: "type.googleapis.com/google.protobuf.Struct".into(),
             value: encoded(&pool, "google.protobuf.Struct", r#"{"retry": true}"#),
         };
-        let b64 = status_b64(vec![info, duration, structure], false);
+        let b64 = status_b64_with(8, "status message", vec![info, duration, structure], false);
         let e = error_from_grpc(&pool, "8", None, Some(&b64));
         assert_eq!(e.message, "status message");
         assert_eq!(e.details[0]["reason"], "QUOTA");
@@ -323,7 +355,7 @@ mod tests {
             type_url: "type.googleapis.com/acme.v1.Secret".into(),
             value: vec![0x08, 0x01],
         };
-        let b64 = status_b64(vec![any], true);
+        let b64 = status_b64_with(7, "no", vec![any], true);
         let e = error_from_grpc(&demo_pool(), "7", Some("no"), Some(&b64));
         assert_eq!(
             e.details,
@@ -340,6 +372,37 @@ mod tests {
         };
         let e = error_from_grpc(&demo_pool(), "3", None, Some(&status_b64(vec![any], false)));
         assert_eq!(e.details[0]["value"], "Cgk=");
+    }
+
+    #[test]
+    fn details_status_with_the_same_code_is_the_answer() {
+        let b64 = status_b64_with(3, "amount: must be > 0", vec![bad_request_any()], false);
+        let e = error_from_grpc(&demo_pool(), "3", Some("bad%20request"), Some(&b64));
+        assert_eq!(e.code, Code::InvalidArgument);
+        assert_eq!(
+            e.message, "amount: must be > 0",
+            "the details' message wins"
+        );
+        assert_eq!(e.details_bin, vec![bad_request_any()]);
+        assert!(details_problem("3", Some(&b64)).is_none());
+        // An empty message in the details leaves grpc-message's.
+        let b64 = status_b64_with(3, "", vec![bad_request_any()], false);
+        let e = error_from_grpc(&demo_pool(), "3", Some("bad%20request"), Some(&b64));
+        assert_eq!(e.message, "bad request");
+        assert_eq!(e.details.len(), 1);
+    }
+
+    #[test]
+    fn details_status_with_another_code_is_ignored_and_named() {
+        let b64 = status_b64_with(5, "not found", vec![bad_request_any()], false);
+        let e = error_from_grpc(&demo_pool(), "14", Some("down"), Some(&b64));
+        assert_eq!((e.code, e.message.as_str()), (Code::Unavailable, "down"));
+        assert!(e.details.is_empty() && e.details_bin.is_empty());
+        let why = details_problem("14", Some(&b64)).unwrap();
+        assert_eq!(why, "its code 5 is not grpc-status \"14\"");
+        let why = details_problem("14", Some("!!")).unwrap();
+        assert!(why.contains("not a base64"), "{why}");
+        assert!(details_problem("14", None).is_none());
     }
 
     #[test]

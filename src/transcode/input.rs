@@ -40,11 +40,18 @@ pub struct TranscodingInput {
     pub print_options: PrintOptionsInput,
     /// Ignore query parameters that name no field (rejected with 400 otherwise).
     pub ignore_unknown_query_parameters: bool,
+    /// Envoy's `ignored_query_parameters`: query parameters that are never message fields
+    /// (typically `key` or `access_token`), dropped before the query fills the message, so
+    /// they neither fail the request nor set a field of that name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored_query_parameters: Vec<String>,
     /// Envoy's `url_unescape_spec`: `ALL_CHARACTERS_EXCEPT_RESERVED` (default),
     /// `ALL_CHARACTERS_EXCEPT_SLASH`, `ALL_CHARACTERS`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url_unescape_spec: Option<String>,
-    /// `?foo=1&foo=2` into a non-repeated field is refused unless this is set.
+    /// Envoy's `query_param_unescape_plus`: `+` in query parameter names and values is a space
+    /// (HTML form encoding) only when this is set; by default `+` stays `+` (`%20` is a space
+    /// either way).
     pub query_param_unescape_plus: bool,
     /// Server streaming replies: `json_array` (default), `ndjson` or `sse`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,6 +66,10 @@ pub struct TranscodingInput {
     pub response_metadata_to_headers: Vec<String>,
     /// Refuse requests that match no operation with 404 (default) instead of passing them.
     pub pass_through_unmatched: bool,
+    /// Refuse the configuration when a proto's `google.api.http` rule holds a binding meshgate
+    /// cannot serve (an ESP-style `{$api_version}` variable, a body field that does not exist);
+    /// by default such a binding is skipped with a warning naming it and the rest is served.
+    pub strict_bindings: bool,
     /// How transcoded calls that carry a request body reach the upstream: `router` (default:
     /// through Envoy's router, with the route's timeout, retries and upstream logs, server
     /// streams forwarded message by message; needs the filter's

@@ -4,6 +4,7 @@
 //! server streams.
 
 mod bad_request;
+pub mod client_stream;
 pub mod descriptors;
 pub mod field_path;
 pub mod frame;

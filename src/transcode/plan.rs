@@ -169,7 +169,7 @@ mod tests {
                 count += 1;
             }
         }
-        assert_eq!(count, 15);
+        assert_eq!(count, 19);
     }
 
     #[test]

@@ -33,6 +33,14 @@ impl From<&PrintOptionsInput> for PrintOptions {
 }
 
 impl PrintOptions {
+    /// What of these options applies to a JSON `google.rpc.Status` error body.
+    pub fn status_print(&self) -> crate::status::StatusPrint {
+        crate::status::StatusPrint {
+            always_print_primitive_fields: self.always_print_primitive_fields,
+            add_whitespace: self.add_whitespace,
+        }
+    }
+
     /// prost-reflect's options. 64-bit integers stay strings, as proto3 JSON requires (a
     /// JavaScript client would lose precision on numbers above 2^53).
     pub fn serialize_options(&self) -> SerializeOptions {

@@ -98,6 +98,9 @@ pub fn stream_messages(
             Err(e) => return (out, Some(e.to_upstream_error())),
         };
         match render_response(plan, &message, ResponseFormat::Json, opts) {
+            Ok((data, content_type)) if writer.is_http_body() => {
+                out.extend(writer.http_body_chunk(&data, &content_type));
+            }
             Ok((json, _)) => out.extend(writer.message(&json)),
             Err(e) => return (out, Some(e)),
         }
@@ -114,11 +117,22 @@ pub fn finish_stream(
     end: &GrpcEnd<'_>,
     failure: Option<&GatewayError>,
 ) -> Vec<u8> {
-    let error = failure
+    let error = stream_error(pool, decoder, end, failure);
+    writer.finish(error.as_ref())
+}
+
+/// The error that ends a server stream, if any: the caller's `failure`, frames cut short, or
+/// the backend's status (see [`finish_stream`]).
+pub fn stream_error(
+    pool: &DescriptorPool,
+    decoder: &FrameDecoder,
+    end: &GrpcEnd<'_>,
+    failure: Option<&GatewayError>,
+) -> Option<GatewayError> {
+    failure
         .cloned()
         .or_else(|| decoder.finish().err().map(|e| e.to_upstream_error()))
-        .or_else(|| end.error(pool));
-    writer.finish(error.as_ref())
+        .or_else(|| end.error(pool))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 use std::str::FromStr;
 
-use crate::status::GatewayError;
+use crate::status::{GatewayError, StatusPrint};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StreamFormat {
@@ -38,6 +38,24 @@ impl FromStr for StreamFormat {
 }
 
 impl StreamFormat {
+    /// The format a client's `Accept` names: the first of its media types (in the order
+    /// written, parameters and `q` aside) that is `application/json` (JSON array),
+    /// `application/x-ndjson` or `text/event-stream`; `None` when it names none of them first
+    /// (`*/*`, `application/x-protobuf`, no header).
+    pub fn from_accept(accept: &str) -> Option<StreamFormat> {
+        for range in accept.split(',') {
+            let media = range.split(';').next().unwrap_or_default().trim();
+            match media.to_ascii_lowercase().as_str() {
+                "application/json" => return Some(StreamFormat::JsonArray),
+                "application/x-ndjson" => return Some(StreamFormat::Ndjson),
+                "text/event-stream" => return Some(StreamFormat::Sse),
+                "" => continue,
+                _ => return None,
+            }
+        }
+        None
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             StreamFormat::JsonArray => "application/json",
@@ -56,6 +74,11 @@ pub struct StreamWriter {
     /// `finish` was called: later calls write nothing, so a caller that finishes twice cannot
     /// corrupt the body.
     finished: bool,
+    /// How a terminal error's Status is printed (its empty fields; always on one line).
+    status_print: StatusPrint,
+    /// A `google.api.HttpBody` stream: the messages' bytes as they are, under the content
+    /// type of the first (`Some(None)` until it arrived); `None` for the JSON formats.
+    http_body: Option<Option<String>>,
 }
 
 impl StreamWriter {
@@ -64,11 +87,62 @@ impl StreamWriter {
             format,
             started: false,
             finished: false,
+            status_print: StatusPrint::default(),
+            http_body: None,
         }
     }
 
-    pub fn content_type(&self) -> &'static str {
-        self.format.content_type()
+    /// A server stream of `google.api.HttpBody`: the body is the messages' `data` joined in
+    /// order, its content type the first message's `content_type`. A terminal error cannot be
+    /// written into such a body: [`StreamWriter::finish`] writes nothing.
+    pub fn http_body() -> Self {
+        StreamWriter {
+            http_body: Some(None),
+            ..StreamWriter::new(StreamFormat::JsonArray)
+        }
+    }
+
+    /// Whether this is a `google.api.HttpBody` stream.
+    pub fn is_http_body(&self) -> bool {
+        self.http_body.is_some()
+    }
+
+    /// Bytes to send for one `HttpBody` message (`data` as is); the first message's
+    /// `content_type` is the body's.
+    pub fn http_body_chunk(&mut self, data: &[u8], content_type: &str) -> Vec<u8> {
+        if self.finished {
+            return Vec::new();
+        }
+        if let Some(first @ None) = &mut self.http_body {
+            *first = Some(content_type.to_string());
+        }
+        self.started = true;
+        data.to_vec()
+    }
+
+    /// At least one message was written.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Print a terminal error's empty fields as the configured print options say
+    /// (`always_print_primitive_fields`); the error stays on one line.
+    pub fn with_status_print(mut self, print: StatusPrint) -> Self {
+        self.status_print = StatusPrint {
+            add_whitespace: false,
+            ..print
+        };
+        self
+    }
+
+    /// The body's content type: the format's, or an `HttpBody` stream's first message's
+    /// (`application/octet-stream` before it arrived).
+    pub fn content_type(&self) -> &str {
+        match &self.http_body {
+            Some(Some(first)) => first,
+            Some(None) => "application/octet-stream",
+            None => self.format.content_type(),
+        }
     }
 
     /// Bytes to send for one rendered JSON message (nothing after `finish`).
@@ -102,6 +176,9 @@ impl StreamWriter {
         }
         self.finished = true;
         let mut out = Vec::new();
+        if self.http_body.is_some() {
+            return out;
+        }
         match (self.format, error) {
             (StreamFormat::JsonArray, e) => {
                 if !self.started {
@@ -111,16 +188,16 @@ impl StreamWriter {
                     if self.started {
                         out.push(b',');
                     }
-                    out.extend_from_slice(&wrapped(e));
+                    out.extend_from_slice(&wrapped(e, self.status_print));
                 }
                 out.push(b']');
             }
             (StreamFormat::Ndjson, Some(e)) => {
-                out.extend_from_slice(&wrapped(e));
+                out.extend_from_slice(&wrapped(e, self.status_print));
                 out.push(b'\n');
             }
             (StreamFormat::Sse, Some(e)) => {
-                let status = serde_json::to_vec(&e.to_json()).unwrap_or_default();
+                let status = self.status_print.bytes(&e.to_json_with(self.status_print));
                 push_event(&mut out, Some("error"), &status);
             }
             (StreamFormat::Ndjson | StreamFormat::Sse, None) => {}
@@ -130,8 +207,8 @@ impl StreamWriter {
 }
 
 /// `{"error": {code, message, details}}`.
-fn wrapped(e: &GatewayError) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({ "error": e.to_json() })).unwrap_or_default()
+fn wrapped(e: &GatewayError, print: StatusPrint) -> Vec<u8> {
+    print.bytes(&serde_json::json!({ "error": e.to_json_with(print) }))
 }
 
 /// JSON printed with whitespace spans lines; NDJSON needs one. Raw line breaks only occur
@@ -173,6 +250,36 @@ mod tests {
 
     fn failure() -> GatewayError {
         GatewayError::new(Code::Unavailable, "backend went away")
+    }
+
+    #[test]
+    fn accept_picks_the_first_stream_type_it_names() {
+        let of = StreamFormat::from_accept;
+        assert_eq!(of("application/x-ndjson"), Some(StreamFormat::Ndjson));
+        assert_eq!(of("text/event-stream"), Some(StreamFormat::Sse));
+        assert_eq!(
+            of("Application/JSON; charset=utf-8"),
+            Some(StreamFormat::JsonArray)
+        );
+        assert_eq!(
+            of("text/event-stream;q=0.9, application/json"),
+            Some(StreamFormat::Sse)
+        );
+        assert_eq!(of("*/*"), None);
+        assert_eq!(of("application/x-protobuf, text/event-stream"), None);
+        assert_eq!(of(""), None);
+    }
+
+    #[test]
+    fn http_body_stream_is_the_raw_bytes_under_the_first_content_type() {
+        let mut w = StreamWriter::http_body();
+        assert!(w.is_http_body());
+        assert_eq!(w.content_type(), "application/octet-stream");
+        let mut out = w.http_body_chunk(b"<h1>Hello!</h1>", "text/html");
+        out.extend(w.http_body_chunk(b"Hello!", "text/plain"));
+        assert_eq!(w.content_type(), "text/html");
+        out.extend(w.finish(Some(&failure())));
+        assert_eq!(out, b"<h1>Hello!</h1>Hello!");
     }
 
     #[test]
@@ -221,7 +328,16 @@ mod tests {
         assert_eq!(v[0], json!({"a": 1}));
         assert_eq!(
             v[1],
-            json!({"error": {"code": 14, "message": "backend went away", "details": []}})
+            json!({"error": {"code": 14, "message": "backend went away"}})
+        );
+        let mut w = StreamWriter::new(StreamFormat::Ndjson).with_status_print(StatusPrint {
+            always_print_primitive_fields: true,
+            add_whitespace: true,
+        });
+        let line = String::from_utf8(w.finish(Some(&failure()))).unwrap();
+        assert_eq!(
+            line,
+            "{\"error\":{\"code\":14,\"details\":[],\"message\":\"backend went away\"}}\n"
         );
         let body = run(StreamFormat::JsonArray, &[], Some(&failure()));
         let v: Value = serde_json::from_str(&body).unwrap();

@@ -108,10 +108,11 @@ fn route_action(cluster: &str, timeout_s: u32) -> RouteAction {
     RouteAction {
         cluster: cluster.to_string(),
         timeout: format!("{timeout_s}s"),
+        idle_timeout: None,
     }
 }
 
-fn header_match(o: &EnvoyOptions, value: String) -> Vec<HeaderMatcher> {
+pub(super) fn header_match(o: &EnvoyOptions, value: String) -> Vec<HeaderMatcher> {
     vec![HeaderMatcher {
         name: o.upstream_header.clone(),
         string_match: StringMatcher::Exact(value),
@@ -135,6 +136,7 @@ fn spec_route(o: &EnvoyOptions, r: &RouteSpec, cluster: &str, value: Option<Stri
         name: r.name.clone(),
         matcher: RouteMatch {
             prefix: r.prefix.clone(),
+            path: None,
             headers: value.map(|v| header_match(o, v)).unwrap_or_default(),
         },
         route: route_action(cluster, o.route_timeout_s),
@@ -180,12 +182,15 @@ fn header_value(o: &EnvoyOptions, cluster: &str) -> String {
 }
 
 pub(super) fn routes(o: &EnvoyOptions) -> Vec<Route> {
-    let mut out: Vec<Route> = o.routes.iter().flat_map(|r| spec_routes(o, r)).collect();
+    // First: streaming calls, once meshgate rewrote them, without the route timeout.
+    let mut out = super::streams::streaming_routes(o);
+    out.extend(o.routes.iter().flat_map(|r| spec_routes(o, r)));
     for c in &o.clusters {
         out.push(Route {
             name: format!("upstream-{}", c.name),
             matcher: RouteMatch {
                 prefix: "/".into(),
+                path: None,
                 headers: header_match(o, header_value(o, &c.name)),
             },
             route: route_action(&c.name, o.route_timeout_s),
@@ -200,6 +205,7 @@ pub(super) fn routes(o: &EnvoyOptions) -> Vec<Route> {
             name: "default".into(),
             matcher: RouteMatch {
                 prefix: "/".into(),
+                path: None,
                 headers: Vec::new(),
             },
             route: route_action(&c.name, o.route_timeout_s),

@@ -14,6 +14,7 @@ mod edge_tests;
 pub mod envoy_record;
 mod listener;
 mod local_reply;
+mod streams;
 #[cfg(test)]
 mod tests;
 pub mod types;

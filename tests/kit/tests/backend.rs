@@ -233,6 +233,7 @@ async fn watch_streams_events_then_fails_as_asked() {
         parent: "merchants/acme".into(),
         max_events: 3,
         fail_with_code: Code::Unavailable as i32,
+        ..Default::default()
     };
     let started = Instant::now();
     let mut stream = client.watch_payments(req).await.unwrap().into_inner();
@@ -256,6 +257,7 @@ async fn watch_with_no_events_is_headers_then_trailers_without_data() {
         parent: String::new(),
         max_events: 0,
         fail_with_code: 0,
+        ..Default::default()
     };
     let response = raw_call(
         backend.addr,

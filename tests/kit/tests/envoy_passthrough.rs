@@ -132,6 +132,7 @@ async fn grpc_passes_through_envoy_over_http2() {
             parent: "merchants/acme".into(),
             max_events: 2,
             fail_with_code: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -37,7 +37,12 @@ pub struct Route {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RouteMatch {
+    /// Empty when `path` is given (Envoy takes one of them).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub prefix: String,
+    /// An exact path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<HeaderMatcher>,
 }
@@ -51,8 +56,12 @@ pub struct HeaderMatcher {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RouteAction {
     pub cluster: String,
-    /// A proto3 JSON duration (`15s`).
+    /// A proto3 JSON duration (`15s`); `0s` disables it.
     pub timeout: String,
+    /// How long a stream on this route may go without activity (a proto3 JSON duration);
+    /// unset: the connection manager's `stream_idle_timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<String>,
 }
 
 /// `envoy.config.core.v3.Metadata`: meshgate's namespace only.

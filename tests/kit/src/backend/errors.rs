@@ -26,6 +26,17 @@ pub fn with_details(code: Code, message: &str, details: Vec<prost_types::Any>) -
     Status::with_details(code, message.to_owned(), status.encode_to_vec().into())
 }
 
+/// The bytes of a `google.rpc.Status { code, message, details: [ErrorInfo(reason)] }`, to
+/// send in `grpc-status-details-bin` beside a status that may say something else.
+pub fn details_status(code: Code, message: &str, reason: &str) -> Vec<u8> {
+    rpc::Status {
+        code: code as i32,
+        message: message.to_owned(),
+        details: vec![error_info(reason)],
+    }
+    .encode_to_vec()
+}
+
 /// INVALID_ARGUMENT with a google.rpc.BadRequest naming the offending field.
 pub fn bad_request(field: &str, description: &str) -> Status {
     let detail = rpc::BadRequest {

@@ -2,7 +2,10 @@
 //! - `x-demo-delay-ms: N` sleeps N ms (at most 60 s) before answering;
 //! - `x-demo-fail: CODE` (name or number) answers with that status, with
 //!   `x-demo-fail-message` as message and `x-demo-fail-details: badrequest|errorinfo` as
-//!   google.rpc details in `grpc-status-details-bin`;
+//!   google.rpc details in `grpc-status-details-bin`; `x-demo-fail-details: status` sends a
+//!   details Status of its own (an ErrorInfo detail) with `x-demo-fail-details-code` and
+//!   `x-demo-fail-details-message` (each defaults to the status's), and
+//!   `x-demo-fail-details: garbage` bytes that are no Status;
 //! - `x-demo-misbehave: MODE` answers with a broken gRPC response (see [`Misbehave`]); a
 //!   backend started with `--misbehave MODE` does so for every request without the metadata
 //!   (`x-demo-misbehave: none` asks for a normal answer from such a backend).
@@ -23,7 +26,7 @@ use tonic::body::Body;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
-use super::errors::{bad_request, error_info, parse_code, with_details};
+use super::errors::{bad_request, details_status, error_info, parse_code, with_details};
 use super::misbehave::Misbehave;
 
 /// Longest delay a request may ask for.
@@ -176,6 +179,15 @@ fn fail_status<'a>(code: &str, text: &impl Fn(&str) -> Option<&'a str>) -> Statu
             with_details(code, message, bad_request_any(&detail))
         }
         Some("errorinfo") => with_details(code, message, vec![error_info("DEMO_FAILURE")]),
+        Some("status") => {
+            let details_code = text("x-demo-fail-details-code")
+                .and_then(parse_code)
+                .unwrap_or(code);
+            let details_message = text("x-demo-fail-details-message").unwrap_or(message);
+            let details = details_status(details_code, details_message, "DEMO_DETAILS");
+            Status::with_details(code, message, details.into())
+        }
+        Some("garbage") => Status::with_details(code, message, vec![0xff, 0xff, 0xff].into()),
         _ => Status::new(code, message),
     }
 }

@@ -6,6 +6,7 @@ pub mod hooks;
 pub mod misbehave;
 pub mod payments;
 pub mod store;
+pub mod streams;
 pub mod update;
 pub mod wallets;
 

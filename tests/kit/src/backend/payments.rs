@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio_stream::Stream;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::errors::{bad_request, not_found, precondition};
 use super::update::apply_update;
@@ -43,6 +43,8 @@ impl PaymentsService {
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<PaymentEvent, Status>> + Send>>;
+type BodyStream = Pin<Box<dyn Stream<Item = Result<HttpBody, Status>> + Send>>;
+type PaymentStream = Pin<Box<dyn Stream<Item = Result<Payment, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Payments for PaymentsService {
@@ -238,6 +240,12 @@ impl Payments for PaymentsService {
         &self,
         req: Request<WatchPaymentsRequest>,
     ) -> Result<Response<Self::WatchPaymentsStream>, Status> {
+        // A failure asked for by `fail_with_code` carries a details Status with this message.
+        let details_message = req
+            .metadata()
+            .get("x-demo-fail-details-message")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let req = req.into_inner();
         if !(0..=MAX_WATCH_EVENTS).contains(&req.max_events) {
             return Err(bad_request("max_events", "must be between 0 and 10000"));
@@ -251,11 +259,66 @@ impl Payments for PaymentsService {
                 .map(|p| (p.id.clone(), p.state))
                 .collect()
         };
+        let interval = match req.interval_ms {
+            0 => WATCH_INTERVAL,
+            ms @ 1..=5000 => Duration::from_millis(u64::try_from(ms).unwrap_or(50)),
+            _ => return Err(bad_request("interval_ms", "must be between 0 and 5000")),
+        };
         Ok(Response::new(Box::pin(watch_stream(
             ids,
-            req.max_events,
+            (req.max_events, interval),
             req.fail_with_code,
+            details_message,
         ))))
+    }
+
+    type ExportPaymentsStream = BodyStream;
+
+    async fn export_payments(
+        &self,
+        req: Request<ExportPaymentsRequest>,
+    ) -> Result<Response<Self::ExportPaymentsStream>, Status> {
+        let req = req.into_inner();
+        let rows: Vec<String> = {
+            let store = self.store.lock()?;
+            store
+                .payments
+                .values()
+                .filter(|p| req.parent.is_empty() || p.merchant == req.parent)
+                .map(super::streams::csv_row)
+                .collect()
+        };
+        let stream = super::streams::export_stream(rows, req.chunks, req.fail_with_code)?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn record_payments(
+        &self,
+        req: Request<Streaming<CreatePaymentRequest>>,
+    ) -> Result<Response<RecordPaymentsResponse>, Status> {
+        let all = super::streams::collect(req.into_inner()).await?;
+        let mut reply = RecordPaymentsResponse::default();
+        for create in all {
+            super::streams::check_creation(&create)?;
+            let payment = self
+                .create_payment(Request::new(create))
+                .await?
+                .into_inner();
+            reply.total_amount_minor += payment.amount.map_or(0, |m| m.amount_minor);
+            reply.ids.push(payment.id);
+        }
+        Ok(Response::new(reply))
+    }
+
+    type LookupPaymentsStream = PaymentStream;
+
+    async fn lookup_payments(
+        &self,
+        req: Request<Streaming<GetPaymentRequest>>,
+    ) -> Result<Response<Self::LookupPaymentsStream>, Status> {
+        let this = self.clone();
+        let stream = super::streams::lookup_stream(req.into_inner(), move |id| this.find(id));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_document(
@@ -287,17 +350,20 @@ fn list_filter(req: &ListPaymentsRequest, p: &Payment) -> bool {
         })
 }
 
-/// `max_events` events cycling over the payments, one per [`WATCH_INTERVAL`], then the
-/// requested failure (if any). With no events and no failure the stream is headers + trailers.
+/// `max_events` events cycling over the payments, one per `interval` ([`WATCH_INTERVAL`] by
+/// default), then the
+/// requested failure (if any; with a details Status saying `details_message` when given). With
+/// no events and no failure the stream is headers + trailers.
 fn watch_stream(
     ids: Vec<(String, i32)>,
-    max_events: i32,
+    (max_events, interval): (i32, Duration),
     fail_with_code: i32,
+    details_message: Option<String>,
 ) -> impl Stream<Item = Result<PaymentEvent, Status>> + Send {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
         for seq in 0..i64::from(max_events) {
-            tokio::time::sleep(WATCH_INTERVAL).await;
+            tokio::time::sleep(interval).await;
             let index = usize::try_from(seq).unwrap_or(0) % ids.len().max(1);
             let (payment_id, state) = ids.get(index).cloned().unwrap_or_default();
             let event = PaymentEvent {
@@ -311,7 +377,15 @@ fn watch_stream(
             }
         }
         if fail_with_code != 0 {
-            let status = Status::new(Code::from_i32(fail_with_code), "watch failed as requested");
+            let code = Code::from_i32(fail_with_code);
+            let message = "watch failed as requested";
+            let status = match &details_message {
+                Some(text) => {
+                    let details = super::errors::details_status(code, text, "WATCH_FAILED");
+                    Status::with_details(code, message, details.into())
+                }
+                None => Status::new(code, message),
+            };
             let _ = tx.send(Err(status)).await;
         }
     });
