@@ -5,6 +5,7 @@
 //! serializes them.
 
 pub mod alerts;
+pub mod apikey;
 pub mod envoy;
 pub mod istio;
 mod load;
@@ -56,6 +57,10 @@ pub enum Command {
     Istio(istio::IstioArgs),
     /// Write the module as an OCI image layout in Istio's compat format (push with skopeo).
     Oci(oci::OciArgs),
+    /// Generate an API key for a partner and print its `auth.api_keys.clients` entry.
+    ///
+    /// The key is shown once (or written to --key-file); the entry holds only its SHA-256.
+    Apikey(apikey::ApikeyArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// For example `meshgate completions bash > ~/.local/share/bash-completion/completions/meshgate`.
@@ -117,6 +122,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Alerts(a) => alerts::run(&a),
         Command::Istio(a) => istio::run(&a),
         Command::Oci(a) => oci::run(&a),
+        Command::Apikey(a) => apikey::run(&a),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "meshgate", &mut std::io::stdout());
