@@ -9,6 +9,7 @@ mod classify;
 mod handle;
 mod log;
 mod phase;
+mod quota;
 mod request;
 mod response;
 mod scheduler;

@@ -77,9 +77,13 @@ Try:
   # the call deletes pay_004, so it succeeds once per run)
   curl -si -X DELETE http://$LISTEN/v1/payments/pay_004
   curl -s -X DELETE http://$LISTEN/v1/payments/pay_004 -H "authorization: Bearer $TOKEN"
-  # The partner-facing GetPaymentStatus needs a partner's API key (401 without)
+  # The partner-facing GetPaymentStatus and UploadAttachment need a partner's API key (401
+  # without); the demo partner's quota is 20 calls a minute per operation: a burst of uploads
+  # gets 429 with a Status of code 8 (uploads go through Envoy's router and its rate limit)
   curl -si http://$LISTEN/v1/payments/pay_001/status
   curl -s http://$LISTEN/v1/payments/pay_001/status -H 'x-api-key: $PARTNER_KEY'
+  curl -s http://$LISTEN/v1/payments/pay_001/attachments -H 'x-api-key: $PARTNER_KEY' \
+       -H 'content-type: text/plain' --data 'receipt scan'
   # Metrics
   curl -s http://$ADMIN/stats/prometheus | grep meshgate
 

@@ -18,11 +18,15 @@ use super::{EnvoyOptions, RouteSpec, RECORD_LOG_FILTER, WASM_FILTER_NAME};
 pub const HCM_FILTER_NAME: &str = "envoy.filters.network.http_connection_manager";
 
 pub(super) fn listener(o: &EnvoyOptions) -> Listener {
+    // Client quotas: Envoy's local rate limit after meshgate (it reads meshgate's headers).
+    let (quota_filter, quota_mapper) = super::ratelimit::for_options(o);
+    let mut local_reply = local_reply_config();
+    local_reply.mappers.splice(0..0, quota_mapper);
     let mut hcm = HttpConnectionManager {
         stat_prefix: Some("gateway".into()),
         codec_type: Some(CodecType::Auto),
         access_log: Some(access_log(o)),
-        local_reply_config: Some(local_reply_config()),
+        local_reply_config: Some(local_reply),
         route_config: Some(RouteConfiguration {
             name: "gateway".into(),
             virtual_hosts: vec![VirtualHost {
@@ -31,13 +35,16 @@ pub(super) fn listener(o: &EnvoyOptions) -> Listener {
                 routes: routes(o),
             }],
         }),
-        http_filters: Some(vec![
-            wasm_filter(o),
-            NamedFilter {
-                name: "envoy.filters.http.router".into(),
-                typed_config: Any::Router(Router {}),
-            },
-        ]),
+        http_filters: Some(
+            [Some(wasm_filter(o)), quota_filter]
+                .into_iter()
+                .flatten()
+                .chain([NamedFilter {
+                    name: "envoy.filters.http.router".into(),
+                    typed_config: Any::Router(Router {}),
+                }])
+                .collect(),
+        ),
         generate_request_id: (!o.generate_request_id).then_some(false),
         ..HttpConnectionManager::default()
     };

@@ -10,6 +10,7 @@ pub mod edge;
 mod edge_tests;
 mod listener;
 mod local_reply;
+pub mod ratelimit;
 #[cfg(test)]
 mod tests;
 pub mod types;

@@ -157,6 +157,7 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
     }
 
     check_identity(&banner, &curls);
+    check_partner_quota(listen, &curls).await;
 
     // The native gRPC example (grpcurl is optional on a user's machine; the same call with
     // the kit's tonic client).
@@ -270,4 +271,39 @@ fn check_identity(banner: &str, curls: &[&String]) {
     });
     let out = run_shell(&with_key.replace("curl -s ", "curl -s -o /dev/null -w %{http_code} "));
     assert_eq!(out, "200", "`{with_key}`");
+}
+
+/// The demo partner's quota (issue 18): a burst of 200 quick uploads with its key gets some
+/// 429 with a `Status` of code 8 and a `QuotaFailure` (Envoy's local rate limit, rendered by
+/// `meshgate envoy` from the partner's quota).
+async fn check_partner_quota(listen: SocketAddr, curls: &[&String]) {
+    let upload = curls
+        .iter()
+        .find(|c| c.contains("/attachments") && c.contains("x-api-key: mgk_demo_partner"))
+        .expect("the banner prints an upload with the partner's key");
+    assert!(upload.contains(&listen.to_string()), "{upload}");
+    let client = meshgate_kit::harness::http1_client();
+    let url = format!("http://{listen}/v1/payments/pay_001/attachments");
+    let headers = [
+        ("x-api-key", "mgk_demo_partner"),
+        ("content-type", "text/plain"),
+    ];
+    let (mut ok, mut limited) = (0, 0);
+    for _ in 0..200 {
+        let r = client.post(&url, &headers, "receipt scan").await.unwrap();
+        match r.status.as_u16() {
+            200 => ok += 1,
+            429 => {
+                let body = r.json().unwrap();
+                assert_eq!(body["code"], 8, "{body}");
+                assert_eq!(
+                    body["details"][0]["@type"], "type.googleapis.com/google.rpc.QuotaFailure",
+                    "{body}"
+                );
+                limited += 1;
+            }
+            other => panic!("an upload answered {other}: {}", r.text()),
+        }
+    }
+    assert!(limited > 0 && ok <= 20, "{ok} passed, {limited} limited");
 }

@@ -12,11 +12,13 @@
 mod access_log;
 mod cluster;
 mod edge;
+mod ratelimit;
 mod route;
 
 pub use access_log::*;
 pub use cluster::*;
 pub use edge::*;
+pub use ratelimit::*;
 pub use route::*;
 
 use serde::ser::SerializeMap;
@@ -58,6 +60,10 @@ pub enum Any {
         rename = "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
     )]
     DownstreamConnectionsConfig(DownstreamConnectionsConfig),
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+    )]
+    LocalRateLimit(Box<LocalRateLimit>),
 }
 
 // ---- bootstrap ----------------------------------------------------------------------------
