@@ -38,6 +38,86 @@ pub struct ApiKeysInput {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_header: Option<String>,
     pub clients: Vec<ApiClientInput>,
+    /// Limits across a fleet: Envoy's `ratelimit` filter asks a Rate Limit Service (v3 RLS)
+    /// about each client's request (rendered by `meshgate envoy`; the filter ignores it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub global_rate_limit: Option<GlobalRateLimitInput>,
+}
+
+/// `auth.api_keys.global_rate_limit`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalRateLimitInput {
+    /// The RLS's Envoy cluster. Default `meshgate_rls`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// `HOST:PORT` of the RLS (gRPC): `meshgate envoy` renders the cluster from it unless
+    /// `--cluster` names it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The RLS domain. Default `meshgate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// When the RLS cannot answer: `allow` (fail open, the default) or `deny` (fail closed:
+    /// 503 UNAVAILABLE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_mode: Option<String>,
+    /// How long a request waits for the RLS. Default 200.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+/// `global_rate_limit`, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalRateLimit {
+    pub cluster: String,
+    /// Host and port of the RLS, when given.
+    pub address: Option<(String, u16)>,
+    pub domain: String,
+    /// Fail closed when the RLS cannot answer.
+    pub deny_on_failure: bool,
+    pub timeout_ms: u64,
+}
+
+impl GlobalRateLimit {
+    pub fn compile(g: &GlobalRateLimitInput) -> Result<GlobalRateLimit, ConfigError> {
+        let deny_on_failure = match g.failure_mode.as_deref() {
+            None | Some("allow") => false,
+            Some("deny") => true,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "failure_mode",
+                    format!("unknown value {other:?} (allow, deny)"),
+                ))
+            }
+        };
+        let address = g
+            .address
+            .as_deref()
+            .map(|a| {
+                a.rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                    .filter(|(h, p)| !h.is_empty() && *p > 0)
+                    .ok_or_else(|| ConfigError::new("address", "write HOST:PORT"))
+            })
+            .transpose()?;
+        let timeout_ms = g.timeout_ms.unwrap_or(200);
+        if timeout_ms == 0 {
+            return Err(ConfigError::new("timeout_ms", "must be positive"));
+        }
+        let cluster = g.cluster.clone().unwrap_or_else(|| "meshgate_rls".into());
+        let domain = g.domain.clone().unwrap_or_else(|| "meshgate".into());
+        if cluster.is_empty() || domain.is_empty() {
+            return Err(ConfigError::new("", "cluster and domain must not be empty"));
+        }
+        Ok(GlobalRateLimit {
+            cluster,
+            address,
+            domain,
+            deny_on_failure,
+            timeout_ms,
+        })
+    }
 }
 
 /// One client: what `meshgate apikey <name>` prints.
@@ -152,6 +232,7 @@ pub struct ApiKeys {
     pub client_header: String,
     pub clients: Vec<ApiClient>,
     by_hash: HashMap<[u8; 32], usize>,
+    pub global_rate_limit: Option<GlobalRateLimit>,
 }
 
 /// What the key in a request says.
@@ -205,11 +286,18 @@ impl ApiKeys {
             }
             clients.push(client);
         }
+        let global_rate_limit = input
+            .global_rate_limit
+            .as_ref()
+            .map(GlobalRateLimit::compile)
+            .transpose()
+            .map_err(|e| e.within("global_rate_limit"))?;
         Ok(ApiKeys {
             sources,
             client_header,
             clients,
             by_hash,
+            global_rate_limit,
         })
     }
 

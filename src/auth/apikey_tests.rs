@@ -219,6 +219,18 @@ fn configuration_errors_name_the_field() {
     });
     assert!(compile(k).contains("clients[0].quota.unit: unknown unit"));
     let mut k = keys_input();
+    k.global_rate_limit = Some(GlobalRateLimitInput {
+        failure_mode: Some("maybe".into()),
+        ..Default::default()
+    });
+    assert!(compile(k).contains("api_keys.global_rate_limit.failure_mode: unknown value"));
+    let mut k = keys_input();
+    k.global_rate_limit = Some(GlobalRateLimitInput {
+        address: Some("no-port".into()),
+        ..Default::default()
+    });
+    assert!(compile(k).contains("global_rate_limit.address"));
+    let mut k = keys_input();
     k.from_header = Some("bad header".into());
     assert!(compile(k).contains("api_keys.from_header"));
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::apikey::{ApiClientInput, ApiKeysInput, QuotaInput};
+pub use super::apikey::{ApiClientInput, ApiKeysInput, GlobalRateLimitInput, QuotaInput};
 
 /// Who must have signed the request's token. Written like Envoy's `JwtRequirement`:
 /// `{provider: name}`, `{any: [...]}`, `{all: [...]}`, `allow_missing`,

@@ -19,9 +19,9 @@ pub const HCM_FILTER_NAME: &str = "envoy.filters.network.http_connection_manager
 
 pub(super) fn listener(o: &EnvoyOptions) -> Listener {
     // Client quotas: Envoy's local rate limit after meshgate (it reads meshgate's headers).
-    let (quota_filter, quota_mapper) = super::ratelimit::for_options(o);
+    let quotas = super::ratelimit::for_options(o);
     let mut local_reply = local_reply_config();
-    local_reply.mappers.splice(0..0, quota_mapper);
+    local_reply.mappers.splice(0..0, quotas.mapper);
     let mut hcm = HttpConnectionManager {
         stat_prefix: Some("gateway".into()),
         codec_type: Some(CodecType::Auto),
@@ -36,9 +36,9 @@ pub(super) fn listener(o: &EnvoyOptions) -> Listener {
             }],
         }),
         http_filters: Some(
-            [Some(wasm_filter(o)), quota_filter]
+            [wasm_filter(o)]
                 .into_iter()
-                .flatten()
+                .chain(quotas.filters)
                 .chain([NamedFilter {
                     name: "envoy.filters.http.router".into(),
                     typed_config: Any::Router(Router {}),

@@ -15,15 +15,18 @@
 
 use super::local_reply::cel_filter;
 use super::types::{
-    AccessLogFilter, Any, DescriptorEntry, FilterList, FractionalPercent, JsonBodyFormat,
-    LocalRateLimit, LocalRateLimitDescriptor, NamedFilter, QuotaViolation, RateLimit,
-    RateLimitAction, RequestHeadersAction, ResponseMapper, RuntimeFractionalPercent, StatusDetail,
-    StatusJson, TokenBucket,
+    AccessLogFilter, Any, DescriptorEntry, EnvoyGrpc, FilterList, FractionalPercent,
+    GlobalRateLimitFilter, GrpcService, HttpStatus, JsonBodyFormat, LocalRateLimit,
+    LocalRateLimitDescriptor, NamedFilter, QuotaViolation, RateLimit, RateLimitAction,
+    RateLimitServiceConfig, RequestHeadersAction, ResponseMapper, RuntimeFractionalPercent,
+    StatusDetail, StatusJson, TokenBucket,
 };
+use super::ClusterSpec;
 use crate::config::Config;
 use crate::status::Code;
 
 pub const LOCAL_RATELIMIT_FILTER: &str = "envoy.filters.http.local_ratelimit";
+pub const GLOBAL_RATELIMIT_FILTER: &str = "envoy.filters.http.ratelimit";
 /// Stats: `meshgate_quota.http_local_rate_limit.{enabled,ok,rate_limited,enforced}`.
 pub const STAT_PREFIX: &str = "meshgate_quota";
 pub const CLIENT_KEY: &str = "client";
@@ -31,14 +34,89 @@ pub const OPERATION_KEY: &str = "operation";
 
 /// The filter and the reply mapper for the configuration `o` runs (none without quotas, or
 /// for a configuration that does not compile: Envoy then refuses the filter itself).
-pub fn for_options(o: &super::EnvoyOptions) -> (Option<NamedFilter>, Option<ResponseMapper>) {
-    match crate::config::compile_json(o.filter_config_json.as_bytes()) {
-        Ok(cfg) => match local_ratelimit(&cfg) {
-            Some(filter) => (Some(filter), rate_limited_mapper(&cfg)),
-            None => (None, None),
-        },
-        Err(_) => (None, None),
+pub fn for_options(o: &super::EnvoyOptions) -> Quotas {
+    let Ok(cfg) = crate::config::compile_json(o.filter_config_json.as_bytes()) else {
+        return Quotas::default();
+    };
+    let local = local_ratelimit(&cfg);
+    let global = global_ratelimit(&cfg);
+    let mapper = if local.is_some() || global.is_some() {
+        rate_limited_mapper(&cfg)
+    } else {
+        None
+    };
+    let (global, cluster) = match global {
+        Some((filter, cluster)) => (Some(filter), cluster),
+        None => (None, None),
+    };
+    Quotas {
+        filters: local.into_iter().chain(global).collect(),
+        mapper,
+        cluster,
     }
+}
+
+/// What the clients' limits add to a bootstrap.
+#[derive(Debug, Default)]
+pub struct Quotas {
+    /// Right after meshgate's filter, in this order: local, then global.
+    pub filters: Vec<NamedFilter>,
+    /// First among the local reply mappers.
+    pub mapper: Option<ResponseMapper>,
+    /// The RLS cluster, when its address is configured (and no cluster has its name).
+    pub cluster: Option<ClusterSpec>,
+}
+
+/// The actions that make the `(client, operation)` descriptor from meshgate's headers.
+fn client_operation(config: &Config, client_header: &str) -> RateLimit {
+    let header = |name: &str, key: &str| RateLimitAction {
+        request_headers: RequestHeadersAction {
+            header_name: name.to_string(),
+            descriptor_key: key.to_string(),
+        },
+    };
+    RateLimit {
+        actions: vec![
+            header(client_header, CLIENT_KEY),
+            header(&config.routing.operation_header, OPERATION_KEY),
+        ],
+    }
+}
+
+/// Envoy's global `ratelimit` filter and the RLS cluster (when its address is configured) for
+/// `auth.api_keys.global_rate_limit`: every request of a configured client asks the service
+/// about its `(client, operation)` descriptor. A failed call is allowed (fail open) or
+/// answered 503 (fail closed, `failure_mode: deny`).
+pub fn global_ratelimit(config: &Config) -> Option<(NamedFilter, Option<ClusterSpec>)> {
+    let keys = config.auth.api_keys.as_ref()?;
+    let g = keys.global_rate_limit.as_ref()?;
+    let filter = NamedFilter {
+        name: GLOBAL_RATELIMIT_FILTER.into(),
+        typed_config: Any::GlobalRateLimit(Box::new(GlobalRateLimitFilter {
+            domain: g.domain.clone(),
+            timeout: format!("{}.{:03}s", g.timeout_ms / 1000, g.timeout_ms % 1000),
+            failure_mode_deny: g.deny_on_failure,
+            status_on_error: HttpStatus { code: 503 },
+            enable_x_ratelimit_headers: "DRAFT_VERSION_03".into(),
+            rate_limited_as_resource_exhausted: true,
+            rate_limit_service: RateLimitServiceConfig {
+                grpc_service: GrpcService {
+                    envoy_grpc: EnvoyGrpc {
+                        cluster_name: g.cluster.clone(),
+                    },
+                },
+                transport_api_version: "V3".into(),
+            },
+            rate_limits: vec![client_operation(config, &keys.client_header)],
+        })),
+    };
+    let cluster = g.address.as_ref().map(|(host, port)| ClusterSpec {
+        name: g.cluster.clone(),
+        address: host.clone(),
+        port: *port,
+        http2: true,
+    });
+    Some((filter, cluster))
 }
 
 /// The `local_ratelimit` filter for `config`'s client quotas; `None` without any.
@@ -69,12 +147,6 @@ pub fn local_ratelimit(config: &Config) -> Option<NamedFilter> {
     if descriptors.is_empty() {
         return None;
     }
-    let header = |name: &str, key: &str| RateLimitAction {
-        request_headers: RequestHeadersAction {
-            header_name: name.to_string(),
-            descriptor_key: key.to_string(),
-        },
-    };
     let all = |key: &str| RuntimeFractionalPercent {
         default_value: FractionalPercent {
             numerator: 100,
@@ -96,12 +168,7 @@ pub fn local_ratelimit(config: &Config) -> Option<NamedFilter> {
             filter_enabled: all("enabled"),
             filter_enforced: all("enforced"),
             descriptors,
-            rate_limits: vec![RateLimit {
-                actions: vec![
-                    header(&keys.client_header, CLIENT_KEY),
-                    header(&config.routing.operation_header, OPERATION_KEY),
-                ],
-            }],
+            rate_limits: vec![client_operation(config, &keys.client_header)],
             always_consume_default_token_bucket: false,
             enable_x_ratelimit_headers: "DRAFT_VERSION_03".into(),
             rate_limited_as_resource_exhausted: true,
@@ -247,6 +314,37 @@ mod tests {
             json["body_format_override"]["json_format"]["details"][0]["@type"],
             "type.googleapis.com/google.rpc.QuotaFailure"
         );
+    }
+
+    #[test]
+    fn a_global_limit_is_the_ratelimit_filter_and_its_cluster() {
+        let mut text = clients(&["name: b, operations: ['*']"]);
+        text = text.replace(
+            "    clients:\n",
+            "    global_rate_limit: {address: '127.0.0.1:8081', failure_mode: deny}\n    clients:\n",
+        );
+        let cfg = config(&text);
+        let (filter, cluster) = global_ratelimit(&cfg).unwrap();
+        let Any::GlobalRateLimit(g) = filter.typed_config else {
+            panic!("not the global filter")
+        };
+        assert!(g.failure_mode_deny);
+        assert_eq!(
+            (g.domain.as_str(), g.timeout.as_str()),
+            ("meshgate", "0.200s")
+        );
+        assert_eq!(
+            g.rate_limit_service.grpc_service.envoy_grpc.cluster_name,
+            "meshgate_rls"
+        );
+        let cluster = cluster.unwrap();
+        assert_eq!(
+            (cluster.address.as_str(), cluster.port, cluster.http2),
+            ("127.0.0.1", 8081, true)
+        );
+        // No quota: no local filter, but the reply mapper for the global filter's 429.
+        assert!(local_ratelimit(&cfg).is_none());
+        assert!(rate_limited_mapper(&cfg).is_some());
     }
 
     #[test]

@@ -53,5 +53,6 @@ pub mod identity;
 pub mod jwks;
 pub mod proto;
 pub mod rest;
+pub mod rls;
 
 pub use error::{KitError, KitResult};

@@ -64,6 +64,8 @@ pub enum Any {
         rename = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
     )]
     LocalRateLimit(Box<LocalRateLimit>),
+    #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit")]
+    GlobalRateLimit(Box<GlobalRateLimitFilter>),
 }
 
 // ---- bootstrap ----------------------------------------------------------------------------

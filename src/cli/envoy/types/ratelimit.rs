@@ -88,3 +88,41 @@ pub struct QuotaViolation {
     pub subject: String,
     pub description: String,
 }
+
+/// `envoy.extensions.filters.http.ratelimit.v3.RateLimit`: the global rate limit filter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GlobalRateLimitFilter {
+    pub domain: String,
+    /// A proto3 JSON duration (`0.200s`).
+    pub timeout: String,
+    pub failure_mode_deny: bool,
+    /// What a failed RLS call answers when failing closed.
+    pub status_on_error: HttpStatus,
+    pub enable_x_ratelimit_headers: String,
+    pub rate_limited_as_resource_exhausted: bool,
+    pub rate_limit_service: RateLimitServiceConfig,
+    /// The descriptors to send (set here, the route's and virtual host's are not read).
+    pub rate_limits: Vec<RateLimit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HttpStatus {
+    pub code: u32,
+}
+
+/// `envoy.config.ratelimit.v3.RateLimitServiceConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RateLimitServiceConfig {
+    pub grpc_service: GrpcService,
+    pub transport_api_version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GrpcService {
+    pub envoy_grpc: EnvoyGrpc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvoyGrpc {
+    pub cluster_name: String,
+}
