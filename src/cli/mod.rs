@@ -10,6 +10,7 @@ pub mod envoy;
 pub mod istio;
 mod load;
 pub mod oci;
+pub mod openapi;
 
 pub use load::{compile_file, load_input, CompileError};
 
@@ -61,6 +62,8 @@ pub enum Command {
     ///
     /// The key is shown once (or written to --key-file); the entry holds only its SHA-256.
     Apikey(apikey::ApikeyArgs),
+    /// Write an OpenAPI 3 document of the HTTP API from the descriptors and the HTTP rules.
+    Openapi(openapi::OpenapiArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// For example `meshgate completions bash > ~/.local/share/bash-completion/completions/meshgate`.
@@ -123,6 +126,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Istio(a) => istio::run(&a),
         Command::Oci(a) => oci::run(&a),
         Command::Apikey(a) => apikey::run(&a),
+        Command::Openapi(a) => openapi::run(&a),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "meshgate", &mut std::io::stdout());
