@@ -31,7 +31,10 @@ pub fn run(args: &OpenapiArgs) -> Result<(), String> {
     let json = super::compile_file(&args.input).map_err(|e| e.to_string())?;
     let config = crate::config::compile_json(json.as_bytes())
         .map_err(|e| format!("{}: {e}", args.input.display()))?;
-    let doc = document(&config, &args.title);
+    let mut doc = document(&config, &args.title);
+    if let Some(pool) = source_pool(&args.input) {
+        describe(&mut doc, &pool);
+    }
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
     super::write_output(args.output.as_ref(), &format!("{text}\n"))
 }
@@ -78,6 +81,9 @@ pub struct Operation {
     #[serde(rename = "operationId")]
     pub operation_id: String,
     pub summary: String,
+    /// The method's proto comment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub parameters: Vec<Parameter>,
     #[serde(rename = "requestBody", skip_serializing_if = "Option::is_none")]
@@ -251,6 +257,7 @@ pub fn document(config: &Config, title: &str) -> OpenApi {
                 Operation {
                     operation_id: format!("{}{suffix}", op.name),
                     summary: op.name.clone(),
+                    description: None,
                     parameters,
                     request_body,
                     responses,
@@ -471,6 +478,75 @@ fn well_known(m: &MessageDescriptor) -> Option<Schema> {
     })
 }
 
+/// The protos of `yaml`'s `descriptors.files` compiled again with their source info (the
+/// embedded set carries none, to stay small): where the comments are. `None` when the file
+/// names a descriptor set instead.
+pub fn source_pool(yaml: &std::path::Path) -> Option<DescriptorPool> {
+    let text = std::fs::read_to_string(yaml).ok()?;
+    let doc: serde_json::Value = serde_yaml_ng::from_str(&text).ok()?;
+    let d = doc.get("descriptors")?;
+    let list = |k: &str| -> Vec<String> {
+        d.get(k)
+            .and_then(|v| v.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (files, include) = (list("files"), list("include"));
+    let base = yaml.parent()?;
+    let includes: Vec<PathBuf> = if include.is_empty() {
+        vec![base.to_path_buf()]
+    } else {
+        include.iter().map(|i| base.join(i)).collect()
+    };
+    let mut compiler = protox::Compiler::new(&includes).ok()?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(&files).ok()?;
+    DescriptorPool::decode(compiler.encode_file_descriptor_set().as_slice()).ok()
+}
+
+/// The protos' comments as descriptions: each operation's method comment, each message's and
+/// field's (of `pool`, the same protos with their source info).
+pub fn describe(doc: &mut OpenApi, pool: &DescriptorPool) {
+    for methods in doc.paths.values_mut() {
+        for op in methods.values_mut() {
+            op.description = method_by_name(pool, &op.summary)
+                .and_then(|m| comment(m.parent_file().file_descriptor_proto(), m.path()));
+        }
+    }
+    for (name, schema) in doc.components.schemas.iter_mut() {
+        let Some(m) = pool.get_message_by_name(name) else {
+            continue;
+        };
+        schema.description = comment(m.parent_file().file_descriptor_proto(), m.path());
+        for f in m.fields() {
+            if let Some(p) = schema.properties.get_mut(f.json_name()) {
+                if p.reference.is_none() {
+                    p.description = comment(f.parent_file().file_descriptor_proto(), f.path());
+                }
+            }
+        }
+    }
+}
+
+/// The leading comment of the element at `path` of `file` (its source info), trimmed.
+fn comment(file: &prost_reflect::prost_types::FileDescriptorProto, path: &[i32]) -> Option<String> {
+    let info = file.source_code_info.as_ref()?;
+    let loc = info.location.iter().find(|l| l.path == path)?;
+    let text = loc.leading_comments.as_deref()?;
+    let text = text
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim()
+        .to_string();
+    (!text.is_empty()).then_some(text)
+}
+
 /// `google.rpc.Status` as every error reply has it.
 fn status_schema(schemas: &mut BTreeMap<String, Schema>) {
     let mut properties = BTreeMap::new();
@@ -613,7 +689,10 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let json = crate::cli::compile_file(&root.join("envoy/gateway.yaml")).unwrap();
         let config = crate::config::compile_json(json.as_bytes()).unwrap();
-        let doc = serde_json::to_value(document(&config, "t")).unwrap();
+        let mut doc = document(&config, "t");
+        let pool = source_pool(&root.join("envoy/gateway.yaml")).unwrap();
+        describe(&mut doc, &pool);
+        let doc = serde_json::to_value(doc).unwrap();
         let op = |path: &str, verb: &str| doc["paths"][path][verb].clone();
         assert_eq!(
             op("/v1/payments/{id}", "get")["operationId"],
@@ -645,6 +724,11 @@ mod tests {
         assert_eq!(
             doc["components"]["securitySchemes"]["api_key"]["in"],
             "header"
+        );
+        // The protos' comments.
+        assert_eq!(
+            op("/v1/payments/{payment_id}/attachments", "post")["description"],
+            "Attach a raw file to a payment: the HTTP body is the file."
         );
     }
 }

@@ -23,7 +23,7 @@ trap cleanup EXIT INT TERM
 "$BIN/meshgate" envoy envoy/gateway.yaml --wasm "$WASM" \
   --listen "$LISTEN" --admin "$ADMIN" \
   --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" \
-  --cluster "demo_issuer=$ISSUER/h1" -o "$OUT/envoy.yaml"
+  --cluster "outbound|8090||127.0.0.1=$ISSUER/h1" -o "$OUT/envoy.yaml"
 
 # The descriptor set, for gRPC tools that cannot use server reflection (grpcurl -protoset).
 "$BIN/meshgate" compile envoy/gateway.yaml | python3 -c \
