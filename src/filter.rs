@@ -10,6 +10,7 @@ mod classify;
 mod handle;
 mod log;
 mod phase;
+mod quota;
 mod request;
 mod response;
 mod scheduler;
@@ -92,6 +93,8 @@ pub struct Filter {
     op: Option<OpId>,
     policy: Option<String>,
     principal: Option<String>,
+    /// The configured client whose API key let the request in.
+    client: Option<String>,
     error_format: BodyFormat,
     /// Where the request is, with that phase's data.
     phase: Phase,
@@ -128,6 +131,7 @@ impl Filter {
             op: None,
             policy: None,
             principal: None,
+            client: None,
             error_format: BodyFormat::Json,
             phase: Phase::Headers,
             resp: ResponseState::default(),

@@ -42,12 +42,17 @@ fn gateway(keys: &str) -> String {
             "  meshgate.demo.v1.Payments:\n    upstream: payments\n    auth: none",
             "  meshgate.demo.v1.Payments:\n    upstream: payments\n    auth: {provider: corp}",
         )
-        .replace(
-            "  providers: []",
-            &format!(
-                "  realm: payments-api\n  providers:\n    - name: corp\n      issuer: {ISSUER}\n      audiences: [payments]\n      jwks: {keys}\n      claim_to_headers: [{{claim: sub, header: x-user}}]"
-            ),
-        );
+        // The demo's own provider (a remote JWKS) replaced by `corp`: only its keys are fetched.
+        .replace("{auth: {provider: demo}}", "{auth: {provider: corp}}");
+    let (head, tail) = yaml
+        .split_once("  providers:\n")
+        .expect("the demo has providers");
+    let (_, rest) = tail
+        .split_once("  api_keys:")
+        .expect("the demo has api_keys");
+    let yaml = format!(
+        "{head}  realm: payments-api\n  providers:\n    - name: corp\n      issuer: {ISSUER}\n      audiences: [payments]\n      jwks: {keys}\n      claim_to_headers: [{{claim: sub, header: x-user}}]\n  api_keys:{rest}"
+    );
     assert!(yaml.contains("name: corp"), "the demo has an auth section");
     gateway_json(&yaml)
 }

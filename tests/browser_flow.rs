@@ -107,7 +107,10 @@ fn a_preflight_for_no_operation_is_counted_as_unmatched() {
     f.on_log(&mut h);
     assert!(record(&h).get("operation").is_none());
     let names = &vm.config.observe.names;
-    assert_eq!(h.counter(&names.requests(meshgate::observe::UNMATCHED_OPERATION, "preflight")), 1);
+    assert_eq!(
+        h.counter(&names.requests(meshgate::observe::UNMATCHED_OPERATION, "preflight")),
+        1
+    );
 }
 
 #[test]

@@ -33,7 +33,8 @@ fn a_refused_document_is_counted_as_refused_and_logged_with_its_reason() {
         error: "JWKS has 1300 keys, more than limits.max_jwks_keys (64)".into(),
         kept_keys: true,
     };
-    vm.note_fetch(&h, 0, &refused);
+    // An index past the demo's providers (it has one, `demo`): named `unknown`.
+    vm.note_fetch(&h, 99, &refused);
     assert_eq!(h.counter(&names.jwks_fetch_result("unknown", "refused")), 1);
     assert_eq!(
         h.counter(&names.jwks_fetches("unknown", false)),

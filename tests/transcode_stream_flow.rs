@@ -28,12 +28,18 @@ fn event(id: &str, seq: u8) -> Vec<u8> {
 fn config(format: &str) -> meshgate::config::Config {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let base = std::fs::read_to_string(root.join("envoy/gateway.yaml")).unwrap();
-    let yaml = base.replace("include: [../proto]", &format!("include: [{}]", root.join("proto").display()))
-        + "\noperations:\n  meshgate.demo.v1.Payments.WatchPayments:\n    http:\n      - post: \"/v1/{parent=merchants/*}/payments:watch\"\n        body: \"*\"\n";
-    let yaml = yaml.replace(
-        "transcoding:\n",
-        &format!("transcoding:\n  stream_format: {format}\n"),
+    let yaml = base.replace(
+        "include: [../proto]",
+        &format!("include: [{}]", root.join("proto").display()),
     );
+    // The demo has an `operations` section already: the extra binding is merged into it.
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    doc["operations"]["meshgate.demo.v1.Payments.WatchPayments"] = serde_yaml_ng::from_str(
+        "http:\n  - post: \"/v1/{parent=merchants/*}/payments:watch\"\n    body: \"*\"\n",
+    )
+    .unwrap();
+    doc["transcoding"]["stream_format"] = serde_yaml_ng::Value::from(format);
+    let yaml = serde_yaml_ng::to_string(&doc).unwrap();
     let dir = std::env::temp_dir().join(format!(
         "meshgate-stream-flow-{}-{format}",
         std::process::id()

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::input::{AuthInput, AuthLimits, ProviderInput, RequirementInput};
 use crate::config_error::ConfigError;
 
+use super::apikey::ApiKeys;
 use super::claims::{compile_claim_headers, ClaimHeader};
 use super::deny::{deny_error, DenyReason};
 use super::extract::{
@@ -68,8 +69,11 @@ pub struct AuthConfig {
     pub max_jwks_keys: usize,
     /// The VM's memory for ECDSA tables (`limits.max_key_table_bytes`), shared by all keys.
     pub tables: Arc<TableBudget>,
-    /// Every provider's `from_params`, once each: hidden in logged URLs ([`Self::redact_path`]).
+    /// Every provider's `from_params` and the API key's parameter, once each: hidden in logged
+    /// URLs ([`Self::redact_path`]).
     token_params: Vec<String>,
+    /// `auth.api_keys`: the clients the `api_key` requirement knows.
+    pub api_keys: Option<ApiKeys>,
 }
 
 impl AuthConfig {
@@ -147,6 +151,12 @@ impl AuthConfig {
             max_jwks_keys,
             tables: tables.clone(),
             token_params: Vec::new(),
+            api_keys: input
+                .api_keys
+                .as_ref()
+                .map(ApiKeys::compile)
+                .transpose()
+                .map_err(|e| e.within("api_keys"))?,
         };
         for p in &cfg.providers {
             for s in &p.sources {
@@ -155,6 +165,11 @@ impl AuthConfig {
                         cfg.token_params.push(name.clone());
                     }
                 }
+            }
+        }
+        if let Some(param) = cfg.api_keys.as_ref().and_then(|k| k.param()) {
+            if !cfg.token_params.iter().any(|p| p == param) {
+                cfg.token_params.push(param.to_string());
             }
         }
         if let Some(d) = &input.default {
@@ -168,7 +183,14 @@ impl AuthConfig {
     /// A requirement written in the configuration; an unknown provider name is an error (the
     /// caller adds the field path above `auth`).
     pub fn compile_requirement(&self, r: &RequirementInput) -> Result<Requirement, ConfigError> {
-        Requirement::compile(r, &|name| self.by_name.get(name).copied())
+        let req = Requirement::compile(r, &|name| self.by_name.get(name).copied())?;
+        if self.api_keys.is_none() && req.uses_api_key() {
+            return Err(ConfigError::new(
+                "",
+                "`api_key` needs clients in auth.api_keys",
+            ));
+        }
+        Ok(req)
     }
 
     /// For operations without a rule of their own: `auth.default`, or deny (a new operation is
@@ -181,6 +203,7 @@ impl AuthConfig {
     /// strips incoming copies from every request, authenticated or not.
     pub fn headers_to_strip(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
+        out.extend(self.api_keys.iter().map(|k| k.client_header.clone()));
         for p in &self.providers {
             let names = p
                 .claim_headers

@@ -32,6 +32,14 @@ pub enum DenyReason {
     KeysUnavailable,
     /// The operation has no auth rule and the default denies.
     NoRule,
+    /// No API key in the configured header or parameter.
+    ApiKeyMissing,
+    /// An API key no client has.
+    ApiKeyUnknown,
+    /// A client's key marked `revoked`.
+    ApiKeyRevoked,
+    /// A client's key on an operation the client may not call (403).
+    ApiKeyForbidden,
 }
 
 impl DenyReason {
@@ -54,6 +62,10 @@ impl DenyReason {
             DenyReason::WrongSubject => "wrong_subject",
             DenyReason::KeysUnavailable => "keys_unavailable",
             DenyReason::NoRule => "no_rule",
+            DenyReason::ApiKeyMissing => "api_key_missing",
+            DenyReason::ApiKeyUnknown => "api_key_unknown",
+            DenyReason::ApiKeyRevoked => "api_key_revoked",
+            DenyReason::ApiKeyForbidden => "api_key_forbidden",
         }
     }
 
@@ -77,6 +89,10 @@ impl DenyReason {
             DenyReason::WrongSubject => "Jwt subject is not allowed",
             DenyReason::KeysUnavailable => "Jwt verification keys are unavailable",
             DenyReason::NoRule => "No authentication rule allows this operation",
+            DenyReason::ApiKeyMissing => "API key is missing",
+            DenyReason::ApiKeyUnknown => "API key is not valid",
+            DenyReason::ApiKeyRevoked => "API key is revoked",
+            DenyReason::ApiKeyForbidden => "API key does not allow this operation",
         }
     }
 
@@ -84,7 +100,10 @@ impl DenyReason {
     pub fn is_forbidden(&self) -> bool {
         matches!(
             self,
-            DenyReason::WrongAudience | DenyReason::WrongSubject | DenyReason::NoRule
+            DenyReason::WrongAudience
+                | DenyReason::WrongSubject
+                | DenyReason::NoRule
+                | DenyReason::ApiKeyForbidden
         )
     }
 
@@ -93,7 +112,7 @@ impl DenyReason {
     /// "wrong issuer" from the others, which says more than "missing".
     pub(super) fn rank(&self) -> u8 {
         match self {
-            DenyReason::Missing => 0,
+            DenyReason::Missing | DenyReason::ApiKeyMissing => 0,
             DenyReason::WrongIssuer => 1,
             _ => 2,
         }
@@ -112,6 +131,14 @@ pub fn deny_reason_error(reason: DenyReason, realm: &str, unavailable_status: u1
             status: unavailable_status,
         },
         DenyReason::NoRule => AuthError::NoRule { description },
+        DenyReason::ApiKeyMissing
+        | DenyReason::ApiKeyUnknown
+        | DenyReason::ApiKeyRevoked
+        | DenyReason::ApiKeyForbidden => AuthError::ApiKey {
+            realm,
+            description,
+            forbidden: reason.is_forbidden(),
+        },
         r if r.is_forbidden() => AuthError::Forbidden { realm, description },
         DenyReason::Missing => AuthError::Missing { realm, description },
         _ => AuthError::Invalid { realm, description },
@@ -156,6 +183,25 @@ mod tests {
     fn missing_token_challenge_has_no_error_code() {
         let e = deny_error(DenyReason::Missing, "r\"x", 503);
         assert_eq!(e.headers[0].1, "Bearer realm=\"r\\\"x\"");
+    }
+
+    #[test]
+    fn api_key_refusals_are_401_with_an_api_key_challenge_or_403() {
+        for reason in [
+            DenyReason::ApiKeyMissing,
+            DenyReason::ApiKeyUnknown,
+            DenyReason::ApiKeyRevoked,
+        ] {
+            let e = deny_error(reason, "api", 503);
+            assert_eq!((e.status(), e.code), (401, Code::Unauthenticated));
+            assert_eq!(
+                e.headers,
+                [("www-authenticate".into(), "ApiKey realm=\"api\"".into())]
+            );
+        }
+        let e = deny_error(DenyReason::ApiKeyForbidden, "api", 503);
+        assert_eq!((e.status(), e.code), (403, Code::PermissionDenied));
+        assert!(e.headers.is_empty());
     }
 
     #[test]

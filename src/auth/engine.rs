@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::apikey::KeyVerdict;
 use super::cache::{TokenCache, Verified};
 use super::config::AuthConfig;
 use super::deny::DenyReason;
@@ -26,9 +27,31 @@ enum Verdict {
 /// One accepting provider: index, result, source, whether the result came from the cache.
 type Accepted = (usize, Arc<Verified>, usize, bool);
 
-/// A requirement's result: the providers that accepted a token.
+/// What let a request in: the providers that accepted a token, and the API key's client
+/// (index) and source, if a key took part.
+#[derive(Default)]
+struct Allow {
+    jwt: Vec<Accepted>,
+    client: Option<(usize, usize)>,
+}
+
+impl Allow {
+    fn jwt(list: Vec<Accepted>) -> Allow {
+        Allow {
+            jwt: list,
+            client: None,
+        }
+    }
+
+    fn extend(&mut self, other: Allow) {
+        self.jwt.extend(other.jwt);
+        self.client = self.client.or(other.client);
+    }
+}
+
+/// A requirement's result.
 enum Eval {
-    Allowed(Vec<Accepted>),
+    Allowed(Allow),
     Denied(DenyReason),
     Pending(Vec<usize>),
 }
@@ -42,6 +65,8 @@ struct Ctx<'c, 's, 'r> {
     /// Each provider is checked at most once per request, however often the requirement
     /// names it.
     memo: Vec<Option<Verdict>>,
+    /// The operation called (what an API key's client may call is checked against it).
+    operation: Option<&'r str>,
 }
 
 /// Authenticate `request` against `req`. `Pending` means keys are being fetched: pause the
@@ -54,6 +79,20 @@ pub fn authenticate(
     request: &Request<'_>,
     now: SystemTime,
 ) -> AuthOutcome {
+    authenticate_operation(cfg, state, req, request, None, now)
+}
+
+/// [`authenticate`] for a call of `operation` (`pkg.Service.Method`): an API key is accepted
+/// only for the operations its client may call (without an operation, only a client allowed
+/// `*`).
+pub fn authenticate_operation(
+    cfg: &AuthConfig,
+    state: &mut AuthState,
+    req: &Requirement,
+    request: &Request<'_>,
+    operation: Option<&str>,
+    now: SystemTime,
+) -> AuthOutcome {
     let now_time = now;
     let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut ctx = Ctx {
@@ -63,9 +102,10 @@ pub fn authenticate(
         now,
         now_time,
         memo: vec![None; cfg.providers.len()],
+        operation,
     };
     match eval(&mut ctx, req) {
-        Eval::Allowed(list) => AuthOutcome::Allowed(result(cfg, request, &list)),
+        Eval::Allowed(allow) => AuthOutcome::Allowed(result(cfg, request, &allow)),
         Eval::Denied(reason) => cfg.deny(reason),
         Eval::Pending(mut providers) => {
             providers.sort_unstable();
@@ -78,7 +118,9 @@ pub fn authenticate(
 fn eval(ctx: &mut Ctx<'_, '_, '_>, req: &Requirement) -> Eval {
     match req {
         Requirement::Provider(i) => match verdict(ctx, *i) {
-            Verdict::Ok(v, source, cached) => Eval::Allowed(vec![(*i, v, source, cached)]),
+            Verdict::Ok(v, source, cached) => {
+                Eval::Allowed(Allow::jwt(vec![(*i, v, source, cached)]))
+            }
             Verdict::Missing => Eval::Denied(DenyReason::Missing),
             Verdict::Failed(r) => Eval::Denied(r),
             Verdict::Pending => Eval::Pending(vec![*i]),
@@ -88,20 +130,37 @@ fn eval(ctx: &mut Ctx<'_, '_, '_>, req: &Requirement) -> Eval {
         Requirement::AllowMissing => {
             let every = every_provider(ctx);
             match any(ctx, &every) {
-                Eval::Denied(DenyReason::Missing) => Eval::Allowed(Vec::new()),
+                Eval::Denied(DenyReason::Missing) => Eval::Allowed(Allow::default()),
                 other => other,
             }
         }
         Requirement::AllowMissingOrFailed => {
             let every = every_provider(ctx);
             match any(ctx, &every) {
-                Eval::Allowed(list) => Eval::Allowed(list),
+                Eval::Allowed(allow) => Eval::Allowed(allow),
                 // Never refused, never held: a failed or not yet verifiable token is no token.
-                Eval::Denied(_) | Eval::Pending(_) => Eval::Allowed(Vec::new()),
+                Eval::Denied(_) | Eval::Pending(_) => Eval::Allowed(Allow::default()),
             }
         }
-        Requirement::None => Eval::Allowed(Vec::new()),
+        Requirement::None => Eval::Allowed(Allow::default()),
         Requirement::Deny => Eval::Denied(DenyReason::NoRule),
+        Requirement::ApiKey => api_key(ctx),
+    }
+}
+
+fn api_key(ctx: &Ctx<'_, '_, '_>) -> Eval {
+    let Some(keys) = &ctx.cfg.api_keys else {
+        return Eval::Denied(DenyReason::ApiKeyMissing);
+    };
+    match keys.check(ctx.request, ctx.operation) {
+        KeyVerdict::Ok(client, source) => Eval::Allowed(Allow {
+            jwt: Vec::new(),
+            client: Some((client, source)),
+        }),
+        KeyVerdict::Missing => Eval::Denied(DenyReason::ApiKeyMissing),
+        KeyVerdict::Unknown => Eval::Denied(DenyReason::ApiKeyUnknown),
+        KeyVerdict::Revoked => Eval::Denied(DenyReason::ApiKeyRevoked),
+        KeyVerdict::Forbidden => Eval::Denied(DenyReason::ApiKeyForbidden),
     }
 }
 
@@ -133,7 +192,7 @@ fn any(ctx: &mut Ctx<'_, '_, '_>, list: &[Requirement]) -> Eval {
 }
 
 fn all(ctx: &mut Ctx<'_, '_, '_>, list: &[Requirement]) -> Eval {
-    let mut allowed = Vec::new();
+    let mut allowed = Allow::default();
     let mut pending = Vec::new();
     for r in list {
         match eval(ctx, r) {
@@ -217,14 +276,28 @@ fn check_provider(ctx: &mut Ctx<'_, '_, '_>, i: usize) -> Verdict {
 }
 
 /// Principal of the first accepting provider; every accepting provider's headers; the tokens
-/// taken out of the upstream request unless the provider forwards them.
-fn result(cfg: &AuthConfig, request: &Request<'_>, list: &[Accepted]) -> AuthResult {
+/// taken out of the upstream request unless the provider forwards them; the API key's client
+/// in its header, the key taken out.
+fn result(cfg: &AuthConfig, request: &Request<'_>, allow: &Allow) -> AuthResult {
+    let list = &allow.jwt;
     let mut out = AuthResult {
         principal: list.first().map(|(_, v, _, _)| v.principal.clone()),
         set_headers: Vec::new(),
         remove_headers: Vec::new(),
         cached: !list.is_empty() && list.iter().all(|(_, _, _, cached)| *cached),
+        client: None,
     };
+    let keys = cfg.api_keys.as_ref();
+    if let Some((keys, (client, source))) = keys.zip(allow.client) {
+        if let Some(c) = keys.client(client) {
+            out.client = Some(c.name.clone());
+            out.set_headers
+                .push((keys.client_header.clone(), c.name.clone()));
+        }
+        if let Some(src) = keys.sources.get(source) {
+            removal(src, request, &mut out.remove_headers, &mut out.set_headers);
+        }
+    }
     for (i, v, source, _) in list {
         out.set_headers.extend(v.set_headers.iter().cloned());
         let provider = cfg.providers.get(*i);

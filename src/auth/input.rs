@@ -3,9 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::apikey::{ApiClientInput, ApiKeysInput, GlobalRateLimitInput, QuotaInput};
+
 /// Who must have signed the request's token. Written like Envoy's `JwtRequirement`:
 /// `{provider: name}`, `{any: [...]}`, `{all: [...]}`, `allow_missing`,
-/// `allow_missing_or_failed`, `none`.
+/// `allow_missing_or_failed`, `none`; and `api_key` (a configured client's key:
+/// [`super::apikey`]).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RequirementInput {
@@ -15,6 +18,7 @@ pub enum RequirementInput {
     AllowMissing,
     AllowMissingOrFailed,
     None,
+    ApiKey,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -34,6 +38,9 @@ pub struct AuthInput {
     /// `realm` of `WWW-Authenticate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
+    /// Partners' API keys (the `api_key` requirement).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<ApiKeysInput>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -14,6 +14,7 @@
 //! - claims are trusted only after the signature (`iss` is read first, to choose the provider).
 
 pub mod alg;
+pub mod apikey;
 mod cache;
 mod claims;
 mod config;
@@ -42,7 +43,7 @@ use serde_json::{Map, Value};
 
 pub use config::{AuthConfig, KeySource, Provider};
 pub use deny::{deny_error, DenyReason};
-pub use engine::authenticate;
+pub use engine::{authenticate, authenticate_operation};
 pub use extract::TokenSource;
 pub use fetch::{FetchKind, FetchRequest, RemoteConfig};
 pub use requirement::Requirement;
@@ -83,6 +84,8 @@ pub struct AuthResult {
     /// Every accepted token came from the verified-token cache (no signature checked): the
     /// caller counts it (`auth_decisions{decision="allowed",reason="cached"}`).
     pub cached: bool,
+    /// The configured client whose API key let the request in (`auth.api_keys`).
+    pub client: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

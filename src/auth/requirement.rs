@@ -20,6 +20,8 @@ pub enum Requirement {
     None,
     /// Nobody may call (the default for operations without a rule).
     Deny,
+    /// A configured client's API key, allowed on the operation (`auth.api_keys`).
+    ApiKey,
 }
 
 impl Requirement {
@@ -38,7 +40,21 @@ impl Requirement {
             RequirementInput::AllowMissing => Requirement::AllowMissing,
             RequirementInput::AllowMissingOrFailed => Requirement::AllowMissingOrFailed,
             RequirementInput::None => Requirement::None,
+            RequirementInput::ApiKey => Requirement::ApiKey,
         })
+    }
+}
+
+impl Requirement {
+    /// Whether an API key takes part anywhere in the requirement.
+    pub fn uses_api_key(&self) -> bool {
+        match self {
+            Requirement::ApiKey => true,
+            Requirement::Any(list) | Requirement::All(list) => {
+                list.iter().any(Requirement::uses_api_key)
+            }
+            _ => false,
+        }
     }
 }
 

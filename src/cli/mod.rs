@@ -5,10 +5,12 @@
 //! serializes them.
 
 pub mod alerts;
+pub mod apikey;
 pub mod envoy;
 pub mod istio;
 mod load;
 pub mod oci;
+pub mod openapi;
 mod validate;
 
 pub use load::{compile_file, load_input, CompileError};
@@ -58,6 +60,12 @@ pub enum Command {
     Istio(istio::IstioArgs),
     /// Write the module as an OCI image layout in Istio's compat format (push with skopeo).
     Oci(oci::OciArgs),
+    /// Generate an API key for a partner and print its `auth.api_keys.clients` entry.
+    ///
+    /// The key is shown once (or written to --key-file); the entry holds only its SHA-256.
+    Apikey(apikey::ApikeyArgs),
+    /// Write an OpenAPI 3 document of the HTTP API from the descriptors and the HTTP rules.
+    Openapi(openapi::OpenapiArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
     /// For example `meshgate completions bash > ~/.local/share/bash-completion/completions/meshgate`.
@@ -109,6 +117,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Alerts(a) => alerts::run(&a),
         Command::Istio(a) => istio::run(&a),
         Command::Oci(a) => oci::run(&a),
+        Command::Apikey(a) => apikey::run(&a),
+        Command::Openapi(a) => openapi::run(&a),
         Command::Completions { shell } => {
             let mut command = Cli::command();
             clap_complete::generate(shell, &mut command, "meshgate", &mut std::io::stdout());

@@ -28,7 +28,15 @@ impl Filter {
         let now = host.now();
         let outcome = {
             let mut state = vm.auth.borrow_mut();
-            auth::authenticate(&cfg.auth, &mut state, &requirement, &request, now)
+            let operation = Some(op.name.as_str());
+            auth::authenticate_operation(
+                &cfg.auth,
+                &mut state,
+                &requirement,
+                &request,
+                operation,
+                now,
+            )
         };
         match outcome {
             AuthOutcome::Allowed(result) => {
@@ -40,6 +48,7 @@ impl Filter {
                         .auth_decisions(&op.name, AuthDecision::Allowed, reason);
                 vm.count(host, &name);
                 self.principal = result.principal.as_ref().and_then(|p| p.subject.clone());
+                self.client = result.client.clone();
                 for name in &result.remove_headers {
                     self.set_request_header(host, name, None);
                 }

@@ -100,6 +100,7 @@ impl Filter {
             upstream: op.map(|o| o.upstream.name.clone()),
             grpc_status,
             principal: self.principal.clone(),
+            client: self.client.clone(),
             policy: self.policy.clone(),
             outcome: label,
             availability,
@@ -111,6 +112,12 @@ impl Filter {
             count_unmatched(&vm, host, &outcome, (availability, latency_verdict));
             return;
         };
+        if let Some(client) = &self.client {
+            vm.count(
+                host,
+                &cfg.observe.names.client_requests(&op.name, client, label),
+            );
+        }
         for (metric, value) in
             MetricNames::request_metrics(&outcome, (availability, latency_verdict))
         {

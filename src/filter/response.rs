@@ -11,7 +11,11 @@ impl Filter {
     pub(super) fn response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
         let headers = host.headers(MapKind::ResponseHeaders);
         self.note_response_headers(&headers);
+        self.note_rate_limited(host, &headers);
         if !matches!(self.mode, Mode::Transcode(_)) || self.replied() {
+            return Action::Continue;
+        }
+        if self.pass_rate_limited(&headers) {
             return Action::Continue;
         }
         if self.side_calls_only() {

@@ -86,16 +86,20 @@ pub enum Family {
     AuthDecisions,
     /// Counter `{result, provider}`: JWKS fetches.
     JwksFetches,
+    /// Counter `{client, outcome, operation}`: requests of configured API-key clients only
+    /// (bounded label values).
+    ClientRequests,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Requests,
         Family::SloEvents,
         Family::SloGoodEvents,
         Family::RequestDuration,
         Family::AuthDecisions,
         Family::JwksFetches,
+        Family::ClientRequests,
     ];
 
     fn suffix(self) -> &'static str {
@@ -106,6 +110,7 @@ impl Family {
             Family::RequestDuration => "request_duration_ms",
             Family::AuthDecisions => "auth_decisions_total",
             Family::JwksFetches => "jwks_fetches_total",
+            Family::ClientRequests => "client_requests_total",
         }
     }
 
@@ -117,6 +122,7 @@ impl Family {
             Family::RequestDuration => (&[], "operation"),
             Family::AuthDecisions => (&["decision", "reason"], "operation"),
             Family::JwksFetches => (&["result"], "provider"),
+            Family::ClientRequests => (&["client", "outcome"], "operation"),
         }
     }
 }
@@ -189,6 +195,11 @@ impl MetricNames {
             &[decision.as_str(), reason],
             operation,
         )
+    }
+
+    /// A configured client's request; `client` is a configured name (`-` shows as `_`).
+    pub fn client_requests(&self, operation: &str, client: &str, outcome: &str) -> String {
+        self.name(Family::ClientRequests, &[client, outcome], operation)
     }
 
     pub fn jwks_fetches(&self, provider: &str, success: bool) -> String {

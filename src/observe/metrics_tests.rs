@@ -151,7 +151,16 @@ fn each_tag_name_is_given_once() {
     seen.sort();
     seen.dedup();
     assert_eq!(seen.len(), total);
-    assert_eq!(total, 8);
+    assert_eq!(total, 9);
+}
+
+#[test]
+fn client_requests_carry_client_outcome_and_operation() {
+    let n = names();
+    assert_eq!(
+        exposed(&n, &n.client_requests(OP, "acme-corp", "4xx")),
+        format!("meshgate_client_requests_total{{client=\"acme_corp\",operation=\"{OP}\",outcome=\"4xx\"}}")
+    );
 }
 
 #[test]

@@ -40,6 +40,8 @@ pub struct AccessRecord {
     pub grpc_status: Option<Code>,
     /// The authenticated subject only (never the token or other claims).
     pub principal: Option<String>,
+    /// The configured client whose API key let the request in (never the key).
+    pub client: Option<String>,
     pub policy: Option<String>,
     /// The request counter's `outcome` label ([`super::outcome_label`]).
     pub outcome: &'static str,
@@ -75,6 +77,7 @@ impl AccessRecord {
     pub fn to_json_line(&self) -> String {
         let mut w = JsonWriter::with_capacity(512 + self.url.len() * 2);
         w.open();
+        w.str_field("client", self.client.as_deref());
         w.str_field("clientProtocol", self.client_protocol);
         if let Some(code) = self.grpc_status {
             w.str_field("grpcStatus", code.name());
@@ -154,6 +157,7 @@ impl AccessRecord {
         put("operation", &self.operation);
         put("upstream", &self.upstream);
         put("principal", &self.principal);
+        put("client", &self.client);
         put("policy", &self.policy);
         if let Some(p) = self.client_protocol {
             out.insert("clientProtocol".into(), json!(p));
@@ -183,6 +187,7 @@ impl AccessRecord {
             ("meshgate.operation", &self.operation),
             ("meshgate.upstream", &self.upstream),
             ("meshgate.principal", &self.principal),
+            ("meshgate.client", &self.client),
             ("meshgate.policy", &self.policy),
         ];
         for (name, value) in optional {
@@ -367,6 +372,7 @@ mod tests {
             upstream: Some("payments".into()),
             grpc_status: Some(Code::Ok),
             principal: Some("alice".into()),
+            client: Some("acme".into()),
             policy: None,
             outcome: "ok",
             availability: Verdict::Good,

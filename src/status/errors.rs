@@ -29,6 +29,13 @@ pub enum AuthError {
     /// The keys to verify with are not available (an outage, not a bad token): UNAVAILABLE
     /// with the configured `auth.jwks_unavailable_status`.
     KeysUnavailable { message: String, status: u16 },
+    /// An API key refused: 401 UNAUTHENTICATED with an `ApiKey` challenge (missing, unknown,
+    /// revoked), or 403 PERMISSION_DENIED without one (a key not allowed this operation).
+    ApiKey {
+        realm: String,
+        description: &'static str,
+        forbidden: bool,
+    },
 }
 
 /// A configured limit was crossed (`limits:`); each is checked once, where it applies.
@@ -111,6 +118,17 @@ impl From<AuthError> for GatewayError {
             AuthError::KeysUnavailable { message, status } => {
                 GatewayError::new(Code::Unavailable, message).with_status(status)
             }
+            AuthError::ApiKey {
+                description,
+                forbidden: true,
+                ..
+            } => GatewayError::new(Code::PermissionDenied, description),
+            AuthError::ApiKey {
+                realm, description, ..
+            } => GatewayError::new(Code::Unauthenticated, description).with_header(
+                "www-authenticate",
+                format!("ApiKey realm=\"{}\"", quote(&realm)),
+            ),
         }
     }
 }

@@ -35,5 +35,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .include_file("protos.rs")
         .compile_fds_with_config(fds, prost_config())?;
+
+    // The rate limit service's protocol (a subset of Envoy's API, tests/kit/proto): the kit's
+    // RLS server (src/rls.rs).
+    let rls_root = manifest.join("proto");
+    println!("cargo:rerun-if-changed={}", rls_root.display());
+    let rls = protox::compile(["envoy/service/ratelimit/v3/rls.proto"], [&rls_root])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .include_file("rls.rs")
+        .compile_fds(rls)?;
     Ok(())
 }

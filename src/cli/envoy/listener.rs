@@ -19,11 +19,18 @@ pub const HCM_FILTER_NAME: &str = "envoy.filters.network.http_connection_manager
 
 pub(super) fn listener(o: &EnvoyOptions) -> Listener {
     let browser = super::browser::Browser::from_filter_json(&o.filter_config_json);
+    // Client quotas: Envoy's local rate limit after meshgate (it reads meshgate's headers).
+    let quotas = super::ratelimit::for_options(o);
+    let mut local_reply = local_reply_config();
+    local_reply.mappers.splice(0..0, quotas.mapper);
+    // Browser filters first (their CORS headers land on meshgate's own replies too), then
+    // meshgate, then the quotas, then the router.
     let mut http_filters = match &browser {
         Some(_) => super::browser::browser_filters(),
         None => Vec::new(),
     };
     http_filters.push(wasm_filter(o));
+    http_filters.extend(quotas.filters);
     http_filters.push(NamedFilter {
         name: "envoy.filters.http.router".into(),
         typed_config: Any::Router(Router {}),
@@ -32,7 +39,7 @@ pub(super) fn listener(o: &EnvoyOptions) -> Listener {
         stat_prefix: Some("gateway".into()),
         codec_type: Some(CodecType::Auto),
         access_log: Some(access_log(o)),
-        local_reply_config: Some(local_reply_config()),
+        local_reply_config: Some(local_reply),
         route_config: Some(RouteConfiguration {
             name: "gateway".into(),
             virtual_hosts: vec![VirtualHost {

@@ -187,6 +187,7 @@ fn reply_mapper(statuses: AccessLogFilter, code: Code) -> ResponseMapper {
             json_format: StatusJson {
                 code: code.as_i32(),
                 message: "%LOCAL_REPLY_BODY%".into(),
+                details: Vec::new(),
             },
             content_type: "application/json".into(),
         },

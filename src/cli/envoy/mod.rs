@@ -14,6 +14,7 @@ mod edge_tests;
 pub mod envoy_record;
 mod listener;
 mod local_reply;
+pub mod ratelimit;
 mod streams;
 #[cfg(test)]
 mod tests;
@@ -127,6 +128,12 @@ pub const RECORD_LOG_FILTER: &str = "'wasm.meshgate.record' in filter_state";
 pub fn bootstrap(o: &EnvoyOptions) -> Bootstrap {
     let mut clusters: Vec<Cluster> = o.clusters.iter().map(Cluster::from).collect();
     clusters.extend(o.extra_clusters.iter().cloned());
+    // The rate limit service's cluster, unless one of that name is given.
+    if let Some(rls) = ratelimit::for_options(o).cluster {
+        if !clusters.iter().any(|c| c.name == rls.name) {
+            clusters.push(Cluster::from(&rls));
+        }
+    }
     Bootstrap {
         admin: Admin {
             address: Address::socket(&o.admin_address, o.admin_port),

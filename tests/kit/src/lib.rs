@@ -49,8 +49,10 @@ pub mod cli;
 pub mod error;
 pub mod harness;
 pub mod http_server;
+pub mod identity;
 pub mod jwks;
 pub mod proto;
 pub mod rest;
+pub mod rls;
 
 pub use error::{KitError, KitResult};

@@ -268,7 +268,11 @@ async fn response_body_and_http_body_in_and_out() {
     let gw = GatewayBuilder::demo().start().unwrap();
     for client in both() {
         let r = client
-            .get(&gw.url("/v1/payments/pay_001/status"), &[])
+            // The demo's partner-facing operation: the demo partner's (public) key.
+            .get(
+                &gw.url("/v1/payments/pay_001/status"),
+                &[("x-api-key", "mgk_demo_partner")],
+            )
             .await
             .unwrap();
         assert_eq!(r.status.as_u16(), 200, "{}", r.text());
@@ -297,7 +301,11 @@ async fn response_body_and_http_body_in_and_out() {
         let r = client
             .post(
                 &gw.url("/v1/payments/pay_001/attachments"),
-                &[("content-type", "image/png")],
+                // The demo's partner-facing upload: the demo partner's (public) key.
+                &[
+                    ("content-type", "image/png"),
+                    ("x-api-key", "mgk_demo_partner"),
+                ],
                 file.clone(),
             )
             .await

@@ -123,4 +123,7 @@ pub struct JsonBodyFormat {
 pub struct StatusJson {
     pub code: i32,
     pub message: String,
+    /// `google.rpc.Status.details` (a `QuotaFailure` for a rate-limited reply).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<super::StatusDetail>,
 }

@@ -13,6 +13,7 @@ mod access_log;
 mod browser;
 mod cluster;
 mod edge;
+mod ratelimit;
 mod record_format;
 mod route;
 
@@ -20,6 +21,7 @@ pub use access_log::*;
 pub use browser::*;
 pub use cluster::*;
 pub use edge::*;
+pub use ratelimit::*;
 pub use record_format::*;
 pub use route::*;
 
@@ -72,6 +74,12 @@ pub enum Any {
         rename = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
     )]
     HeaderMutation(HeaderMutation),
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+    )]
+    LocalRateLimit(Box<LocalRateLimit>),
+    #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit")]
+    GlobalRateLimit(Box<GlobalRateLimitFilter>),
 }
 
 // ---- bootstrap ----------------------------------------------------------------------------
