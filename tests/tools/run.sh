@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 LISTEN=${MESHGATE_LISTEN:-127.0.0.1:8080}
 ADMIN=${MESHGATE_ADMIN:-127.0.0.1:9901}
+TLS_LISTEN=${MESHGATE_TLS_LISTEN:-127.0.0.1:8443}
 PAYMENTS=${MESHGATE_PAYMENTS:-127.0.0.1:50051}
 WALLETS=${MESHGATE_WALLETS:-127.0.0.1:50052}
 # Where the binaries are and where the run's files go (the end-to-end test of this script sets
@@ -14,13 +15,17 @@ OUT=${MESHGATE_RUN_DIR:-build}
 WASM=${MESHGATE_WASM:-$PWD/build/meshgate.wasm}
 ENVOY=$(tests/tools/envoy-path.sh) || { echo "run: no Envoy (make setup)" >&2; exit 1; }
 mkdir -p "$OUT"
+# TLS: a local CA and a certificate for localhost and 127.0.0.1, made once (docs/tls.md).
+tests/tools/tls-certs.sh "$OUT/tls"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
 "$BIN/meshgate" envoy envoy/gateway.yaml --wasm "$WASM" \
   --listen "$LISTEN" --admin "$ADMIN" \
-  --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" -o "$OUT/envoy.yaml"
+  --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" \
+  --tls-listen "$TLS_LISTEN" --tls-cert "$OUT/tls/server.pem" --tls-key "$OUT/tls/server.key" \
+  -o "$OUT/envoy.yaml"
 
 # The descriptor set, for gRPC tools that cannot use server reflection (grpcurl -protoset).
 "$BIN/meshgate" compile envoy/gateway.yaml | python3 -c \
@@ -41,6 +46,7 @@ curl -sf "http://$ADMIN/ready" >/dev/null || { echo "Envoy did not start:"; tail
 cat <<MSG
 
 meshgate is up: gateway http://$LISTEN (HTTP/1.1 and HTTP/2), admin http://$ADMIN
+TLS: https://localhost:${TLS_LISTEN##*:} (HTTP/2 and HTTP/1.1 by ALPN; local CA $OUT/tls/ca.pem)
 Envoy's log: $OUT/envoy.log; meshgate's access records (JSON lines): $OUT/access.log
 
 Try:
@@ -56,6 +62,8 @@ Try:
   curl -si http://$LISTEN/no/such/path
   # HTTP/2 (prior knowledge) works the same
   curl -s --http2-prior-knowledge http://$LISTEN/v1/payments/pay_001
+  # TLS, HTTP/2 by ALPN, trusting the local CA made at first run
+  curl -s --cacert $OUT/tls/ca.pem https://localhost:${TLS_LISTEN##*:}/v1/payments/pay_001
   # Native gRPC passes through (grpcurl, if you have it; the descriptor set is $OUT/payments.pb)
   grpcurl -plaintext -protoset $OUT/payments.pb -d '{"id":"pay_001"}' $LISTEN meshgate.demo.v1.Payments/GetPayment
   # Metrics

@@ -12,6 +12,9 @@ mod listener;
 mod local_reply;
 #[cfg(test)]
 mod tests;
+pub mod tls;
+#[cfg(test)]
+mod tls_tests;
 pub mod types;
 
 use std::path::PathBuf;
@@ -86,6 +89,8 @@ pub struct EnvoyOptions {
     /// The edge protections (timeouts, header and HTTP/2 limits, rapid-reset mitigation,
     /// connection limit, overload manager).
     pub edge: edge::Edge,
+    /// The TLS listener (and mTLS), if any.
+    pub tls: Option<tls::Tls>,
 }
 
 impl EnvoyOptions {
@@ -108,6 +113,7 @@ impl EnvoyOptions {
             buffer_limit_bytes: None,
             generate_request_id: true,
             edge: edge::Edge::default(),
+            tls: None,
         }
     }
 }
@@ -123,12 +129,13 @@ pub fn bootstrap(o: &EnvoyOptions) -> Bootstrap {
     let mut clusters: Vec<Cluster> = o.clusters.iter().map(Cluster::from).collect();
     clusters.extend(o.extra_clusters.iter().cloned());
     Bootstrap {
+        node: tls::node(o),
         admin: Admin {
             address: Address::socket(&o.admin_address, o.admin_port),
         },
         stats_config: o.stats_config.clone(),
         static_resources: StaticResources {
-            listeners: vec![listener::listener(o)],
+            listeners: listener::listeners(o),
             clusters,
         },
         overload_manager: edge::overload_manager(&o.edge),
@@ -307,6 +314,8 @@ pub struct EnvoyArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub edge: edge::EdgeArgs,
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
 }
 
 pub fn run(args: &EnvoyArgs) -> Result<(), String> {
@@ -317,6 +326,7 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     o.upstream_header = config.routing.upstream_header.clone();
     o.edge = args.edge.edge();
+    o.tls = args.tls.tls()?;
     if let Some((a, p)) = &args.listen {
         o.listen_address = a.clone();
         o.listen_port = *p;

@@ -52,5 +52,6 @@ pub mod http_server;
 pub mod jwks;
 pub mod proto;
 pub mod rest;
+pub mod tls;
 
 pub use error::{KitError, KitResult};

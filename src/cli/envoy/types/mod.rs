@@ -13,11 +13,13 @@ mod access_log;
 mod cluster;
 mod edge;
 mod route;
+mod tls;
 
 pub use access_log::*;
 pub use cluster::*;
 pub use edge::*;
 pub use route::*;
+pub use tls::*;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -58,6 +60,17 @@ pub enum Any {
         rename = "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
     )]
     DownstreamConnectionsConfig(DownstreamConnectionsConfig),
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+    )]
+    DownstreamTlsContext(Box<DownstreamTlsContext>),
+    /// A second shape of the HTTP connection manager: the plaintext listener's redirect.
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    )]
+    RedirectManager(Box<RedirectManager>),
+    #[serde(rename = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret")]
+    Secret(Box<Secret>),
 }
 
 // ---- bootstrap ----------------------------------------------------------------------------
@@ -65,6 +78,9 @@ pub enum Any {
 /// `envoy.config.bootstrap.v3.Bootstrap`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bootstrap {
+    /// Set where Envoy needs one (SDS from a file, tracing): see [`Node`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<Node>,
     pub admin: Admin,
     pub stats_config: StatsConfig,
     pub static_resources: StaticResources,
@@ -179,6 +195,9 @@ pub struct Listener {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FilterChain {
     pub filters: Vec<NamedFilter>,
+    /// TLS (`envoy.transport_sockets.tls`); plaintext when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport_socket: Option<NamedFilter>,
 }
 
 /// A named, typed extension: a network filter, an HTTP filter, a transport socket, an access

@@ -65,7 +65,12 @@ pub struct GatewayBuilder {
     /// here, so that [`Gateway::record_for`] finds a record at once (Envoy's default is 10 s,
     /// as long as `record_for` waits). `None`: Envoy's default.
     file_flush_interval_ms: Option<u32>,
+    /// Changes to the rendered options before the bootstrap is made (TLS, tracing, health).
+    envoy_options: Vec<EnvoyOptionsFn>,
 }
+
+/// A change to [`EnvoyOptions`] (see [`GatewayBuilder::envoy_options`]).
+pub type EnvoyOptionsFn = Box<dyn FnOnce(&mut EnvoyOptions) + Send>;
 
 pub struct Gateway {
     pub envoy: Envoy,
@@ -143,7 +148,15 @@ impl GatewayBuilder {
             envoy_request_ids: true,
             max_request_headers_kb: None,
             file_flush_interval_ms: Some(100),
+            envoy_options: Vec::new(),
         }
+    }
+
+    /// Change the options `meshgate envoy` renders from, after the builder has set its own
+    /// (a TLS listener, tracing, health checks: what the command's flags set).
+    pub fn envoy_options(mut self, f: impl FnOnce(&mut EnvoyOptions) + Send + 'static) -> Self {
+        self.envoy_options.push(Box::new(f));
+        self
     }
 
     /// Flush Envoy's access log to stdout every `ms` (100 by default; Envoy's own default is
@@ -282,6 +295,9 @@ impl GatewayBuilder {
         o.buffer_limit_bytes = Some(buffer_limit_for(&config));
         o.upstream_header = config.routing.upstream_header.clone();
         o.generate_request_id = self.envoy_request_ids;
+        for f in self.envoy_options {
+            f(&mut o);
+        }
         let mut b =
             serde_json::to_value(bootstrap(&o)).map_err(|e| KitError::new(e.to_string()))?;
         if !self.headers_pause {
