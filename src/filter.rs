@@ -85,6 +85,8 @@ pub struct Filter {
     op: Option<OpId>,
     policy: Option<String>,
     principal: Option<String>,
+    /// The verified client certificate's identity (mTLS), read when authenticating.
+    client_principal: Option<String>,
     error_format: BodyFormat,
     /// Where the request is, with that phase's data.
     phase: Phase,
@@ -121,6 +123,7 @@ impl Filter {
             op: None,
             policy: None,
             principal: None,
+            client_principal: None,
             error_format: BodyFormat::Json,
             phase: Phase::Headers,
             resp: ResponseState::default(),

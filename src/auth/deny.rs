@@ -32,6 +32,19 @@ pub enum DenyReason {
     KeysUnavailable,
     /// The operation has no auth rule and the default denies.
     NoRule,
+    /// No verified client certificate on the connection (a `client_cert` requirement).
+    ClientCertMissing,
+    /// A client certificate whose identity is not among the requirement's principals.
+    ClientCertNotAllowed,
+}
+
+impl From<super::client_cert::ClientCertDenial> for DenyReason {
+    fn from(d: super::client_cert::ClientCertDenial) -> DenyReason {
+        match d {
+            super::client_cert::ClientCertDenial::Missing => DenyReason::ClientCertMissing,
+            super::client_cert::ClientCertDenial::NotAllowed => DenyReason::ClientCertNotAllowed,
+        }
+    }
 }
 
 impl DenyReason {
@@ -54,6 +67,8 @@ impl DenyReason {
             DenyReason::WrongSubject => "wrong_subject",
             DenyReason::KeysUnavailable => "keys_unavailable",
             DenyReason::NoRule => "no_rule",
+            DenyReason::ClientCertMissing => "client_cert_missing",
+            DenyReason::ClientCertNotAllowed => "client_cert_not_allowed",
         }
     }
 
@@ -77,6 +92,8 @@ impl DenyReason {
             DenyReason::WrongSubject => "Jwt subject is not allowed",
             DenyReason::KeysUnavailable => "Jwt verification keys are unavailable",
             DenyReason::NoRule => "No authentication rule allows this operation",
+            DenyReason::ClientCertMissing => "Client certificate is missing",
+            DenyReason::ClientCertNotAllowed => "Client certificate is not allowed",
         }
     }
 
@@ -84,7 +101,10 @@ impl DenyReason {
     pub fn is_forbidden(&self) -> bool {
         matches!(
             self,
-            DenyReason::WrongAudience | DenyReason::WrongSubject | DenyReason::NoRule
+            DenyReason::WrongAudience
+                | DenyReason::WrongSubject
+                | DenyReason::NoRule
+                | DenyReason::ClientCertNotAllowed
         )
     }
 
@@ -93,7 +113,7 @@ impl DenyReason {
     /// "wrong issuer" from the others, which says more than "missing".
     pub(super) fn rank(&self) -> u8 {
         match self {
-            DenyReason::Missing => 0,
+            DenyReason::Missing | DenyReason::ClientCertMissing => 0,
             DenyReason::WrongIssuer => 1,
             _ => 2,
         }
@@ -113,7 +133,9 @@ pub fn deny_reason_error(reason: DenyReason, realm: &str, unavailable_status: u1
         },
         DenyReason::NoRule => AuthError::NoRule { description },
         r if r.is_forbidden() => AuthError::Forbidden { realm, description },
-        DenyReason::Missing => AuthError::Missing { realm, description },
+        DenyReason::Missing | DenyReason::ClientCertMissing => {
+            AuthError::Missing { realm, description }
+        }
         _ => AuthError::Invalid { realm, description },
     }
 }

@@ -102,6 +102,10 @@ fn eval(ctx: &mut Ctx<'_, '_, '_>, req: &Requirement) -> Eval {
         }
         Requirement::None => Eval::Allowed(Vec::new()),
         Requirement::Deny => Eval::Denied(DenyReason::NoRule),
+        Requirement::ClientCert(rule) => match rule.check(ctx.request.client_cert) {
+            Ok(()) => Eval::Allowed(Vec::new()),
+            Err(d) => Eval::Denied(d.into()),
+        },
     }
 }
 

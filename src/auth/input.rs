@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Who must have signed the request's token. Written like Envoy's `JwtRequirement`:
 /// `{provider: name}`, `{any: [...]}`, `{all: [...]}`, `allow_missing`,
-/// `allow_missing_or_failed`, `none`.
+/// `allow_missing_or_failed`, `none`; and `{client_cert: {principals: [...]}}` (mTLS).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RequirementInput {
@@ -15,6 +15,8 @@ pub enum RequirementInput {
     AllowMissing,
     AllowMissingOrFailed,
     None,
+    /// A verified client certificate (mTLS), optionally one of `principals`.
+    ClientCert(super::client_cert::ClientCertInput),
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

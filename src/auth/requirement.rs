@@ -20,6 +20,8 @@ pub enum Requirement {
     None,
     /// Nobody may call (the default for operations without a rule).
     Deny,
+    /// A verified client certificate (mTLS), see [`super::client_cert`].
+    ClientCert(super::client_cert::ClientCertRule),
 }
 
 impl Requirement {
@@ -38,6 +40,9 @@ impl Requirement {
             RequirementInput::AllowMissing => Requirement::AllowMissing,
             RequirementInput::AllowMissingOrFailed => Requirement::AllowMissingOrFailed,
             RequirementInput::None => Requirement::None,
+            RequirementInput::ClientCert(c) => {
+                Requirement::ClientCert(super::client_cert::ClientCertRule::compile(c)?)
+            }
         })
     }
 }

@@ -97,6 +97,7 @@ impl Filter {
             upstream: op.map(|o| o.upstream.name.clone()),
             grpc_status,
             principal: self.principal.clone(),
+            client_principal: self.client_principal.clone(),
             policy: self.policy.clone(),
             outcome: label,
             availability,

@@ -36,6 +36,8 @@ pub struct AccessRecord {
     pub grpc_status: Option<Code>,
     /// The authenticated subject only (never the token or other claims).
     pub principal: Option<String>,
+    /// The verified client certificate's identity (mTLS), when the connection had one.
+    pub client_principal: Option<String>,
     pub policy: Option<String>,
     /// The request counter's `outcome` label ([`super::outcome_label`]).
     pub outcome: &'static str,
@@ -69,6 +71,7 @@ impl AccessRecord {
     pub fn to_json_line(&self) -> String {
         let mut w = JsonWriter::with_capacity(512 + self.url.len() * 2);
         w.open();
+        w.str_field("clientPrincipal", self.client_principal.as_deref());
         if let Some(code) = self.grpc_status {
             w.str_field("grpcStatus", code.name());
         }
@@ -146,6 +149,7 @@ impl AccessRecord {
         put("operation", &self.operation);
         put("upstream", &self.upstream);
         put("principal", &self.principal);
+        put("clientPrincipal", &self.client_principal);
         put("policy", &self.policy);
         if let Some(code) = self.grpc_status {
             out.insert("grpcStatus".into(), json!(code.name()));
@@ -171,6 +175,7 @@ impl AccessRecord {
             ("meshgate.operation", &self.operation),
             ("meshgate.upstream", &self.upstream),
             ("meshgate.principal", &self.principal),
+            ("meshgate.client_principal", &self.client_principal),
             ("meshgate.policy", &self.policy),
         ];
         for (name, value) in optional {
@@ -352,6 +357,7 @@ mod tests {
             upstream: Some("payments".into()),
             grpc_status: Some(Code::Ok),
             principal: Some("alice".into()),
+            client_principal: None,
             policy: None,
             outcome: "ok",
             availability: Verdict::Good,
@@ -451,6 +457,7 @@ mod tests {
         odd.url = "http://h/p?q=\"a\"&b=\\x\u{1}\u{1f}\u{7f}\t\r\n\u{8}\u{c}é漢😀".into();
         odd.user_agent = Some("ua \"quoted\" \\ back".into());
         odd.principal = Some("\u{0}".into());
+        odd.client_principal = Some("spiffe://partners/acme".into());
         odd.policy = Some(String::new());
         odd.trace_project = None;
         odd.latency = Duration::from_nanos(1_000_500);
@@ -500,5 +507,10 @@ mod tests {
         assert_eq!(get("meshgate.slo.availability"), Some("good"));
         assert_eq!(get("meshgate.slo.latency"), Some("n/a"));
         assert_eq!(get("meshgate.policy"), None);
+        assert_eq!(get("meshgate.client_principal"), None);
+        r.client_principal = Some("spiffe://partners/acme".into());
+        let entries = r.filter_state_entries();
+        assert!(entries.contains(&("meshgate.client_principal", "spiffe://partners/acme".into())));
+        assert_eq!(r.to_json()["clientPrincipal"], "spiffe://partners/acme");
     }
 }
