@@ -15,6 +15,7 @@ mod tests;
 pub mod tls;
 #[cfg(test)]
 mod tls_tests;
+pub mod tls_upstream;
 pub mod types;
 
 use std::path::PathBuf;
@@ -91,6 +92,8 @@ pub struct EnvoyOptions {
     pub edge: edge::Edge,
     /// The TLS listener (and mTLS), if any.
     pub tls: Option<tls::Tls>,
+    /// TLS to upstream clusters, per cluster.
+    pub upstream_tls: Vec<tls_upstream::UpstreamTlsSpec>,
 }
 
 impl EnvoyOptions {
@@ -114,6 +117,7 @@ impl EnvoyOptions {
             generate_request_id: true,
             edge: edge::Edge::default(),
             tls: None,
+            upstream_tls: Vec::new(),
         }
     }
 }
@@ -127,6 +131,7 @@ pub const RECORD_LOG_FILTER: &str = "'wasm.meshgate.record' in filter_state";
 /// The bootstrap for `o` (serialize it: Envoy reads JSON and YAML alike).
 pub fn bootstrap(o: &EnvoyOptions) -> Bootstrap {
     let mut clusters: Vec<Cluster> = o.clusters.iter().map(Cluster::from).collect();
+    tls_upstream::apply(&o.upstream_tls, &mut clusters);
     clusters.extend(o.extra_clusters.iter().cloned());
     Bootstrap {
         node: tls::node(o),
@@ -316,6 +321,14 @@ pub struct EnvoyArgs {
     pub edge: edge::EdgeArgs,
     #[command(flatten)]
     pub tls: tls::TlsArgs,
+    /// TLS to an upstream: the CA that verifies it, SNI, the DNS SAN required (default: the
+    /// SNI), a client certificate. Repeatable, one per --cluster.
+    #[arg(
+        long = "upstream-tls",
+        value_name = "NAME,ca=PATH[,sni=HOST][,san=NAME][,cert=PATH,key=PATH]",
+        value_parser = tls_upstream::parse_upstream_tls
+    )]
+    pub upstream_tls: Vec<tls_upstream::UpstreamTlsSpec>,
 }
 
 pub fn run(args: &EnvoyArgs) -> Result<(), String> {
@@ -338,6 +351,8 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     check_routes(&args.routes, &config)?;
     let names: Vec<String> = args.clusters.iter().map(|c| c.name.clone()).collect();
     o.extra_clusters = jwks_clusters(&config, &names, &args.ca_file);
+    tls_upstream::check(&args.upstream_tls, &args.clusters)?;
+    o.upstream_tls = args.upstream_tls.clone();
     o.clusters = args.clusters.clone();
     o.routes = args.routes.clone();
     write_output(args.output.as_ref(), &render_yaml(&o)?)

@@ -71,6 +71,11 @@ pub enum Any {
     RedirectManager(Box<RedirectManager>),
     #[serde(rename = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret")]
     Secret(Box<Secret>),
+    /// A second shape of `UpstreamTlsContext`: an upstream's TLS with a client certificate.
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+    )]
+    UpstreamTls(Box<UpstreamTls>),
 }
 
 // ---- bootstrap ----------------------------------------------------------------------------

@@ -131,3 +131,22 @@ pub struct Node {
     pub id: String,
     pub cluster: String,
 }
+
+/// `envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext` for an upstream cluster:
+/// the CA that verifies the upstream, the name it must carry, SNI, and a client certificate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpstreamTls {
+    pub common_tls_context: UpstreamCommonTls,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpstreamCommonTls {
+    pub tls_params: TlsParams,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub alpn_protocols: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls_certificates: Vec<TlsCertificate>,
+    pub validation_context: super::CertificateValidationContext,
+}
