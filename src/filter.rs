@@ -13,6 +13,7 @@ mod request;
 mod response;
 mod scheduler;
 mod side_call;
+mod span;
 mod stream;
 mod upstream;
 mod vm;

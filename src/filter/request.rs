@@ -30,6 +30,7 @@ impl Filter {
         if let Err(err) = classified {
             return self.reply_error(host, err);
         }
+        self.publish_span_fields(host);
         if self.mode == Mode::PassThrough {
             self.phase = Phase::Upstream;
             return Action::Continue;

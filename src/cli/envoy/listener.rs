@@ -71,6 +71,7 @@ fn connection_manager(o: &EnvoyOptions) -> HttpConnectionManager {
             },
         ]),
         generate_request_id: (!o.generate_request_id).then_some(false),
+        tracing: o.tracing.as_ref().map(super::tracing::hcm_tracing),
         ..HttpConnectionManager::default()
     };
     let buffer = o

@@ -16,6 +16,7 @@ pub mod tls;
 #[cfg(test)]
 mod tls_tests;
 pub mod tls_upstream;
+pub mod tracing;
 pub mod types;
 
 use std::path::PathBuf;
@@ -94,6 +95,8 @@ pub struct EnvoyOptions {
     pub tls: Option<tls::Tls>,
     /// TLS to upstream clusters, per cluster.
     pub upstream_tls: Vec<tls_upstream::UpstreamTlsSpec>,
+    /// OpenTelemetry traces to a collector, if any.
+    pub tracing: Option<tracing::Tracing>,
 }
 
 impl EnvoyOptions {
@@ -118,6 +121,7 @@ impl EnvoyOptions {
             edge: edge::Edge::default(),
             tls: None,
             upstream_tls: Vec::new(),
+            tracing: None,
         }
     }
 }
@@ -132,6 +136,7 @@ pub const RECORD_LOG_FILTER: &str = "'wasm.meshgate.record' in filter_state";
 pub fn bootstrap(o: &EnvoyOptions) -> Bootstrap {
     let mut clusters: Vec<Cluster> = o.clusters.iter().map(Cluster::from).collect();
     tls_upstream::apply(&o.upstream_tls, &mut clusters);
+    clusters.extend(o.tracing.as_ref().map(tracing::otlp_cluster));
     clusters.extend(o.extra_clusters.iter().cloned());
     Bootstrap {
         node: tls::node(o),
@@ -329,6 +334,8 @@ pub struct EnvoyArgs {
         value_parser = tls_upstream::parse_upstream_tls
     )]
     pub upstream_tls: Vec<tls_upstream::UpstreamTlsSpec>,
+    #[command(flatten)]
+    pub tracing: tracing::TracingArgs,
 }
 
 pub fn run(args: &EnvoyArgs) -> Result<(), String> {
@@ -340,6 +347,7 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     o.upstream_header = config.routing.upstream_header.clone();
     o.edge = args.edge.edge();
     o.tls = args.tls.tls()?;
+    o.tracing = args.tracing.tracing()?;
     if let Some((a, p)) = &args.listen {
         o.listen_address = a.clone();
         o.listen_port = *p;

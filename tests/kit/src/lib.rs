@@ -50,6 +50,7 @@ pub mod error;
 pub mod harness;
 pub mod http_server;
 pub mod jwks;
+pub mod otlp;
 pub mod proto;
 pub mod rest;
 pub mod tls;

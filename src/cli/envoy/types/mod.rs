@@ -14,12 +14,14 @@ mod cluster;
 mod edge;
 mod route;
 mod tls;
+mod tracing;
 
 pub use access_log::*;
 pub use cluster::*;
 pub use edge::*;
 pub use route::*;
 pub use tls::*;
+pub use tracing::*;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -76,6 +78,8 @@ pub enum Any {
         rename = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
     )]
     UpstreamTls(Box<UpstreamTls>),
+    #[serde(rename = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig")]
+    OpenTelemetryConfig(OpenTelemetryConfig),
 }
 
 // ---- bootstrap ----------------------------------------------------------------------------
@@ -244,6 +248,8 @@ pub struct HttpConnectionManager {
     pub common_http_protocol_options: Option<CommonHttpProtocolOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http2_protocol_options: Option<Http2Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<HcmTracing>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
