@@ -7,6 +7,7 @@
 mod auth;
 mod classify;
 mod handle;
+mod health;
 mod log;
 mod phase;
 mod request;

@@ -12,6 +12,9 @@ impl Filter {
     pub(super) fn request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         self.start = Some(host.now());
         self.req = RequestInfo::from_headers(host.headers(MapKind::RequestHeaders));
+        if let Some(action) = self.health(host) {
+            return action;
+        }
         self.policy = route::select_policy(host, &self.vm.config.routing);
         self.strip_owned_headers(host);
 

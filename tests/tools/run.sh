@@ -66,6 +66,8 @@ Try:
   curl -s --cacert $OUT/tls/ca.pem https://localhost:${TLS_LISTEN##*:}/v1/payments/pay_001
   # Native gRPC passes through (grpcurl, if you have it; the descriptor set is $OUT/payments.pb)
   grpcurl -plaintext -protoset $OUT/payments.pb -d '{"id":"pay_001"}' $LISTEN meshgate.demo.v1.Payments/GetPayment
+  # Health: answered by meshgate (?jwks=1: also waits for remote JWKS keys)
+  curl -s http://$LISTEN/healthz
   # Metrics
   curl -s http://$ADMIN/stats/prometheus | grep meshgate
 
