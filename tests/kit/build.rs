@@ -14,8 +14,12 @@ const PROTOS: &[&str] = &[
     "google/rpc/code.proto",
 ];
 
-/// The kit's own protos, relative to `tests/kit/proto`: the OTLP trace receiver's subset.
-const KIT_PROTOS: &[&str] = &["opentelemetry/proto/collector/trace/v1/trace_service.proto"];
+/// The kit's own protos, relative to `tests/kit/proto`: the OTLP trace receiver's subset and
+/// gRPC health checking.
+const KIT_PROTOS: &[&str] = &[
+    "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+    "grpc/health/v1/health.proto",
+];
 
 /// Google's proto comments hold code samples that rustdoc would run as doctests: drop them
 /// (tonic-prost-build's own `disable_comments` does not reach prost in `compile_fds`).

@@ -8,6 +8,7 @@ mod cluster;
 pub mod edge;
 #[cfg(test)]
 mod edge_tests;
+mod health;
 mod listener;
 mod local_reply;
 #[cfg(test)]
@@ -97,6 +98,8 @@ pub struct EnvoyOptions {
     pub upstream_tls: Vec<tls_upstream::UpstreamTlsSpec>,
     /// OpenTelemetry traces to a collector, if any.
     pub tracing: Option<tracing::Tracing>,
+    /// Active gRPC health checks and outlier detection on the `clusters` ([`health`]).
+    pub upstream_health: bool,
 }
 
 impl EnvoyOptions {
@@ -122,6 +125,7 @@ impl EnvoyOptions {
             tls: None,
             upstream_tls: Vec::new(),
             tracing: None,
+            upstream_health: false,
         }
     }
 }
@@ -136,6 +140,9 @@ pub const RECORD_LOG_FILTER: &str = "'wasm.meshgate.record' in filter_state";
 pub fn bootstrap(o: &EnvoyOptions) -> Bootstrap {
     let mut clusters: Vec<Cluster> = o.clusters.iter().map(Cluster::from).collect();
     tls_upstream::apply(&o.upstream_tls, &mut clusters);
+    if o.upstream_health {
+        health::apply(&mut clusters);
+    }
     clusters.extend(o.tracing.as_ref().map(tracing::otlp_cluster));
     clusters.extend(o.extra_clusters.iter().cloned());
     Bootstrap {
@@ -336,6 +343,9 @@ pub struct EnvoyArgs {
     pub upstream_tls: Vec<tls_upstream::UpstreamTlsSpec>,
     #[command(flatten)]
     pub tracing: tracing::TracingArgs,
+    /// Render no active gRPC health checks and no outlier detection on the --cluster upstreams.
+    #[arg(long)]
+    pub no_upstream_health: bool,
 }
 
 pub fn run(args: &EnvoyArgs) -> Result<(), String> {
@@ -348,6 +358,7 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     o.edge = args.edge.edge();
     o.tls = args.tls.tls()?;
     o.tracing = args.tracing.tracing()?;
+    o.upstream_health = !args.no_upstream_health;
     if let Some((a, p)) = &args.listen {
         o.listen_address = a.clone();
         o.listen_port = *p;

@@ -97,6 +97,8 @@ pub fn otlp_cluster(t: &Tracing) -> Cluster {
         ),
         typed_extension_protocol_options: options,
         transport_socket: None,
+        health_checks: Vec::new(),
+        outlier_detection: None,
     }
 }
 

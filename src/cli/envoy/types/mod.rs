@@ -12,6 +12,7 @@
 mod access_log;
 mod cluster;
 mod edge;
+mod health;
 mod route;
 mod tls;
 mod tracing;
@@ -19,6 +20,7 @@ mod tracing;
 pub use access_log::*;
 pub use cluster::*;
 pub use edge::*;
+pub use health::*;
 pub use route::*;
 pub use tls::*;
 pub use tracing::*;
