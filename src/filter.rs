@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod classify;
 mod handle;
+mod health;
 mod log;
 mod phase;
 mod quota;
@@ -15,6 +16,7 @@ mod request;
 mod response;
 mod scheduler;
 mod side_call;
+mod span;
 mod stream;
 mod trap;
 mod upstream;
@@ -95,6 +97,8 @@ pub struct Filter {
     principal: Option<String>,
     /// The configured client whose API key let the request in.
     client: Option<String>,
+    /// The verified client certificate's identity (mTLS), read when authenticating.
+    client_principal: Option<String>,
     error_format: BodyFormat,
     /// Where the request is, with that phase's data.
     phase: Phase,
@@ -132,6 +136,7 @@ impl Filter {
             policy: None,
             principal: None,
             client: None,
+            client_principal: None,
             error_format: BodyFormat::Json,
             phase: Phase::Headers,
             resp: ResponseState::default(),

@@ -40,6 +40,19 @@ pub enum DenyReason {
     ApiKeyRevoked,
     /// A client's key on an operation the client may not call (403).
     ApiKeyForbidden,
+    /// No verified client certificate on the connection (a `client_cert` requirement).
+    ClientCertMissing,
+    /// A client certificate whose identity is not among the requirement's principals.
+    ClientCertNotAllowed,
+}
+
+impl From<super::client_cert::ClientCertDenial> for DenyReason {
+    fn from(d: super::client_cert::ClientCertDenial) -> DenyReason {
+        match d {
+            super::client_cert::ClientCertDenial::Missing => DenyReason::ClientCertMissing,
+            super::client_cert::ClientCertDenial::NotAllowed => DenyReason::ClientCertNotAllowed,
+        }
+    }
 }
 
 impl DenyReason {
@@ -66,6 +79,8 @@ impl DenyReason {
             DenyReason::ApiKeyUnknown => "api_key_unknown",
             DenyReason::ApiKeyRevoked => "api_key_revoked",
             DenyReason::ApiKeyForbidden => "api_key_forbidden",
+            DenyReason::ClientCertMissing => "client_cert_missing",
+            DenyReason::ClientCertNotAllowed => "client_cert_not_allowed",
         }
     }
 
@@ -93,6 +108,8 @@ impl DenyReason {
             DenyReason::ApiKeyUnknown => "API key is not valid",
             DenyReason::ApiKeyRevoked => "API key is revoked",
             DenyReason::ApiKeyForbidden => "API key does not allow this operation",
+            DenyReason::ClientCertMissing => "Client certificate is missing",
+            DenyReason::ClientCertNotAllowed => "Client certificate is not allowed",
         }
     }
 
@@ -104,6 +121,7 @@ impl DenyReason {
                 | DenyReason::WrongSubject
                 | DenyReason::NoRule
                 | DenyReason::ApiKeyForbidden
+                | DenyReason::ClientCertNotAllowed
         )
     }
 
@@ -112,7 +130,7 @@ impl DenyReason {
     /// "wrong issuer" from the others, which says more than "missing".
     pub(super) fn rank(&self) -> u8 {
         match self {
-            DenyReason::Missing | DenyReason::ApiKeyMissing => 0,
+            DenyReason::Missing | DenyReason::ApiKeyMissing | DenyReason::ClientCertMissing => 0,
             DenyReason::WrongIssuer => 1,
             _ => 2,
         }
@@ -140,7 +158,9 @@ pub fn deny_reason_error(reason: DenyReason, realm: &str, unavailable_status: u1
             forbidden: reason.is_forbidden(),
         },
         r if r.is_forbidden() => AuthError::Forbidden { realm, description },
-        DenyReason::Missing => AuthError::Missing { realm, description },
+        DenyReason::Missing | DenyReason::ClientCertMissing => {
+            AuthError::Missing { realm, description }
+        }
         _ => AuthError::Invalid { realm, description },
     }
 }

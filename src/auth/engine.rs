@@ -145,6 +145,10 @@ fn eval(ctx: &mut Ctx<'_, '_, '_>, req: &Requirement) -> Eval {
         Requirement::None => Eval::Allowed(Allow::default()),
         Requirement::Deny => Eval::Denied(DenyReason::NoRule),
         Requirement::ApiKey => api_key(ctx),
+        Requirement::ClientCert(rule) => match rule.check(ctx.request.client_cert) {
+            Ok(()) => Eval::Allowed(Allow::default()),
+            Err(d) => Eval::Denied(d.into()),
+        },
     }
 }
 

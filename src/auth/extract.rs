@@ -261,6 +261,7 @@ mod tests {
         let req = Request {
             headers: &headers,
             query: None,
+            client_cert: None,
         };
         let found = find_token(&sources, &req).unwrap();
         assert_eq!(found.token, "abc.def.ghi");
@@ -268,6 +269,7 @@ mod tests {
         let req = Request {
             headers: &basic,
             query: None,
+            client_cert: None,
         };
         assert_eq!(find_token(&sources, &req), None);
     }
@@ -291,12 +293,14 @@ mod tests {
         let req = Request {
             headers: &headers,
             query: Some("access_token=q.q.q"),
+            client_cert: None,
         };
         let found = find_token(&sources, &req).unwrap();
         assert_eq!((found.token.as_ref(), found.source), ("q.q.q", 1));
         let req = Request {
             headers: &headers,
             query: None,
+            client_cert: None,
         };
         let found = find_token(&sources, &req).unwrap();
         assert_eq!((found.token.as_ref(), found.source), ("c.c.c", 2));
@@ -305,6 +309,7 @@ mod tests {
         let req = Request {
             headers: &with_header,
             query: Some("access_token=q.q.q"),
+            client_cert: None,
         };
         assert_eq!(find_token(&sources, &req).unwrap().token, "h.h.h");
     }
@@ -318,6 +323,7 @@ mod tests {
         let req = Request {
             headers: &headers,
             query: Some("a=1&access_token=t&b=2"),
+            client_cert: None,
         };
         let (mut remove, mut set) = (Vec::new(), Vec::new());
         removal(

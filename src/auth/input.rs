@@ -7,8 +7,8 @@ pub use super::apikey::{ApiClientInput, ApiKeysInput, GlobalRateLimitInput, Quot
 
 /// Who must have signed the request's token. Written like Envoy's `JwtRequirement`:
 /// `{provider: name}`, `{any: [...]}`, `{all: [...]}`, `allow_missing`,
-/// `allow_missing_or_failed`, `none`; and `api_key` (a configured client's key:
-/// [`super::apikey`]).
+/// `allow_missing_or_failed`, `none`; `api_key` (a configured client's key:
+/// [`super::apikey`]); and `{client_cert: {principals: [...]}}` (mTLS).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RequirementInput {
@@ -19,6 +19,8 @@ pub enum RequirementInput {
     AllowMissingOrFailed,
     None,
     ApiKey,
+    /// A verified client certificate (mTLS), optionally one of `principals`.
+    ClientCert(super::client_cert::ClientCertInput),
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

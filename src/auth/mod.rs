@@ -17,6 +17,7 @@ pub mod alg;
 pub mod apikey;
 mod cache;
 mod claims;
+pub mod client_cert;
 mod config;
 #[doc(hidden)]
 pub mod crypto_probe;
@@ -49,12 +50,14 @@ pub use fetch::{FetchKind, FetchRequest, RemoteConfig};
 pub use requirement::Requirement;
 pub use state::{AuthState, FetchOutcome};
 
-/// What `authenticate` reads of a request: the request headers (with `:path`) and the raw
-/// query string (without `?`).
+/// What `authenticate` reads of a request: the request headers (with `:path`), the raw
+/// query string (without `?`), and the connection's verified client certificate identity
+/// ([`client_cert::identity`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
     pub headers: &'a [(String, String)],
     pub query: Option<&'a str>,
+    pub client_cert: Option<&'a str>,
 }
 
 /// Who called: from a verified token.

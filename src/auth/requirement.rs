@@ -22,6 +22,8 @@ pub enum Requirement {
     Deny,
     /// A configured client's API key, allowed on the operation (`auth.api_keys`).
     ApiKey,
+    /// A verified client certificate (mTLS), see [`super::client_cert`].
+    ClientCert(super::client_cert::ClientCertRule),
 }
 
 impl Requirement {
@@ -41,6 +43,9 @@ impl Requirement {
             RequirementInput::AllowMissingOrFailed => Requirement::AllowMissingOrFailed,
             RequirementInput::None => Requirement::None,
             RequirementInput::ApiKey => Requirement::ApiKey,
+            RequirementInput::ClientCert(c) => {
+                Requirement::ClientCert(super::client_cert::ClientCertRule::compile(c)?)
+            }
         })
     }
 }

@@ -93,6 +93,12 @@ pub struct AuthState {
 }
 
 impl AuthState {
+    /// Every provider has keys (each remote JWKS has been fetched once): the health endpoint's
+    /// `?jwks=1` readiness.
+    pub fn all_keys_loaded(&self) -> bool {
+        self.providers.iter().all(|p| p.keys.is_some())
+    }
+
     pub fn new(cfg: &AuthConfig) -> AuthState {
         let providers = cfg
             .providers

@@ -34,6 +34,8 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+// Parsed once per run: a large `envoy` variant (its many flags) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compile the protos, embed the descriptor set, validate, and write the filter's JSON

@@ -332,7 +332,8 @@ fn compile_limits(l: &LimitsInput) -> Limits {
     }
 }
 
-/// Headers meshgate sets, so never a client's: the routing headers, the auth headers, and the
+/// Headers meshgate sets, so never a client's: the routing headers, the auth headers (and the
+/// client certificate's identity), and the
 /// original path and method of a transcoded (or rewritten REST) request. The rendered
 /// `local_reply_config` tells transcoded requests by `x-envoy-original-method`; a native gRPC
 /// client's copy would otherwise turn Envoy's gRPC answer into a JSON one.
@@ -341,6 +342,7 @@ fn owned_headers(routing: &Routing, auth: &AuthConfig) -> Vec<String> {
     set.insert(routing.upstream_header.clone());
     set.insert(routing.operation_header.clone());
     set.insert(routing.subject_header.clone());
+    set.insert(crate::auth::client_cert::PRINCIPAL_HEADER.to_string());
     set.insert("x-envoy-original-path".to_string());
     set.insert("x-envoy-original-method".to_string());
     set.insert(crate::cors::CLIENT_CONTENT_TYPE_HEADER.to_string());

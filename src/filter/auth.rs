@@ -21,9 +21,11 @@ impl Filter {
             .and_then(|p| p.auth.clone())
             .unwrap_or_else(|| op.auth.clone());
         let (_, query) = split_path(&self.req.path);
+        self.client_principal = client_cert_identity(host);
         let request = auth::Request {
             headers: &self.req.headers,
             query,
+            client_cert: self.client_principal.as_deref(),
         };
         let now = host.now();
         let outcome = {
@@ -49,6 +51,9 @@ impl Filter {
                 vm.count(host, &name);
                 self.principal = result.principal.as_ref().and_then(|p| p.subject.clone());
                 self.client = result.client.clone();
+                if let Some(id) = self.client_principal.clone() {
+                    self.set_request_header(host, auth::client_cert::PRINCIPAL_HEADER, Some(&id));
+                }
                 for name in &result.remove_headers {
                     self.set_request_header(host, name, None);
                 }
@@ -94,6 +99,21 @@ impl Filter {
             }
         }
     }
+}
+
+/// The connection's verified client certificate identity (mTLS): Envoy's `connection.mtls`
+/// says a client certificate was presented (and, with a trusted CA, verified at the
+/// handshake); the identity is its first URI SAN, else DNS SAN, else subject.
+fn client_cert_identity(host: &dyn Host) -> Option<String> {
+    let mtls = host.property(&["connection", "mtls"])?;
+    if mtls.first().is_none_or(|b| *b == 0) {
+        return None;
+    }
+    let values: Vec<Option<Vec<u8>>> = auth::client_cert::IDENTITY_PROPERTIES
+        .iter()
+        .map(|p| host.property(&["connection", p]))
+        .collect();
+    auth::client_cert::identity(values.iter().map(Option::as_deref))
 }
 
 impl Filter {

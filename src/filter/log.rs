@@ -101,6 +101,7 @@ impl Filter {
             grpc_status,
             principal: self.principal.clone(),
             client: self.client.clone(),
+            client_principal: self.client_principal.clone(),
             policy: self.policy.clone(),
             outcome: label,
             availability,

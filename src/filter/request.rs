@@ -12,6 +12,9 @@ impl Filter {
     pub(super) fn request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         self.start = Some(host.now());
         self.req = RequestInfo::from_headers(host.headers(MapKind::RequestHeaders));
+        if let Some(action) = self.health(host) {
+            return action;
+        }
         self.policy = route::select_policy(host, &self.vm.config.routing);
         self.strip_owned_headers(host);
 
@@ -33,6 +36,7 @@ impl Filter {
         if let Err(err) = classified {
             return self.reply_error(host, err);
         }
+        self.publish_span_fields(host);
         if self.mode == Mode::PassThrough {
             self.phase = Phase::Upstream;
             return Action::Continue;

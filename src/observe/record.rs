@@ -42,6 +42,8 @@ pub struct AccessRecord {
     pub principal: Option<String>,
     /// The configured client whose API key let the request in (never the key).
     pub client: Option<String>,
+    /// The verified client certificate's identity (mTLS), when the connection had one.
+    pub client_principal: Option<String>,
     pub policy: Option<String>,
     /// The request counter's `outcome` label ([`super::outcome_label`]).
     pub outcome: &'static str,
@@ -78,6 +80,7 @@ impl AccessRecord {
         let mut w = JsonWriter::with_capacity(512 + self.url.len() * 2);
         w.open();
         w.str_field("client", self.client.as_deref());
+        w.str_field("clientPrincipal", self.client_principal.as_deref());
         w.str_field("clientProtocol", self.client_protocol);
         if let Some(code) = self.grpc_status {
             w.str_field("grpcStatus", code.name());
@@ -158,6 +161,7 @@ impl AccessRecord {
         put("upstream", &self.upstream);
         put("principal", &self.principal);
         put("client", &self.client);
+        put("clientPrincipal", &self.client_principal);
         put("policy", &self.policy);
         if let Some(p) = self.client_protocol {
             out.insert("clientProtocol".into(), json!(p));
@@ -188,6 +192,7 @@ impl AccessRecord {
             ("meshgate.upstream", &self.upstream),
             ("meshgate.principal", &self.principal),
             ("meshgate.client", &self.client),
+            ("meshgate.client_principal", &self.client_principal),
             ("meshgate.policy", &self.policy),
         ];
         for (name, value) in optional {
@@ -373,6 +378,7 @@ mod tests {
             grpc_status: Some(Code::Ok),
             principal: Some("alice".into()),
             client: Some("acme".into()),
+            client_principal: None,
             policy: None,
             outcome: "ok",
             availability: Verdict::Good,
@@ -474,6 +480,7 @@ mod tests {
         odd.url = "http://h/p?q=\"a\"&b=\\x\u{1}\u{1f}\u{7f}\t\r\n\u{8}\u{c}é漢😀".into();
         odd.user_agent = Some("ua \"quoted\" \\ back".into());
         odd.principal = Some("\u{0}".into());
+        odd.client_principal = Some("spiffe://partners/acme".into());
         odd.policy = Some(String::new());
         odd.trace_project = None;
         odd.latency = Duration::from_nanos(1_000_500);
@@ -523,5 +530,10 @@ mod tests {
         assert_eq!(get("meshgate.slo.availability"), Some("good"));
         assert_eq!(get("meshgate.slo.latency"), Some("n/a"));
         assert_eq!(get("meshgate.policy"), None);
+        assert_eq!(get("meshgate.client_principal"), None);
+        r.client_principal = Some("spiffe://partners/acme".into());
+        let entries = r.filter_state_entries();
+        assert!(entries.contains(&("meshgate.client_principal", "spiffe://partners/acme".into())));
+        assert_eq!(r.to_json()["clientPrincipal"], "spiffe://partners/acme");
     }
 }

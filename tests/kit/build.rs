@@ -14,6 +14,13 @@ const PROTOS: &[&str] = &[
     "google/rpc/code.proto",
 ];
 
+/// The kit's own protos, relative to `tests/kit/proto`: the OTLP trace receiver's subset and
+/// gRPC health checking.
+const KIT_PROTOS: &[&str] = &[
+    "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+    "grpc/health/v1/health.proto",
+];
+
 /// Google's proto comments hold code samples that rustdoc would run as doctests: drop them
 /// (tonic-prost-build's own `disable_comments` does not reach prost in `compile_fds`).
 fn prost_config() -> prost_build::Config {
@@ -28,7 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     println!("cargo:rerun-if-changed={}", proto_root.display());
 
-    let fds = protox::compile(PROTOS, [&proto_root])?;
+    let kit_root = manifest.join("proto");
+    println!("cargo:rerun-if-changed={}", kit_root.display());
+    let files = PROTOS.iter().chain(KIT_PROTOS);
+    let fds = protox::compile(files, [&proto_root, &kit_root])?;
     std::fs::write(out_dir.join("descriptor_set.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .build_client(true)

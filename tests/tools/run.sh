@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 LISTEN=${MESHGATE_LISTEN:-127.0.0.1:8080}
 ADMIN=${MESHGATE_ADMIN:-127.0.0.1:9901}
+TLS_LISTEN=${MESHGATE_TLS_LISTEN:-127.0.0.1:8443}
 PAYMENTS=${MESHGATE_PAYMENTS:-127.0.0.1:50051}
 WALLETS=${MESHGATE_WALLETS:-127.0.0.1:50052}
 # The demo page: another origin than the gateway's, allowed by envoy/gateway.yaml's `cors`.
@@ -18,6 +19,8 @@ OUT=${MESHGATE_RUN_DIR:-build}
 WASM=${MESHGATE_WASM:-$PWD/build/meshgate.wasm}
 ENVOY=$(tests/tools/envoy-path.sh) || { echo "run: no Envoy (make setup)" >&2; exit 1; }
 mkdir -p "$OUT"
+# TLS: a local CA and a certificate for localhost and 127.0.0.1, made once (docs/tls.md).
+tests/tools/tls-certs.sh "$OUT/tls"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -25,7 +28,9 @@ trap cleanup EXIT INT TERM
 "$BIN/meshgate" envoy envoy/gateway.yaml --wasm "$WASM" \
   --listen "$LISTEN" --admin "$ADMIN" \
   --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" \
-  --cluster "outbound|8090||127.0.0.1=$ISSUER/h1" -o "$OUT/envoy.yaml"
+  --cluster "outbound|8090||127.0.0.1=$ISSUER/h1" \
+  --tls-listen "$TLS_LISTEN" --tls-cert "$OUT/tls/server.pem" --tls-key "$OUT/tls/server.key" \
+  -o "$OUT/envoy.yaml"
 
 # The descriptor set, for gRPC tools that cannot use server reflection (grpcurl -protoset).
 "$BIN/meshgate" compile envoy/gateway.yaml | python3 -c \
@@ -63,6 +68,7 @@ curl -sf "http://$PAGE/" >/dev/null || { echo "The demo page did not start:"; ta
 cat <<MSG
 
 meshgate is up: gateway http://$LISTEN (HTTP/1.1 and HTTP/2), admin http://$ADMIN
+TLS: https://localhost:${TLS_LISTEN##*:} (HTTP/2 and HTTP/1.1 by ALPN; local CA $OUT/tls/ca.pem)
 Envoy's log: $OUT/envoy.log; meshgate's access records (JSON lines): $OUT/access.log
 Demo token (issuer https://issuer.demo.meshgate.local, subject demo-user, valid a day):
   $TOKEN
@@ -88,19 +94,13 @@ Try:
   curl -si http://$LISTEN/no/such/path
   # HTTP/2 (prior knowledge) works the same
   curl -s --http2-prior-knowledge http://$LISTEN/v1/payments/pay_001
+  # TLS, HTTP/2 by ALPN, trusting the local CA made at first run
+  curl -s --cacert $OUT/tls/ca.pem https://localhost:${TLS_LISTEN##*:}/v1/payments/pay_001
   # Native gRPC passes through (grpcurl, if you have it; the descriptor set is $OUT/payments.pb)
   grpcurl -plaintext -protoset $OUT/payments.pb -d '{"id":"pay_001"}' $LISTEN meshgate.demo.v1.Payments/GetPayment
-  # Identity (docs/partners.md): DeletePayment needs a token of the demo issuer (401 without;
-  # the call deletes pay_004, so it succeeds once per run)
-  curl -si -X DELETE http://$LISTEN/v1/payments/pay_004
-  curl -s -X DELETE http://$LISTEN/v1/payments/pay_004 -H "authorization: Bearer $TOKEN"
-  # The partner-facing GetPaymentStatus and UploadAttachment need a partner's API key (401
-  # without); the demo partner's quota is 20 calls a minute per operation: a burst of uploads
-  # gets 429 with a Status of code 8 (uploads go through Envoy's router and its rate limit)
-  curl -si http://$LISTEN/v1/payments/pay_001/status
-  curl -s http://$LISTEN/v1/payments/pay_001/status -H 'x-api-key: $PARTNER_KEY'
-  curl -s http://$LISTEN/v1/payments/pay_001/attachments -H 'x-api-key: $PARTNER_KEY' \
-       -H 'content-type: text/plain' --data 'receipt scan'
+  --cluster "outbound|8090||127.0.0.1=$ISSUER/h1" \
+  --tls-listen "$TLS_LISTEN" --tls-cert "$OUT/tls/server.pem" --tls-key "$OUT/tls/server.key" \
+  -o "$OUT/envoy.yaml"
   # Metrics
   curl -s http://$ADMIN/stats/prometheus | grep meshgate
 

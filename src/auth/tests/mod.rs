@@ -8,6 +8,7 @@
 //! of provider `main`: `iss` [`ISSUER`], `aud` `api`, `sub` `user-1`, issued at [`NOW`] - 10 s,
 //! expiring at [`NOW`] + 300 s.
 
+mod client_cert;
 mod hardening;
 mod remote;
 mod requirements;
@@ -107,6 +108,7 @@ pub fn run(
     let req = Request {
         headers,
         query: None,
+        client_cert: None,
     };
     authenticate(cfg, state, cfg.default_requirement(), &req, when)
 }

@@ -40,6 +40,7 @@ fn eval(cfg: &AuthConfig, r: &RequirementInput, headers: &[(String, String)]) ->
         &Request {
             headers,
             query: None,
+            client_cert: None,
         },
         now(),
     )
@@ -254,6 +255,7 @@ fn query_token_is_verified_and_removed_from_the_path() {
     let req = Request {
         headers: &headers,
         query: Some(&query),
+        client_cert: None,
     };
     let r = allowed(authenticate(
         &cfg,

@@ -38,6 +38,8 @@ impl From<&ClusterSpec> for Cluster {
             load_assignment: ClusterLoadAssignment::single(&c.name, &c.address, c.port),
             typed_extension_protocol_options: options,
             transport_socket: None,
+            health_checks: Vec::new(),
+            outlier_detection: None,
         }
     }
 }
@@ -84,6 +86,8 @@ pub(super) fn jwks_cluster(rc: &crate::auth::RemoteConfig, ca_file: &str) -> Clu
         load_assignment: ClusterLoadAssignment::single(&rc.cluster, host, port),
         typed_extension_protocol_options: BTreeMap::new(),
         transport_socket,
+        health_checks: Vec::new(),
+        outlier_detection: None,
     }
 }
 

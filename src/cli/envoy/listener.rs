@@ -17,7 +17,39 @@ use super::{EnvoyOptions, RouteSpec, RECORD_LOG_FILTER, WASM_FILTER_NAME};
 /// The HTTP connection manager's network filter name.
 pub const HCM_FILTER_NAME: &str = "envoy.filters.network.http_connection_manager";
 
+/// The gateway's listeners: the plaintext one (meshgate's, or a redirect to HTTPS) and, with
+/// TLS, the TLS one with the same connection manager ([`super::tls`]).
+pub(super) fn listeners(o: &EnvoyOptions) -> Vec<Listener> {
+    let Some(t) = &o.tls else {
+        return vec![listener(o)];
+    };
+    let plaintext = if t.redirect_plaintext {
+        super::tls::redirect_listener(o, t)
+    } else {
+        listener(o)
+    };
+    vec![
+        plaintext,
+        super::tls::tls_listener(o, t, connection_manager(o)),
+    ]
+}
+
 pub(super) fn listener(o: &EnvoyOptions) -> Listener {
+    Listener {
+        name: "gateway".into(),
+        address: Address::socket(&o.listen_address, o.listen_port),
+        filter_chains: vec![FilterChain {
+            filters: vec![NamedFilter {
+                name: HCM_FILTER_NAME.into(),
+                typed_config: Any::HttpConnectionManager(Box::new(connection_manager(o))),
+            }],
+            transport_socket: None,
+        }],
+        per_connection_buffer_limit_bytes: o.buffer_limit_bytes,
+    }
+}
+
+fn connection_manager(o: &EnvoyOptions) -> HttpConnectionManager {
     let browser = super::browser::Browser::from_filter_json(&o.filter_config_json);
     // Client quotas: Envoy's local rate limit after meshgate (it reads meshgate's headers).
     let quotas = super::ratelimit::for_options(o);
@@ -55,23 +87,14 @@ pub(super) fn listener(o: &EnvoyOptions) -> Listener {
         http_filters: Some(http_filters),
         generate_request_id: (!o.generate_request_id).then_some(false),
         always_set_request_id_in_response: browser.is_some().then_some(true),
+        tracing: o.tracing.as_ref().map(super::tracing::hcm_tracing),
         ..HttpConnectionManager::default()
     };
     let buffer = o
         .buffer_limit_bytes
         .unwrap_or(super::edge::ENVOY_DEFAULT_BUFFER_LIMIT);
     super::edge::apply_to_hcm(&o.edge, buffer, &mut hcm);
-    Listener {
-        name: "gateway".into(),
-        address: Address::socket(&o.listen_address, o.listen_port),
-        filter_chains: vec![FilterChain {
-            filters: vec![NamedFilter {
-                name: HCM_FILTER_NAME.into(),
-                typed_config: Any::HttpConnectionManager(Box::new(hcm)),
-            }],
-        }],
-        per_connection_buffer_limit_bytes: o.buffer_limit_bytes,
-    }
+    hcm
 }
 
 /// Envoy's `PluginConfig` for meshgate with the module at `code` (the same for `meshgate envoy`

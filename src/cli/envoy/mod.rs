@@ -12,12 +12,18 @@ pub mod edge;
 #[cfg(test)]
 mod edge_tests;
 pub mod envoy_record;
+mod health;
 mod listener;
 mod local_reply;
 pub mod ratelimit;
 mod streams;
 #[cfg(test)]
 mod tests;
+pub mod tls;
+#[cfg(test)]
+mod tls_tests;
+pub mod tls_upstream;
+pub mod tracing;
 pub mod types;
 
 use std::path::PathBuf;
@@ -92,6 +98,14 @@ pub struct EnvoyOptions {
     /// The edge protections (timeouts, header and HTTP/2 limits, rapid-reset mitigation,
     /// connection limit, overload manager).
     pub edge: edge::Edge,
+    /// The TLS listener (and mTLS), if any.
+    pub tls: Option<tls::Tls>,
+    /// TLS to upstream clusters, per cluster.
+    pub upstream_tls: Vec<tls_upstream::UpstreamTlsSpec>,
+    /// OpenTelemetry traces to a collector, if any.
+    pub tracing: Option<tracing::Tracing>,
+    /// Active gRPC health checks and outlier detection on the `clusters` ([`health`]).
+    pub upstream_health: bool,
 }
 
 impl EnvoyOptions {
@@ -114,6 +128,10 @@ impl EnvoyOptions {
             buffer_limit_bytes: None,
             generate_request_id: true,
             edge: edge::Edge::default(),
+            tls: None,
+            upstream_tls: Vec::new(),
+            tracing: None,
+            upstream_health: false,
         }
     }
 }
@@ -127,6 +145,11 @@ pub const RECORD_LOG_FILTER: &str = "'wasm.meshgate.record' in filter_state";
 /// The bootstrap for `o` (serialize it: Envoy reads JSON and YAML alike).
 pub fn bootstrap(o: &EnvoyOptions) -> Bootstrap {
     let mut clusters: Vec<Cluster> = o.clusters.iter().map(Cluster::from).collect();
+    tls_upstream::apply(&o.upstream_tls, &mut clusters);
+    if o.upstream_health {
+        health::apply(&mut clusters);
+    }
+    clusters.extend(o.tracing.as_ref().map(tracing::otlp_cluster));
     clusters.extend(o.extra_clusters.iter().cloned());
     // The rate limit service's cluster, unless one of that name is given.
     if let Some(rls) = ratelimit::for_options(o).cluster {
@@ -135,12 +158,13 @@ pub fn bootstrap(o: &EnvoyOptions) -> Bootstrap {
         }
     }
     Bootstrap {
+        node: tls::node(o),
         admin: Admin {
             address: Address::socket(&o.admin_address, o.admin_port),
         },
         stats_config: o.stats_config.clone(),
         static_resources: StaticResources {
-            listeners: vec![listener::listener(o)],
+            listeners: listener::listeners(o),
             clusters,
         },
         overload_manager: edge::overload_manager(&o.edge),
@@ -319,6 +343,21 @@ pub struct EnvoyArgs {
     pub output: Option<PathBuf>,
     #[command(flatten)]
     pub edge: edge::EdgeArgs,
+    #[command(flatten)]
+    pub tls: tls::TlsArgs,
+    /// TLS to an upstream: the CA that verifies it, SNI, the DNS SAN required (default: the
+    /// SNI), a client certificate. Repeatable, one per --cluster.
+    #[arg(
+        long = "upstream-tls",
+        value_name = "NAME,ca=PATH[,sni=HOST][,san=NAME][,cert=PATH,key=PATH]",
+        value_parser = tls_upstream::parse_upstream_tls
+    )]
+    pub upstream_tls: Vec<tls_upstream::UpstreamTlsSpec>,
+    #[command(flatten)]
+    pub tracing: tracing::TracingArgs,
+    /// Render no active gRPC health checks and no outlier detection on the --cluster upstreams.
+    #[arg(long)]
+    pub no_upstream_health: bool,
 }
 
 pub fn run(args: &EnvoyArgs) -> Result<(), String> {
@@ -329,6 +368,9 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     o.upstream_header = config.routing.upstream_header.clone();
     o.edge = args.edge.edge();
+    o.tls = args.tls.tls()?;
+    o.tracing = args.tracing.tracing()?;
+    o.upstream_health = !args.no_upstream_health;
     if let Some((a, p)) = &args.listen {
         o.listen_address = a.clone();
         o.listen_port = *p;
@@ -340,6 +382,8 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     check_routes(&args.routes, &config)?;
     let names: Vec<String> = args.clusters.iter().map(|c| c.name.clone()).collect();
     o.extra_clusters = jwks_clusters(&config, &names, &args.ca_file);
+    tls_upstream::check(&args.upstream_tls, &args.clusters)?;
+    o.upstream_tls = args.upstream_tls.clone();
     o.clusters = args.clusters.clone();
     o.routes = args.routes.clone();
     write_output(args.output.as_ref(), &render_yaml(&o)?)

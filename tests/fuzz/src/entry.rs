@@ -293,6 +293,7 @@ pub fn jwt(data: &[u8]) {
     let request = Request {
         headers: &headers,
         query: None,
+        client_cert: None,
     };
     let _ = authenticate(
         cfg,

@@ -33,6 +33,10 @@
 //! let count = envoy.stat("cluster.backend.upstream_rq_total");
 //! # Ok(()) }
 //! ```
+//! TLS ([`tls`]): a throwaway CA and certificates from `tests/tools/tls-certs.sh`, and `curl` as
+//! the TLS client. [`otlp::OtlpReceiver`]: an in-process OTLP/gRPC trace receiver. The demo
+//! backend also serves `grpc.health.v1.Health/Check`.
+//!
 //! A whole gateway is one [`harness::GatewayBuilder`] for every suite: `demo()` (the demo
 //! YAML), `demo_with(yaml)` (options merged over it), `demo_doc(tag, json)` (a suite's own
 //! document over the demo protos and upstreams), then upstreams, routes, clusters, access logs
@@ -51,8 +55,10 @@ pub mod harness;
 pub mod http_server;
 pub mod identity;
 pub mod jwks;
+pub mod otlp;
 pub mod proto;
 pub mod rest;
 pub mod rls;
+pub mod tls;
 
 pub use error::{KitError, KitResult};

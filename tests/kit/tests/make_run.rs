@@ -86,7 +86,8 @@ fn accepts(addr: SocketAddr) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
     let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let (listen, admin, payments, wallets, issuer) = (
+    let (listen, admin, payments, wallets, issuer, tls) = (
+        addr(free_port().unwrap()),
         addr(free_port().unwrap()),
         addr(free_port().unwrap()),
         addr(free_port().unwrap()),
@@ -110,6 +111,7 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
         .current_dir(repo_root())
         .env("MESHGATE_LISTEN", listen.to_string())
         .env("MESHGATE_ADMIN", admin.to_string())
+        .env("MESHGATE_TLS_LISTEN", tls.to_string())
         .env("MESHGATE_PAYMENTS", payments.to_string())
         .env("MESHGATE_WALLETS", wallets.to_string())
         .env("MESHGATE_DEMO_PAGE", page.to_string())
@@ -169,6 +171,23 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
         }
     }
 
+    // The TLS example: the local CA made at first run, HTTP/2 by ALPN.
+    let https = curls
+        .iter()
+        .find(|c| c.contains("https://localhost:"))
+        .expect("the banner prints a TLS example");
+    let ca = out_dir.join("tls/ca.pem");
+    assert!(
+        https.contains(&format!("--cacert {}", ca.display())),
+        "{https}"
+    );
+    assert!(https.contains(&format!(
+        "https://localhost:{}/v1/payments/pay_001",
+        tls.port()
+    )));
+    let version = run_shell(&format!("{https} -o /dev/null -w '%{{http_version}}'"));
+    assert_eq!(version, "2", "`{https}` is served over HTTP/2");
+
     check_identity(&banner, &curls);
     check_partner_quota(listen, &curls).await;
 
@@ -206,7 +225,7 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
     );
 
     // Ctrl-C: the script stops every process it started.
-    assert!([listen, admin, payments, wallets, page, issuer]
+    assert!([listen, admin, payments, wallets, page, issuer, tls]
         .into_iter()
         .all(accepts));
     run.signal(libc::SIGINT);
@@ -216,7 +235,7 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
     }
     assert!(run.exit_status().is_some(), "run.sh exits on Ctrl-C");
     let deadline = Instant::now() + Duration::from_secs(5);
-    let mut still = vec![listen, admin, payments, wallets, page, issuer];
+    let mut still = vec![listen, admin, payments, wallets, page, issuer, tls];
     while !still.is_empty() && Instant::now() < deadline {
         still.retain(|a| accepts(*a));
         std::thread::sleep(Duration::from_millis(50));

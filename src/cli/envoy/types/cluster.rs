@@ -20,6 +20,10 @@ pub struct Cluster {
     pub typed_extension_protocol_options: BTreeMap<String, Any>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport_socket: Option<NamedFilter>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<super::HealthCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<super::OutlierDetection>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

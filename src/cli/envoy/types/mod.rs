@@ -13,17 +13,23 @@ mod access_log;
 mod browser;
 mod cluster;
 mod edge;
+mod health;
 mod ratelimit;
 mod record_format;
 mod route;
+mod tls;
+mod tracing;
 
 pub use access_log::*;
 pub use browser::*;
 pub use cluster::*;
 pub use edge::*;
+pub use health::*;
 pub use ratelimit::*;
 pub use record_format::*;
 pub use route::*;
+pub use tls::*;
+pub use tracing::*;
 
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -80,6 +86,24 @@ pub enum Any {
     LocalRateLimit(Box<LocalRateLimit>),
     #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimit")]
     GlobalRateLimit(Box<GlobalRateLimitFilter>),
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+    )]
+    DownstreamTlsContext(Box<DownstreamTlsContext>),
+    /// A second shape of the HTTP connection manager: the plaintext listener's redirect.
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+    )]
+    RedirectManager(Box<RedirectManager>),
+    #[serde(rename = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret")]
+    Secret(Box<Secret>),
+    /// A second shape of `UpstreamTlsContext`: an upstream's TLS with a client certificate.
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+    )]
+    UpstreamTls(Box<UpstreamTls>),
+    #[serde(rename = "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig")]
+    OpenTelemetryConfig(OpenTelemetryConfig),
 }
 
 // ---- bootstrap ----------------------------------------------------------------------------
@@ -87,6 +111,9 @@ pub enum Any {
 /// `envoy.config.bootstrap.v3.Bootstrap`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Bootstrap {
+    /// Set where Envoy needs one (SDS from a file, tracing): see [`Node`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<Node>,
     pub admin: Admin,
     pub stats_config: StatsConfig,
     pub static_resources: StaticResources,
@@ -201,6 +228,9 @@ pub struct Listener {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FilterChain {
     pub filters: Vec<NamedFilter>,
+    /// TLS (`envoy.transport_sockets.tls`); plaintext when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport_socket: Option<NamedFilter>,
 }
 
 /// A named, typed extension: a network filter, an HTTP filter, a transport socket, an access
@@ -245,6 +275,8 @@ pub struct HttpConnectionManager {
     pub common_http_protocol_options: Option<CommonHttpProtocolOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http2_protocol_options: Option<Http2Limits>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<HcmTracing>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -2,6 +2,7 @@
 //! the test hooks. Used by `make run` (through the `demo-backend` binary) and by every
 //! end-to-end test.
 pub mod errors;
+pub mod health;
 pub mod hooks;
 pub mod misbehave;
 pub mod payments;
@@ -91,11 +92,23 @@ pub async fn serve(
     let wallets = options
         .wallets
         .then(|| WalletsServer::new(wallets::WalletsService::new(store)));
+    let mut served = Vec::new();
+    if options.payments {
+        served.push("meshgate.demo.v1.Payments".to_string());
+    }
+    if options.wallets {
+        served.push("meshgate.demo.v1.Wallets".to_string());
+    }
+    let health =
+        crate::proto::grpc::health::v1::health_server::HealthServer::new(health::HealthService {
+            services: served,
+        });
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     tonic::transport::Server::builder()
         .layer(hooks::HooksLayer::new(&options.name).misbehave_by_default(options.misbehave))
         .add_optional_service(payments)
         .add_optional_service(wallets)
+        .add_service(health)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

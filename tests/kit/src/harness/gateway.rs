@@ -67,7 +67,12 @@ pub struct GatewayBuilder {
     file_flush_interval_ms: Option<u32>,
     /// Envoy's worker threads (`--concurrency`), 1 by default.
     workers: u32,
+    /// Changes to the rendered options before the bootstrap is made (TLS, tracing, health).
+    envoy_options: Vec<EnvoyOptionsFn>,
 }
+
+/// A change to [`EnvoyOptions`] (see [`GatewayBuilder::envoy_options`]).
+pub type EnvoyOptionsFn = Box<dyn FnOnce(&mut EnvoyOptions) + Send>;
 
 pub struct Gateway {
     pub envoy: Envoy,
@@ -147,7 +152,15 @@ impl GatewayBuilder {
             max_request_headers_kb: None,
             file_flush_interval_ms: None,
             workers: 1,
+            envoy_options: Vec::new(),
         }
+    }
+
+    /// Change the options `meshgate envoy` renders from, after the builder has set its own
+    /// (a TLS listener, tracing, health checks: what the command's flags set).
+    pub fn envoy_options(mut self, f: impl FnOnce(&mut EnvoyOptions) + Send + 'static) -> Self {
+        self.envoy_options.push(Box::new(f));
+        self
     }
 
     /// Flush Envoy's access log to stdout every `ms` (default: Envoy's own, 10 s). Only for a
@@ -292,6 +305,9 @@ impl GatewayBuilder {
         o.buffer_limit_bytes = Some(buffer_limit_for(&config));
         o.upstream_header = config.routing.upstream_header.clone();
         o.generate_request_id = self.envoy_request_ids;
+        for f in self.envoy_options {
+            f(&mut o);
+        }
         let mut b =
             serde_json::to_value(bootstrap(&o)).map_err(|e| KitError::new(e.to_string()))?;
         if !self.headers_pause {

@@ -1,0 +1,42 @@
+//! The gateway's health endpoint: `GET /healthz` is answered by meshgate itself, so a `200`
+//! says the filter is configured and running (a refused configuration never answers it);
+//! `GET /healthz?jwks=1` is `200` only once every provider has keys (the first fetch of each
+//! remote JWKS is done), `503` with a `google.rpc.Status` before. docs/operations.md, "Health".
+
+use super::{Filter, Phase};
+use crate::host::{Action, Host, Level};
+use crate::operation::split_path;
+
+/// The path meshgate answers (reserved: it is not routed).
+pub const HEALTH_PATH: &str = "/healthz";
+
+const SERVING: &str = r#"{"status":"SERVING"}"#;
+const KEYS_PENDING: &str =
+    r#"{"code":14,"details":[],"message":"not ready: remote JWKS not loaded yet"}"#;
+
+impl Filter {
+    /// `Some`: the request was the health endpoint's, answered.
+    pub(super) fn health(&mut self, host: &mut dyn Host) -> Option<Action> {
+        let (path, query) = split_path(&self.req.path);
+        if path != HEALTH_PATH || !matches!(self.req.method.as_str(), "GET" | "HEAD") {
+            return None;
+        }
+        let wants_keys = query.is_some_and(|q| q.split('&').any(|p| p == "jwks=1"));
+        let ready = !wants_keys || self.vm.auth.borrow().all_keys_loaded();
+        let (status, body) = if ready {
+            (200, SERVING)
+        } else {
+            (503, KEYS_PENDING)
+        };
+        let headers = [
+            ("content-type".to_string(), "application/json".to_string()),
+            ("cache-control".to_string(), "no-store".to_string()),
+        ];
+        if let Err(e) = host.send_response(status, &headers, body.as_bytes()) {
+            host.log(Level::Warn, &format!("meshgate: health reply: {e}"));
+        }
+        self.resp.status = Some(status);
+        self.phase = Phase::Replied { error: None };
+        Some(Action::Pause)
+    }
+}

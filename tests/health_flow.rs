@@ -1,0 +1,78 @@
+//! Host-side health endpoint: `GET /healthz` is answered by meshgate (`200`, the filter is
+//! configured and running); `?jwks=1` also waits for every remote JWKS's first keys (`503` with
+//! a google.rpc.Status before); other methods and paths are not the endpoint. End to end:
+//! `tests/kit/tests/make_run.rs` (the printed health request) and `e2e_health.rs`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{demo_config, demo_yaml, gateway_json, hs256, FakeHost};
+use meshgate::auth::FetchKind;
+use meshgate::filter::{Filter, Vm};
+use serde_json::json;
+
+const KEY: &[u8] = b"meshgate-health-flow-test-key-01";
+
+fn now() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
+/// The reply to `METHOD path` (`None`: not answered by the gateway).
+fn ask(vm: &Rc<Vm>, method: &str, path: &str) -> Option<(u16, serde_json::Value)> {
+    let mut f = Filter::new(vm.clone(), 1);
+    let mut h = FakeHost::with_request(method, path, &[]).at(now());
+    f.on_request_headers(&mut h, true);
+    h.local_reply.as_ref()?;
+    Some(h.reply_json())
+}
+
+#[test]
+fn healthz_is_answered_by_the_gateway() {
+    let vm = Rc::new(Vm::new(demo_config()));
+    let (status, body) = ask(&vm, "GET", "/healthz").unwrap();
+    assert_eq!((status, body), (200, json!({"status": "SERVING"})));
+    // No remote JWKS in the demo: ready for `?jwks=1` too.
+    assert_eq!(ask(&vm, "GET", "/healthz?jwks=1").unwrap().0, 200);
+    assert_eq!(ask(&vm, "HEAD", "/healthz").unwrap().0, 200);
+    // Not the endpoint: another method, another path (an unknown path is a 404 Status).
+    let (status, _) = ask(&vm, "POST", "/healthz").unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(ask(&vm, "GET", "/healthzz").unwrap().0, 404);
+}
+
+#[test]
+fn healthz_with_jwks_waits_for_the_first_keys() {
+    let yaml = demo_yaml().replace(
+        "  providers: []",
+        "  providers:\n    - name: corp\n      issuer: https://idp.test/\n      jwks: {remote: {uri: 'https://idp.test/jwks', cluster: idp, allow_symmetric_keys: true}}",
+    );
+    assert!(yaml.contains("name: corp"), "the demo has an auth section");
+    let config = meshgate::config::compile_json(gateway_json(&yaml).as_bytes()).unwrap();
+    let vm = Rc::new(Vm::new(config));
+    assert_eq!(ask(&vm, "GET", "/healthz").unwrap().0, 200);
+    let (status, body) = ask(&vm, "GET", "/healthz?jwks=1").unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], 14, "{body}");
+    // The first fetch brings keys: ready.
+    let jwks = json!({"keys": [hs256::jwk(KEY, "k1")]}).to_string();
+    let due = vm.auth.borrow_mut().due_fetches(now());
+    assert_eq!(due.len(), 1);
+    let outcome = vm.auth.borrow_mut().on_fetch_response(
+        &vm.config.auth,
+        0,
+        FetchKind::Jwks,
+        Some(200),
+        jwks.as_bytes(),
+        now(),
+    );
+    assert!(outcome.to_string().contains("key"), "{outcome}");
+    assert_eq!(ask(&vm, "GET", "/healthz?jwks=1").unwrap().0, 200);
+}
