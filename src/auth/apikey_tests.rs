@@ -57,6 +57,7 @@ fn run(
     let request = Request {
         headers: &headers,
         query,
+        client_cert: None,
     };
     authenticate_operation(cfg, &mut st, &req, &request, Some(op), now())
 }

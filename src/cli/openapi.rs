@@ -631,6 +631,9 @@ fn security(auth: &AuthConfig, r: &Requirement) -> Vec<BTreeMap<String, Vec<Stri
             .map(|p| one(&p.name))
             .unwrap_or_default(),
         Requirement::ApiKey => one(API_KEY),
+        // A client certificate is checked in TLS, below HTTP: OpenAPI 3.0 has no scheme for it
+        // (3.1's `mutualTLS`), so it adds no HTTP credential (docs/partners.md says so).
+        Requirement::ClientCert(_) => vec![BTreeMap::new()],
         Requirement::Any(list) => list.iter().flat_map(|r| security(auth, r)).collect(),
         Requirement::All(list) => {
             // Every combination of one alternative from each.

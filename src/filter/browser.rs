@@ -79,6 +79,8 @@ impl Filter {
             upstream: None,
             grpc_status: None,
             principal: None,
+            client: None,
+            client_principal: None,
             policy: self.policy.clone(),
             outcome: PREFLIGHT_OUTCOME,
             availability: Verdict::NotApplicable,

@@ -172,6 +172,7 @@ fn wasm_failure_mapper() -> ResponseMapper {
             json_format: StatusJson {
                 code: Code::Unavailable.as_i32(),
                 message: "the gateway's filter failed on this request".into(),
+                details: Vec::new(),
             },
             content_type: "application/json".into(),
         },

@@ -104,6 +104,7 @@ pub fn global_ratelimit(config: &Config) -> Option<(NamedFilter, Option<ClusterS
                     envoy_grpc: EnvoyGrpc {
                         cluster_name: g.cluster.clone(),
                     },
+                    timeout: None,
                 },
                 transport_api_version: "V3".into(),
             },

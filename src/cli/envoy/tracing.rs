@@ -49,7 +49,7 @@ pub fn hcm_tracing(t: &Tracing) -> HcmTracing {
                     envoy_grpc: EnvoyGrpc {
                         cluster_name: OTLP_CLUSTER.into(),
                     },
-                    timeout: "1s".into(),
+                    timeout: Some("1s".into()),
                 },
                 service_name: t.service_name.clone(),
             }),

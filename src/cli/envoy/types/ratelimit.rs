@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use super::GrpcService;
+
 /// `envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LocalRateLimit {
@@ -115,14 +117,4 @@ pub struct HttpStatus {
 pub struct RateLimitServiceConfig {
     pub grpc_service: GrpcService,
     pub transport_api_version: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GrpcService {
-    pub envoy_grpc: EnvoyGrpc,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EnvoyGrpc {
-    pub cluster_name: String,
 }

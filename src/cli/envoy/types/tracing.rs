@@ -44,8 +44,9 @@ pub struct OpenTelemetryConfig {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GrpcService {
     pub envoy_grpc: EnvoyGrpc,
-    /// A proto3 JSON duration.
-    pub timeout: String,
+    /// A proto3 JSON duration; Envoy's default (none) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
