@@ -41,7 +41,43 @@ pub struct MethodRules {
 
 /// Decode a binary `FileDescriptorSet` into a pool; the error says why it was refused.
 pub fn load_pool(bytes: &[u8]) -> Result<DescriptorPool, String> {
+    check_syntax(bytes)?;
     DescriptorPool::decode(bytes).map_err(|e| format!("invalid descriptor set: {e}"))
+}
+
+/// Only what [`check_syntax`] reads of a `FileDescriptorSet` (unknown fields are skipped).
+#[derive(Clone, PartialEq, prost::Message)]
+struct SyntaxOfFiles {
+    #[prost(message, repeated, tag = "1")]
+    file: Vec<SyntaxOfFile>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SyntaxOfFile {
+    #[prost(string, optional, tag = "1")]
+    name: Option<String>,
+    #[prost(string, optional, tag = "12")]
+    syntax: Option<String>,
+}
+
+/// Refuses a file whose `syntax` is neither proto2 nor proto3 (e.g. `editions`) before
+/// prost-reflect sees it: prost-reflect 0.16 panics (an index out of bounds while labelling the
+/// error) on such a file, which would trap the VM at configuration. Found by the `config` fuzz
+/// target (tests/fuzz/regressions/config/).
+fn check_syntax(bytes: &[u8]) -> Result<(), String> {
+    use prost::Message as _;
+    let set = SyntaxOfFiles::decode(bytes).map_err(|e| format!("invalid descriptor set: {e}"))?;
+    for file in &set.file {
+        if let Some(syntax) = file.syntax.as_deref() {
+            if !matches!(syntax, "" | "proto2" | "proto3") {
+                return Err(format!(
+                    "invalid descriptor set: {} has syntax {syntax:?}; only proto2 and proto3 are supported",
+                    file.name.as_deref().unwrap_or("a file")
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every method of every service in the pool, with its HTTP bindings (possibly none).
@@ -332,5 +368,32 @@ mod tests {
         assert!(binding_from_input(&two)
             .unwrap_err()
             .starts_with("more than one"));
+    }
+}
+
+#[cfg(test)]
+mod syntax_tests {
+    use super::load_pool;
+
+    /// A `FileDescriptorSet` with one file `name` of syntax `syntax` (hand-encoded).
+    fn set(name: &str, syntax: &str) -> Vec<u8> {
+        let mut file = vec![0x0a, name.len() as u8];
+        file.extend(name.as_bytes());
+        file.extend([0x62, syntax.len() as u8]);
+        file.extend(syntax.as_bytes());
+        let mut out = vec![0x0a, file.len() as u8];
+        out.extend(file);
+        out
+    }
+
+    #[test]
+    fn a_file_of_unknown_syntax_is_refused_without_a_panic() {
+        for syntax in ["editions", "proto4", "x"] {
+            let e = load_pool(&set("a.proto", syntax)).unwrap_err();
+            assert!(e.contains("a.proto") && e.contains(syntax), "{e}");
+        }
+        for syntax in ["proto2", "proto3"] {
+            assert!(load_pool(&set("a.proto", syntax)).is_ok(), "{syntax}");
+        }
     }
 }

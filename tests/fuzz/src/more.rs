@@ -75,6 +75,7 @@ fn gateway_json(edit: &dyn Fn(String) -> String) -> Vec<u8> {
     let _ = std::fs::write(&path, yaml);
     let json = meshgate::cli::compile_file(&path);
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir(&dir);
     match json {
         Ok(json) => json.into_bytes(),
         Err(e) => panic!("the fuzz gateway does not compile: {e}"),
