@@ -254,7 +254,7 @@ fn records_and_metrics(gw: &Gateway) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let records = loop {
         let records = gw.access_records();
-        let has = |f: &dyn Fn(&Value) -> bool| records.iter().any(|r| f(r));
+        let has = |f: &dyn Fn(&Value) -> bool| records.iter().any(f);
         if has(&|r| r["outcome"] == "preflight") && has(&|r| r["clientProtocol"] == "grpc-web") {
             break records;
         }
