@@ -39,8 +39,8 @@ fn healthz_is_answered_by_the_gateway() {
     let vm = Rc::new(Vm::new(demo_config()));
     let (status, body) = ask(&vm, "GET", "/healthz").unwrap();
     assert_eq!((status, body), (200, json!({"status": "SERVING"})));
-    // No remote JWKS in the demo: ready for `?jwks=1` too.
-    assert_eq!(ask(&vm, "GET", "/healthz?jwks=1").unwrap().0, 200);
+    // The demo issuer's JWKS is remote: `?jwks=1` waits for its first keys (next test).
+    assert_eq!(ask(&vm, "GET", "/healthz?jwks=1").unwrap().0, 503);
     assert_eq!(ask(&vm, "HEAD", "/healthz").unwrap().0, 200);
     // Not the endpoint: another method, another path (an unknown path is a 404 Status).
     let (status, _) = ask(&vm, "POST", "/healthz").unwrap();
@@ -50,11 +50,13 @@ fn healthz_is_answered_by_the_gateway() {
 
 #[test]
 fn healthz_with_jwks_waits_for_the_first_keys() {
+    // The demo issuer's remote JWKS, with symmetric keys allowed for the test's HS256 key.
+    let remote = r#"cluster: "outbound|8090||127.0.0.1"}"#;
     let yaml = demo_yaml().replace(
-        "  providers: []",
-        "  providers:\n    - name: corp\n      issuer: https://idp.test/\n      jwks: {remote: {uri: 'https://idp.test/jwks', cluster: idp, allow_symmetric_keys: true}}",
+        remote,
+        r#"cluster: "outbound|8090||127.0.0.1", allow_symmetric_keys: true}"#,
     );
-    assert!(yaml.contains("name: corp"), "the demo has an auth section");
+    assert!(demo_yaml().contains(remote), "the demo has a remote JWKS");
     let config = meshgate::config::compile_json(gateway_json(&yaml).as_bytes()).unwrap();
     let vm = Rc::new(Vm::new(config));
     assert_eq!(ask(&vm, "GET", "/healthz").unwrap().0, 200);

@@ -102,7 +102,7 @@ fn filter_configs() -> &'static [Vec<u8>; 3] {
                     "    upstream: wallets\n    auth: {provider: idp}\n",
                 )
                 .replace(
-                    "  providers: []\n",
+                    "  providers:\n",
                     concat!(
                         "  providers:\n",
                         "    - name: idp\n",
