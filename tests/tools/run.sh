@@ -98,9 +98,19 @@ Try:
   curl -s --cacert $OUT/tls/ca.pem https://localhost:${TLS_LISTEN##*:}/v1/payments/pay_001
   # Native gRPC passes through (grpcurl, if you have it; the descriptor set is $OUT/payments.pb)
   grpcurl -plaintext -protoset $OUT/payments.pb -d '{"id":"pay_001"}' $LISTEN meshgate.demo.v1.Payments/GetPayment
-  --cluster "outbound|8090||127.0.0.1=$ISSUER/h1" \
-  --tls-listen "$TLS_LISTEN" --tls-cert "$OUT/tls/server.pem" --tls-key "$OUT/tls/server.key" \
-  -o "$OUT/envoy.yaml"
+  # Identity (docs/partners.md): DeletePayment needs a token of the demo issuer (401 without;
+  # the call deletes pay_004, so it succeeds once per run)
+  curl -si -X DELETE http://$LISTEN/v1/payments/pay_004
+  curl -s -X DELETE http://$LISTEN/v1/payments/pay_004 -H "authorization: Bearer $TOKEN"
+  # The partner-facing GetPaymentStatus and UploadAttachment need a partner's API key (401
+  # without); the demo partner's quota is 20 calls a minute per operation: a burst of uploads
+  # gets 429 with a Status of code 8 (uploads go through Envoy's router and its rate limit)
+  curl -si http://$LISTEN/v1/payments/pay_001/status
+  curl -s http://$LISTEN/v1/payments/pay_001/status -H 'x-api-key: $PARTNER_KEY'
+  curl -s http://$LISTEN/v1/payments/pay_001/attachments -H 'x-api-key: $PARTNER_KEY' \\
+       -H 'content-type: text/plain' --data 'receipt scan'
+  # Health: answered by meshgate (?jwks=1: also waits for remote JWKS keys)
+  curl -s http://$LISTEN/healthz
   # Metrics
   curl -s http://$ADMIN/stats/prometheus | grep meshgate
 

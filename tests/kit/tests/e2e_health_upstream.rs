@@ -46,10 +46,8 @@ fn grpc_backends_pass_health_checks_and_a_non_grpc_one_fails_them() {
         gw.envoy.stat("cluster.payments.membership_healthy"),
         Some(1)
     );
-    assert_eq!(
-        gw.envoy.stat("cluster.payments.health_check.failure"),
-        Some(0)
-    );
+    // (No assertion on payments' failures: under load one check at Envoy's start can fail
+    // before the first success; membership_healthy is what routing follows.)
     gw.envoy
         .wait_for_stat(
             "cluster.not_grpc.health_check.failure",

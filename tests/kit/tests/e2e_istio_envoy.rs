@@ -31,6 +31,17 @@ use meshgate_kit::proto::meshgate::demo::v1::GetPaymentRequest;
 use serde_json::{json, Value};
 use std::process::Command;
 
+/// Where meshgate's filter is in the rendered connection manager's chain (the demo's browser
+/// filters come first).
+fn meshgate_index(hcm: &Value) -> usize {
+    hcm["typed_config"]["http_filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|f| f["name"] == meshgate::cli::envoy::WASM_FILTER_NAME)
+        .unwrap()
+}
+
 /// Demo requests and what came back: (status, content-type, body).
 async fn demo_requests(addr: std::net::SocketAddr) -> Vec<(u16, String, String)> {
     let base = format!("http://{addr}");
@@ -128,7 +139,8 @@ async fn envoyfilter_filter_and_stats_settings_work_in_envoy() {
     let mut b = serde_json::to_value(bootstrap(&o)).unwrap();
     b["stats_config"]["stats_matcher"] = json!({"inclusion_list": {"patterns": patterns}});
     let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
-    hcm["typed_config"]["http_filters"][0] = filter;
+    let i = meshgate_index(hcm);
+    hcm["typed_config"]["http_filters"][i] = filter;
     let yaml = serde_yaml_ng::to_string(&b).unwrap();
 
     // Envoy's own check first, then the real thing.
@@ -304,8 +316,9 @@ async fn wasmplugin_as_istio_renders_it_answers_like_the_local_configuration() {
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     let mut b = serde_json::to_value(bootstrap(&o)).unwrap();
     let hcm = &mut b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
-    hcm["typed_config"]["http_filters"][0] = istio_rendered_filter(wp, &wasm_path().unwrap());
-    let rendered_filter = &hcm["typed_config"]["http_filters"][0]["typed_config"]["config"];
+    let i = meshgate_index(hcm);
+    hcm["typed_config"]["http_filters"][i] = istio_rendered_filter(wp, &wasm_path().unwrap());
+    let rendered_filter = &hcm["typed_config"]["http_filters"][i]["typed_config"]["config"];
     assert!(rendered_filter
         .get("allow_on_headers_stop_iteration")
         .is_none());
