@@ -99,6 +99,9 @@ pub struct Filter {
     client: Option<String>,
     /// The verified client certificate's identity (mTLS), read when authenticating.
     client_principal: Option<String>,
+    /// The operation and upstream are already in the filter state (written when the operation
+    /// matched, for the trace span): the record does not write them again.
+    span_fields_published: bool,
     error_format: BodyFormat,
     /// Where the request is, with that phase's data.
     phase: Phase,
@@ -137,6 +140,7 @@ impl Filter {
             principal: None,
             client: None,
             client_principal: None,
+            span_fields_published: false,
             error_format: BodyFormat::Json,
             phase: Phase::Headers,
             resp: ResponseState::default(),

@@ -87,7 +87,7 @@ impl Filter {
             latency_verdict: Verdict::NotApplicable,
             client_protocol: Some("cors-preflight"),
         };
-        super::log::publish(host, cfg, &record);
+        super::log::publish(host, cfg, &record, &[]);
         let label = operation
             .as_deref()
             .unwrap_or(crate::observe::UNMATCHED_OPERATION);

@@ -108,7 +108,12 @@ impl Filter {
             latency_verdict,
             client_protocol: self.client_protocol(),
         };
-        publish(host, cfg, &record);
+        let written: &[&str] = if self.span_fields_published {
+            &SPAN_FIELDS
+        } else {
+            &[]
+        };
+        publish(host, cfg, &record, written);
         let (Some(index), Some(op)) = (self.op, op) else {
             count_unmatched(&vm, host, &outcome, (availability, latency_verdict));
             return;
@@ -206,11 +211,22 @@ pub(super) fn record_url(req: &super::RequestInfo, cfg: &crate::config::Config) 
     )
 }
 
-/// The record to Envoy's access log (filter state) and, where configured, the proxy's log.
-pub(super) fn publish(host: &mut dyn Host, cfg: &crate::config::Config, record: &AccessRecord) {
+/// The filter state entries [`Filter::publish_span_fields`] writes when the operation matches.
+const SPAN_FIELDS: [&str; 2] = ["meshgate.operation", "meshgate.upstream"];
+
+/// The record to Envoy's access log (filter state) and, where configured, the proxy's log;
+/// the entries in `written` are already in the filter state with the same values.
+pub(super) fn publish(
+    host: &mut dyn Host,
+    cfg: &crate::config::Config,
+    record: &AccessRecord,
+    written: &[&str],
+) {
     let line = record.to_json_line();
     for (key, value) in record.filter_state_entries() {
-        let _ = host.set_property(&[key], value.as_bytes());
+        if !written.contains(&key) {
+            let _ = host.set_property(&[key], value.as_bytes());
+        }
     }
     let _ = host.set_property(&[RECORD_PROPERTY], line.as_bytes());
     if cfg.observe.access_log {

@@ -7,12 +7,13 @@ use super::Filter;
 use crate::host::Host;
 
 impl Filter {
-    pub(super) fn publish_span_fields(&self, host: &mut dyn Host) {
+    pub(super) fn publish_span_fields(&mut self, host: &mut dyn Host) {
         let Some(op) = self.op.and_then(|i| self.vm.config.operations.get(i)) else {
             return;
         };
-        // Refusals are harmless: the record sets them again.
+        // Written once: the record leaves these two to this (see `log::publish`).
         let _ = host.set_property(&["meshgate.operation"], op.name.as_bytes());
         let _ = host.set_property(&["meshgate.upstream"], op.upstream.name.as_bytes());
+        self.span_fields_published = true;
     }
 }
