@@ -41,26 +41,31 @@ impl Args {
     }
 }
 
-/// Resolves when the process gets SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT (Ctrl-C) handlers now, and returns a future that resolves
+/// when either arrives. Call it before printing `listening on`: a signal sent between the
+/// print and the installation would otherwise kill the process by the default disposition.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
+            // Without signal handlers the default disposition (terminate) still applies.
+            _ => std::future::pending::<()>().await,
         }
-        // Without signal handlers the default disposition (terminate) still applies.
-        _ => std::future::pending::<()>().await,
     }
 }
 
 /// Shutdown on SIGTERM/SIGINT with a bounded grace period: the first future resolves on the
 /// signal (pass it to the server for a graceful stop), the second `grace` later (race the
-/// server against it), so a client that keeps a connection open cannot hold the process.
+/// server against it), so a client that keeps a connection open cannot hold the process. The
+/// handlers are installed by this call, so call it before announcing readiness.
 pub fn shutdown_with_grace(
     grace: std::time::Duration,
 ) -> (
@@ -68,8 +73,9 @@ pub fn shutdown_with_grace(
     impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let (tx, rx) = tokio::sync::watch::channel(false);
+    let signalled = shutdown_signal();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signalled.await;
         let _ = tx.send(true);
     });
     let mut on_signal = rx.clone();

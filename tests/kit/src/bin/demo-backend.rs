@@ -39,8 +39,8 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("bind {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("listening on {addr}");
     let (graceful, deadline) = shutdown_with_grace(SHUTDOWN_GRACE);
+    println!("listening on {addr}");
     tokio::select! {
         served = serve(listener, options, graceful) => served.map_err(|e| format!("serve: {e}")),
         () = deadline => Ok(()),

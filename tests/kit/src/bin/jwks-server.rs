@@ -28,7 +28,8 @@ async fn run() -> Result<(), String> {
     if let Some(issuer) = args.get("issuer") {
         server.set_issuer(issuer);
     }
+    let stop = shutdown_signal();
     println!("listening on {}", server.addr());
-    shutdown_signal().await;
+    stop.await;
     Ok(())
 }

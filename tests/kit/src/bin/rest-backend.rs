@@ -27,8 +27,8 @@ async fn run() -> Result<(), String> {
         .await
         .map_err(|e| format!("bind {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("listening on {addr}");
     let (graceful, deadline) = shutdown_with_grace(SHUTDOWN_GRACE);
+    println!("listening on {addr}");
     let name = args.get("name").unwrap_or("rest");
     tokio::select! {
         () = meshgate_kit::rest::serve(listener, name, graceful) => {}
