@@ -33,7 +33,7 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::Compressed => {
-                f.write_str("compressed gRPC message (flag 1) but no grpc-encoding was negotiated")
+                f.write_str("compressed gRPC message (flag 1), but the gateway accepts none: it sends no grpc-accept-encoding")
             }
             FrameError::BadFlags(b) => write!(f, "malformed gRPC frame: flags byte {b:#04x}"),
             FrameError::TooLarge { declared, max } => write!(
@@ -273,7 +273,7 @@ mod tests {
         d.push(&[1, 0, 0, 0, 1, 0x1f]);
         let err = d.next_message().unwrap_err();
         assert_eq!(err, FrameError::Compressed);
-        assert!(err.to_string().contains("grpc-encoding"));
+        assert!(err.to_string().contains("grpc-accept-encoding"));
         let gw = err.to_upstream_error();
         assert_eq!((gw.code, gw.status()), (Code::Internal, 502));
     }
