@@ -24,6 +24,10 @@
 //!   when the client gave up after the threshold (the service was already too slow: a client
 //!   timing out on a slow backend must not hide it), else not applicable (the client was
 //!   impatient; nothing is known about the service).
+//! - **Request timeout** (HTTP 408: the client did not send its whole request within Envoy's
+//!   `request_timeout`, a slow body) is a client error whatever gRPC code its Status carries:
+//!   availability good, latency not applicable (the time measured is the client's slowness). A
+//!   slow-body attack must not burn the operation's error budget.
 
 use std::time::Duration;
 
@@ -96,6 +100,9 @@ impl Outcome {
     }
 }
 
+/// HTTP 408: the request did not arrive in time.
+const REQUEST_TIMEOUT: u16 = 408;
+
 /// (availability verdict, latency verdict) of one request.
 pub fn classify(slo: &Slo, outcome: &Outcome) -> (Verdict, Verdict) {
     if outcome.cancelled {
@@ -111,6 +118,16 @@ pub fn classify(slo: &Slo, outcome: &Outcome) -> (Verdict, Verdict) {
     }
     if outcome.http_status == 0 && outcome.grpc_status.is_none() {
         return (Verdict::NotApplicable, Verdict::NotApplicable);
+    }
+    if outcome.http_status == REQUEST_TIMEOUT {
+        // The client did not send its whole request within the request timeout (Envoy's 408,
+        // whatever gRPC code the reply carries): a client error, so good for availability, and
+        // its duration is the client's slowness, not the service's latency.
+        let availability = match slo.availability {
+            None => Verdict::NotApplicable,
+            Some(_) => Verdict::Good,
+        };
+        return (availability, Verdict::NotApplicable);
     }
     let failed = outcome.failed(slo);
     let availability = match slo.availability {
@@ -223,6 +240,20 @@ mod tests {
             (Verdict::NotApplicable, Verdict::Bad)
         );
         assert_eq!(outcome_label(&cancelled(301)), "cancelled");
+    }
+
+    #[test]
+    fn a_request_timeout_is_the_clients_error_even_as_deadline_exceeded() {
+        // A slow body: Envoy's 408, carried as DEADLINE_EXCEEDED, seconds past the threshold.
+        let o = out(408, Some(Code::DeadlineExceeded), 4_000);
+        assert!(slo().is_error_code(Code::DeadlineExceeded));
+        assert_eq!(
+            classify(&slo(), &o),
+            (Verdict::Good, Verdict::NotApplicable)
+        );
+        // The same code with the gateway's 504 is the service's failure.
+        let o = out(504, Some(Code::DeadlineExceeded), 4_000);
+        assert_eq!(classify(&slo(), &o).0, Verdict::Bad);
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub enum UpstreamError {
     Broken(String),
     /// A plain-HTTP answer where gRPC was expected (Envoy's router errors, a non-gRPC
     /// server): gRPC's HTTP -> code mapping with that code's status, except that a 2xx is
-    /// UNKNOWN with 502 and a 413 (Envoy refused the body) stays 413.
+    /// UNKNOWN with 502 and a 413 or 408 (Envoy refused or timed out the request body) stays.
     Http { status: u16, message: String },
     /// An answer that is already a `google.rpc.Status` (Envoy's local replies as `meshgate
     /// envoy` renders them): kept with its own HTTP status.
@@ -204,7 +204,10 @@ impl From<UpstreamError> for GatewayError {
                     _ if mapped == Code::Ok => {
                         GatewayError::new(Code::Unknown, message).with_status(502)
                     }
-                    413 => GatewayError::new(mapped, message).with_status(413),
+                    // Envoy refused the request before it was whole: a body over its limit
+                    // (413) or one that did not arrive within `request_timeout` (408). The
+                    // client's side, so the client's status, not the code's 429 or 504.
+                    408 | 413 => GatewayError::new(mapped, message).with_status(status),
                     _ => GatewayError::new(mapped, message),
                 }
             }

@@ -167,7 +167,12 @@ pub fn error_from_http(status: u16, body: &[u8], content_type: Option<&str>) -> 
     if let Some(error) = status_json(status, body, content_type) {
         return error;
     }
-    let mut message = format!("the proxy or upstream answered HTTP {status} instead of gRPC");
+    let mut message = if status == 408 {
+        // Envoy's `request_timeout`: the client did not send the whole request in time.
+        "the request did not arrive within the gateway's request timeout (HTTP 408)".to_string()
+    } else {
+        format!("the proxy or upstream answered HTTP {status} instead of gRPC")
+    };
     if let Some(text) = body_text(body, content_type) {
         message.push_str(": ");
         message.push_str(&text);
@@ -178,7 +183,8 @@ pub fn error_from_http(status: u16, body: &[u8], content_type: Option<&str>) -> 
         message.push_str(&format!(" ({} bytes{of})", body.len()));
     }
     // A 2xx that is not gRPC is a broken upstream (502); a 413 is Envoy refusing the request
-    // body before the filter saw all of it (the client sees 413, not RESOURCE_EXHAUSTED's 429).
+    // body before the filter saw all of it (the client sees 413, not RESOURCE_EXHAUSTED's 429),
+    // a 408 its request timeout while the body was still arriving (408, not 504).
     UpstreamError::Http { status, message }.into()
 }
 
@@ -461,6 +467,14 @@ mod tests {
     fn upstream_timeout_is_deadline_exceeded() {
         let e = error_from_http(504, b"upstream request timeout", None);
         assert_eq!((e.code, e.status()), (Code::DeadlineExceeded, 504));
+    }
+
+    #[test]
+    fn a_request_timeout_stays_408_and_blames_the_request() {
+        let e = error_from_http(408, b"request timeout", Some("text/plain"));
+        assert_eq!((e.code, e.status()), (Code::DeadlineExceeded, 408));
+        assert!(e.message.contains("did not arrive"), "{}", e.message);
+        assert!(!e.message.contains("upstream"), "{}", e.message);
     }
 
     #[test]
