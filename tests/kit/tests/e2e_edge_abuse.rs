@@ -15,14 +15,12 @@
 )]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshgate_kit::harness::{
-    free_port, http1_client, http2_client, repo_root, start_backend, start_envoy, wasm_path,
-    Backend, Envoy,
+    http1_client, http2_client, render_demo, start_envoy, Envoy, RenderedDemo,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,8 +39,7 @@ const GOOD_PATH: &str = "/v1/payments/pay_001";
 
 struct Edge {
     envoy: Envoy,
-    _backend: Backend,
-    dir: PathBuf,
+    _rendered: RenderedDemo,
 }
 
 impl Edge {
@@ -51,45 +48,14 @@ impl Edge {
     }
 }
 
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// `meshgate envoy envoy/gateway.yaml` with the matrix's flags, pointed at a demo backend,
 /// started.
 fn start_edge(tag: &str, extra: &[&str]) -> Edge {
-    let backend = start_backend("payments", "payments,wallets").unwrap();
-    let dir = std::env::temp_dir().join(format!("meshgate-abuse-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("envoy.yaml");
-    let upstream = backend.addr.to_string();
-    let mut argv: Vec<String> = vec![
-        "meshgate".into(),
-        "envoy".into(),
-        repo_root().join("envoy/gateway.yaml").display().to_string(),
-        "--wasm".into(),
-        wasm_path().unwrap().display().to_string(),
-        "--cluster".into(),
-        format!("payments={upstream}"),
-        "--cluster".into(),
-        format!("wallets={upstream}"),
-        "--listen".into(),
-        format!("127.0.0.1:{}", free_port().unwrap()),
-        "--admin".into(),
-        format!("127.0.0.1:{}", free_port().unwrap()),
-        "-o".into(),
-        out.display().to_string(),
-    ];
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    assert_eq!(meshgate::cli::main(argv.clone()), 0, "{argv:?}");
-    let yaml = std::fs::read_to_string(&out).unwrap();
-    let envoy = start_envoy(&yaml).unwrap();
+    let rendered = render_demo(&format!("abuse-{tag}"), extra).unwrap();
+    let envoy = start_envoy(&rendered.yaml).unwrap();
     Edge {
         envoy,
-        _backend: backend,
-        dir,
+        _rendered: rendered,
     }
 }
 

@@ -18,8 +18,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use meshgate_kit::harness::{
-    free_port, http1_client, repo_root, start_backend, start_envoy_with_args, wasm_path, Backend,
-    Envoy,
+    http1_client, render_demo, start_envoy_with_args, Envoy, RenderedDemo,
 };
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -32,46 +31,16 @@ const BURST: usize = 40;
 
 struct Edge {
     envoy: Envoy,
-    _backend: Backend,
-    dir: PathBuf,
+    _rendered: RenderedDemo,
     access_log: PathBuf,
-}
-
-impl Drop for Edge {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// The rendered demo bootstrap with `extra` flags, plus a file access log of each reply's
 /// status, code details and flags.
 fn start_edge(tag: &str, extra: &[&str]) -> Edge {
-    let backend = start_backend("payments", "payments,wallets").unwrap();
-    let dir = std::env::temp_dir().join(format!("meshgate-overload-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("envoy.yaml");
-    let upstream = backend.addr.to_string();
-    let mut argv: Vec<String> = vec![
-        "meshgate".into(),
-        "envoy".into(),
-        repo_root().join("envoy/gateway.yaml").display().to_string(),
-        "--wasm".into(),
-        wasm_path().unwrap().display().to_string(),
-        "--cluster".into(),
-        format!("payments={upstream}"),
-        "--cluster".into(),
-        format!("wallets={upstream}"),
-        "--listen".into(),
-        format!("127.0.0.1:{}", free_port().unwrap()),
-        "--admin".into(),
-        format!("127.0.0.1:{}", free_port().unwrap()),
-        "-o".into(),
-        out.display().to_string(),
-    ];
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    assert_eq!(meshgate::cli::main(argv.clone()), 0, "{argv:?}");
-    let mut b: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let access_log = dir.join("replies.log");
+    let rendered = render_demo(&format!("overload-{tag}"), extra).unwrap();
+    let mut b: Value = serde_yaml_ng::from_str(&rendered.yaml).unwrap();
+    let access_log = rendered.dir.join("replies.log");
     b["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
         ["access_log"]
         .as_array_mut()
@@ -93,8 +62,7 @@ fn start_edge(tag: &str, extra: &[&str]) -> Edge {
     .unwrap();
     Edge {
         envoy,
-        _backend: backend,
-        dir,
+        _rendered: rendered,
         access_log,
     }
 }

@@ -10,6 +10,7 @@ pub mod config_file;
 pub mod envoy;
 pub mod gateway;
 pub mod process;
+pub mod rendered;
 
 use std::collections::HashSet;
 use std::net::{SocketAddr, TcpListener};
@@ -26,6 +27,7 @@ pub use client::{
 pub use envoy::{start_envoy, start_envoy_with_args, start_envoy_with_workers, Envoy};
 pub use gateway::{filter_config, wasm_path, Gateway, GatewayBuilder};
 pub use process::ProcessGuard;
+pub use rendered::{render_demo, RenderedDemo};
 
 use crate::error::{KitError, KitResult};
 
