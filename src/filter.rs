@@ -7,6 +7,7 @@
 mod auth;
 mod browser;
 mod classify;
+mod export;
 mod handle;
 mod health;
 mod log;
@@ -108,6 +109,8 @@ pub struct Filter {
     resp: ResponseState,
     /// The token of an HTTP call made in this callback, not yet reported to the scheduler.
     call_token: Option<u32>,
+    /// The gateway's trace, for meshgate's own spans (`span.rs`).
+    span: span::SpanState,
 }
 
 #[derive(Default)]
@@ -145,6 +148,7 @@ impl Filter {
             phase: Phase::Headers,
             resp: ResponseState::default(),
             call_token: None,
+            span: span::SpanState::default(),
         }
     }
 
@@ -160,16 +164,25 @@ impl Filter {
 
     pub fn on_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Step {
         let action = self.response_headers(host, eos);
-        self.step(action)
+        self.response_step(host, action, eos)
     }
 
     pub fn on_response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Step {
         let action = self.response_body(host, size, eos);
-        self.step(action)
+        self.response_step(host, action, eos)
     }
 
     pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Step {
         let action = self.response_trailers(host);
+        self.response_step(host, action, true)
+    }
+
+    /// A response callback's step; where the response ends (or the gateway answered), the
+    /// outcome goes to the trace span first (`span.rs`).
+    fn response_step(&mut self, host: &mut dyn Host, action: Action, end: bool) -> Step {
+        if end || self.replied() {
+            self.publish_span_verdicts(host);
+        }
         self.step(action)
     }
 

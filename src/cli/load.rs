@@ -49,7 +49,20 @@ pub fn load_input(path: &Path) -> Result<GatewayInput, CompileError> {
     }
     d.files.clear();
     d.include.clear();
+    // `meshgate envoy` reads it (`listener_tls`); the filter has no use for it.
+    input.listener = None;
     Ok(input)
+}
+
+/// The gateway file's `listener.tls`, its paths relative to the file resolved.
+pub fn listener_tls(
+    path: &Path,
+) -> Result<Option<crate::config::listener::ListenerTlsInput>, CompileError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| CompileError::Io(path.to_path_buf(), e))?;
+    let input = parse_yaml(&text).map_err(|e| CompileError::Yaml(path.to_path_buf(), e))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Ok(input.listener.and_then(|l| l.tls).map(|t| t.resolved(base)))
 }
 
 /// YAML read as the same JSON shape the filter accepts: a requirement is written

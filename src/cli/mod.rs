@@ -13,7 +13,7 @@ pub mod oci;
 pub mod openapi;
 mod validate;
 
-pub use load::{compile_file, load_input, CompileError};
+pub use load::{compile_file, listener_tls, load_input, CompileError};
 pub use validate::ValidateArgs;
 
 use std::path::PathBuf;

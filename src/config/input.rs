@@ -38,6 +38,10 @@ pub struct GatewayInput {
     /// Browser clients on other origins (CORS, rendered into Envoy's CORS filter).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<crate::cors::CorsInput>,
+    /// How `meshgate envoy` renders the listeners (TLS); command only, never in the filter's
+    /// JSON (`config::listener`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener: Option<crate::config::listener::ListenerInput>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

@@ -3,6 +3,7 @@
 mod compile;
 mod compiled;
 pub mod input;
+pub mod listener;
 mod operations;
 
 pub use crate::config_error::ConfigError;

@@ -17,6 +17,7 @@ impl Filter {
         }
         self.policy = route::select_policy(host, &self.vm.config.routing);
         self.strip_owned_headers(host);
+        self.take_gateway_span(host);
 
         if let Some(err) = self.check_header_size().or_else(|| self.check_policy()) {
             return self.reply_error(host, err);

@@ -97,6 +97,7 @@ impl Scheduler {
             .borrow_mut()
             .retain(|_, (_, w)| w.strong_count() > 0);
         self.flush_streams(host);
+        self.export_spans(host);
         self.dispatch_due_fetches(host);
         self.wake_waiters(host, false);
         if let Some(bytes) = host.vm_memory_bytes() {

@@ -17,6 +17,9 @@ impl Filter {
         body: &[u8],
         trailers: &[(String, String)],
     ) {
+        let status = find_header(headers, ":status").and_then(|s| s.parse().ok());
+        let grpc = find_header(trailers, "grpc-status").or(find_header(headers, "grpc-status"));
+        self.end_call_span(host, status, grpc);
         // Already answered: Envoy's router reply to the stream the headers opened came first
         // (`upstream_calls: side_call`), or the gateway refused the request meanwhile.
         if self.replied() {
@@ -75,6 +78,7 @@ impl Filter {
     /// A side call's reply whose body is over `limits.max_response_bytes`: refused unread, as
     /// an oversized reply through the router is.
     pub(super) fn on_side_call_too_large(&mut self, host: &mut dyn Host) {
+        self.end_call_span(host, None, None);
         if self.replied() {
             return;
         }

@@ -148,10 +148,11 @@ impl Filter {
             Phase::AwaitBody { side_call_headers } => side_call_headers.take(),
             _ => None,
         };
-        let headers = match kept {
+        let mut headers = match kept {
             Some(h) => h,
             None => self.side_call_headers_now(host)?,
         };
+        self.start_call_span(host, &mut headers);
         let sent = host.now();
         host.http_call(&cluster, &headers, Some(frame), timeout)
             .map(|token| {

@@ -16,6 +16,8 @@ type RequestMetricKey = (usize, Option<usize>, RequestMetric);
 pub struct Vm {
     pub config: Config,
     pub auth: RefCell<AuthState>,
+    /// meshgate's own finished spans, waiting for the root's export (`filter::span`).
+    pub spans: RefCell<crate::observe::span_export::SpanQueue>,
     metrics: RefCell<HashMap<String, MetricId>>,
     /// Request metrics found without building their names.
     request_metrics: RefCell<HashMap<RequestMetricKey, MetricId>>,
@@ -27,6 +29,7 @@ impl Vm {
         Vm {
             config,
             auth,
+            spans: RefCell::default(),
             metrics: RefCell::new(HashMap::new()),
             request_metrics: RefCell::new(HashMap::new()),
         }

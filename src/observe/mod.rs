@@ -16,6 +16,7 @@ pub mod input;
 mod metrics;
 mod record;
 mod slo;
+pub mod span_export;
 mod trace;
 mod updates;
 

@@ -61,6 +61,10 @@ fn connection_manager(o: &EnvoyOptions) -> HttpConnectionManager {
         Some(_) => super::browser::browser_filters(),
         None => Vec::new(),
     };
+    // Tracing: the gateway span's context for meshgate's own calls, before everything.
+    if let Some(t) = &o.tracing {
+        http_filters.insert(0, super::tracing::span_context_filter(t));
+    }
     http_filters.push(wasm_filter(o));
     http_filters.extend(quotas.filters);
     http_filters.push(NamedFilter {
@@ -88,6 +92,7 @@ fn connection_manager(o: &EnvoyOptions) -> HttpConnectionManager {
         generate_request_id: (!o.generate_request_id).then_some(false),
         always_set_request_id_in_response: browser.is_some().then_some(true),
         tracing: o.tracing.as_ref().map(super::tracing::hcm_tracing),
+        early_header_mutation_extensions: o.tracing.as_ref().map(|_| super::tracing::b3_in()),
         ..HttpConnectionManager::default()
     };
     let buffer = o

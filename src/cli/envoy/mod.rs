@@ -368,7 +368,8 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     o.upstream_header = config.routing.upstream_header.clone();
     o.edge = args.edge.edge();
-    o.tls = args.tls.tls()?;
+    let file_tls = crate::cli::listener_tls(&args.input).map_err(|e| e.to_string())?;
+    o.tls = args.tls.tls_with(file_tls.as_ref())?;
     o.tracing = args.tracing.tracing()?;
     o.upstream_health = !args.no_upstream_health;
     if let Some((a, p)) = &args.listen {

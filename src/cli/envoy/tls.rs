@@ -12,6 +12,7 @@ use super::types::{
 };
 use super::{parse_addr, EnvoyOptions, HCM_FILTER_NAME};
 use crate::cli::envoy::types::Address;
+use crate::config::listener::ListenerTlsInput;
 
 /// The transport socket's extension name.
 pub const TLS_TRANSPORT_SOCKET: &str = "envoy.transport_sockets.tls";
@@ -214,68 +215,159 @@ pub struct TlsArgs {
     /// Envoy watches: move a new file over it to rotate).
     #[arg(long, value_name = "PATH", conflicts_with = "tls_cert")]
     pub tls_sds: Option<String>,
-    /// The secret's name in the --tls-sds file.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_SDS_SECRET)]
-    pub tls_sds_secret: String,
-    /// The lowest TLS version the TLS listener accepts.
-    #[arg(long, value_name = "VERSION", default_value = "1.2", value_parser = ["1.2", "1.3"])]
-    pub tls_min_version: String,
+    /// The secret's name in the --tls-sds file [default: meshgate-gateway].
+    #[arg(long, value_name = "NAME")]
+    pub tls_sds_secret: Option<String>,
+    /// The lowest TLS version the TLS listener accepts [default: 1.2].
+    #[arg(long, value_name = "VERSION", value_parser = ["1.2", "1.3"])]
+    pub tls_min_version: Option<String>,
     /// The plaintext listener (--listen) answers every request with a 301 to the TLS one.
     #[arg(long)]
     pub https_redirect: bool,
     /// Client certificates on the TLS listener (mTLS): off, optional (verified when sent) or
-    /// required (no handshake without one). Needs --client-ca unless off.
-    #[arg(long, value_enum, default_value = "off")]
-    pub client_certs: ClientCerts,
+    /// required (no handshake without one). Needs --client-ca unless off [default: off].
+    #[arg(long, value_enum)]
+    pub client_certs: Option<ClientCerts>,
     /// The CA bundle (PEM) client certificates must chain to.
     #[arg(long, value_name = "PATH")]
     pub client_ca: Option<String>,
 }
 
+/// The flags over the gateway file's `listener.tls`: each flag given wins over its field.
+struct Merged {
+    listen: Option<(String, u16)>,
+    cert: Option<String>,
+    key: Option<String>,
+    sds: Option<String>,
+    sds_secret: String,
+    min_version: String,
+    redirect: bool,
+    client_certs: ClientCerts,
+    client_ca: Option<String>,
+}
+
+fn client_certs_of(s: &str) -> Result<ClientCerts, String> {
+    match s {
+        "off" => Ok(ClientCerts::Off),
+        "optional" => Ok(ClientCerts::Optional),
+        "required" => Ok(ClientCerts::Required),
+        _ => Err(format!(
+            "listener.tls.client_certs: `{s}` is not off, optional or required"
+        )),
+    }
+}
+
 impl TlsArgs {
-    /// The TLS listener, `None` without `--tls-listen`; an error for options that would do
-    /// nothing or a listener without a certificate.
+    fn merged(&self, file: Option<&ListenerTlsInput>) -> Result<Merged, String> {
+        let f = file.cloned().unwrap_or_default();
+        let listen = match (&self.tls_listen, &f.listen) {
+            (Some(l), _) => Some(l.clone()),
+            (None, Some(s)) => {
+                Some(parse_addr(s).map_err(|e| format!("listener.tls.listen: {e}"))?)
+            }
+            (None, None) => None,
+        };
+        // A certificate from the flags replaces the file's whole (files or SDS).
+        let flags_cert = self.tls_cert.is_some() || self.tls_sds.is_some();
+        let (cert, key, sds) = if flags_cert {
+            (
+                self.tls_cert.clone(),
+                self.tls_key.clone(),
+                self.tls_sds.clone(),
+            )
+        } else {
+            (f.cert, f.key, f.sds)
+        };
+        let min_version = match self.tls_min_version.clone().or(f.min_version) {
+            None => "1.2".to_string(),
+            Some(v) if v == "1.2" || v == "1.3" => v,
+            Some(v) => return Err(format!("listener.tls.min_version: `{v}` is not 1.2 or 1.3")),
+        };
+        let client_certs = match (self.client_certs, f.client_certs.as_deref()) {
+            (Some(c), _) => c,
+            (None, Some(s)) => client_certs_of(s)?,
+            (None, None) => ClientCerts::Off,
+        };
+        Ok(Merged {
+            listen,
+            cert,
+            key,
+            sds,
+            sds_secret: self
+                .tls_sds_secret
+                .clone()
+                .or(f.sds_secret)
+                .unwrap_or_else(|| DEFAULT_SDS_SECRET.to_string()),
+            min_version,
+            redirect: self.https_redirect || f.redirect.unwrap_or(false),
+            client_certs,
+            // `--client-certs off` turns the file's client certificates off whole.
+            client_ca: match self.client_certs {
+                Some(ClientCerts::Off) => self.client_ca.clone(),
+                _ => self.client_ca.clone().or(f.client_ca),
+            },
+        })
+    }
+
+    /// The TLS listener from the flags alone.
     pub fn tls(&self) -> Result<Option<Tls>, String> {
-        let Some((address, port)) = self.tls_listen.clone() else {
+        self.tls_with(None)
+    }
+
+    /// The TLS listener, from the flags over the gateway file's `listener.tls` (each flag
+    /// given wins); `None` without a listen address; an error for settings that would do
+    /// nothing or a listener without a certificate.
+    pub fn tls_with(&self, file: Option<&ListenerTlsInput>) -> Result<Option<Tls>, String> {
+        let m = self.merged(file)?;
+        let Some((address, port)) = m.listen else {
             let stray = [
-                ("--tls-cert", self.tls_cert.is_some()),
-                ("--tls-sds", self.tls_sds.is_some()),
-                ("--https-redirect", self.https_redirect),
-                ("--client-ca", self.client_ca.is_some()),
-                ("--client-certs", self.client_certs != ClientCerts::Off),
+                ("--tls-cert (listener.tls.cert)", m.cert.is_some()),
+                ("--tls-sds (listener.tls.sds)", m.sds.is_some()),
+                ("--https-redirect (listener.tls.redirect)", m.redirect),
+                (
+                    "--client-ca (listener.tls.client_ca)",
+                    m.client_ca.is_some(),
+                ),
+                (
+                    "--client-certs (listener.tls.client_certs)",
+                    m.client_certs != ClientCerts::Off,
+                ),
             ];
             return match stray.iter().find(|(_, set)| *set) {
-                Some((flag, _)) => Err(format!("{flag} needs --tls-listen")),
+                Some((flag, _)) => Err(format!("{flag} needs --tls-listen (listener.tls.listen)")),
                 None => Ok(None),
             };
         };
-        let certificate = match (&self.tls_cert, &self.tls_key, &self.tls_sds) {
-            (Some(cert), Some(key), None) => Certificate::Files {
-                cert: cert.clone(),
-                key: key.clone(),
-            },
+        let certificate = match (m.cert, m.key, m.sds) {
+            (Some(cert), Some(key), None) => Certificate::Files { cert, key },
             (None, None, Some(path)) => Certificate::Sds {
-                path: path.clone(),
-                secret: self.tls_sds_secret.clone(),
+                path,
+                secret: m.sds_secret,
             },
             _ => {
-                return Err("--tls-listen needs --tls-cert and --tls-key, or --tls-sds".to_string())
+                return Err("--tls-listen needs --tls-cert and --tls-key, or --tls-sds \
+                     (listener.tls: cert and key, or sds)"
+                    .to_string())
             }
         };
-        if self.client_certs != ClientCerts::Off && self.client_ca.is_none() {
-            return Err("--client-certs optional|required needs --client-ca".into());
+        if m.client_certs != ClientCerts::Off && m.client_ca.is_none() {
+            return Err("--client-certs optional|required needs --client-ca \
+                 (listener.tls.client_ca)"
+                .into());
         }
-        if self.client_certs == ClientCerts::Off && self.client_ca.is_some() {
-            return Err("--client-ca needs --client-certs optional|required".into());
+        if m.client_certs == ClientCerts::Off && m.client_ca.is_some() {
+            return Err("--client-ca needs --client-certs optional|required \
+                 (listener.tls.client_certs)"
+                .into());
         }
         Ok(Some(Tls {
             address,
             port,
             certificate,
-            min_version: format!("TLSv{}", self.tls_min_version.replace('.', "_")),
-            redirect_plaintext: self.https_redirect,
-            client_certs: self.client_certs,
-            client_ca: self.client_ca.clone(),
+            min_version: format!("TLSv{}", m.min_version.replace('.', "_")),
+            redirect_plaintext: m.redirect,
+            client_certs: m.client_certs,
+            client_ca: m.client_ca,
         }))
     }
 }

@@ -189,3 +189,95 @@ fn options_that_would_do_nothing_are_refused() {
         "TLSv1_3"
     );
 }
+
+fn with_file(
+    args: &[&str],
+    file: &crate::config::listener::ListenerTlsInput,
+) -> Result<Option<Tls>, String> {
+    let argv = std::iter::once("meshgate-envoy").chain(args.iter().copied());
+    Cmd::try_parse_from(argv)
+        .map_err(|e| e.to_string())
+        .and_then(|c| c.tls.tls_with(Some(file)))
+}
+
+fn file_tls() -> crate::config::listener::ListenerTlsInput {
+    serde_yaml_ng::from_str(
+        "{listen: '127.0.0.1:8443', cert: tls/server.pem, key: /etc/k.pem, min_version: '1.3',
+          redirect: true, client_certs: required, client_ca: ca.pem}",
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_gateway_file_alone_gives_the_tls_listener_its_paths_relative_to_the_file() {
+    let file = file_tls().resolved(std::path::Path::new("/srv/gw"));
+    let t = with_file(&[], &file).unwrap().unwrap();
+    assert_eq!((t.address.as_str(), t.port), ("127.0.0.1", 8443));
+    assert_eq!(
+        t.certificate,
+        Certificate::Files {
+            cert: "/srv/gw/tls/server.pem".into(),
+            key: "/etc/k.pem".into()
+        }
+    );
+    assert_eq!(t.min_version, "TLSv1_3");
+    assert!(t.redirect_plaintext);
+    assert_eq!(t.client_certs, ClientCerts::Required);
+    assert_eq!(t.client_ca.as_deref(), Some("/srv/gw/ca.pem"));
+}
+
+#[test]
+fn flags_override_the_gateway_file() {
+    let file = file_tls();
+    let t = with_file(
+        &[
+            "--tls-listen",
+            "0.0.0.0:9443",
+            "--tls-sds",
+            "/sds.yaml",
+            "--tls-min-version",
+            "1.2",
+            "--client-certs",
+            "off",
+        ],
+        &file,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!((t.address.as_str(), t.port), ("0.0.0.0", 9443));
+    assert_eq!(
+        t.certificate,
+        Certificate::Sds {
+            path: "/sds.yaml".into(),
+            secret: DEFAULT_SDS_SECRET.into()
+        }
+    );
+    assert_eq!(t.min_version, "TLSv1_2");
+    assert_eq!((t.client_certs, t.client_ca), (ClientCerts::Off, None));
+    // Still the file's where no flag says otherwise.
+    assert!(t.redirect_plaintext);
+}
+
+#[test]
+fn bad_or_idle_file_settings_are_refused_by_field() {
+    let mut f = file_tls();
+    f.client_certs = Some("maybe".into());
+    let err = with_file(&[], &f).unwrap_err();
+    assert!(err.contains("listener.tls.client_certs"), "{err}");
+    let mut f = file_tls();
+    f.listen = Some("nowhere".into());
+    let err = with_file(&[], &f).unwrap_err();
+    assert!(err.contains("listener.tls.listen"), "{err}");
+    let mut f = file_tls();
+    f.listen = None;
+    let err = with_file(&[], &f).unwrap_err();
+    assert!(
+        err.contains("needs --tls-listen (listener.tls.listen)"),
+        "{err}"
+    );
+    let mut f = file_tls();
+    f.min_version = Some("1.1".into());
+    assert!(with_file(&[], &f)
+        .unwrap_err()
+        .contains("listener.tls.min_version"));
+}

@@ -2,28 +2,39 @@
 //! tracer and sends the spans over OTLP/gRPC to a collector (its own cluster). The gateway's
 //! server span is named after the API operation, not the path: its name is the filter state
 //! meshgate writes as soon as it has matched the operation (`wasm.meshgate.operation`), read
-//! when the span ends; the operation and upstream are its attributes. The router's call to the
-//! backend is a child span (`spawn_upstream_span`). W3C `traceparent` comes in and goes on.
-//! Not (yet) attributes: the outcome and SLO verdicts, which meshgate decides in its log
-//! callback, after Envoy has formatted the span's tags. docs/tracing.md.
+//! when the span ends; the operation, upstream, outcome and SLO verdicts are its attributes
+//! (meshgate writes the last three when the response ends, before Envoy formats the tags).
+//! The router's call to the backend is a child span (`spawn_upstream_span`); meshgate's own
+//! calls get theirs from meshgate (`observe::span_export`), which learns the server span from
+//! a header a `header_mutation` filter sets in front of it (`%TRACE_ID%`, `%SPAN_ID%`).
+//! W3C `traceparent` comes in and goes on; B3 (`x-b3-*`) comes in as a `traceparent` made by
+//! an early header mutation, before the tracer reads the request. docs/tracing.md.
 
 use std::collections::BTreeMap;
 
 use super::types::{
-    Any, Cluster, ClusterLoadAssignment, CustomTag, DiscoveryType, EnvoyGrpc, ExplicitHttpConfig,
-    GrpcService, HcmTracing, Http2ProtocolOptions, HttpProtocolOptions, NamedFilter,
+    Any, Cluster, ClusterLoadAssignment, CustomTag, DiscoveryType, EarlyHeaderMutation, EnvoyGrpc,
+    ExplicitHttpConfig, GrpcService, HcmTracing, HeaderMutation, HeaderMutationRule, HeaderValue,
+    HeaderValueOption, Http2ProtocolOptions, HttpProtocolOptions, Mutations, NamedFilter,
     OpenTelemetryConfig, Percent,
 };
 use super::{parse_addr, HTTP_PROTOCOL_OPTIONS};
+use crate::observe::span_export::SPAN_HEADER;
 
-/// The collector's cluster.
-pub const OTLP_CLUSTER: &str = "meshgate_otlp";
+/// The collector's cluster (meshgate's own spans go there too).
+pub use crate::observe::span_export::OTLP_CLUSTER;
 
-/// Filter state meshgate sets once it has matched the operation (`filter::span`), and the span
-/// attribute of each.
-pub const SPAN_ATTRIBUTES: [(&str, &str); 2] = [
+/// Filter state meshgate sets (`filter::span`: the first two once it has matched the
+/// operation, the others when the response ends), and the span attribute of each.
+pub const SPAN_ATTRIBUTES: [(&str, &str); 5] = [
     ("meshgate.operation", "wasm.meshgate.operation"),
     ("meshgate.upstream", "wasm.meshgate.upstream"),
+    ("meshgate.outcome", "wasm.meshgate.outcome"),
+    (
+        "meshgate.slo.availability",
+        "wasm.meshgate.slo.availability",
+    ),
+    ("meshgate.slo.latency", "wasm.meshgate.slo.latency"),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +79,61 @@ pub fn hcm_tracing(t: &Tracing) -> HcmTracing {
             })
             .collect(),
     }
+}
+
+fn append(key: &str, value: String, action: &str) -> HeaderMutationRule {
+    HeaderMutationRule {
+        append: HeaderValueOption {
+            header: HeaderValue {
+                key: key.into(),
+                value,
+            },
+            append_action: action.into(),
+        },
+    }
+}
+
+/// The gateway span's context for meshgate's own calls: `{trace id}-{span id}-{service}`
+/// in [`SPAN_HEADER`], set over whatever a client sent (the first HTTP filter: the server
+/// span exists by then). meshgate removes it from the request.
+pub fn span_context_filter(t: &Tracing) -> NamedFilter {
+    let service = t.service_name.replace('%', "%%");
+    NamedFilter {
+        name: "meshgate.span_context".into(),
+        typed_config: Any::HeaderMutation(HeaderMutation {
+            mutations: Mutations {
+                request_mutations: vec![append(
+                    SPAN_HEADER,
+                    format!("%TRACE_ID%-%SPAN_ID%-{service}"),
+                    "OVERWRITE_IF_EXISTS_OR_ADD",
+                )],
+            },
+        }),
+    }
+}
+
+/// B3 in: Envoy 1.40's OpenTelemetry tracer reads only W3C trace context, so a request with
+/// B3's multi-header form (`x-b3-traceid`, `x-b3-spanid`, `x-b3-sampled`) and no
+/// `traceparent` gets the equivalent `traceparent` before the tracer reads it (a 64-bit trace
+/// id is padded to 128; `x-b3-sampled: 0|false` is not sampled, any other value or none is).
+/// A request without B3 gets nothing (the value formats empty, and Envoy adds no empty header).
+/// The single `b3` header cannot be split by Envoy's formatters (CEL's string functions are
+/// off in header formats): docs/tracing.md says what can.
+pub fn b3_in() -> Vec<NamedFilter> {
+    const B3: &str = "'x-b3-traceid' in request.headers";
+    let value = format!(
+        "%CEL({B3} ? '00-' : '')%\
+         %CEL({B3} && size(request.headers['x-b3-traceid']) == 16 ? '0000000000000000' : '')%\
+         %REQ(x-b3-traceid)%%CEL({B3} ? '-' : '')%%REQ(x-b3-spanid)%\
+         %CEL(!({B3}) ? '' : ('x-b3-sampled' in request.headers && \
+         request.headers['x-b3-sampled'] in ['0', 'false']) ? '-00' : '-01')%"
+    );
+    vec![NamedFilter {
+        name: "envoy.http.early_header_mutation.header_mutation".into(),
+        typed_config: Any::EarlyHeaderMutation(EarlyHeaderMutation {
+            mutations: vec![append("traceparent", value, "ADD_IF_ABSENT")],
+        }),
+    }]
 }
 
 /// The collector's cluster (HTTP/2, for gRPC).
@@ -189,5 +255,39 @@ mod tests {
         assert!(parse(&["--otlp", "a:1", "--trace-sampling", "101"]).is_err());
         let all = parse(&["--otlp", "collector:4317"]).unwrap().unwrap();
         assert_eq!(all.sampling_percent, 100.0);
+        let tags: Vec<&str> = v["custom_tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["tag"].as_str().unwrap())
+            .collect();
+        for tag in [
+            "meshgate.outcome",
+            "meshgate.slo.availability",
+            "meshgate.slo.latency",
+        ] {
+            assert!(tags.contains(&tag), "{tags:?}");
+        }
+    }
+
+    #[test]
+    fn the_span_context_header_is_set_over_the_clients_and_b3_becomes_a_traceparent() {
+        let t = parse(&["--otlp", "127.0.0.1:4317", "--trace-service-name", "gw%1"])
+            .unwrap()
+            .unwrap();
+        let f = serde_json::to_value(span_context_filter(&t)).unwrap();
+        let rule = &f["typed_config"]["mutations"]["request_mutations"][0]["append"];
+        assert_eq!(rule["header"]["key"], SPAN_HEADER);
+        assert_eq!(rule["header"]["value"], "%TRACE_ID%-%SPAN_ID%-gw%%1");
+        assert_eq!(rule["append_action"], "OVERWRITE_IF_EXISTS_OR_ADD");
+        let b3 = serde_json::to_value(b3_in()).unwrap();
+        let rule = &b3[0]["typed_config"]["mutations"][0]["append"];
+        assert_eq!(rule["header"]["key"], "traceparent");
+        assert_eq!(rule["append_action"], "ADD_IF_ABSENT");
+        let value = rule["header"]["value"].as_str().unwrap();
+        assert!(
+            value.contains("%REQ(x-b3-traceid)%-") || value.contains("%REQ(x-b3-traceid)%%CEL")
+        );
+        assert!(value.contains("%REQ(x-b3-spanid)%"), "{value}");
     }
 }

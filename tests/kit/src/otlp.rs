@@ -23,6 +23,10 @@ pub struct ReceivedSpan {
     pub attributes: Vec<(String, String)>,
     /// The resource's `service.name`.
     pub service: String,
+    /// The span's status code (0 unset, 1 OK, 2 ERROR).
+    pub status: i32,
+    pub start_unix_nanos: u64,
+    pub end_unix_nanos: u64,
 }
 
 impl ReceivedSpan {
@@ -88,6 +92,9 @@ impl TraceService for Receiver {
                     kind: span.kind,
                     attributes: attributes(&span.attributes),
                     service: service.clone(),
+                    status: span.status.as_ref().map_or(0, |s| s.code),
+                    start_unix_nanos: span.start_time_unix_nano,
+                    end_unix_nanos: span.end_time_unix_nano,
                 });
             }
         }

@@ -1,8 +1,9 @@
 //! Issue 19, OpenTelemetry traces end to end: the bootstrap `meshgate envoy --otlp` renders
 //! sends spans over OTLP/gRPC to the kit's receiver; a request's trace has the gateway's server
-//! span named by the API operation, with meshgate's attributes, and the call to the backend as
-//! its child; the W3C trace context comes in and goes on to the backend. A side call (a
-//! transcoded GET) has its server span named by the operation, but no child span yet.
+//! span named by the API operation, with meshgate's attributes (operation, upstream, outcome,
+//! SLO verdicts), and the call to the backend as its child: the router's (a transcoded POST)
+//! or meshgate's own, exported by meshgate (a transcoded GET, a side call); the W3C trace
+//! context and B3's headers come in, and a `traceparent` naming the child goes to the backend.
 //!
 //! Needs `build/meshgate.wasm`, Envoy and `curl`.
 #![allow(
@@ -48,13 +49,18 @@ fn children<'a>(spans: &'a [ReceivedSpan], parent: &ReceivedSpan) -> Vec<&'a Rec
         .collect()
 }
 
+/// A side call's reply leaves as meshgate's own: the backend's word on what it received
+/// reaches the client only as forwarded metadata.
+const ECHO: &str =
+    "transcoding: {response_metadata_to_headers: [x-demo-traceparent, x-demo-received-headers]}";
+
 const CREATE: &str =
     r#"{"merchant":"merchants/acme","amount":{"currency_code":"EUR","amount_minor":"1"}}"#;
 
 #[test]
 fn transcoded_post_is_one_trace_with_the_operation_span_and_the_backend_call_as_child() {
     let receiver = OtlpReceiver::start().unwrap();
-    let gw = traced_gateway(&receiver, "");
+    let gw = traced_gateway(&receiver, ECHO);
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
     let traceparent = format!("00-{trace}-{parent}-01");
@@ -85,9 +91,20 @@ fn transcoded_post_is_one_trace_with_the_operation_span_and_the_backend_call_as_
     assert_eq!(server.service, "meshgate-e2e");
     assert_eq!(server.attribute("meshgate.operation"), Some(op));
     assert_eq!(server.attribute("meshgate.upstream"), Some("payments"));
+    assert_eq!(
+        server.attribute("meshgate.outcome"),
+        Some("ok"),
+        "{server:#?}"
+    );
+    assert_eq!(server.attribute("meshgate.slo.availability"), Some("good"));
+    assert_eq!(server.attribute("meshgate.slo.latency"), Some("good"));
     let child = children(&spans, server);
     assert_eq!(child.len(), 1, "{spans:#?}");
     assert_eq!(child[0].kind, 3, "{spans:#?}");
+    assert_eq!(
+        r.header("x-demo-traceparent"),
+        Some(format!("00-{trace}-{}-01", child[0].span_id).as_str())
+    );
     // One server span per request: nothing else in this trace claims to be the gateway's.
     assert_eq!(
         spans.iter().filter(|s| s.kind == 2).count(),
@@ -96,28 +113,185 @@ fn transcoded_post_is_one_trace_with_the_operation_span_and_the_backend_call_as_
     );
 }
 
-/// A transcoded GET is sent by meshgate itself (a side call): its server span is named by the
-/// operation too.
+/// A transcoded GET is sent by meshgate itself (a side call): Envoy gives it no span, so
+/// meshgate exports its own, child of the gateway's server span, and the backend's
+/// `traceparent` names it. A client's own copy of the span header changes nothing.
 #[test]
-fn transcoded_get_side_call_is_traced() {
+fn transcoded_get_side_call_is_one_trace_with_meshgates_span_as_child() {
     let receiver = OtlpReceiver::start().unwrap();
-    let gw = traced_gateway(&receiver, "");
+    let gw = traced_gateway(&receiver, ECHO);
     let trace = "5bf92f3577b34da6a3ce929d0e0e4737";
     let traceparent = format!("00-{trace}-10f067aa0ba902b7-01");
+    let forged = "5bf92f3577b34da6a3ce929d0e0e4737-1111111111111111-forged";
     let r = curl(
-        &["-H", &format!("traceparent: {traceparent}")],
+        &[
+            "-H",
+            &format!("traceparent: {traceparent}"),
+            "-H",
+            &format!("x-meshgate-span: {forged}"),
+        ],
         &gw.url("/v1/payments/pay_001"),
     )
     .unwrap();
     assert_eq!(r.status, 200, "{r:?}");
+    let received = r.header("x-demo-received-headers").unwrap();
+    assert!(received.contains("traceparent"), "{received}");
+    assert!(!received.contains("x-meshgate-span"), "{received}");
     let op = "meshgate.demo.v1.Payments.GetPayment";
     let spans = receiver
-        .wait_for_trace(trace, FLUSH, |spans| server_span(spans, op).is_some())
+        .wait_for_trace(trace, FLUSH, |spans| {
+            server_span(spans, op).is_some_and(|s| !children(spans, s).is_empty())
+        })
         .unwrap();
     let server = server_span(&spans, op).unwrap();
     assert_eq!(server.parent_span_id, "10f067aa0ba902b7", "{spans:#?}");
     assert_eq!(server.attribute("meshgate.operation"), Some(op));
     assert_eq!(server.attribute("meshgate.upstream"), Some("payments"));
-    // Not yet: a child span for meshgate's own call (Envoy gives a Wasm HTTP call no span;
-    // docs/tracing.md, "Known limits").
+    assert_eq!(
+        server.attribute("meshgate.outcome"),
+        Some("ok"),
+        "{server:#?}"
+    );
+    let child = children(&spans, server);
+    assert_eq!(child.len(), 1, "{spans:#?}");
+    let call = child[0];
+    assert_eq!((call.kind, call.name.as_str()), (3, "payments upstream"));
+    assert_eq!(call.service, "meshgate-e2e");
+    assert_eq!(call.attribute("meshgate.call"), Some("side_call"));
+    assert_eq!(
+        call.attribute("rpc.method"),
+        Some("/meshgate.demo.v1.Payments/GetPayment")
+    );
+    assert_eq!(call.attribute("rpc.grpc.status_code"), Some("0"));
+    assert_eq!(call.status, 1, "{call:#?}");
+    assert!(call.start_unix_nanos > 0 && call.end_unix_nanos >= call.start_unix_nanos);
+    assert_eq!(
+        r.header("x-demo-traceparent"),
+        Some(format!("00-{trace}-{}-01", call.span_id).as_str())
+    );
+    assert_eq!(
+        spans.iter().filter(|s| s.kind == 2).count(),
+        1,
+        "{spans:#?}"
+    );
+}
+
+/// The outcome and SLO verdicts on the gateway span: a failed side call (UNAVAILABLE from the
+/// backend: availability bad, and meshgate's span has status ERROR) and a slow POST (over the
+/// demo's 300 ms threshold: latency bad, availability good).
+#[test]
+fn outcome_and_slo_verdicts_are_attributes_of_the_gateway_span() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let gw = traced_gateway(&receiver, ECHO);
+    let failed = "6bf92f3577b34da6a3ce929d0e0e4738";
+    let r = curl(
+        &[
+            "-H",
+            &format!("traceparent: 00-{failed}-20f067aa0ba902b7-01"),
+            "-H",
+            "x-demo-fail: unavailable",
+        ],
+        &gw.url("/v1/payments/pay_001"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 503, "{r:?}");
+    let slow = "7bf92f3577b34da6a3ce929d0e0e4739";
+    let r = curl(
+        &[
+            "-H",
+            "content-type: application/json",
+            "-H",
+            &format!("traceparent: 00-{slow}-30f067aa0ba902b7-01"),
+            "-H",
+            "x-demo-delay-ms: 450",
+            "-d",
+            CREATE,
+        ],
+        &gw.url("/v1/payments"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let get = "meshgate.demo.v1.Payments.GetPayment";
+    let spans = receiver
+        .wait_for_trace(failed, FLUSH, |spans| {
+            server_span(spans, get).is_some_and(|s| !children(spans, s).is_empty())
+        })
+        .unwrap();
+    let server = server_span(&spans, get).unwrap();
+    assert_eq!(server.attribute("meshgate.outcome"), Some("unavailable"));
+    assert_eq!(server.attribute("meshgate.slo.availability"), Some("bad"));
+    let call = children(&spans, server)[0];
+    assert_eq!(call.status, 2, "{call:#?}");
+    assert_eq!(call.attribute("rpc.grpc.status_code"), Some("14"));
+
+    let create = "meshgate.demo.v1.Payments.CreatePayment";
+    let spans = receiver
+        .wait_for_trace(slow, FLUSH, |spans| server_span(spans, create).is_some())
+        .unwrap();
+    let server = server_span(&spans, create).unwrap();
+    assert_eq!(
+        server.attribute("meshgate.outcome"),
+        Some("ok"),
+        "{server:#?}"
+    );
+    assert_eq!(server.attribute("meshgate.slo.availability"), Some("good"));
+    assert_eq!(server.attribute("meshgate.slo.latency"), Some("bad"));
+}
+
+/// B3's multi-header form continues the client's trace (Envoy's tracer reads W3C only: the
+/// early header mutation `meshgate envoy` renders makes the `traceparent`); a 64-bit trace id
+/// is padded; `x-b3-sampled: 0` is not traced.
+#[test]
+fn b3_headers_continue_the_trace() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let gw = traced_gateway(&receiver, ECHO);
+    let unsampled = "463ac35c9f6413ad48485a3953bb6124";
+    let r = curl(
+        &[
+            "-H",
+            &format!("x-b3-traceid: {unsampled}"),
+            "-H",
+            "x-b3-spanid: a2fb4a1d1a96d312",
+            "-H",
+            "x-b3-sampled: 0",
+        ],
+        &gw.url("/v1/payments/pay_001"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = curl(
+        &[
+            "-H",
+            "x-b3-traceid: 80f198ee56343ba8",
+            "-H",
+            "x-b3-spanid: e457b5a2e4d86bd1",
+            "-H",
+            "x-b3-sampled: 1",
+        ],
+        &gw.url("/v1/payments/pay_001"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    let trace = "000000000000000080f198ee56343ba8";
+    let op = "meshgate.demo.v1.Payments.GetPayment";
+    let spans = receiver
+        .wait_for_trace(trace, FLUSH, |spans| {
+            server_span(spans, op).is_some_and(|s| !children(spans, s).is_empty())
+        })
+        .unwrap();
+    let server = server_span(&spans, op).unwrap();
+    assert_eq!(server.parent_span_id, "e457b5a2e4d86bd1", "{spans:#?}");
+    let call = children(&spans, server)[0];
+    assert_eq!(
+        r.header("x-demo-traceparent"),
+        Some(format!("00-{trace}-{}-01", call.span_id).as_str())
+    );
+    // Sent first, so flushed no later than the sampled trace: none of it was exported.
+    let none: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == unsampled)
+        .collect();
+    assert!(none.is_empty(), "{none:#?}");
 }

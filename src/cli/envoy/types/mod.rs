@@ -81,6 +81,10 @@ pub enum Any {
     )]
     HeaderMutation(HeaderMutation),
     #[serde(
+        rename = "type.googleapis.com/envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation"
+    )]
+    EarlyHeaderMutation(EarlyHeaderMutation),
+    #[serde(
         rename = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
     )]
     LocalRateLimit(Box<LocalRateLimit>),
@@ -277,6 +281,9 @@ pub struct HttpConnectionManager {
     pub http2_protocol_options: Option<Http2Limits>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tracing: Option<HcmTracing>,
+    /// Header changes before routing and tracing (`tracing.rs`: B3 in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_header_mutation_extensions: Option<Vec<NamedFilter>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

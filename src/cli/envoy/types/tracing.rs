@@ -53,3 +53,10 @@ pub struct GrpcService {
 pub struct EnvoyGrpc {
     pub cluster_name: String,
 }
+
+/// `envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation`: header
+/// changes made before route selection and before the tracer reads the request.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EarlyHeaderMutation {
+    pub mutations: Vec<super::HeaderMutationRule>,
+}

@@ -13,7 +13,8 @@
 //! Every response also says who answered and what arrived: `x-demo-backend: NAME` (header and,
 //! when the response has trailers, trailer), `x-demo-echo-<n>` for each request `x-echo-<n>`,
 //! `x-demo-saw-<n>` for each request `x-meshgate-<n>`, and `x-demo-received-headers` listing
-//! every request header name (sorted, comma-separated) so tests can prove one was removed.
+//! every request header name (sorted, comma-separated) so tests can prove one was removed,
+//! and `x-demo-traceparent`: the request's `traceparent` (the span a trace test expects).
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -216,6 +217,9 @@ fn decorations(headers: &HeaderMap, name: &HeaderValue) -> HeaderMap {
         if let Some(Ok(new_name)) = renamed.map(|n| HeaderName::from_bytes(n.as_bytes())) {
             out.append(new_name, value.clone());
         }
+    }
+    if let Some(tp) = headers.get("traceparent") {
+        out.insert("x-demo-traceparent", tp.clone());
     }
     let mut names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
     names.sort_unstable();
