@@ -51,7 +51,7 @@ impl Filter {
             StreamWriter::new(self.stream_format())
         };
         StreamState {
-            writer: writer.with_status_print(self.print_options().status_print()),
+            writer: writer.with_print_options(&self.print_options()),
             decoder: FrameDecoder::new(self.vm.config.limits.max_response_bytes),
             held: Vec::new(),
             pending_flush: false,

@@ -495,3 +495,55 @@ async fn client_and_bidi_streaming_over_http() {
         }
     }
 }
+
+/// The `details` of error bodies follow the print options like replies do: with
+/// `preserve_proto_field_names: true` a backend's `google.rpc.ResourceInfo` prints
+/// `resource_type` (unary, as a side call) and in a stream's in-band error (bidi, through
+/// the router), and the gateway's own `google.rpc.BadRequest` prints `field_violations`;
+/// without the option, proto3 JSON's `resourceType` and `fieldViolations`.
+#[tokio::test(flavor = "multi_thread")]
+async fn error_details_follow_preserve_proto_field_names() {
+    let snake = GatewayBuilder::demo_with(
+        "transcoding:\n  print_options:\n    preserve_proto_field_names: true\n",
+    )
+    .start()
+    .unwrap();
+    let camel = GatewayBuilder::demo().start().unwrap();
+    for (gw, resource_type, violations) in [
+        (&snake, "resource_type", "field_violations"),
+        (&camel, "resourceType", "fieldViolations"),
+    ] {
+        for client in both() {
+            let r = client.get(&gw.url("/v1/payments/nope"), &[]).await.unwrap();
+            assert_eq!(r.status.as_u16(), 404, "{}", r.text());
+            let s = r.json().unwrap();
+            assert_eq!(s["details"][0][resource_type], "payment", "{s}");
+            let r = client
+                .post(
+                    &gw.url("/v1/payments"),
+                    &[("content-type", "application/json")],
+                    r#"{"amount":{"amountMinor":"x"}}"#,
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 400, "{}", r.text());
+            let s = r.json().unwrap();
+            assert!(s["details"][0][violations][0]["field"].is_string(), "{s}");
+            let r = client
+                .post(
+                    &gw.url("/v1/payments:lookup"),
+                    &[("content-type", "application/json")],
+                    r#"[{"id":"pay_001"},{"id":"nope"}]"#,
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+            let items = r.json().unwrap();
+            assert_eq!(items[1]["error"]["code"], 5, "{items}");
+            assert_eq!(
+                items[1]["error"]["details"][0][resource_type], "payment",
+                "{items}"
+            );
+        }
+    }
+}
