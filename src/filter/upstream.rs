@@ -143,7 +143,7 @@ impl Filter {
             .and_then(|i| self.vm.config.operations.get(i))
             .ok_or_else(internal_error)?;
         let cluster = op.upstream.name.clone();
-        let timeout = op.upstream.timeout;
+        let timeout = self.side_call_bound(op);
         let kept = match &mut self.phase {
             Phase::AwaitBody { side_call_headers } => side_call_headers.take(),
             _ => None,
@@ -162,6 +162,20 @@ impl Filter {
                 UpstreamError::Unavailable(format!("could not call upstream `{cluster}`: {e}"))
                     .into()
             })
+    }
+
+    /// How long a side call may take: a server or bidirectional stream's bound
+    /// (`operations.<m>.stream_timeout_ms`, else `transcoding.stream_timeout_ms`: a long
+    /// stream is not cut at the upstream's 15 s), else the upstream's `timeout_ms`.
+    fn side_call_bound(&self, op: &crate::config::Operation) -> std::time::Duration {
+        match &op.kind {
+            OpKind::Grpc {
+                server_streaming: true,
+                stream_timeout,
+                ..
+            } => stream_timeout.unwrap_or(self.vm.config.transcoding.stream_timeout),
+            _ => op.upstream.timeout,
+        }
     }
 
     /// The side call's headers, from the request map as it is now: it also holds the headers

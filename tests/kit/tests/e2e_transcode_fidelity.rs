@@ -547,3 +547,56 @@ async fn error_details_follow_preserve_proto_field_names() {
         }
     }
 }
+
+/// A streaming `GET` binding goes as a side call, whose reply Envoy delivers whole: it is
+/// bounded by `transcoding.stream_timeout_ms` (5 minutes by default), not by the upstream's
+/// `timeout_ms` (15 s by default), so a 16 s stream (eight events two seconds apart) arrives
+/// complete over HTTP/1.1 and HTTP/2; `operations.<m>.stream_timeout_ms` bounds it (3 s:
+/// `504 DEADLINE_EXCEEDED`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streaming_get_longer_than_15_s_is_not_cut() {
+    use e2e_transcode_common::timed_request;
+    let gw = GatewayBuilder::demo().start().unwrap();
+    let short = GatewayBuilder::demo_with(
+        "operations:\n  meshgate.demo.v1.Payments.WatchPayments:\n    stream_timeout_ms: 3000\n",
+    )
+    .start()
+    .unwrap();
+    let ndjson = [("accept", "application/x-ndjson")];
+    let url = gw.url("/v1/merchants/acme/payments:watch?maxEvents=8&intervalMs=2000");
+    let cut = short.url("/v1/merchants/acme/payments:watch?maxEvents=4&intervalMs=2000");
+    let (h1, h2, bounded) = tokio::join!(
+        timed_request(false, "GET", &url, &ndjson, ""),
+        timed_request(true, "GET", &url, &ndjson, ""),
+        timed_request(true, "GET", &cut, &ndjson, ""),
+    );
+    for r in [h1, h2] {
+        assert_eq!(r.status, 200, "{}", r.body());
+        assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+        let lines: Vec<serde_json::Value> = r
+            .body()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 8, "{}", r.body());
+        assert!(
+            lines.iter().all(|l| l.get("error").is_none()),
+            "{}",
+            r.body()
+        );
+        assert_eq!(lines[7]["sequence"], "8");
+        assert!(
+            r.total >= std::time::Duration::from_secs(15),
+            "{:?}",
+            r.total
+        );
+    }
+    assert_eq!(bounded.status, 504, "{}", bounded.body());
+    let s: serde_json::Value = serde_json::from_str(&bounded.body()).unwrap();
+    assert_eq!(s["code"], 4, "{s}");
+    assert!(
+        bounded.total < std::time::Duration::from_secs(7),
+        "{:?}",
+        bounded.total
+    );
+}
