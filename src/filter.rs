@@ -13,6 +13,7 @@ mod log;
 mod phase;
 mod quota;
 mod request;
+mod request_stream;
 mod response;
 mod scheduler;
 mod side_call;

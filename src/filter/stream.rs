@@ -175,6 +175,18 @@ impl Filter {
         Action::Pause
     }
 
+    /// End the reply stream with `err` in-band (a failure already there stands); the
+    /// messages after it are dropped. False when there is no reply stream.
+    pub(super) fn fail_stream(&mut self, err: GatewayError) -> bool {
+        match self.resp.stream.as_mut() {
+            Some(st) => {
+                st.failure.get_or_insert(err);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether held stream bytes wait for the root context to release them.
     pub fn wants_flush(&self) -> bool {
         self.resp.stream.as_ref().is_some_and(|s| s.pending_flush)

@@ -600,3 +600,62 @@ async fn a_streaming_get_longer_than_15_s_is_not_cut() {
         bounded.total
     );
 }
+
+/// Bidirectional streaming through the router with an NDJSON body: each line leaves as it
+/// arrives and its reply comes back while the request body is still open (the test sends the
+/// second line only after it has read the first reply, so a gateway that waited for the
+/// body's end would time out here). A line that does not map after replies went out ends
+/// the reply stream in-band with a 400 Status naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn bidi_ndjson_replies_interleave_with_the_request_body() {
+    use e2e_transcode_common::Duplex;
+    let gw = GatewayBuilder::demo().start().unwrap();
+    let url = gw.url("/v1/payments:lookup");
+    let headers = [
+        ("content-type", "application/x-ndjson"),
+        ("accept", "application/x-ndjson"),
+    ];
+    for http2 in [false, true] {
+        let mut d = Duplex::start(http2, &url, &headers);
+        d.send("{\"id\":\"pay_001\"}\n").await;
+        assert!(d.read_until("pay_001").await, "{}", d.seen);
+        assert_eq!(d.status, 200, "{}", d.seen);
+        assert_eq!(d.content_type.as_deref(), Some("application/x-ndjson"));
+        assert!(!d.seen.contains("pay_002"), "{}", d.seen);
+        // Half a line, then its end: one message.
+        d.send("{\"id\":").await;
+        d.send("\"pay_002\"}\n").await;
+        assert!(d.read_until("pay_002").await, "{}", d.seen);
+        d.close();
+        let all = d.read_to_end().await;
+        let lines: Vec<serde_json::Value> = all
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{all}");
+        assert_eq!(lines[1]["id"], "pay_002", "{all}");
+
+        // A bad line once a reply went out: the stream ends with its error.
+        let mut d = Duplex::start(http2, &url, &headers);
+        d.send("{\"id\":\"pay_001\"}\n").await;
+        assert!(d.read_until("pay_001").await, "{}", d.seen);
+        d.send("{\"id\":7}\n").await;
+        d.send("{\"id\":\"pay_002\"}\n").await;
+        d.close();
+        let all = d.read_to_end().await;
+        let lines: Vec<serde_json::Value> = all
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{all}");
+        let error = &lines[1]["error"];
+        assert_eq!(error["code"], 3, "{all}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("message [1]: "),
+            "{all}"
+        );
+    }
+}
