@@ -291,3 +291,28 @@ fn pass_through_unmatched_lets_unknown_requests_go_on() {
         }
     }
 }
+
+/// `policies.<name>.transcoding.print_options` replace `transcoding.print_options` on the
+/// routes that select the policy: here `preserve_proto_field_names` in an error's details
+/// (`field_violations`), the route without the policy keeping `fieldViolations`.
+#[test]
+fn a_policys_print_options_apply_on_its_routes() {
+    let yaml = demo_yaml()
+        + "routing:\n  route_policies:\n    r-snake: snake\npolicies:\n  snake:\n    transcoding:\n      print_options:\n        preserve_proto_field_names: true\n";
+    let vm = Rc::new(Vm::new(compile_yaml(&yaml)));
+    for (route, key) in [
+        ("r-snake", "field_violations"),
+        ("other", "fieldViolations"),
+    ] {
+        let mut f = Filter::new(vm.clone(), 1);
+        let mut h = FakeHost::with_request("GET", "/v1/payments?pageSize=abc", &[])
+            .with_property("xds.route_name", route.as_bytes());
+        f.on_request_headers(&mut h, true);
+        let (status, body) = h.reply_json();
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["details"][0][key][0]["field"].is_string(),
+            "{route}: {body}"
+        );
+    }
+}
