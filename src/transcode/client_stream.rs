@@ -2,8 +2,10 @@
 //! a JSON array (`application/json`, one request message per element) or NDJSON
 //! (`application/x-ndjson`, one per non-blank line); each element becomes one gRPC message,
 //! filled like a unary request's body, with the path variables and query parameters applied
-//! to every message. The messages leave together once the body is complete (an HTTP/1.1 or
-//! HTTP/2 request body is collected whole before it is transcoded).
+//! to every message. A JSON array (or any body sent as a side call) is converted whole once
+//! the body is complete ([`build_stream_request`]); NDJSON through the router is converted
+//! line by line as it arrives ([`NdjsonStream`]), so a bidirectional call's replies can
+//! come back while the client is still sending.
 
 use super::frame::encode_frame;
 use super::plan::RequestPlan;
