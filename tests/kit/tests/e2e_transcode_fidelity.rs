@@ -605,7 +605,8 @@ async fn a_streaming_get_longer_than_15_s_is_not_cut() {
 /// arrives and its reply comes back while the request body is still open (the test sends the
 /// second line only after it has read the first reply, so a gateway that waited for the
 /// body's end would time out here). A line that does not map after replies went out ends
-/// the reply stream in-band with a 400 Status naming it.
+/// the reply stream in-band with a 400 Status naming it; with no reply under way (client
+/// streaming) it is a 400 reply.
 #[tokio::test(flavor = "multi_thread")]
 async fn bidi_ndjson_replies_interleave_with_the_request_body() {
     use e2e_transcode_common::Duplex;
@@ -655,6 +656,21 @@ async fn bidi_ndjson_replies_interleave_with_the_request_body() {
                 .as_str()
                 .unwrap()
                 .starts_with("message [1]: "),
+            "{all}"
+        );
+
+        // Client streaming (a unary reply): a bad line after the first went upstream is a 400.
+        let record = gw.url("/v1/payments:record");
+        let mut d = Duplex::start(http2, &record, &headers);
+        d.send("{\"payment\":{\"amount\":{\"currencyCode\":\"EUR\",\"amountMinor\":5}}}\n")
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        d.send("{\"payment\":7}\n").await;
+        let all = d.read_to_end().await;
+        assert_eq!(d.status, 400, "{all}");
+        let s: serde_json::Value = serde_json::from_str(&all).unwrap();
+        assert!(
+            s["message"].as_str().unwrap().starts_with("message [1]: "),
             "{all}"
         );
     }
