@@ -14,6 +14,7 @@ mod log;
 mod phase;
 mod quota;
 mod request;
+mod request_stream;
 mod response;
 mod scheduler;
 mod side_call;
@@ -252,8 +253,10 @@ impl Filter {
     }
 
     /// Answer the client with `err` in the shape it understands, and remember it for the log.
-    fn reply_error(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
-        let print = self.print_options().status_print();
+    fn reply_error(&mut self, host: &mut dyn Host, mut err: GatewayError) -> Action {
+        let opts = self.print_options();
+        crate::transcode::grpc_status::print_details(&self.vm.config.pool, &mut err, &opts);
+        let print = opts.status_print();
         let (status, mut headers, body) = err.to_response_with(self.error_format, print);
         headers.extend(self.resp.forward.iter().cloned());
         if let Err(e) = host.send_response(status, &headers, &body) {

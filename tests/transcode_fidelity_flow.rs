@@ -263,3 +263,56 @@ fn side_call_bidi_early_grpc_headers_on_the_dataless_stream_are_held_not_an_erro
     assert_eq!(status, 200);
     assert_eq!(body[0]["id"], "pay_001", "{body}");
 }
+
+/// `transcoding.pass_through_unmatched`: a request that matches no operation (HTTP or
+/// native gRPC) goes on untouched instead of a 404 (HTTP) or UNIMPLEMENTED (gRPC) Status.
+#[test]
+fn pass_through_unmatched_lets_unknown_requests_go_on() {
+    for (method, path, content_type, refused) in [
+        ("GET", "/no/such/path", "application/json", 404),
+        ("POST", "/no.such.Service/Call", "application/grpc", 200),
+    ] {
+        for pass in [false, true] {
+            let cfg = with_transcoding(&format!("  pass_through_unmatched: {pass}\n"));
+            let mut f = Filter::new(Rc::new(Vm::new(cfg)), 1);
+            let mut h = FakeHost::with_request(method, path, &[("content-type", content_type)]);
+            let action = f.on_request_headers(&mut h, true).action;
+            if pass {
+                assert_eq!(action, Action::Continue, "{path}");
+                assert!(h.local_reply.is_none(), "{path}: {:?}", h.local_reply);
+                assert_eq!(
+                    common::find(&h.maps["request_headers"], ":path").as_deref(),
+                    Some(path)
+                );
+            } else {
+                let (status, _, _) = h.local_reply.clone().expect("refused");
+                assert_eq!(status, refused, "{path}");
+            }
+        }
+    }
+}
+
+/// `policies.<name>.transcoding.print_options` replace `transcoding.print_options` on the
+/// routes that select the policy: here `preserve_proto_field_names` in an error's details
+/// (`field_violations`), the route without the policy keeping `fieldViolations`.
+#[test]
+fn a_policys_print_options_apply_on_its_routes() {
+    let yaml = demo_yaml()
+        + "routing:\n  route_policies:\n    r-snake: snake\npolicies:\n  snake:\n    transcoding:\n      print_options:\n        preserve_proto_field_names: true\n";
+    let vm = Rc::new(Vm::new(compile_yaml(&yaml)));
+    for (route, key) in [
+        ("r-snake", "field_violations"),
+        ("other", "fieldViolations"),
+    ] {
+        let mut f = Filter::new(vm.clone(), 1);
+        let mut h = FakeHost::with_request("GET", "/v1/payments?pageSize=abc", &[])
+            .with_property("xds.route_name", route.as_bytes());
+        f.on_request_headers(&mut h, true);
+        let (status, body) = h.reply_json();
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body["details"][0][key][0]["field"].is_string(),
+            "{route}: {body}"
+        );
+    }
+}

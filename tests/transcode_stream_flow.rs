@@ -276,3 +276,102 @@ fn a_stream_format_on_a_unary_method_is_refused() {
     );
     assert!(err.contains("only a server-streaming method"), "{err}");
 }
+
+/// The demo gateway with `edit` applied to its YAML document, compiled.
+fn edited(
+    edit: impl FnOnce(&mut serde_yaml_ng::Value),
+) -> Result<meshgate::config::Config, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = common::demo_yaml().replace(
+        "include: [../proto]",
+        &format!("include: [{}]", root.join("proto").display()),
+    );
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    edit(&mut doc);
+    let yaml = serde_yaml_ng::to_string(&doc).unwrap();
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "meshgate-stream-timeout-{}-{n}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let json = meshgate::cli::compile_file(&path).map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    meshgate::config::compile_json(json?.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// The timeout of the side call a body-less GET makes.
+fn get_side_call_timeout(cfg: meshgate::config::Config, path: &str) -> std::time::Duration {
+    let mut f = Filter::new(Rc::new(Vm::new(cfg)), 10);
+    let mut h = FakeHost::with_request("GET", path, &[]);
+    f.on_request_headers(&mut h, true);
+    assert_eq!(h.http_call_timeouts.len(), 1, "{:?}", h.local_reply);
+    h.http_call_timeouts[0]
+}
+
+/// A streaming GET binding goes as a side call: bounded by `transcoding.stream_timeout_ms`
+/// (5 minutes by default) or the operation's `stream_timeout_ms`, not by the upstream's
+/// `timeout_ms` (15 s by default), which still bounds unary side calls.
+#[test]
+fn a_streaming_side_call_has_its_own_timeout() {
+    use std::time::Duration;
+    let watch = "/v1/merchants/acme/payments:watch";
+    let unary = "/v1/payments/pay_001";
+    let set_upstream = |doc: &mut serde_yaml_ng::Value| {
+        doc["upstreams"]["payments"]["timeout_ms"] = serde_yaml_ng::Value::from(2500);
+    };
+    let cfg = || edited(set_upstream).unwrap();
+    assert_eq!(
+        get_side_call_timeout(cfg(), watch),
+        Duration::from_secs(300)
+    );
+    assert_eq!(
+        get_side_call_timeout(cfg(), unary),
+        Duration::from_millis(2500)
+    );
+    let global = || {
+        edited(|doc| {
+            set_upstream(doc);
+            doc["transcoding"]["stream_timeout_ms"] = serde_yaml_ng::Value::from(40_000);
+        })
+        .unwrap()
+    };
+    assert_eq!(
+        get_side_call_timeout(global(), watch),
+        Duration::from_secs(40)
+    );
+    assert_eq!(
+        get_side_call_timeout(global(), unary),
+        Duration::from_millis(2500)
+    );
+    let by_op = edited(|doc| {
+        doc["transcoding"]["stream_timeout_ms"] = serde_yaml_ng::Value::from(40_000);
+        doc["operations"]["meshgate.demo.v1.Payments.WatchPayments"]["stream_timeout_ms"] =
+            serde_yaml_ng::Value::from(60_000);
+    })
+    .unwrap();
+    assert_eq!(get_side_call_timeout(by_op, watch), Duration::from_secs(60));
+}
+
+#[test]
+fn a_stream_timeout_on_a_unary_method_or_of_zero_is_refused() {
+    let err = edited(|doc| {
+        doc["operations"]["meshgate.demo.v1.Payments.GetPayment"]["stream_timeout_ms"] =
+            serde_yaml_ng::Value::from(60_000);
+    })
+    .err()
+    .unwrap();
+    assert!(
+        err.contains("operations.meshgate.demo.v1.Payments.GetPayment.stream_timeout_ms"),
+        "{err}"
+    );
+    let err = edited(|doc| {
+        doc["transcoding"]["stream_timeout_ms"] = serde_yaml_ng::Value::from(0);
+    })
+    .err()
+    .unwrap();
+    assert!(err.contains("transcoding.stream_timeout_ms"), "{err}");
+}

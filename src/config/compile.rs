@@ -290,6 +290,11 @@ fn compile_transcoding(t: &TranscodingInput) -> Result<Transcoding, ConfigError>
             .parse::<StreamFormat>()
             .map_err(|e| ConfigError::new("transcoding.stream_format", e.to_string()))?,
     };
+    let stream_timeout = crate::transcode::input::stream_timeout(
+        t.stream_timeout_ms,
+        "transcoding.stream_timeout_ms",
+    )?
+    .unwrap_or(crate::transcode::input::DEFAULT_STREAM_TIMEOUT);
     let upstream_calls = match t.upstream_calls.as_deref() {
         None => UpstreamCalls::default(),
         Some(s) => UpstreamCalls::parse(s).ok_or_else(|| {
@@ -306,6 +311,7 @@ fn compile_transcoding(t: &TranscodingInput) -> Result<Transcoding, ConfigError>
         query_param_unescape_plus: t.query_param_unescape_plus,
         url_unescape_spec,
         stream_format,
+        stream_timeout,
         request_headers_to_metadata: lower(&t.request_headers_to_metadata),
         response_metadata_to_headers: lower(&t.response_metadata_to_headers),
         pass_through_unmatched: t.pass_through_unmatched,

@@ -82,6 +82,8 @@ pub enum OpKind {
         bindings: Vec<Binding>,
         /// `operations.<m>.stream_format` (None: `transcoding.stream_format`).
         stream_format: Option<StreamFormat>,
+        /// `operations.<m>.stream_timeout_ms` (None: `transcoding.stream_timeout_ms`).
+        stream_timeout: Option<std::time::Duration>,
     },
     /// Plain HTTP to a REST upstream, with the path rewritten.
     Rest,
@@ -116,6 +118,8 @@ pub struct Transcoding {
     pub query_param_unescape_plus: bool,
     pub url_unescape_spec: UrlUnescapeSpec,
     pub stream_format: StreamFormat,
+    /// The bound of a streaming side call (`transcoding.stream_timeout_ms`).
+    pub stream_timeout: std::time::Duration,
     pub request_headers_to_metadata: Vec<String>,
     pub response_metadata_to_headers: Vec<String>,
     pub pass_through_unmatched: bool,

@@ -112,6 +112,10 @@ pub struct OperationInput {
     /// (default `transcoding.stream_format`; a client's `Accept` naming one wins).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_format: Option<String>,
+    /// Server- or bidirectional-streaming methods: the bound of this operation's side calls
+    /// in milliseconds (default `transcoding.stream_timeout_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_timeout_ms: Option<u64>,
 }
 
 /// A plain-HTTP operation routed to a REST upstream (no transcoding).

@@ -131,6 +131,7 @@ impl Builder<'_> {
         ])?;
 
         let stream_format = stream_format(op_in, rules.server_streaming, &op_field)?;
+        let stream_timeout = op_stream_timeout(op_in, rules.server_streaming, &op_field)?;
         self.grpc_paths.insert(rules.grpc_path.clone(), id);
         self.operations.push(Operation {
             name,
@@ -144,6 +145,7 @@ impl Builder<'_> {
                 server_streaming: rules.server_streaming,
                 bindings,
                 stream_format,
+                stream_timeout,
             },
         });
         Ok(())
@@ -244,6 +246,23 @@ fn stream_format(
     text.parse::<StreamFormat>()
         .map(Some)
         .map_err(|e| ConfigError::new(field, e))
+}
+
+/// `operations.<m>.stream_timeout_ms`: only methods with a server stream have one.
+fn op_stream_timeout(
+    op: Option<&OperationInput>,
+    server_streaming: bool,
+    op_field: &str,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    let ms = op.and_then(|o| o.stream_timeout_ms);
+    let field = format!("{op_field}.stream_timeout_ms");
+    if ms.is_some() && !server_streaming {
+        return Err(ConfigError::new(
+            field,
+            "only a server- or bidirectional-streaming method has a stream timeout",
+        ));
+    }
+    crate::transcode::input::stream_timeout(ms, &field)
 }
 
 fn service_of(full_method: &str) -> &str {

@@ -4,6 +4,7 @@
 //! ```text
 //! Headers ─┬─> AwaitKeys ─(keys)─> (authenticate again)
 //!          ├─> AwaitBody ─(end of body)─┬─> Upstream (through Envoy's router)
+//!          │      └─(NDJSON stream)─> StreamingBody ─(end of body)─> Upstream
 //!          │                            └─> SideCall
 //!          ├─> SideCall (body-less transcoded call)
 //!          ├─> Upstream (native gRPC, REST, pass-through)
@@ -31,6 +32,14 @@ pub enum Phase {
     /// A transcoded request waits for its body. With `upstream_calls: side_call` the request
     /// headers already went on, rewritten, and `side_call_headers` are the side call's.
     AwaitBody { side_call_headers: Option<Headers> },
+    /// An NDJSON stream of request messages on its way through Envoy's router as it arrives
+    /// (client and bidirectional streaming): the headers went on with the first chunk, each
+    /// later chunk leaves as the messages of the lines it completes. `failed`: a line did not
+    /// map; nothing more is forwarded (the reply carries the error).
+    StreamingBody {
+        body: crate::transcode::client_stream::NdjsonStream,
+        failed: bool,
+    },
     /// On its way through Envoy's router: the response callbacks see the reply.
     Upstream,
     /// A side call is out, sent at `sent` with its `timeout`: a call that ends without an

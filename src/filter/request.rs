@@ -71,6 +71,9 @@ impl Filter {
             }
             _ => {}
         }
+        if let Some(action) = self.stream_request_chunk(host, size, eos) {
+            return action;
+        }
         match () {
             _ if !transcoded => Action::Continue,
             _ if !eos => Action::Pause,

@@ -233,8 +233,10 @@ impl Filter {
     /// reply) with `err`'s body. A second local reply while Envoy sends its own is ignored by
     /// Envoy, so the held reply is rewritten in place; only if that is refused is a local reply
     /// tried.
-    fn convert_in_place(&mut self, host: &mut dyn Host, err: GatewayError) -> Action {
-        let print = self.print_options().status_print();
+    fn convert_in_place(&mut self, host: &mut dyn Host, mut err: GatewayError) -> Action {
+        let opts = self.print_options();
+        crate::transcode::grpc_status::print_details(&self.vm.config.pool, &mut err, &opts);
+        let print = opts.status_print();
         let (status, mut headers, body) = err.to_response_with(self.error_format, print);
         headers.extend(self.resp.forward.iter().cloned());
         let apply = |host: &mut dyn Host| -> Result<(), crate::host::HostError> {

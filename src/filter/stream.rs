@@ -51,7 +51,7 @@ impl Filter {
             StreamWriter::new(self.stream_format())
         };
         StreamState {
-            writer: writer.with_status_print(self.print_options().status_print()),
+            writer: writer.with_print_options(&self.print_options()),
             decoder: FrameDecoder::new(self.vm.config.limits.max_response_bytes),
             held: Vec::new(),
             pending_flush: false,
@@ -173,6 +173,18 @@ impl Filter {
         st.pending_flush = true;
         self.resp.stream = Some(st);
         Action::Pause
+    }
+
+    /// End the reply stream with `err` in-band (a failure already there stands); the
+    /// messages after it are dropped. False when there is no reply stream.
+    pub(super) fn fail_stream(&mut self, err: GatewayError) -> bool {
+        match self.resp.stream.as_mut() {
+            Some(st) => {
+                st.failure.get_or_insert(err);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether held stream bytes wait for the root context to release them.

@@ -43,18 +43,13 @@ impl Filter {
         let Mode::Transcode(t) = &self.mode else {
             return Err(internal_error());
         };
-        let cfg = &self.vm.config;
         let plan = self.binding_plan(t.binding).ok_or_else(internal_error)?;
         let body = if size > 0 {
             host.body(BodyKind::Request, 0, size).unwrap_or_default()
         } else {
             Vec::new()
         };
-        let plus_as_space = cfg.transcoding.query_param_unescape_plus;
-        let mut query = crate::operation::parse_query_with(&t.query, plus_as_space)
-            .map_err(|e| GatewayError::from(RequestError::Invalid(e)))?;
-        let ignored = &cfg.transcoding.ignored_query_parameters;
-        query.retain(|(name, _)| !ignored.contains(name));
+        let query = self.request_query(t)?;
         let kind = match t.request_kind {
             RequestKind::Json => transcode::BodyKind::Json,
             RequestKind::Protobuf => transcode::BodyKind::Protobuf,
@@ -62,25 +57,8 @@ impl Filter {
                 content_type: &self.req.content_type,
             },
         };
-        let opts = RequestOptions {
-            ignore_unknown_query_parameters: cfg.transcoding.ignore_unknown_query_parameters,
-            max_depth: cfg.limits.max_json_depth,
-        };
-        let client_streaming = self
-            .vm
-            .config
-            .operations
-            .get(self.op.ok_or_else(internal_error)?)
-            .is_some_and(|o| {
-                matches!(
-                    o.kind,
-                    OpKind::Grpc {
-                        client_streaming: true,
-                        ..
-                    }
-                )
-            });
-        match (client_streaming, t.request_kind) {
+        let opts = self.request_options();
+        match (self.client_streaming(), t.request_kind) {
             (true, RequestKind::Json) => {
                 let stream = StreamBody::of(&self.req.content_type);
                 build_stream_request(&plan.request, &t.bindings, &query, &body, stream, &opts)
@@ -92,6 +70,44 @@ impl Filter {
             _ => transcode::build_request(&plan.request, &t.bindings, &query, &body, kind, &opts)
                 .map(|m| encode_frame(&m)),
         }
+    }
+
+    /// The query as it fills the message: decoded (`+` as `query_param_unescape_plus` says),
+    /// the `ignored_query_parameters` dropped.
+    pub(super) fn request_query(
+        &self,
+        t: &super::Transcode,
+    ) -> Result<Vec<(String, String)>, GatewayError> {
+        let cfg = &self.vm.config;
+        let plus_as_space = cfg.transcoding.query_param_unescape_plus;
+        let mut query = crate::operation::parse_query_with(&t.query, plus_as_space)
+            .map_err(|e| GatewayError::from(RequestError::Invalid(e)))?;
+        let ignored = &cfg.transcoding.ignored_query_parameters;
+        query.retain(|(name, _)| !ignored.contains(name));
+        Ok(query)
+    }
+
+    pub(super) fn request_options(&self) -> RequestOptions {
+        let cfg = &self.vm.config;
+        RequestOptions {
+            ignore_unknown_query_parameters: cfg.transcoding.ignore_unknown_query_parameters,
+            max_depth: cfg.limits.max_json_depth,
+        }
+    }
+
+    /// The operation takes a stream of request messages (client or bidirectional streaming).
+    pub(super) fn client_streaming(&self) -> bool {
+        self.op
+            .and_then(|i| self.vm.config.operations.get(i))
+            .is_some_and(|o| {
+                matches!(
+                    o.kind,
+                    OpKind::Grpc {
+                        client_streaming: true,
+                        ..
+                    }
+                )
+            })
     }
 
     pub(super) fn binding_plan(&self, binding: usize) -> Option<&crate::config::Binding> {
@@ -143,7 +159,7 @@ impl Filter {
             .and_then(|i| self.vm.config.operations.get(i))
             .ok_or_else(internal_error)?;
         let cluster = op.upstream.name.clone();
-        let timeout = op.upstream.timeout;
+        let timeout = self.side_call_bound(op);
         let kept = match &mut self.phase {
             Phase::AwaitBody { side_call_headers } => side_call_headers.take(),
             _ => None,
@@ -165,6 +181,20 @@ impl Filter {
             })
     }
 
+    /// How long a side call may take: a server or bidirectional stream's bound
+    /// (`operations.<m>.stream_timeout_ms`, else `transcoding.stream_timeout_ms`: a long
+    /// stream is not cut at the upstream's 15 s), else the upstream's `timeout_ms`.
+    fn side_call_bound(&self, op: &crate::config::Operation) -> std::time::Duration {
+        match &op.kind {
+            OpKind::Grpc {
+                server_streaming: true,
+                stream_timeout,
+                ..
+            } => stream_timeout.unwrap_or(self.vm.config.transcoding.stream_timeout),
+            _ => op.upstream.timeout,
+        }
+    }
+
     /// The side call's headers, from the request map as it is now: it also holds the headers
     /// the gateway set (routing, claims), which the call carries like the router would.
     pub(super) fn side_call_headers_now(
@@ -176,6 +206,6 @@ impl Filter {
     }
 }
 
-fn host_failure(msg: &str) -> GatewayError {
+pub(super) fn host_failure(msg: &str) -> GatewayError {
     GatewayError::new(Code::Internal, format!("proxy refused a change: {msg}"))
 }

@@ -2,8 +2,10 @@
 //! a JSON array (`application/json`, one request message per element) or NDJSON
 //! (`application/x-ndjson`, one per non-blank line); each element becomes one gRPC message,
 //! filled like a unary request's body, with the path variables and query parameters applied
-//! to every message. The messages leave together once the body is complete (an HTTP/1.1 or
-//! HTTP/2 request body is collected whole before it is transcoded).
+//! to every message. A JSON array (or any body sent as a side call) is converted whole once
+//! the body is complete ([`build_stream_request`]); NDJSON through the router is converted
+//! line by line as it arrives ([`NdjsonStream`]), so a bidirectional call's replies can
+//! come back while the client is still sending.
 
 use super::frame::encode_frame;
 use super::plan::RequestPlan;
@@ -49,15 +51,89 @@ pub fn build_stream_request(
     };
     let mut frames = Vec::with_capacity(body.len() + elements.len() * 5);
     for (i, element) in elements.iter().enumerate() {
-        let message = build_request(plan, bindings, query, element, BodyKind::Json, opts).map_err(
-            |mut e| {
-                e.message = format!("message [{i}]: {}", e.message);
-                e
-            },
-        )?;
-        frames.extend(encode_frame(&message));
+        frames.extend(element_frame(plan, bindings, query, element, i, opts)?);
     }
     Ok(frames)
+}
+
+/// One element as a framed message; an error names the element's index.
+fn element_frame(
+    plan: &RequestPlan,
+    bindings: &[(String, String)],
+    query: &[(String, String)],
+    element: &[u8],
+    index: usize,
+    opts: &RequestOptions,
+) -> Result<Vec<u8>, GatewayError> {
+    build_request(plan, bindings, query, element, BodyKind::Json, opts)
+        .map(|m| encode_frame(&m))
+        .map_err(|mut e| {
+            e.message = format!("message [{index}]: {}", e.message);
+            e
+        })
+}
+
+/// An NDJSON request body converted as it arrives (client and bidirectional streaming
+/// through Envoy's router): each complete line leaves as a gRPC message at once, the start of
+/// a line waits for its end (at most `max_line` bytes), and the body's end completes the last.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NdjsonStream {
+    /// The start of a line whose newline has not arrived.
+    pending: Vec<u8>,
+    /// Messages converted so far (the index of the next, for errors).
+    sent: usize,
+}
+
+/// The request's parts every message of a stream is filled from.
+pub struct StreamInputs<'a> {
+    pub plan: &'a RequestPlan,
+    pub bindings: &'a [(String, String)],
+    pub query: &'a [(String, String)],
+    pub opts: &'a RequestOptions,
+    /// The longest line, in bytes (`limits.max_request_bytes`).
+    pub max_line: usize,
+}
+
+impl NdjsonStream {
+    /// The frames of the lines `chunk` completes (of everything left when `end`).
+    pub fn push(
+        &mut self,
+        inputs: &StreamInputs<'_>,
+        chunk: &[u8],
+        end: bool,
+    ) -> Result<Vec<u8>, GatewayError> {
+        self.pending.extend_from_slice(chunk);
+        let complete = match (end, self.pending.iter().rposition(|b| *b == b'\n')) {
+            (true, _) => self.pending.len(),
+            (false, Some(i)) => i + 1,
+            (false, None) => 0,
+        };
+        let lines: Vec<u8> = self.pending.drain(..complete).collect();
+        if self.pending.len() > inputs.max_line {
+            let limit = inputs.max_line;
+            return Err(crate::status::LimitError::RequestBody { limit }.into());
+        }
+        let mut frames = Vec::new();
+        for line in lines.split(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if line.len() > inputs.max_line {
+                let limit = inputs.max_line;
+                return Err(crate::status::LimitError::RequestBody { limit }.into());
+            }
+            let StreamInputs {
+                plan,
+                bindings,
+                query,
+                opts,
+                ..
+            } = inputs;
+            frames.extend(element_frame(plan, bindings, query, line, self.sent, opts)?);
+            self.sent += 1;
+        }
+        Ok(frames)
+    }
 }
 
 /// The elements of a JSON array body, each as JSON text (an empty body is no element).
@@ -146,6 +222,37 @@ mod tests {
         assert!(build("", StreamBody::JsonArray).unwrap().is_empty());
         assert!(build("[]", StreamBody::JsonArray).unwrap().is_empty());
         assert!(build("", StreamBody::Ndjson).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ndjson_lines_leave_as_they_complete() {
+        let plan = record_plan();
+        let opts = RequestOptions::default();
+        let inputs = StreamInputs {
+            plan: &plan,
+            bindings: &[],
+            query: &[],
+            opts: &opts,
+            max_line: 64,
+        };
+        let mut s = NdjsonStream::default();
+        let first = s.push(
+            &inputs,
+            b"{\"payment\":{\"merchant\":\"a\"}}\n{\"pay",
+            false,
+        );
+        assert_eq!(messages(&first.unwrap()).len(), 1);
+        let none = s.push(&inputs, b"ment\":{}}", false).unwrap();
+        assert!(none.is_empty(), "a line without its newline waits");
+        let last = s.push(&inputs, b"", true).unwrap();
+        assert_eq!(messages(&last).len(), 1);
+        // The index of a bad line counts the lines before it, across chunks.
+        let e = s.push(&inputs, b"{\"payment\":7}\n", false).unwrap_err();
+        assert!(e.message.starts_with("message [2]: "), "{}", e.message);
+        // A line longer than the limit is refused before its end arrives.
+        let mut s = NdjsonStream::default();
+        let e = s.push(&inputs, &[b' '; 65], false).unwrap_err();
+        assert_eq!(e.status(), 413, "{e}");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use serde_json::{json, Map, Value};
 
-use super::print::message_to_value;
+use super::print::{message_to_value, PrintOptions};
 use crate::status::{percent_decode_grpc, AnyProto, Code, GatewayError, RpcStatus, UpstreamError};
 
 /// Longest piece of an upstream's text quoted in an error message.
@@ -131,7 +131,7 @@ fn decode_status(b64: &str) -> Option<RpcStatus> {
 /// One `Any` as JSON: its message with `@type` when the pool knows the type (and the bytes
 /// decode), otherwise the raw form.
 pub fn any_to_json(pool: &DescriptorPool, any: &AnyProto) -> Value {
-    known_any_to_json(pool, any).unwrap_or_else(|| {
+    known_any_to_json(pool, any, &SerializeOptions::new()).unwrap_or_else(|| {
         json!({
             "@type": any.type_url,
             "value": base64::engine::general_purpose::STANDARD.encode(&any.value),
@@ -139,11 +139,36 @@ pub fn any_to_json(pool: &DescriptorPool, any: &AnyProto) -> Value {
     })
 }
 
-fn known_any_to_json(pool: &DescriptorPool, any: &AnyProto) -> Option<Value> {
+/// An error's `details` printed with the configured print options (field names, enums,
+/// defaults), as the messages of a reply are: each detail whose binary form the pool can read
+/// is printed again from it; the others (and errors whose JSON and binary details do not pair
+/// up) keep the JSON they have. Nothing changes under proto3 JSON's defaults, which is how the
+/// details were first printed.
+pub fn print_details(pool: &DescriptorPool, err: &mut GatewayError, opts: &PrintOptions) {
+    let defaults = PrintOptions {
+        add_whitespace: opts.add_whitespace,
+        ..PrintOptions::default()
+    };
+    if *opts == defaults || err.details.len() != err.details_bin.len() {
+        return;
+    }
+    let options = opts.serialize_options();
+    for (json, any) in err.details.iter_mut().zip(&err.details_bin) {
+        if let Some(v) = known_any_to_json(pool, any, &options) {
+            *json = v;
+        }
+    }
+}
+
+fn known_any_to_json(
+    pool: &DescriptorPool,
+    any: &AnyProto,
+    options: &SerializeOptions,
+) -> Option<Value> {
     let name = any.type_url.rsplit('/').next().unwrap_or_default();
     let desc = pool.get_message_by_name(name)?;
     let msg = DynamicMessage::decode(desc, any.value.as_slice()).ok()?;
-    let value = message_to_value(&msg, &SerializeOptions::new()).ok()?;
+    let value = message_to_value(&msg, options).ok()?;
     let type_url = Value::String(any.type_url.clone());
     match value {
         Value::Object(fields) if !WKT_WITH_VALUE.contains(&name) => {
@@ -283,6 +308,51 @@ mod tests {
         } else {
             STANDARD_NO_PAD.encode(bytes)
         }
+    }
+
+    #[test]
+    fn details_follow_the_print_options() {
+        let pool = demo_pool();
+        let b64 = status_b64(vec![bad_request_any()], false);
+        let from_backend = error_from_grpc(&pool, "3", None, Some(&b64));
+        let own = crate::transcode::bad_request::field_error("payment.amount", "");
+        for (err, field) in [(from_backend, "amount"), (own, "payment.amount")] {
+            // Proto3 JSON's defaults: printed as they were (lowerCamelCase, defaults omitted).
+            let mut same = err.clone();
+            print_details(&pool, &mut same, &PrintOptions::default());
+            assert_eq!(same.details, err.details);
+            assert!(err.details[0].get("fieldViolations").is_some(), "{err:?}");
+            let mut snake = err.clone();
+            let opts = PrintOptions {
+                preserve_proto_field_names: true,
+                always_print_primitive_fields: true,
+                ..PrintOptions::default()
+            };
+            print_details(&pool, &mut snake, &opts);
+            let d = &snake.details[0];
+            assert_eq!(
+                d["@type"], "type.googleapis.com/google.rpc.BadRequest",
+                "{d}"
+            );
+            assert!(d.get("fieldViolations").is_none(), "{d}");
+            assert_eq!(d["field_violations"][0]["field"], field, "{d}");
+            assert!(d["field_violations"][0].get("description").is_some(), "{d}");
+            assert_eq!(snake.details_bin, err.details_bin);
+        }
+    }
+
+    #[test]
+    fn details_the_pool_cannot_read_keep_their_json() {
+        let pool = demo_pool();
+        let mut err = crate::transcode::bad_request::field_error("id", "missing");
+        err.details_bin[0].type_url = "type.googleapis.com/x.Unknown".into();
+        let before = err.details.clone();
+        let opts = PrintOptions {
+            preserve_proto_field_names: true,
+            ..PrintOptions::default()
+        };
+        print_details(&pool, &mut err, &opts);
+        assert_eq!(err.details, before);
     }
 
     #[test]

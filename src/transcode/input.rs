@@ -3,6 +3,25 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config_error::ConfigError;
+
+/// `transcoding.stream_timeout_ms` when it is not set: 5 minutes.
+pub const DEFAULT_STREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// A streaming side call's bound from its milliseconds (`field` names the option in errors).
+pub fn stream_timeout(
+    ms: Option<u64>,
+    field: &str,
+) -> Result<Option<std::time::Duration>, ConfigError> {
+    match ms {
+        Some(0) => Err(ConfigError::new(field, "must be more than 0")),
+        Some(ms) if ms > u64::from(u32::MAX) => {
+            Err(ConfigError::new(field, "must be at most 4294967295"))
+        }
+        other => Ok(other.map(std::time::Duration::from_millis)),
+    }
+}
+
 /// A `google.api.HttpRule` written in the configuration (same field names as the proto).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -56,6 +75,12 @@ pub struct TranscodingInput {
     /// Server streaming replies: `json_array` (default), `ndjson` or `sse`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_format: Option<String>,
+    /// Bound of a server- or bidirectional-streaming call that meshgate sends itself (a side
+    /// call: a streaming `GET` binding, or any with `upstream_calls: side_call`), in
+    /// milliseconds: 300000 (5 minutes) by default, instead of the upstream's `timeout_ms`,
+    /// so that a long stream is not cut at 15 s. `operations.<m>.stream_timeout_ms` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_timeout_ms: Option<u64>,
     /// Request headers forwarded to the backend as gRPC metadata (all other headers are
     /// forwarded by Envoy anyway; these are copied under `x-meshgate-http-<name>` when their
     /// name would clash with gRPC's reserved ones).

@@ -7,7 +7,7 @@
 use prost_reflect::DescriptorPool;
 
 use super::frame::FrameDecoder;
-use super::grpc_status::error_from_grpc;
+use super::grpc_status::{error_from_grpc, print_details};
 use super::print::PrintOptions;
 use super::response::{render_response, ResponseFormat, ResponsePlan};
 use super::stream::StreamWriter;
@@ -117,7 +117,10 @@ pub fn finish_stream(
     end: &GrpcEnd<'_>,
     failure: Option<&GatewayError>,
 ) -> Vec<u8> {
-    let error = stream_error(pool, decoder, end, failure);
+    let mut error = stream_error(pool, decoder, end, failure);
+    if let Some(e) = &mut error {
+        print_details(pool, e, writer.details_print());
+    }
     writer.finish(error.as_ref())
 }
 

@@ -11,6 +11,7 @@
 
 use std::str::FromStr;
 
+use super::print::PrintOptions;
 use crate::status::{GatewayError, StatusPrint};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,6 +77,8 @@ pub struct StreamWriter {
     finished: bool,
     /// How a terminal error's Status is printed (its empty fields; always on one line).
     status_print: StatusPrint,
+    /// How the terminal error's `details` are printed (field names, enums, defaults).
+    details_print: PrintOptions,
     /// A `google.api.HttpBody` stream: the messages' bytes as they are, under the content
     /// type of the first (`Some(None)` until it arrived); `None` for the JSON formats.
     http_body: Option<Option<String>>,
@@ -88,6 +91,7 @@ impl StreamWriter {
             started: false,
             finished: false,
             status_print: StatusPrint::default(),
+            details_print: PrintOptions::default(),
             http_body: None,
         }
     }
@@ -133,6 +137,18 @@ impl StreamWriter {
             ..print
         };
         self
+    }
+
+    /// Print a terminal error as the configured print options say: its empty fields (see
+    /// [`StreamWriter::with_status_print`]) and its `details` (field names, enums, defaults).
+    pub fn with_print_options(mut self, opts: &PrintOptions) -> Self {
+        self.details_print = *opts;
+        self.with_status_print(opts.status_print())
+    }
+
+    /// The print options a terminal error's `details` follow.
+    pub fn details_print(&self) -> &PrintOptions {
+        &self.details_print
     }
 
     /// The body's content type: the format's, or an `HttpBody` stream's first message's

@@ -495,3 +495,183 @@ async fn client_and_bidi_streaming_over_http() {
         }
     }
 }
+
+/// The `details` of error bodies follow the print options like replies do: with
+/// `preserve_proto_field_names: true` a backend's `google.rpc.ResourceInfo` prints
+/// `resource_type` (unary, as a side call) and in a stream's in-band error (bidi, through
+/// the router), and the gateway's own `google.rpc.BadRequest` prints `field_violations`;
+/// without the option, proto3 JSON's `resourceType` and `fieldViolations`.
+#[tokio::test(flavor = "multi_thread")]
+async fn error_details_follow_preserve_proto_field_names() {
+    let snake = GatewayBuilder::demo_with(
+        "transcoding:\n  print_options:\n    preserve_proto_field_names: true\n",
+    )
+    .start()
+    .unwrap();
+    let camel = GatewayBuilder::demo().start().unwrap();
+    for (gw, resource_type, violations) in [
+        (&snake, "resource_type", "field_violations"),
+        (&camel, "resourceType", "fieldViolations"),
+    ] {
+        for client in both() {
+            let r = client.get(&gw.url("/v1/payments/nope"), &[]).await.unwrap();
+            assert_eq!(r.status.as_u16(), 404, "{}", r.text());
+            let s = r.json().unwrap();
+            assert_eq!(s["details"][0][resource_type], "payment", "{s}");
+            let r = client
+                .post(
+                    &gw.url("/v1/payments"),
+                    &[("content-type", "application/json")],
+                    r#"{"amount":{"amountMinor":"x"}}"#,
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 400, "{}", r.text());
+            let s = r.json().unwrap();
+            assert!(s["details"][0][violations][0]["field"].is_string(), "{s}");
+            let r = client
+                .post(
+                    &gw.url("/v1/payments:lookup"),
+                    &[("content-type", "application/json")],
+                    r#"[{"id":"pay_001"},{"id":"nope"}]"#,
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status.as_u16(), 200, "{}", r.text());
+            let items = r.json().unwrap();
+            assert_eq!(items[1]["error"]["code"], 5, "{items}");
+            assert_eq!(
+                items[1]["error"]["details"][0][resource_type], "payment",
+                "{items}"
+            );
+        }
+    }
+}
+
+/// A streaming `GET` binding goes as a side call, whose reply Envoy delivers whole: it is
+/// bounded by `transcoding.stream_timeout_ms` (5 minutes by default), not by the upstream's
+/// `timeout_ms` (15 s by default), so a 16 s stream (eight events two seconds apart) arrives
+/// complete over HTTP/1.1 and HTTP/2; `operations.<m>.stream_timeout_ms` bounds it (3 s:
+/// `504 DEADLINE_EXCEEDED`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streaming_get_longer_than_15_s_is_not_cut() {
+    use e2e_transcode_common::timed_request;
+    let gw = GatewayBuilder::demo().start().unwrap();
+    let short = GatewayBuilder::demo_with(
+        "operations:\n  meshgate.demo.v1.Payments.WatchPayments:\n    stream_timeout_ms: 3000\n",
+    )
+    .start()
+    .unwrap();
+    let ndjson = [("accept", "application/x-ndjson")];
+    let url = gw.url("/v1/merchants/acme/payments:watch?maxEvents=8&intervalMs=2000");
+    let cut = short.url("/v1/merchants/acme/payments:watch?maxEvents=4&intervalMs=2000");
+    let (h1, h2, bounded) = tokio::join!(
+        timed_request(false, "GET", &url, &ndjson, ""),
+        timed_request(true, "GET", &url, &ndjson, ""),
+        timed_request(true, "GET", &cut, &ndjson, ""),
+    );
+    for r in [h1, h2] {
+        assert_eq!(r.status, 200, "{}", r.body());
+        assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+        let lines: Vec<serde_json::Value> = r
+            .body()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 8, "{}", r.body());
+        assert!(
+            lines.iter().all(|l| l.get("error").is_none()),
+            "{}",
+            r.body()
+        );
+        assert_eq!(lines[7]["sequence"], "8");
+        assert!(
+            r.total >= std::time::Duration::from_secs(15),
+            "{:?}",
+            r.total
+        );
+    }
+    assert_eq!(bounded.status, 504, "{}", bounded.body());
+    let s: serde_json::Value = serde_json::from_str(&bounded.body()).unwrap();
+    assert_eq!(s["code"], 4, "{s}");
+    assert!(
+        bounded.total < std::time::Duration::from_secs(7),
+        "{:?}",
+        bounded.total
+    );
+}
+
+/// Bidirectional streaming through the router with an NDJSON body: each line leaves as it
+/// arrives and its reply comes back while the request body is still open (the test sends the
+/// second line only after it has read the first reply, so a gateway that waited for the
+/// body's end would time out here). A line that does not map after replies went out ends
+/// the reply stream in-band with a 400 Status naming it; with no reply under way (client
+/// streaming) it is a 400 reply.
+#[tokio::test(flavor = "multi_thread")]
+async fn bidi_ndjson_replies_interleave_with_the_request_body() {
+    use e2e_transcode_common::Duplex;
+    let gw = GatewayBuilder::demo().start().unwrap();
+    let url = gw.url("/v1/payments:lookup");
+    let headers = [
+        ("content-type", "application/x-ndjson"),
+        ("accept", "application/x-ndjson"),
+    ];
+    for http2 in [false, true] {
+        let mut d = Duplex::start(http2, &url, &headers);
+        d.send("{\"id\":\"pay_001\"}\n").await;
+        assert!(d.read_until("pay_001").await, "{}", d.seen);
+        assert_eq!(d.status, 200, "{}", d.seen);
+        assert_eq!(d.content_type.as_deref(), Some("application/x-ndjson"));
+        assert!(!d.seen.contains("pay_002"), "{}", d.seen);
+        // Half a line, then its end: one message.
+        d.send("{\"id\":").await;
+        d.send("\"pay_002\"}\n").await;
+        assert!(d.read_until("pay_002").await, "{}", d.seen);
+        d.close();
+        let all = d.read_to_end().await;
+        let lines: Vec<serde_json::Value> = all
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{all}");
+        assert_eq!(lines[1]["id"], "pay_002", "{all}");
+
+        // A bad line once a reply went out: the stream ends with its error.
+        let mut d = Duplex::start(http2, &url, &headers);
+        d.send("{\"id\":\"pay_001\"}\n").await;
+        assert!(d.read_until("pay_001").await, "{}", d.seen);
+        d.send("{\"id\":7}\n").await;
+        d.send("{\"id\":\"pay_002\"}\n").await;
+        d.close();
+        let all = d.read_to_end().await;
+        let lines: Vec<serde_json::Value> = all
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{all}");
+        let error = &lines[1]["error"];
+        assert_eq!(error["code"], 3, "{all}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("message [1]: "),
+            "{all}"
+        );
+
+        // Client streaming (a unary reply): a bad line after the first went upstream is a 400.
+        let record = gw.url("/v1/payments:record");
+        let mut d = Duplex::start(http2, &record, &headers);
+        d.send("{\"payment\":{\"amount\":{\"currencyCode\":\"EUR\",\"amountMinor\":5}}}\n")
+            .await;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        d.send("{\"payment\":7}\n").await;
+        let all = d.read_to_end().await;
+        assert_eq!(d.status, 400, "{all}");
+        let s: serde_json::Value = serde_json::from_str(&all).unwrap();
+        assert!(
+            s["message"].as_str().unwrap().starts_with("message [1]: "),
+            "{all}"
+        );
+    }
+}

@@ -115,3 +115,119 @@ pub async fn timed_request(
         total: start.elapsed(),
     }
 }
+
+/// A request whose body the test writes piece by piece while it reads the response: what
+/// proves that replies come back before the request body ends.
+pub struct Duplex {
+    /// The request body's sender; dropping it ends the body.
+    pub body: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
+    response: Option<PendingResponse>,
+    incoming: Option<hyper::body::Incoming>,
+    pub status: u16,
+    pub content_type: Option<String>,
+    /// The response body read so far.
+    pub seen: String,
+}
+
+type PendingResponse = tokio::task::JoinHandle<
+    Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+>;
+
+type DuplexBody = http_body_util::StreamBody<
+    tokio_stream::wrappers::ReceiverStream<
+        Result<hyper::body::Frame<bytes::Bytes>, std::convert::Infallible>,
+    >,
+>;
+
+impl Duplex {
+    /// Start a POST to `url` with an open body (nothing sent yet).
+    pub fn start(http2: bool, url: &str, headers: &[(&str, &str)]) -> Duplex {
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+        let (ftx, frx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            let mut rx = rx;
+            while let Some(b) = rx.recv().await {
+                if ftx.send(Ok(hyper::body::Frame::data(b))).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let body: DuplexBody =
+            http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(frx));
+        let mut b =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new());
+        if http2 {
+            b.http2_only(true);
+        }
+        let client = b.build_http::<DuplexBody>();
+        let mut req = http::Request::builder().method("POST").uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(body).unwrap();
+        Duplex {
+            body: Some(tx),
+            response: Some(tokio::spawn(client.request(req))),
+            incoming: None,
+            status: 0,
+            content_type: None,
+            seen: String::new(),
+        }
+    }
+
+    pub async fn send(&mut self, text: &str) {
+        let tx = self.body.as_ref().expect("the body is still open");
+        tx.send(bytes::Bytes::from(text.to_string())).await.unwrap();
+    }
+
+    /// End the request body.
+    pub fn close(&mut self) {
+        self.body = None;
+    }
+
+    /// Read the response until its body holds `needle` (within 10 s); false at its end.
+    pub async fn read_until(&mut self, needle: &str) -> bool {
+        use http_body_util::BodyExt;
+        let deadline = std::time::Duration::from_secs(10);
+        if let Some(pending) = self.response.take() {
+            let resp = tokio::time::timeout(deadline, pending)
+                .await
+                .expect("response headers within 10 s")
+                .unwrap()
+                .unwrap();
+            self.status = resp.status().as_u16();
+            self.content_type = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            self.incoming = Some(resp.into_body());
+        }
+        while !self.seen.contains(needle) {
+            let Some(body) = self.incoming.as_mut() else {
+                return false;
+            };
+            let next = tokio::time::timeout(deadline, body.frame())
+                .await
+                .unwrap_or_else(|_| panic!("{needle:?} within 10 s; seen: {}", self.seen));
+            match next {
+                None => {
+                    self.incoming = None;
+                    return false;
+                }
+                Some(frame) => {
+                    if let Ok(data) = frame.unwrap().into_data() {
+                        self.seen.push_str(&String::from_utf8_lossy(&data));
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Read the rest of the response.
+    pub async fn read_to_end(&mut self) -> String {
+        while self.read_until("\u{0}never\u{0}").await {}
+        self.seen.clone()
+    }
+}
