@@ -99,8 +99,14 @@ async fn slow_readers_get_the_whole_reply() {
         }
         out
     });
-    // Meanwhile, another client is served.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Meanwhile (once the slow reader's request is in Envoy), another client is served.
+    gw.envoy
+        .wait_for_stat(
+            "http.gateway.downstream_rq_active",
+            |n| n >= 1,
+            Duration::from_secs(10),
+        )
+        .unwrap();
     let other = http1_client()
         .get(&gw.url("/v1/payments/pay_001"), &[])
         .await
