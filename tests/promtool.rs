@@ -186,6 +186,11 @@ fn test_series_are_what_envoy_exposes() {
     for file in test_files() {
         let text = std::fs::read_to_string(dir().join(&file)).unwrap();
         for c in series_re.captures_iter(&text) {
+            // Envoy's own counters (reload_test.yml) are not meshgate's: their names are
+            // checked against a real Envoy by tests/kit/tests/e2e_reliability_reload.rs.
+            if c[1].starts_with("envoy_") {
+                continue;
+            }
             let mut labels: Vec<(String, String)> = label_re
                 .captures_iter(&c[2])
                 .map(|l| (l[1].to_string(), l[2].to_string()))

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod mesh;
+pub mod records;
 pub mod resources;
 pub mod types;
 
@@ -156,6 +157,13 @@ pub fn manifests(o: &IstioOptions, jwks: &[mesh::JwksHost]) -> Result<Vec<Manife
         "telemetry.yaml",
         IstioResource::Telemetry(mesh::telemetry(o)),
     ));
+    out.push(Manifest {
+        file: "envoyfilter-envoy-records.yaml".into(),
+        docs: records::envoyfilters_envoy_records(o)
+            .into_iter()
+            .map(EnvoyFilter)
+            .collect(),
+    });
     out.push(one(
         "istio-operator.yaml",
         IstioResource::IstioOperator(mesh::istio_operator(o)),

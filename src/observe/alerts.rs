@@ -19,7 +19,9 @@
 
 use serde::Serialize;
 
-use super::metrics::{policy_label, Family, MetricNames, SloKind, OWN_OBJECTIVE};
+use super::metrics::{
+    policy_label, Family, MetricNames, SloKind, OWN_OBJECTIVE, UNMATCHED_OPERATION,
+};
 use super::slo::Slo;
 
 /// Whose objectives: an operation's own, or a route policy's.
@@ -148,19 +150,51 @@ pub fn rule_file(objectives: &[Objective], names: &MetricNames) -> RuleFile {
     }
 }
 
+/// Envoy's count of the requests it refused while reloading a trapped Wasm VM (`FAIL_RELOAD`:
+/// `wasm.<plugin>.vm_reload_backoff`, 503 before any filter ran): no VM saw them, so they are
+/// in no meshgate counter. Matched by name for any plugin name (`meshgate`, Istio's
+/// `<namespace>.<name>`).
+pub const ENVOY_RELOAD_REFUSALS: &str = r#"{__name__=~"envoy_wasm_.+_vm_reload_backoff"}"#;
+
 /// `<prefix>:sli_error_ratio:rate<window>` by operation, judging policy and objective. A
 /// missing good counter reads as zero good events (`or 0 * total`), so an operation that never
-/// succeeded still has a ratio (of 1) instead of no series at all.
+/// succeeded still has a ratio (of 1) instead of no series at all. The total also holds
+/// Envoy's reload refusals ([`events`]).
 fn recording_rule(names: &MetricNames, window: &str) -> RecordingRule {
     let good = names.family(Family::SloGoodEvents);
-    let total = names.family(Family::SloEvents);
+    let total = events(names, window);
     let by = "sum by (operation, policy, slo)";
     RecordingRule {
         record: ratio_record(names, window),
         expr: format!(
-            "1 - (\n  (\n    {by} (rate({good}[{window}]))\n    or\n    0 * {by} (rate({total}[{window}]))\n  )\n  /\n  {by} (rate({total}[{window}]))\n)"
+            "1 - (\n  (\n    {by} (rate({good}[{window}]))\n    or\n    0 * {by} ({total})\n  )\n  /\n  {by} ({total})\n)"
         ),
     }
+}
+
+/// The rate of SLO events: meshgate's counter, and Envoy's reload refusals as availability
+/// events of requests without an operation (`operation="_unmatched"`, `policy="none"`), never
+/// good: a request the gateway refused with a 503 is availability-bad, judged by
+/// `observe.default_slo` like the other requests refused before meshgate knew an operation.
+/// (`refused_by` keeps them apart from meshgate's own `_unmatched` series under `or`.)
+fn events(names: &MetricNames, window: &str) -> String {
+    let total = names.family(Family::SloEvents);
+    let refused = format!("rate({ENVOY_RELOAD_REFUSALS}[{window}])");
+    let labelled = [
+        ("operation", UNMATCHED_OPERATION),
+        ("policy", OWN_OBJECTIVE),
+        ("slo", SloKind::Availability.as_str()),
+        ("refused_by", "envoy"),
+    ]
+    .iter()
+    .fold(refused, |inner, (label, value)| {
+        format!(
+            "label_replace({inner}, {}, {}, \"\", \"\")",
+            quote(label),
+            quote(value)
+        )
+    });
+    format!("rate({total}[{window}])\n      or\n      {labelled}")
 }
 
 fn ratio_record(names: &MetricNames, window: &str) -> String {

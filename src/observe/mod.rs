@@ -38,5 +38,5 @@ pub use updates::{MetricUpdate, RequestMetric};
 #[cfg(not(target_arch = "wasm32"))]
 pub use alerts::{
     rule_file, AlertLabels, AlertingRule, Annotations, Objective, RecordingRule, Rule, RuleFile,
-    RuleGroup, ALERT_NAME, BURN_RATES, WINDOWS,
+    RuleGroup, ALERT_NAME, BURN_RATES, ENVOY_RELOAD_REFUSALS, WINDOWS,
 };

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The long soak: MESHGATE_SOAK_REQUESTS (default 200000) mixed requests through a real Envoy with
-# two workers running build/meshgate.wasm, reconciled per request id, VM memory growth reported
+# two workers running build/meshgate.wasm, JWT-protected calls against a real JWKS server that
+# rotates halfway, reconciled per request id, VM memory growth reported
 # (tests/kit/tests/e2e_soak.rs). The figures
 # (`SOAK ...` lines) are written to build/soak-figures.txt.
 set -euo pipefail

@@ -145,7 +145,7 @@ pub fn remote_code(url: &str, cluster: &str, sha256: &str) -> AsyncDataSource {
 }
 
 /// Matches the HTTP connection manager of `context`'s listeners.
-fn hcm_match(context: &str) -> PatchMatch {
+pub(super) fn hcm_match(context: &str) -> PatchMatch {
     PatchMatch {
         context: context.to_string(),
         listener: Some(ListenerMatch {

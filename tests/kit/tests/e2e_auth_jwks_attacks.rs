@@ -185,8 +185,13 @@ async fn hostile_jwks_documents_are_refused_and_good_tokens_keep_passing() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let took = first_served.elapsed();
-    // Every VM fetches it every second: the figure is after several rounds.
-    std::thread::sleep(Duration::from_secs(3));
+    // Every VM fetches it every second: the figure is after several rounds (polled: three
+    // more fetches of the flood, bounded).
+    let rounds = server.jwks_requests() + 3;
+    let polled = Instant::now();
+    while server.jwks_requests() < rounds && polled.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let rss_flood = rss_kib(&gw);
     eprintln!(
         "flood of {} bytes (1300 keys): refusal counted within {took:?} of the server first \

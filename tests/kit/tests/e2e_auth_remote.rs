@@ -390,6 +390,8 @@ async fn rotation_is_picked_up_by_a_rate_limited_unknown_kid_refetch() {
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["message"], "Jwt key id is not known");
     }
+    // An absence cannot be polled: a refetch would go out on the root's next tick (50 ms);
+    // six ticks pass without one.
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(server.jwks_requests(), after_rotation, "rate limited");
     assert_eq!(

@@ -88,7 +88,7 @@ impl Good {
 
 /// GETs on one HTTP/2 connection (opened by the first request, before the row starts), one
 /// every 10 ms, until `stop` (at most 3000 requests or 60 s).
-async fn good_client(addr: SocketAddr, stop: Arc<AtomicBool>) -> Good {
+async fn good_client(addr: SocketAddr, stop: Arc<AtomicBool>, started: Arc<AtomicBool>) -> Good {
     let client = http2_client();
     let url = format!("http://{addr}{GOOD_PATH}");
     let mut good = Good {
@@ -113,6 +113,7 @@ async fn good_client(addr: SocketAddr, stop: Arc<AtomicBool>) -> Good {
             Ok(Err(e)) => good.failures.push(e.to_string()),
             Err(_) => good.failures.push("timed out after 5 s".into()),
         }
+        started.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     good
@@ -133,9 +134,17 @@ where
         .unwrap();
     assert_eq!(warm.status, 200, "{}", warm.text());
     let stop = Arc::new(AtomicBool::new(false));
-    let good = tokio::spawn(good_client(addr, stop.clone()));
-    // Let the good client start, then abuse.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Arc::new(AtomicBool::new(false));
+    let good = tokio::spawn(good_client(addr, stop.clone(), started.clone()));
+    // Once the good client has its first answer, abuse (polled, bounded).
+    let polled = Instant::now();
+    while !started.load(Ordering::SeqCst) {
+        assert!(
+            polled.elapsed() < Duration::from_secs(10),
+            "{name}: the good client got no answer"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let started = Instant::now();
     let summary = tokio::time::timeout(Duration::from_secs(30), abuse(addr))
         .await
@@ -612,15 +621,23 @@ async fn connection_flood(addr: SocketAddr) -> String {
             Err(_) => break,
         }
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut closed = 0;
-    let mut buf = [0u8; 16];
-    for s in &mut conns {
-        if let Ok(Ok(0) | Err(_)) =
-            tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf)).await
-        {
-            closed += 1;
+    // Envoy closes those over its limit (polled, bounded: a closed one reads 0 or an error).
+    let polled = Instant::now();
+    let mut closed;
+    loop {
+        closed = 0;
+        let mut buf = [0u8; 16];
+        for s in &mut conns {
+            if let Ok(Ok(0) | Err(_)) =
+                tokio::time::timeout(Duration::from_millis(5), s.read(&mut buf)).await
+            {
+                closed += 1;
+            }
         }
+        if conns.len() - closed <= MAX_CONNECTIONS || polled.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let open = conns.len() - closed;
     assert!(
@@ -632,12 +649,21 @@ async fn connection_flood(addr: SocketAddr) -> String {
         "only {closed} of 300 closed"
     );
     drop(conns);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Recovery: a new connection is served.
-    let fresh = http1_client()
-        .get(&format!("http://{addr}{GOOD_PATH}"), &[])
-        .await
-        .unwrap();
+    // Recovery: a new connection is served once Envoy has seen the closes (polled, bounded).
+    let polled = Instant::now();
+    let fresh = loop {
+        let r = http1_client()
+            .get(&format!("http://{addr}{GOOD_PATH}"), &[])
+            .await;
+        match r {
+            Ok(r) if r.status == 200 => break r,
+            other => assert!(
+                polled.elapsed() < Duration::from_secs(10),
+                "after the flood: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(fresh.status, 200, "after the flood: {}", fresh.text());
     format!("300 connections: {open} held, {closed} closed by Envoy; a new one served after")
 }

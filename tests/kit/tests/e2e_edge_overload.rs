@@ -228,10 +228,19 @@ async fn a_burst_of_large_bodies_gets_503_status_and_the_gateway_recovers() {
         assert_eq!(status, 200, "after recovery: {body}");
     }
 
-    // The 503 was the overload manager's, mapped by the local reply mapper for its details.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The 503 was the overload manager's, mapped by the local reply mapper for its details
+    // (polled, bounded: Envoy writes its access logs out when asked).
+    let polled = Instant::now();
+    let log = loop {
+        edge.envoy.flush_access_logs();
+        let log = std::fs::read_to_string(&edge.access_log).unwrap_or_default();
+        let found = log.lines().any(|l| l.starts_with("503 overload"));
+        if found || polled.elapsed() > Duration::from_secs(10) {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let stats = edge.envoy.stats_text().unwrap();
-    let log = std::fs::read_to_string(&edge.access_log).unwrap_or_default();
     let overload_lines: Vec<&str> = log
         .lines()
         .filter(|l| l.starts_with("503 overload"))

@@ -20,6 +20,8 @@ use e2e_reliability_support::*;
 use meshgate_kit::harness::{http1_client, repo_root, Gateway, GatewayBuilder};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A client trickling its body (one byte per 20 ms, ~1.5 s) still gets a correct answer, and a
@@ -78,6 +80,8 @@ async fn slow_readers_get_the_whole_reply() {
         "amount": {"currency_code": "EUR", "amount_minor": "500"},
     })
     .to_string();
+    let reading = Arc::new(AtomicBool::new(false));
+    let started_reading = reading.clone();
     let reader = tokio::task::spawn_blocking(move || {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(CLIENT_TIMEOUT)).unwrap();
@@ -92,15 +96,25 @@ async fn slow_readers_get_the_whole_reply() {
         loop {
             match s.read(&mut chunk) {
                 Ok(0) => break,
-                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    out.extend_from_slice(&chunk[..n]);
+                    started_reading.store(true, Ordering::SeqCst);
+                }
                 Err(e) => panic!("slow reader: {e} after {} bytes", out.len()),
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         out
     });
-    // Meanwhile, another client is served.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Meanwhile (once the slow reader has its first bytes), another client is served.
+    let polled = Instant::now();
+    while !reading.load(Ordering::SeqCst) {
+        assert!(
+            polled.elapsed() < CLIENT_TIMEOUT,
+            "the slow reader got no reply bytes"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let other = http1_client()
         .get(&gw.url("/v1/payments/pay_001"), &[])
         .await

@@ -7,7 +7,7 @@
 //! stream when the VM trapped (waiting for its side call's reply, which would go to the dead
 //! VM) is answered 503 at once and counted too.
 //!
-//! Not covered end to end: the JWKS-reply trap (`jwks`; host-side in `tests/trap_flow.rs`).
+//! The JWKS-reply trap (`jwks`, a root callback) is in `e2e_reliability_jwks_trap.rs`.
 //! Needs Envoy (`make setup`).
 #![allow(
     clippy::unwrap_used,
