@@ -15,7 +15,10 @@ mod quota;
 mod request;
 mod response;
 mod scheduler;
+mod served;
 mod side_call;
+mod side_quota;
+mod side_rls;
 mod span;
 mod stream;
 mod trap;
@@ -108,6 +111,8 @@ pub struct Filter {
     resp: ResponseState,
     /// The token of an HTTP call made in this callback, not yet reported to the scheduler.
     call_token: Option<u32>,
+    /// The side call's gRPC frame, held while the Rate Limit Service is asked (`side_rls`).
+    rls_frame: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -145,6 +150,7 @@ impl Filter {
             phase: Phase::Headers,
             resp: ResponseState::default(),
             call_token: None,
+            rls_frame: None,
         }
     }
 

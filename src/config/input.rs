@@ -38,6 +38,9 @@ pub struct GatewayInput {
     /// Browser clients on other origins (CORS, rendered into Envoy's CORS filter).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<crate::cors::CorsInput>,
+    /// The OpenAPI document served by the gateway (rendered by `meshgate envoy` and `istio`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<super::openapi_serve::OpenapiServeInput>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

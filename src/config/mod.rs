@@ -3,6 +3,7 @@
 mod compile;
 mod compiled;
 pub mod input;
+pub mod openapi_serve;
 mod operations;
 
 pub use crate::config_error::ConfigError;
