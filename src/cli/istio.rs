@@ -5,6 +5,8 @@
 
 pub mod browser;
 pub mod mesh;
+pub mod openapi;
+pub mod ratelimit;
 pub mod resources;
 pub mod types;
 
@@ -89,6 +91,8 @@ pub struct IstioOptions {
     /// The edge protections merged into the ingress gateway's connection manager (only its
     /// connection-manager part applies; see docs/operations.md, "Edge protections").
     pub edge: super::envoy::edge::Edge,
+    /// The OpenAPI document served at `openapi.path` ([`openapi`]).
+    pub openapi: Option<super::envoy::openapi_route::ServedOpenapi>,
 }
 
 /// One generated file: its name and its YAML documents.
@@ -139,6 +143,15 @@ pub fn manifests(o: &IstioOptions, jwks: &[mesh::JwksHost]) -> Result<Vec<Manife
             .map(EnvoyFilter)
             .collect(),
     });
+    if let Some(limits) = ratelimit::envoyfilter_ratelimit(o) {
+        out.push(one("envoyfilter-ratelimit.yaml", EnvoyFilter(limits)));
+    }
+    if let Some(served) = &o.openapi {
+        out.push(one(
+            "virtualservice-openapi.yaml",
+            IstioResource::VirtualService(openapi::virtualservice_openapi(o, served)),
+        ));
+    }
     if let Some(cors) = browser::envoyfilter_cors(o) {
         out.push(one("envoyfilter-cors.yaml", EnvoyFilter(cors)));
     }
@@ -303,6 +316,7 @@ fn options(args: &IstioArgs) -> Result<(IstioOptions, Vec<mesh::JwksHost>), Stri
     let config = crate::config::compile_json(filter_json.as_bytes())
         .map_err(|e| format!("{}: {e}", input.display()))?;
     let plugin_config = serde_json::from_str(&filter_json).map_err(|e| e.to_string())?;
+    let openapi = super::envoy::openapi_route::for_input(input, &filter_json)?;
     let o = IstioOptions {
         name: "meshgate".into(),
         filter_json,
@@ -325,6 +339,7 @@ fn options(args: &IstioArgs) -> Result<(IstioOptions, Vec<mesh::JwksHost>), Stri
             e
         },
         module_sha256,
+        openapi,
     };
     Ok((o, jwks))
 }
