@@ -469,6 +469,76 @@ mod tests {
         assert!(refused.is_err());
     }
 
+    /// istio/gateway.yaml's partner quota and global limit: both filters right before the
+    /// router (so after meshgate however it is installed), the RLS cluster Istio's own (no
+    /// cluster patch); `openapi.path`: a VirtualService answering it with the document.
+    #[test]
+    fn rate_limits_go_before_the_router_and_the_document_into_a_virtualservice() {
+        use crate::cli::envoy::types::Any;
+        use types::PatchValue;
+        let pinned = parse_args(&args(&["--sha256", &"a".repeat(64)])).unwrap();
+        let (o, _) = options(&pinned).unwrap();
+        let ef = ratelimit::envoyfilter_ratelimit(&o).unwrap();
+        let patches: Vec<(String, String, String)> = ef
+            .spec
+            .config_patches
+            .iter()
+            .map(|p| {
+                let sub = p.matcher.listener.as_ref().unwrap();
+                let PatchValue::Filter(f) = &p.patch.value else {
+                    panic!("not a filter: {p:?}")
+                };
+                (
+                    p.patch.operation.clone(),
+                    sub.filter_chain
+                        .filter
+                        .sub_filter
+                        .as_ref()
+                        .unwrap()
+                        .name
+                        .clone(),
+                    f.name.clone(),
+                )
+            })
+            .collect();
+        let before_router = |f: &str| {
+            (
+                "INSERT_BEFORE".to_string(),
+                "envoy.filters.http.router".to_string(),
+                f.to_string(),
+            )
+        };
+        assert_eq!(
+            patches,
+            [
+                before_router("envoy.filters.http.local_ratelimit"),
+                before_router("envoy.filters.http.ratelimit")
+            ]
+        );
+        let PatchValue::Filter(global) = &ef.spec.config_patches[1].patch.value else {
+            panic!()
+        };
+        let Any::GlobalRateLimit(g) = &global.typed_config else {
+            panic!()
+        };
+        assert_eq!(
+            g.rate_limit_service.grpc_service.envoy_grpc.cluster_name,
+            "outbound|8081||ratelimit.ratelimit.svc.cluster.local"
+        );
+        let served = o.openapi.as_ref().unwrap();
+        let vs = serde_json::to_value(openapi::virtualservice_openapi(&o, served)).unwrap();
+        assert_eq!(
+            vs["spec"]["http"][0]["match"][0]["uri"]["exact"],
+            "/openapi.json"
+        );
+        let body = vs["spec"]["http"][0]["directResponse"]["body"]["string"]
+            .as_str()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(doc["openapi"], "3.0.3");
+        assert!(doc["paths"]["/v1/payments/{id}/status"]["get"].is_object());
+    }
+
     /// The local-reply EnvoyFilters merge the connection manager's `local_reply_config` and
     /// nothing else (a whole HCM would replace the gateway's own settings), and the listener's
     /// buffer limit.
@@ -495,8 +565,13 @@ mod tests {
             let Any::HttpConnectionManager(h) = &filter.typed_config else {
                 panic!("not the connection manager: {filter:?}");
             };
+            // First the clients' rate limit reply (istio/gateway.yaml has quotas), then the rest.
+            let mut replies = crate::cli::envoy::local_reply_config();
+            let quota = crate::cli::envoy::ratelimit::for_filter_json(&o.filter_json).mapper;
+            assert!(quota.is_some(), "the quota reply mapper");
+            replies.mappers.splice(0..0, quota);
             let mut expected = HttpConnectionManager {
-                local_reply_config: Some(crate::cli::envoy::local_reply_config()),
+                local_reply_config: Some(replies),
                 ..HttpConnectionManager::default()
             };
             let gateway = hcm.matcher.context == "GATEWAY";
