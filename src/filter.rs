@@ -17,7 +17,10 @@ mod request;
 mod request_stream;
 mod response;
 mod scheduler;
+mod served;
 mod side_call;
+mod side_quota;
+mod side_rls;
 mod span;
 mod stream;
 mod trap;
@@ -112,6 +115,8 @@ pub struct Filter {
     call_token: Option<u32>,
     /// The gateway's trace, for meshgate's own spans (`span.rs`).
     span: span::SpanState,
+    /// The side call's gRPC frame, held while the Rate Limit Service is asked (`side_rls`).
+    rls_frame: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -150,6 +155,7 @@ impl Filter {
             resp: ResponseState::default(),
             call_token: None,
             span: span::SpanState::default(),
+            rls_frame: None,
         }
     }
 

@@ -139,6 +139,20 @@ pub trait Host {
     fn vm_memory_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// The proxy's shared data under `key` (one store for all VMs of the plugin's `vm_id` in
+    /// the process) and its CAS token; None when there is none. Defaults: nothing stored.
+    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        let _ = key;
+        None
+    }
+
+    /// Store `value` under `key` if its CAS token is still `cas` (0: unconditionally); another
+    /// VM's write in between is an error (read again and retry).
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> HostResult<()> {
+        let _ = (key, value, cas);
+        Err(HostError("no shared data".into()))
+    }
 }
 
 /// What the root context adds: acting on a stream from the root's own callbacks (a tick, the

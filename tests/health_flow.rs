@@ -78,3 +78,27 @@ fn healthz_with_jwks_waits_for_the_first_keys() {
     assert!(outcome.to_string().contains("key"), "{outcome}");
     assert_eq!(ask(&vm, "GET", "/healthz?jwks=1").unwrap().0, 200);
 }
+
+/// `openapi.path` (envoy/gateway.yaml: `/openapi.json`): the proxy serves the document there
+/// (a direct response), and where meshgate still runs on that route (Istio) it lets `GET` and
+/// `HEAD` of it pass instead of refusing a path that is no operation (404, as without the
+/// option). End to end: `tests/kit/tests/e2e_openapi.rs`.
+#[test]
+fn the_served_openapi_path_passes_through_meshgate() {
+    let pass = |vm: &Rc<Vm>, method: &str| {
+        let mut f = Filter::new(vm.clone(), 1);
+        let mut h = FakeHost::with_request(method, "/openapi.json", &[]).at(now());
+        let step = f.on_request_headers(&mut h, true);
+        (step.action, h.local_reply.is_some())
+    };
+    let vm = Rc::new(Vm::new(demo_config()));
+    let passed = (meshgate::host::Action::Continue, false);
+    assert_eq!(pass(&vm, "GET"), passed);
+    assert_eq!(pass(&vm, "HEAD"), passed);
+    assert_eq!(ask(&vm, "POST", "/openapi.json").unwrap().0, 404);
+    let yaml = demo_yaml().replace("openapi:\n  path: /openapi.json\n", "");
+    assert_ne!(yaml, demo_yaml(), "the demo serves its document");
+    let config = meshgate::config::compile_json(gateway_json(&yaml).as_bytes()).unwrap();
+    let without = Rc::new(Vm::new(config));
+    assert_eq!(ask(&without, "GET", "/openapi.json").unwrap().0, 404);
+}

@@ -6,6 +6,8 @@
 pub mod browser;
 pub mod mesh;
 pub mod records;
+pub mod openapi;
+pub mod ratelimit;
 pub mod resources;
 pub mod types;
 
@@ -90,6 +92,8 @@ pub struct IstioOptions {
     /// The edge protections merged into the ingress gateway's connection manager (only its
     /// connection-manager part applies; see docs/operations.md, "Edge protections").
     pub edge: super::envoy::edge::Edge,
+    /// The OpenAPI document served at `openapi.path` ([`openapi`]).
+    pub openapi: Option<super::envoy::openapi_route::ServedOpenapi>,
 }
 
 /// One generated file: its name and its YAML documents.
@@ -140,6 +144,15 @@ pub fn manifests(o: &IstioOptions, jwks: &[mesh::JwksHost]) -> Result<Vec<Manife
             .map(EnvoyFilter)
             .collect(),
     });
+    if let Some(limits) = ratelimit::envoyfilter_ratelimit(o) {
+        out.push(one("envoyfilter-ratelimit.yaml", EnvoyFilter(limits)));
+    }
+    if let Some(served) = &o.openapi {
+        out.push(one(
+            "virtualservice-openapi.yaml",
+            IstioResource::VirtualService(openapi::virtualservice_openapi(o, served)),
+        ));
+    }
     if let Some(cors) = browser::envoyfilter_cors(o) {
         out.push(one("envoyfilter-cors.yaml", EnvoyFilter(cors)));
     }
@@ -311,6 +324,7 @@ fn options(args: &IstioArgs) -> Result<(IstioOptions, Vec<mesh::JwksHost>), Stri
     let config = crate::config::compile_json(filter_json.as_bytes())
         .map_err(|e| format!("{}: {e}", input.display()))?;
     let plugin_config = serde_json::from_str(&filter_json).map_err(|e| e.to_string())?;
+    let openapi = super::envoy::openapi_route::for_input(input, &filter_json)?;
     let o = IstioOptions {
         name: "meshgate".into(),
         filter_json,
@@ -333,6 +347,7 @@ fn options(args: &IstioArgs) -> Result<(IstioOptions, Vec<mesh::JwksHost>), Stri
             e
         },
         module_sha256,
+        openapi,
     };
     Ok((o, jwks))
 }
@@ -462,6 +477,76 @@ mod tests {
         assert!(refused.is_err());
     }
 
+    /// istio/gateway.yaml's partner quota and global limit: both filters right before the
+    /// router (so after meshgate however it is installed), the RLS cluster Istio's own (no
+    /// cluster patch); `openapi.path`: a VirtualService answering it with the document.
+    #[test]
+    fn rate_limits_go_before_the_router_and_the_document_into_a_virtualservice() {
+        use crate::cli::envoy::types::Any;
+        use types::PatchValue;
+        let pinned = parse_args(&args(&["--sha256", &"a".repeat(64)])).unwrap();
+        let (o, _) = options(&pinned).unwrap();
+        let ef = ratelimit::envoyfilter_ratelimit(&o).unwrap();
+        let patches: Vec<(String, String, String)> = ef
+            .spec
+            .config_patches
+            .iter()
+            .map(|p| {
+                let sub = p.matcher.listener.as_ref().unwrap();
+                let PatchValue::Filter(f) = &p.patch.value else {
+                    panic!("not a filter: {p:?}")
+                };
+                (
+                    p.patch.operation.clone(),
+                    sub.filter_chain
+                        .filter
+                        .sub_filter
+                        .as_ref()
+                        .unwrap()
+                        .name
+                        .clone(),
+                    f.name.clone(),
+                )
+            })
+            .collect();
+        let before_router = |f: &str| {
+            (
+                "INSERT_BEFORE".to_string(),
+                "envoy.filters.http.router".to_string(),
+                f.to_string(),
+            )
+        };
+        assert_eq!(
+            patches,
+            [
+                before_router("envoy.filters.http.local_ratelimit"),
+                before_router("envoy.filters.http.ratelimit")
+            ]
+        );
+        let PatchValue::Filter(global) = &ef.spec.config_patches[1].patch.value else {
+            panic!()
+        };
+        let Any::GlobalRateLimit(g) = &global.typed_config else {
+            panic!()
+        };
+        assert_eq!(
+            g.rate_limit_service.grpc_service.envoy_grpc.cluster_name,
+            "outbound|8081||ratelimit.ratelimit.svc.cluster.local"
+        );
+        let served = o.openapi.as_ref().unwrap();
+        let vs = serde_json::to_value(openapi::virtualservice_openapi(&o, served)).unwrap();
+        assert_eq!(
+            vs["spec"]["http"][0]["match"][0]["uri"]["exact"],
+            "/openapi.json"
+        );
+        let body = vs["spec"]["http"][0]["directResponse"]["body"]["string"]
+            .as_str()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(doc["openapi"], "3.0.3");
+        assert!(doc["paths"]["/v1/payments/{id}/status"]["get"].is_object());
+    }
+
     /// The local-reply EnvoyFilters merge the connection manager's `local_reply_config` and
     /// nothing else (a whole HCM would replace the gateway's own settings), and the listener's
     /// buffer limit.
@@ -488,8 +573,13 @@ mod tests {
             let Any::HttpConnectionManager(h) = &filter.typed_config else {
                 panic!("not the connection manager: {filter:?}");
             };
+            // First the clients' rate limit reply (istio/gateway.yaml has quotas), then the rest.
+            let mut replies = crate::cli::envoy::local_reply_config();
+            let quota = crate::cli::envoy::ratelimit::for_filter_json(&o.filter_json).mapper;
+            assert!(quota.is_some(), "the quota reply mapper");
+            replies.mappers.splice(0..0, quota);
             let mut expected = HttpConnectionManager {
-                local_reply_config: Some(crate::cli::envoy::local_reply_config()),
+                local_reply_config: Some(replies),
                 ..HttpConnectionManager::default()
             };
             let gateway = hcm.matcher.context == "GATEWAY";

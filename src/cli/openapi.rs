@@ -28,15 +28,22 @@ pub struct OpenapiArgs {
 }
 
 pub fn run(args: &OpenapiArgs) -> Result<(), String> {
-    let json = super::compile_file(&args.input).map_err(|e| e.to_string())?;
+    let text = render(&args.input, &args.title)?;
+    super::write_output(args.output.as_ref(), &text)
+}
+
+/// The document of the gateway file `input` as JSON text (what `run` writes, and what the
+/// gateway serves at `openapi.path`).
+pub fn render(input: &std::path::Path, title: &str) -> Result<String, String> {
+    let json = super::compile_file(input).map_err(|e| e.to_string())?;
     let config = crate::config::compile_json(json.as_bytes())
-        .map_err(|e| format!("{}: {e}", args.input.display()))?;
-    let mut doc = document(&config, &args.title);
-    if let Some(pool) = source_pool(&args.input) {
+        .map_err(|e| format!("{}: {e}", input.display()))?;
+    let mut doc = document(&config, title);
+    if let Some(pool) = source_pool(input) {
         describe(&mut doc, &pool);
     }
     let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?;
-    super::write_output(args.output.as_ref(), &format!("{text}\n"))
+    Ok(format!("{text}\n"))
 }
 
 #[derive(Debug, Serialize)]

@@ -43,6 +43,9 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
     let default_slo = input.observe.default_slo.as_ref();
     check_known_names(input, &pool)?;
     validate_slo_layers(input)?;
+    if let Some(o) = &input.openapi {
+        o.check()?;
+    }
 
     let mut b = Builder {
         input,
@@ -98,6 +101,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         limits: compile_limits(&input.limits),
         owned_headers,
         cors,
+        openapi_path: input.openapi.as_ref().map(|o| o.path.clone()),
         skipped_bindings,
     })
 }

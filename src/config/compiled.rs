@@ -31,6 +31,8 @@ pub struct Config {
     pub owned_headers: Vec<String>,
     /// The `cors` section, checked (Envoy enforces it; `meshgate envoy` renders it).
     pub cors: Option<crate::cors::Cors>,
+    /// `openapi.path`: where the proxy serves the OpenAPI document (meshgate lets it pass).
+    pub openapi_path: Option<String>,
     /// Bindings of the protos' `google.api.http` rules that meshgate cannot serve, skipped
     /// (`transcoding.strict_bindings: false`, the default); logged at configuration.
     pub skipped_bindings: Vec<SkippedBinding>,

@@ -42,6 +42,9 @@ pub struct GatewayInput {
     /// JSON (`config::listener`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listener: Option<crate::config::listener::ListenerInput>,
+    /// The OpenAPI document served by the gateway (rendered by `meshgate envoy` and `istio`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub openapi: Option<super::openapi_serve::OpenapiServeInput>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

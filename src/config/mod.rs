@@ -4,6 +4,7 @@ mod compile;
 mod compiled;
 pub mod input;
 pub mod listener;
+pub mod openapi_serve;
 mod operations;
 
 pub use crate::config_error::ConfigError;

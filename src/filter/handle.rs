@@ -8,17 +8,22 @@ use super::{Filter, Scheduler, Step};
 use crate::host::{Action, Host};
 
 /// Read an HTTP call's reply for the request that made it, the body only within the response
-/// limit (an oversized reply is refused without being copied into the VM).
+/// limit (an oversized reply is refused without being copied into the VM). Returns the token
+/// of a call the request made in turn (the side call after the Rate Limit Service's answer).
 pub(super) fn deliver_call_reply(
     filter: &Rc<RefCell<Filter>>,
     host: &mut dyn Host,
     num_headers: usize,
     body_size: usize,
-) {
+) -> Option<u32> {
     let mut f = filter.borrow_mut();
+    if f.awaits_rls() {
+        f.on_rls_reply(host, num_headers, body_size);
+        return f.call_token.take();
+    }
     if body_size > f.vm.config.limits.max_response_bytes {
         f.on_side_call_too_large(host);
-        return;
+        return None;
     }
     let headers = if num_headers > 0 {
         host.call_response_headers()
@@ -28,6 +33,7 @@ pub(super) fn deliver_call_reply(
     let body = host.call_response_body(body_size).unwrap_or_default();
     let trailers = host.call_response_trailers();
     f.on_side_call_response(host, &headers, &body, &trailers);
+    None
 }
 
 /// One HTTP stream: its filter, and the scheduler its callbacks report to.
@@ -84,7 +90,8 @@ impl Stream {
         body_size: usize,
     ) {
         self.scheduler.forget_call(token);
-        deliver_call_reply(&self.filter, host, num_headers, body_size);
+        // A call made from here replies to this stream's context too.
+        let _ = deliver_call_reply(&self.filter, host, num_headers, body_size);
     }
 
     pub fn on_log(&self, host: &mut dyn Host) {

@@ -12,7 +12,7 @@ impl Filter {
     pub(super) fn request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
         self.start = Some(host.now());
         self.req = RequestInfo::from_headers(host.headers(MapKind::RequestHeaders));
-        if let Some(action) = self.health(host) {
+        if let Some(action) = self.health(host).or_else(|| self.served_document()) {
             return action;
         }
         self.policy = route::select_policy(host, &self.vm.config.routing);

@@ -121,7 +121,12 @@ impl Scheduler {
             if let Some((id, weak)) = caller {
                 if let Some(filter) = weak.upgrade() {
                     if host.set_effective_context(id).is_ok() {
-                        deliver_call_reply(&filter, host, num_headers, body_size);
+                        // A call made in turn replies to the root too.
+                        if let Some(next) =
+                            deliver_call_reply(&filter, host, num_headers, body_size)
+                        {
+                            self.calls.borrow_mut().insert(next, (id, weak));
+                        }
                     }
                 }
             }

@@ -31,6 +31,12 @@ impl Filter {
             self.phase = Phase::Upstream;
             return Action::Continue;
         }
+        if let Some(err) = self.side_call_quota(host) {
+            return self.reply_error(host, err);
+        }
+        if self.ask_rls(host, &frame) {
+            return Action::Pause;
+        }
         match self.side_call(host, &frame) {
             Ok(()) => Action::Pause,
             Err(err) => self.reply_error(host, err),
@@ -153,7 +159,11 @@ impl Filter {
     /// Body-less transcoded request (or any one with `upstream_calls: side_call`): the gRPC
     /// call goes to the upstream's cluster directly and the reply comes back to
     /// `on_http_call_response`.
-    fn side_call(&mut self, host: &mut dyn Host, frame: &[u8]) -> Result<(), GatewayError> {
+    pub(super) fn side_call(
+        &mut self,
+        host: &mut dyn Host,
+        frame: &[u8],
+    ) -> Result<(), GatewayError> {
         let op = self
             .op
             .and_then(|i| self.vm.config.operations.get(i))

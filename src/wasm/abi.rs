@@ -372,3 +372,49 @@ pub fn continue_stream(stream: u32) -> HostResult<()> {
     // SAFETY: plain value.
     check("continue_stream", unsafe { proxy_continue_stream(stream) })
 }
+
+// ---- Shared data (the side-call quota's buckets): the SDK panics on a status it does not
+// expect, so these read the status as a plain number and turn any refusal into an error.
+
+#[allow(clashing_extern_declarations)]
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+}
+
+/// The value under `key` and its CAS token; None when there is none (or the host refused).
+pub fn get_shared_data(key: &str) -> Option<(Vec<u8>, u32)> {
+    let mut ptr = std::ptr::null_mut();
+    let mut len = 0usize;
+    let mut cas = 0u32;
+    // SAFETY: as in `get_map`.
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut ptr, &mut len, &mut cas) };
+    // SAFETY: as in `get_map`.
+    let bytes = unsafe { owned(ptr, len) };
+    match status {
+        0 => Some((bytes.unwrap_or_default(), cas)),
+        _ => None,
+    }
+}
+
+/// Set `key` if its CAS token is still `cas` (0: whatever it is); a mismatch is an error.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> HostResult<()> {
+    // SAFETY: pointers and lengths come from live slices for the duration of the call.
+    let s =
+        unsafe { proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas) };
+    check("set_shared_data", s)
+}

@@ -160,6 +160,14 @@ impl Host for AbiHost {
     fn call_response_trailers(&self) -> Headers {
         abi::get_map(MapType::HttpCallResponseTrailers)
     }
+
+    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        abi::get_shared_data(key)
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> HostResult<()> {
+        abi::set_shared_data(key, value, cas)
+    }
 }
 
 impl RootHost for AbiHost {

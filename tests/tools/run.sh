@@ -103,12 +103,14 @@ Try:
   curl -si -X DELETE http://$LISTEN/v1/payments/pay_004
   curl -s -X DELETE http://$LISTEN/v1/payments/pay_004 -H "authorization: Bearer $TOKEN"
   # The partner-facing GetPaymentStatus and UploadAttachment need a partner's API key (401
-  # without); the demo partner's quota is 20 calls a minute per operation: a burst of uploads
-  # gets 429 with a Status of code 8 (uploads go through Envoy's router and its rate limit)
+  # without); the demo partner's quota is 20 calls a minute per operation: a burst of either
+  # gets 429 with a Status of code 8 (uploads meet Envoy's rate limit, status GETs meshgate's)
   curl -si http://$LISTEN/v1/payments/pay_001/status
   curl -s http://$LISTEN/v1/payments/pay_001/status -H 'x-api-key: $PARTNER_KEY'
   curl -s http://$LISTEN/v1/payments/pay_001/attachments -H 'x-api-key: $PARTNER_KEY' \\
        -H 'content-type: text/plain' --data 'receipt scan'
+  # The API's OpenAPI document, served by the gateway (envoy/gateway.yaml's openapi.path)
+  curl -s http://$LISTEN/openapi.json
   # Health: answered by meshgate (?jwks=1: also waits for remote JWKS keys)
   curl -s http://$LISTEN/healthz
   # Metrics

@@ -87,6 +87,7 @@ fn connection_manager(o: &EnvoyOptions) -> HttpConnectionManager {
                     .map(super::browser::Browser::virtual_host_config)
                     .unwrap_or_default(),
             }],
+            max_direct_response_body_size_bytes: super::openapi_route::max_body(o.openapi.as_ref()),
         }),
         http_filters: Some(http_filters),
         generate_request_id: (!o.generate_request_id).then_some(false),
@@ -175,6 +176,8 @@ fn spec_route(o: &EnvoyOptions, r: &RouteSpec, cluster: &str, value: Option<Stri
             headers: value.map(|v| header_match(o, v)).unwrap_or_default(),
         },
         route: route_action(cluster, o.route_timeout_s),
+        direct_response: None,
+        response_headers_to_add: Vec::new(),
         metadata: r.policy.as_ref().map(|p| Metadata {
             filter_metadata: FilterMetadata {
                 meshgate: MeshgateMetadata { policy: p.clone() },
@@ -218,7 +221,8 @@ fn header_value(o: &EnvoyOptions, cluster: &str) -> String {
 
 pub(super) fn routes(o: &EnvoyOptions) -> Vec<Route> {
     // First: streaming calls, once meshgate rewrote them, without the route timeout.
-    let mut out = super::streams::streaming_routes(o);
+    let mut out: Vec<Route> = o.openapi.iter().map(super::openapi_route::route).collect();
+    out.extend(super::streams::streaming_routes(o));
     out.extend(o.routes.iter().flat_map(|r| spec_routes(o, r)));
     for c in &o.clusters {
         out.push(Route {
@@ -229,6 +233,8 @@ pub(super) fn routes(o: &EnvoyOptions) -> Vec<Route> {
                 headers: header_match(o, header_value(o, &c.name)),
             },
             route: route_action(&c.name, o.route_timeout_s),
+            direct_response: None,
+            response_headers_to_add: Vec::new(),
             metadata: None,
             typed_per_filter_config: BTreeMap::new(),
         });
@@ -244,6 +250,8 @@ pub(super) fn routes(o: &EnvoyOptions) -> Vec<Route> {
                 headers: Vec::new(),
             },
             route: route_action(&c.name, o.route_timeout_s),
+            direct_response: None,
+            response_headers_to_add: Vec::new(),
             metadata: None,
             typed_per_filter_config: BTreeMap::new(),
         });

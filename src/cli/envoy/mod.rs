@@ -15,6 +15,7 @@ pub mod envoy_record;
 mod health;
 mod listener;
 mod local_reply;
+pub mod openapi_route;
 pub mod ratelimit;
 mod streams;
 #[cfg(test)]
@@ -106,6 +107,8 @@ pub struct EnvoyOptions {
     pub tracing: Option<tracing::Tracing>,
     /// Active gRPC health checks and outlier detection on the `clusters` ([`health`]).
     pub upstream_health: bool,
+    /// The OpenAPI document served at `openapi.path` ([`openapi_route`]).
+    pub openapi: Option<openapi_route::ServedOpenapi>,
 }
 
 impl EnvoyOptions {
@@ -132,6 +135,7 @@ impl EnvoyOptions {
             upstream_tls: Vec::new(),
             tracing: None,
             upstream_health: false,
+            openapi: None,
         }
     }
 }
@@ -387,5 +391,6 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     o.upstream_tls = args.upstream_tls.clone();
     o.clusters = args.clusters.clone();
     o.routes = args.routes.clone();
+    o.openapi = openapi_route::for_input(&args.input, &o.filter_config_json)?;
     write_output(args.output.as_ref(), &render_yaml(&o)?)
 }

@@ -11,7 +11,8 @@
 //! meshgate adds `Retry-After` (`src/filter/quota.rs`).
 //!
 //! Requests meshgate answers itself never reach the filter: body-less transcoded calls (GETs),
-//! which meshgate sends as side calls, are not limited by it (docs/partners.md).
+//! which meshgate sends as side calls, are limited by meshgate itself with the same bucket
+//! (`src/filter/side_quota.rs`; docs/partners.md).
 
 use super::local_reply::cel_filter;
 use super::types::{
@@ -35,7 +36,12 @@ pub const OPERATION_KEY: &str = "operation";
 /// The filter and the reply mapper for the configuration `o` runs (none without quotas, or
 /// for a configuration that does not compile: Envoy then refuses the filter itself).
 pub fn for_options(o: &super::EnvoyOptions) -> Quotas {
-    let Ok(cfg) = crate::config::compile_json(o.filter_config_json.as_bytes()) else {
+    for_filter_json(&o.filter_config_json)
+}
+
+/// The same for a filter configuration (JSON text): `meshgate istio`'s EnvoyFilter too.
+pub fn for_filter_json(json: &str) -> Quotas {
+    let Ok(cfg) = crate::config::compile_json(json.as_bytes()) else {
         return Quotas::default();
     };
     let local = local_ratelimit(&cfg);

@@ -44,6 +44,8 @@ pub(super) fn streaming_routes(o: &EnvoyOptions) -> Vec<Route> {
                 timeout: "0s".into(),
                 idle_timeout: Some(idle.clone()),
             },
+            direct_response: None,
+            response_headers_to_add: Vec::new(),
             metadata: None,
             typed_per_filter_config: BTreeMap::new(),
         })

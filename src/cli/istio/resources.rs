@@ -206,8 +206,12 @@ pub fn envoyfilter_gateway(
 /// the edge) also the connection manager's edge protections. `context` is `GATEWAY` or
 /// `SIDECAR_INBOUND`.
 fn local_replies_patch(o: &IstioOptions, context: &str) -> ConfigPatch {
+    let mut replies = local_reply_config();
+    // First: the clients' rate limits' 429 as a `Status` (`super::ratelimit`).
+    let quotas = crate::cli::envoy::ratelimit::for_filter_json(&o.filter_json);
+    replies.mappers.splice(0..0, quotas.mapper);
     let mut hcm = HttpConnectionManager {
-        local_reply_config: Some(local_reply_config()),
+        local_reply_config: Some(replies),
         ..HttpConnectionManager::default()
     };
     if context == "GATEWAY" {

@@ -51,6 +51,7 @@ pub enum IstioResource {
     Telemetry(Resource<TelemetrySpec>),
     IstioOperator(Resource<IstioOperatorSpec>),
     ConfigMap(ConfigMap),
+    VirtualService(Resource<super::openapi::VirtualServiceSpec>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -189,6 +190,8 @@ pub enum PatchValue {
     Listener(ListenerPatch),
     /// A virtual host's or a route's per-filter configuration (`MERGE`): the CORS policy.
     PerFilter(PerFilterPatch),
+    /// A cluster (`ADD`): the Rate Limit Service's, when given by address.
+    Cluster(Box<crate::cli::envoy::types::Cluster>),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,7 +4,8 @@
 //! The gateway: the demo with `auth.api_keys`: `small` (quota 5 a second, CreatePayment and
 //! GetPayment) and `big` (no quota, same operations); both operations require `api_key`.
 //! CreatePayment carries a body, so it goes through Envoy's router and the filter after
-//! meshgate.
+//! meshgate; GetPayment is a body-less GET that meshgate sends as a side call, limited by
+//! meshgate's own bucket (src/filter/side_quota.rs).
 //!
 //! Needs `build/meshgate.wasm` (`make wasm`) and Envoy (`make setup`).
 #![allow(
@@ -30,6 +31,10 @@ const BODY: &str =
     r#"{"merchant": "m_1", "amount": {"currencyCode": "EUR", "amountMinor": "100"}}"#;
 
 fn gateway() -> Gateway {
+    gateway_with_workers(1)
+}
+
+fn gateway_with_workers(workers: u32) -> Gateway {
     let ops = json!([CREATE, "meshgate.demo.v1.Payments.GetPayment"]);
     let doc = json!({
         "operations": {
@@ -44,6 +49,7 @@ fn gateway() -> Gateway {
         ]}},
     });
     GatewayBuilder::demo_doc("ratelimit-local", doc)
+        .workers(workers)
         .start()
         .unwrap()
 }
@@ -196,6 +202,98 @@ async fn a_burst_past_the_quota_gets_429_status_8_and_the_next_window_passes() {
     let total = prom(&text, "meshgate_slo_events_total", &slo);
     let good = prom(&text, "meshgate_slo_good_events_total", &slo);
     assert!(total >= 40, "{}", lines(&text));
+    assert_eq!(
+        good,
+        total,
+        "a 429 is not an availability failure: {}",
+        lines(&text)
+    );
+}
+
+const GET: &str = "meshgate.demo.v1.Payments.GetPayment";
+
+/// A body-less GET, on a new connection (HTTP/1.1) so that Envoy's two workers share the
+/// burst.
+async fn get_payment(gw: &Gateway, key: &str) -> Reply {
+    let r = http1_client()
+        .get(&gw.url("/v1/payments/pay_001"), &[("x-api-key", key)])
+        .await
+        .unwrap();
+    Reply {
+        text: format!("{:?} {}", r.headers, r.text()),
+        status: r.status.as_u16(),
+        body: r.json().unwrap_or(Value::Null),
+        retry_after: r.header("retry-after").map(str::to_string),
+        limit: r.header("x-ratelimit-limit").map(str::to_string),
+    }
+}
+
+/// A transcoded GET has no body: meshgate sends it as a side call, so Envoy's rate limit
+/// filter after it never sees it, and meshgate keeps the client's quota itself, in a bucket
+/// that the VMs of both workers share (per-VM buckets would let about 10 of 12 through).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_side_call_gets_past_the_quota_gets_429_status_8_and_the_next_window_passes() {
+    let gw = gateway_with_workers(2);
+    let started = Instant::now();
+    let mut replies = Vec::new();
+    for _ in 0..12 {
+        replies.push(get_payment(&gw, SMALL_KEY).await);
+    }
+    let refilled = started.elapsed().as_millis() as usize / 200 + 1;
+    let seen: Vec<(u16, String)> = replies
+        .iter()
+        .map(|r| (r.status, r.body.to_string()))
+        .collect();
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let limited: Vec<&Reply> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(ok + limited.len(), 12, "only 200 and 429: {seen:?}");
+    assert!(
+        (5..=5 + refilled).contains(&ok),
+        "the quota (and what refilled in {refilled} x 200 ms), then 429: {ok} passed: {seen:?}"
+    );
+    for r in &limited {
+        assert_eq!(r.body["code"], 8, "{}", r.text);
+        let detail = &r.body["details"][0];
+        assert_eq!(
+            detail["@type"], "type.googleapis.com/google.rpc.QuotaFailure",
+            "{}",
+            r.text
+        );
+        assert_eq!(
+            detail["violations"][0]["subject"], "client:small",
+            "{}",
+            r.text
+        );
+        let description = detail["violations"][0]["description"].as_str().unwrap();
+        assert!(description.contains(GET), "{description}");
+        assert_eq!(r.retry_after.as_deref(), Some("1"), "{}", r.text);
+        assert_eq!(r.limit.as_deref(), Some("5"), "{}", r.text);
+    }
+    // The next window passes; a client without a quota is never limited.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let next = get_payment(&gw, SMALL_KEY).await;
+    assert_eq!(next.status, 200, "{}", next.text);
+    for _ in 0..12 {
+        let r = get_payment(&gw, BIG_KEY).await;
+        assert_eq!(r.status, 200, "no quota, no limit: {}", r.text);
+    }
+    // Counted per client and operation, and not an SLO failure of the operation.
+    let text = wait_prom(&gw, "outcome=\"resource_exhausted\"");
+    let counted = [
+        ("client", "small"),
+        ("operation", GET),
+        ("outcome", "resource_exhausted"),
+    ];
+    assert_eq!(
+        prom(&text, "meshgate_client_requests_total", &counted) as usize,
+        limited.len(),
+        "{}",
+        lines(&text)
+    );
+    let slo = [("operation", GET), ("slo", "availability")];
+    let total = prom(&text, "meshgate_slo_events_total", &slo);
+    let good = prom(&text, "meshgate_slo_good_events_total", &slo);
+    assert!(total >= 25, "{}", lines(&text));
     assert_eq!(
         good,
         total,

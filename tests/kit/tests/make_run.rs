@@ -168,6 +168,9 @@ async fn make_run_serves_the_printed_examples_and_stops_what_it_started() {
                 answer.is_object() && answer.get("code").is_none(),
                 "`{c}` succeeds: {output}"
             );
+            if c.contains("/openapi.json") {
+                assert_eq!(answer["openapi"], "3.0.3", "`{c}` serves the document");
+            }
         }
     }
 

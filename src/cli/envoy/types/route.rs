@@ -10,6 +10,10 @@ use super::{Any, StringMatcher};
 pub struct RouteConfiguration {
     pub name: String,
     pub virtual_hosts: Vec<VirtualHost>,
+    /// Above Envoy's default of 4096 bytes when a direct response is larger (the served
+    /// OpenAPI document).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_direct_response_body_size_bytes: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,7 +31,13 @@ pub struct Route {
     pub name: String,
     #[serde(rename = "match")]
     pub matcher: RouteMatch,
+    /// Left out for a route that answers itself (`direct_response`; the cluster is empty).
+    #[serde(skip_serializing_if = "RouteAction::is_direct")]
     pub route: RouteAction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_response: Option<DirectResponse>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_headers_to_add: Vec<super::HeaderValueOption>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Metadata>,
     /// By filter name.
@@ -62,6 +72,26 @@ pub struct RouteAction {
     /// unset: the connection manager's `stream_idle_timeout`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle_timeout: Option<String>,
+}
+
+impl RouteAction {
+    /// No cluster: the route has a direct response instead.
+    pub fn is_direct(&self) -> bool {
+        self.cluster.is_empty()
+    }
+}
+
+/// `envoy.config.route.v3.DirectResponseAction`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DirectResponse {
+    pub status: u16,
+    pub body: InlineBody,
+}
+
+/// `envoy.config.core.v3.DataSource` with `inline_string`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InlineBody {
+    pub inline_string: String,
 }
 
 /// `envoy.config.core.v3.Metadata`: meshgate's namespace only.

@@ -268,6 +268,7 @@ impl GatewayBuilder {
 
     /// Start the upstreams, then Envoy; waits until Envoy is ready.
     pub fn start(self) -> KitResult<Gateway> {
+        let yaml = self.yaml.as_ref().ok().cloned();
         let filter_json = match self.filter_json {
             Some(j) => j,
             None => filter_config(&self.yaml?)?,
@@ -305,6 +306,11 @@ impl GatewayBuilder {
         o.buffer_limit_bytes = Some(buffer_limit_for(&config));
         o.upstream_header = config.routing.upstream_header.clone();
         o.generate_request_id = self.envoy_request_ids;
+        // `openapi.path`: the document's route, as `meshgate envoy` renders it.
+        if let Some(yaml) = &yaml {
+            o.openapi = meshgate::cli::envoy::openapi_route::for_input(yaml, &filter_json)
+                .map_err(KitError::new)?;
+        }
         for f in self.envoy_options {
             f(&mut o);
         }
