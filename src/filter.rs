@@ -108,6 +108,8 @@ pub struct Filter {
     resp: ResponseState,
     /// The token of an HTTP call made in this callback, not yet reported to the scheduler.
     call_token: Option<u32>,
+    /// The clock as read once in the current callback (`callback_now`); cleared by `step`.
+    clock: Option<SystemTime>,
 }
 
 #[derive(Default)]
@@ -145,6 +147,7 @@ impl Filter {
             phase: Phase::Headers,
             resp: ResponseState::default(),
             call_token: None,
+            clock: None,
         }
     }
 
@@ -192,6 +195,7 @@ impl Filter {
 
     /// What the scheduler must do after this callback.
     fn step(&mut self, action: Action) -> Step {
+        self.clock = None;
         let then = if self.is_waiting() {
             Then::WaitForKeys
         } else if let Some(token) = self.call_token.take() {
@@ -202,6 +206,12 @@ impl Filter {
             Then::Nothing
         };
         Step { action, then }
+    }
+
+    /// The time, read from the proxy at most once per callback (every callback that reaches
+    /// this ends in `step`, which forgets it).
+    fn callback_now(&mut self, host: &dyn Host) -> SystemTime {
+        *self.clock.get_or_insert_with(|| host.now())
     }
 
     pub fn is_waiting(&self) -> bool {

@@ -9,6 +9,9 @@ use crate::transcode::{self, FrameDecoder, GrpcEnd};
 
 impl Filter {
     pub(super) fn response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
+        if self.native_grpc_upstream() {
+            return self.grpc_response_headers(host);
+        }
         let headers = host.headers(MapKind::ResponseHeaders);
         self.note_response_headers(&headers);
         self.note_rate_limited(host, &headers);
@@ -91,6 +94,10 @@ impl Filter {
     }
 
     pub(super) fn response_trailers(&mut self, host: &mut dyn Host) -> Action {
+        if self.native_grpc_upstream() {
+            // The status comes from Envoy's `response.grpc_status` in `on_log`.
+            return Action::Continue;
+        }
         let trailers = host.headers(MapKind::ResponseTrailers);
         self.note_forwarded(&trailers);
         if let Some(code) = find_header(&trailers, "grpc-status") {
@@ -112,6 +119,30 @@ impl Filter {
             None
         };
         self.finish_from_status(host, &trailers, &code, body)
+    }
+
+    /// Native gRPC on its way through the router: the reply passes untouched, and what the
+    /// record needs of it Envoy tells `on_log` (`response.code`, `response.grpc_status`), so
+    /// the response maps are not read (host calls are the pass-through path's main cost).
+    fn native_grpc_upstream(&self) -> bool {
+        self.mode == Mode::Grpc && !self.replied()
+    }
+
+    /// Only `:status` is read: a rate limit filter's 429 (the only reply that changes
+    /// anything here) is then looked at whole.
+    fn grpc_response_headers(&mut self, host: &mut dyn Host) -> Action {
+        let status = host.header(MapKind::ResponseHeaders, ":status");
+        self.resp.status = status.as_deref().and_then(|s| s.parse().ok());
+        if self.resp.status == Some(429) {
+            let headers = host.headers(MapKind::ResponseHeaders);
+            self.note_response_headers(&headers);
+            self.note_rate_limited(host, &headers);
+            return Action::Continue;
+        }
+        if status.is_some() {
+            self.resp.upstream_answered = true;
+        }
+        Action::Continue
     }
 
     /// A `grpc-status-details-bin` that does not decode, or whose code is not `grpc-status`'s,
