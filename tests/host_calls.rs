@@ -375,3 +375,66 @@ fn grpc_pass_through_stays_within_its_host_call_budget() {
         "{calls:?}"
     );
 }
+
+/// Fewer calls, same record: native gRPC's status is read from its trailers in meshgate's own
+/// callback, not only from Envoy's `response.grpc_status`, which a later filter (gRPC-Web's,
+/// turning the trailers into body bytes) leaves at UNKNOWN for an HTTP 200.
+#[test]
+fn native_grpc_status_comes_from_the_trailers_meshgate_saw() {
+    let sched = scheduler();
+    let mut update = vec![0x0a, fixture("small.pb").len() as u8];
+    update.extend(fixture("small.pb"));
+    let mut inner = finished(FakeHost::with_request(
+        "POST",
+        GRPC_UPDATE,
+        &[("content-type", "application/grpc")],
+    ));
+    inner
+        .properties
+        .insert("response.grpc_status".into(), int(2));
+    inner.maps.insert(
+        "response_headers",
+        vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "application/grpc".into()),
+        ],
+    );
+    inner.maps.insert(
+        "response_trailers",
+        vec![("grpc-status".into(), "5".into())],
+    );
+    let mut h = Counting::new(inner);
+    let stream = sched.stream(1);
+    stream.on_request_headers(&mut h, false);
+    stream.on_request_body(&mut h, frame(&update).len(), true);
+    stream.on_response_headers(&mut h, false);
+    stream.on_response_trailers(&mut h);
+    stream.on_log(&mut h);
+    let r = record(&h);
+    assert_eq!(r["grpcStatus"], "NOT_FOUND", "{r}");
+    assert_eq!(r["outcome"], "not_found", "{r}");
+
+    // A trailers-only reply: the status is in the headers.
+    let mut inner = finished(FakeHost::with_request(
+        "POST",
+        GRPC_UPDATE,
+        &[("content-type", "application/grpc")],
+    ));
+    inner
+        .properties
+        .insert("response.grpc_status".into(), int(2));
+    inner.maps.insert(
+        "response_headers",
+        vec![
+            (":status".into(), "200".into()),
+            ("content-type".into(), "application/grpc".into()),
+            ("grpc-status".into(), "7".into()),
+        ],
+    );
+    let mut h = Counting::new(inner);
+    let stream = sched.stream(2);
+    stream.on_request_headers(&mut h, false);
+    stream.on_response_headers(&mut h, true);
+    stream.on_log(&mut h);
+    assert_eq!(record(&h)["grpcStatus"], "PERMISSION_DENIED");
+}

@@ -10,7 +10,7 @@ use crate::transcode::{self, FrameDecoder, GrpcEnd};
 impl Filter {
     pub(super) fn response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
         if self.native_grpc_upstream() {
-            return self.grpc_response_headers(host);
+            return self.grpc_response_headers(host, eos);
         }
         let headers = host.headers(MapKind::ResponseHeaders);
         self.note_response_headers(&headers);
@@ -95,7 +95,7 @@ impl Filter {
 
     pub(super) fn response_trailers(&mut self, host: &mut dyn Host) -> Action {
         if self.native_grpc_upstream() {
-            // The status comes from Envoy's `response.grpc_status` in `on_log`.
+            self.note_grpc_status(host, MapKind::ResponseTrailers);
             return Action::Continue;
         }
         let trailers = host.headers(MapKind::ResponseTrailers);
@@ -121,16 +121,19 @@ impl Filter {
         self.finish_from_status(host, &trailers, &code, body)
     }
 
-    /// Native gRPC on its way through the router: the reply passes untouched, and what the
-    /// record needs of it Envoy tells `on_log` (`response.code`, `response.grpc_status`), so
-    /// the response maps are not read (host calls are the pass-through path's main cost).
+    /// Native gRPC on its way through the router: the reply passes untouched, and only what
+    /// the record needs of it is read, one header at a time (host calls are the pass-through
+    /// path's main cost): `:status`, and `grpc-status` where it is (the trailers, or the
+    /// headers of a trailers-only reply). Not Envoy's `response.grpc_status` alone: a filter
+    /// that runs after this one on the response (`grpc_web`) turns the trailers into body
+    /// bytes before `on_log`, and Envoy then derives UNKNOWN from the HTTP 200.
     fn native_grpc_upstream(&self) -> bool {
         self.mode == Mode::Grpc && !self.replied()
     }
 
-    /// Only `:status` is read: a rate limit filter's 429 (the only reply that changes
-    /// anything here) is then looked at whole.
-    fn grpc_response_headers(&mut self, host: &mut dyn Host) -> Action {
+    /// A rate limit filter's 429 (the only reply whose headers change anything here) is looked
+    /// at whole.
+    fn grpc_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
         let status = host.header(MapKind::ResponseHeaders, ":status");
         self.resp.status = status.as_deref().and_then(|s| s.parse().ok());
         if self.resp.status == Some(429) {
@@ -142,7 +145,16 @@ impl Filter {
         if status.is_some() {
             self.resp.upstream_answered = true;
         }
+        if eos {
+            self.note_grpc_status(host, MapKind::ResponseHeaders);
+        }
         Action::Continue
+    }
+
+    fn note_grpc_status(&mut self, host: &dyn Host, map: MapKind) {
+        if let Some(code) = host.header(map, "grpc-status") {
+            self.resp.grpc_status = code.parse::<i32>().ok().map(Code::from_i32);
+        }
     }
 
     /// A `grpc-status-details-bin` that does not decode, or whose code is not `grpc-status`'s,
