@@ -117,6 +117,8 @@ pub struct Filter {
     span: span::SpanState,
     /// The side call's gRPC frame, held while the Rate Limit Service is asked (`side_rls`).
     rls_frame: Option<Vec<u8>>,
+    /// The clock as read once in the current callback (`callback_now`); cleared by `step`.
+    clock: Option<SystemTime>,
 }
 
 #[derive(Default)]
@@ -156,6 +158,7 @@ impl Filter {
             call_token: None,
             span: span::SpanState::default(),
             rls_frame: None,
+            clock: None,
         }
     }
 
@@ -212,6 +215,7 @@ impl Filter {
 
     /// What the scheduler must do after this callback.
     fn step(&mut self, action: Action) -> Step {
+        self.clock = None;
         let then = if self.is_waiting() {
             Then::WaitForKeys
         } else if let Some(token) = self.call_token.take() {
@@ -222,6 +226,12 @@ impl Filter {
             Then::Nothing
         };
         Step { action, then }
+    }
+
+    /// The time, read from the proxy at most once per callback (every callback that reaches
+    /// this ends in `step`, which forgets it).
+    fn callback_now(&mut self, host: &dyn Host) -> SystemTime {
+        *self.clock.get_or_insert_with(|| host.now())
     }
 
     pub fn is_waiting(&self) -> bool {

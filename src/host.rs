@@ -11,6 +11,8 @@
 
 use std::time::{Duration, SystemTime};
 
+pub mod batch;
+
 /// A header map as the proxy hands it over: lower-case names, in order, duplicates kept.
 pub type Headers = Vec<(String, String)>;
 
@@ -96,6 +98,12 @@ pub trait Host {
 
     /// A property by path (`["xds", "route_name"]`), raw bytes.
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// Several scalar properties (see [`batch`]), each as [`Host::property`] returns it, in
+    /// `paths`' order (an empty value may read as `None`). One call each by default; the wasm
+    /// host reads them in one host call where Envoy evaluates CEL.
+    fn properties(&self, paths: &[&[&str]]) -> Vec<Option<Vec<u8>>> {
+        paths.iter().map(|p| self.property(p)).collect()
+    }
     /// Set a property (filter state) for the access log of the proxy.
     fn set_property(&mut self, path: &[&str], value: &[u8]) -> HostResult<()>;
 

@@ -20,6 +20,7 @@ impl Filter {
             .policy()
             .and_then(|p| p.auth.clone())
             .unwrap_or_else(|| op.auth.clone());
+        let now = self.callback_now(host);
         let (_, query) = split_path(&self.req.path);
         self.client_principal = client_cert_identity(host);
         let request = auth::Request {
@@ -27,7 +28,6 @@ impl Filter {
             query,
             client_cert: self.client_principal.as_deref(),
         };
-        let now = host.now();
         let outcome = {
             let mut state = vm.auth.borrow_mut();
             let operation = Some(op.name.as_str());

@@ -16,23 +16,32 @@ use crate::status::Code;
 pub const RECORD_PROPERTY: &str = "meshgate.record";
 
 /// Envoy serializes integer and duration properties as 8 little-endian bytes.
-fn property_i64(host: &dyn Host, path: &[&str]) -> Option<i64> {
-    let b = host.property(path)?;
-    let arr: [u8; 8] = b.get(..8)?.try_into().ok()?;
+fn as_i64(b: Option<&Vec<u8>>) -> Option<i64> {
+    let arr: [u8; 8] = b?.get(..8)?.try_into().ok()?;
     Some(i64::from_le_bytes(arr))
 }
 
-fn property_string(host: &dyn Host, path: &[&str]) -> Option<String> {
-    host.property(path)
-        .and_then(|b| String::from_utf8(b).ok())
+fn as_string(b: Option<Vec<u8>>) -> Option<String> {
+    b.and_then(|b| String::from_utf8(b).ok())
         .filter(|s| !s.is_empty())
 }
 
-fn property_u64(host: &dyn Host, path: &[&str]) -> u64 {
-    property_i64(host, path)
-        .and_then(|n| u64::try_from(n).ok())
-        .unwrap_or(0)
+fn as_u64(b: Option<&Vec<u8>>) -> u64 {
+    as_i64(b).and_then(|n| u64::try_from(n).ok()).unwrap_or(0)
 }
+
+/// What the record and the verdicts take from Envoy at the end of a stream, read in one
+/// batch ([`Host::properties`]: one host call in Envoy, instead of one per property).
+const FACT_PATHS: [&[&str]; 8] = [
+    &["request", "duration"],
+    &["response", "code"],
+    &["request", "total_size"],
+    &["response", "total_size"],
+    &["source", "address"],
+    &["request", "protocol"],
+    &["response", "code_details"],
+    &["response", "grpc_status"],
+];
 
 impl Filter {
     pub fn on_log(&mut self, host: &mut dyn Host) {
@@ -43,12 +52,13 @@ impl Filter {
         let cfg = &vm.config;
         let facts = stream_facts(host, self.start, self.resp.status);
         let latency = facts.latency;
-        let cancelled = facts.status == 0 || client_went_away(host);
+        let cancelled = facts.status == 0 || facts.client_went_away;
         let status = facts.status;
         // Envoy derives a gRPC status from any HTTP status: only a gRPC exchange has one.
         let grpc_status = self.resp.grpc_status.or_else(|| {
             let grpc = self.resp.grpc || self.mode == super::Mode::Grpc;
-            property_i64(host, &["response", "grpc_status"])
+            facts
+                .grpc_status
                 .filter(|_| grpc)
                 .and_then(|n| i32::try_from(n).ok())
                 .map(Code::from_i32)
@@ -174,6 +184,11 @@ pub(super) struct StreamFacts {
     pub response_size: u64,
     pub remote_ip: Option<String>,
     pub protocol: Option<String>,
+    /// The stream ended on the client's disconnect or reset (Envoy's response code details
+    /// `downstream_remote_disconnect`, `downstream_remote_reset`...), whatever status was sent.
+    pub client_went_away: bool,
+    /// Envoy's `response.grpc_status` (derived from any HTTP status too).
+    pub grpc_status: Option<i64>,
 }
 
 pub(super) fn stream_facts(
@@ -181,12 +196,17 @@ pub(super) fn stream_facts(
     start: Option<std::time::SystemTime>,
     replied: Option<u16>,
 ) -> StreamFacts {
-    let latency = property_i64(host, &["request", "duration"])
+    let mut read = host.properties(&FACT_PATHS).into_iter();
+    let mut next = || read.next().flatten();
+    let (duration, code) = (next(), next());
+    let (request_size, response_size) = (next(), next());
+    let (address, protocol, details, grpc_status) = (next(), next(), next(), next());
+    let latency = as_i64(duration.as_ref())
         .and_then(|n| u64::try_from(n).ok())
         .map(Duration::from_nanos)
         .or_else(|| host.now().duration_since(start?).ok())
         .unwrap_or_default();
-    let status = property_i64(host, &["response", "code"])
+    let status = as_i64(code.as_ref())
         .and_then(|s| u16::try_from(s).ok())
         .filter(|s| *s != 0)
         .or(replied)
@@ -194,10 +214,12 @@ pub(super) fn stream_facts(
     StreamFacts {
         latency,
         status,
-        request_size: property_u64(host, &["request", "total_size"]),
-        response_size: property_u64(host, &["response", "total_size"]),
-        remote_ip: property_string(host, &["source", "address"]).map(strip_port),
-        protocol: property_string(host, &["request", "protocol"]),
+        request_size: as_u64(request_size.as_ref()),
+        response_size: as_u64(response_size.as_ref()),
+        remote_ip: as_string(address).map(strip_port),
+        protocol: as_string(protocol),
+        client_went_away: as_string(details).is_some_and(|d| d.starts_with("downstream_remote")),
+        grpc_status: as_i64(grpc_status.as_ref()),
     }
 }
 
@@ -232,13 +254,6 @@ pub(super) fn publish(
     if cfg.observe.access_log {
         host.log(Level::Info, &line);
     }
-}
-
-/// The stream ended on the client's disconnect or reset (Envoy's response code details
-/// `downstream_remote_disconnect`, `downstream_remote_reset`...), whatever status was sent.
-fn client_went_away(host: &dyn Host) -> bool {
-    property_string(host, &["response", "code_details"])
-        .is_some_and(|d| d.starts_with("downstream_remote"))
 }
 
 fn scheme(s: &str) -> &str {

@@ -10,7 +10,7 @@ use crate::status::{BodyFormat, GatewayError, LimitError};
 
 impl Filter {
     pub(super) fn request_headers(&mut self, host: &mut dyn Host, end_of_stream: bool) -> Action {
-        self.start = Some(host.now());
+        self.start = Some(self.callback_now(host));
         self.req = RequestInfo::from_headers(host.headers(MapKind::RequestHeaders));
         if let Some(action) = self.health(host).or_else(|| self.served_document()) {
             return action;
@@ -191,7 +191,7 @@ impl Filter {
             return;
         };
         let new_id = (self.req.request_id.is_none() && cfg.routing.generate_request_id)
-            .then(|| route::new_request_id(host.now(), self.context_id));
+            .then(|| route::new_request_id(self.callback_now(host), self.context_id));
         let ops = route::routing_headers(
             &cfg.routing,
             &op.upstream,

@@ -9,6 +9,9 @@ use crate::transcode::{self, FrameDecoder, GrpcEnd};
 
 impl Filter {
     pub(super) fn response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
+        if self.native_grpc_upstream() {
+            return self.grpc_response_headers(host, eos);
+        }
         let headers = host.headers(MapKind::ResponseHeaders);
         self.note_response_headers(&headers);
         self.note_rate_limited(host, &headers);
@@ -91,6 +94,10 @@ impl Filter {
     }
 
     pub(super) fn response_trailers(&mut self, host: &mut dyn Host) -> Action {
+        if self.native_grpc_upstream() {
+            self.note_grpc_status(host, MapKind::ResponseTrailers);
+            return Action::Continue;
+        }
         let trailers = host.headers(MapKind::ResponseTrailers);
         self.note_forwarded(&trailers);
         if let Some(code) = find_header(&trailers, "grpc-status") {
@@ -112,6 +119,42 @@ impl Filter {
             None
         };
         self.finish_from_status(host, &trailers, &code, body)
+    }
+
+    /// Native gRPC on its way through the router: the reply passes untouched, and only what
+    /// the record needs of it is read, one header at a time (host calls are the pass-through
+    /// path's main cost): `:status`, and `grpc-status` where it is (the trailers, or the
+    /// headers of a trailers-only reply). Not Envoy's `response.grpc_status` alone: a filter
+    /// that runs after this one on the response (`grpc_web`) turns the trailers into body
+    /// bytes before `on_log`, and Envoy then derives UNKNOWN from the HTTP 200.
+    fn native_grpc_upstream(&self) -> bool {
+        self.mode == Mode::Grpc && !self.replied()
+    }
+
+    /// A rate limit filter's 429 (the only reply whose headers change anything here) is looked
+    /// at whole.
+    fn grpc_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Action {
+        let status = host.header(MapKind::ResponseHeaders, ":status");
+        self.resp.status = status.as_deref().and_then(|s| s.parse().ok());
+        if self.resp.status == Some(429) {
+            let headers = host.headers(MapKind::ResponseHeaders);
+            self.note_response_headers(&headers);
+            self.note_rate_limited(host, &headers);
+            return Action::Continue;
+        }
+        if status.is_some() {
+            self.resp.upstream_answered = true;
+        }
+        if eos {
+            self.note_grpc_status(host, MapKind::ResponseHeaders);
+        }
+        Action::Continue
+    }
+
+    fn note_grpc_status(&mut self, host: &dyn Host, map: MapKind) {
+        if let Some(code) = host.header(map, "grpc-status") {
+            self.resp.grpc_status = code.parse::<i32>().ok().map(Code::from_i32);
+        }
     }
 
     /// A `grpc-status-details-bin` that does not decode, or whose code is not `grpc-status`'s,

@@ -243,6 +243,21 @@ extern "C" {
         return_value_size: *mut usize,
     ) -> u32;
     fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: MapType,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_call_foreign_function(
+        function_name: *const u8,
+        function_name_size: usize,
+        arguments: *const u8,
+        arguments_size: usize,
+        results: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
     fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
     fn proxy_define_metric(
         metric_type: u32,
@@ -335,6 +350,45 @@ pub fn get_property(path: &[&str]) -> Option<Vec<u8>> {
         bytes
     } else {
         None
+    }
+}
+
+/// One header's value (one host call; `None` when absent or refused).
+pub fn get_header(map: MapType, key: &str) -> Option<String> {
+    let mut ptr = std::ptr::null_mut();
+    let mut len = 0usize;
+    // SAFETY: as in `get_map`.
+    let status =
+        unsafe { proxy_get_header_map_value(map, key.as_ptr(), key.len(), &mut ptr, &mut len) };
+    // SAFETY: as in `get_map`.
+    let bytes = unsafe { owned(ptr, len) };
+    match status {
+        0 => Some(String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned()),
+        _ => None,
+    }
+}
+
+/// A foreign function of the host (Envoy: `expr_create`, `expr_evaluate`...); any status but
+/// Ok is an error, the status itself (the SDK's wrapper panics on some).
+pub fn call_foreign(name: &str, arguments: &[u8]) -> Result<Vec<u8>, u32> {
+    let mut ptr = std::ptr::null_mut();
+    let mut len = 0usize;
+    // SAFETY: slices valid for the call; out-pointers as in `get_map`.
+    let status = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            arguments.as_ptr(),
+            arguments.len(),
+            &mut ptr,
+            &mut len,
+        )
+    };
+    // SAFETY: as in `get_map`.
+    let bytes = unsafe { owned(ptr, len) };
+    match status {
+        0 => Ok(bytes.unwrap_or_default()),
+        s => Err(s),
     }
 }
 

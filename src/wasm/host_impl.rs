@@ -68,8 +68,7 @@ impl Host for AbiHost {
     }
 
     fn header(&self, map: MapKind, name: &str) -> Option<String> {
-        let map = abi::get_map(map_type(map));
-        crate::host::find_header(&map, name).map(str::to_string)
+        abi::get_header(map_type(map), name)
     }
 
     fn set_header(&mut self, map: MapKind, name: &str, value: Option<&str>) -> HostResult<()> {
@@ -95,6 +94,11 @@ impl Host for AbiHost {
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         abi::get_property(path)
+    }
+
+    fn properties(&self, paths: &[&[&str]]) -> Vec<Option<Vec<u8>>> {
+        super::batch::properties(paths)
+            .unwrap_or_else(|| paths.iter().map(|p| abi::get_property(p)).collect())
     }
 
     fn set_property(&mut self, path: &[&str], value: &[u8]) -> HostResult<()> {

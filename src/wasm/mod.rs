@@ -4,6 +4,7 @@
 //! [`Host`]: crate::host::Host
 
 mod abi;
+mod batch;
 mod host_impl;
 mod http;
 mod root;

@@ -68,7 +68,8 @@ def scenarios(work, keys):
     return {
         "grpc": (f"native gRPC pass-through, UpdatePayment ({n(grpc_small)} B frame)",
                  req("POST", GRPC_UPDATE, grpc_small, GRPC_HEADERS),
-                 ["bare", "native", "meshgate", "noop-wasm"], "grpc"),
+                 ["bare", "native", "meshgate", "noop-wasm", "bare-w2", "meshgate-w2",
+                  "noop-wasm-w2"], "grpc"),
         "grpc-10k": (f"native gRPC, UpdatePayment ({n(grpc_big)} B frame)",
                      req("POST", GRPC_UPDATE, grpc_big, GRPC_HEADERS), ["bare"], "grpc-10k"),
         "json": (f"JSON unary PATCH {UPDATE_PATH} ({n(json_small)} B)",
@@ -189,7 +190,8 @@ def run_config(env, cfg, round_no):
         f.write(configs.json.dumps(configs.bootstrap(env["filters"][cfg], listen, admin,
                                                      env["backend_port"])))
     log = open(os.path.join(env["work"], f"envoy-{cfg}.log"), "a")
-    envoy = Proc([env["envoy"], "-c", path, "--concurrency", "1", "--log-level", "warn",
+    envoy = Proc([env["envoy"], "-c", path, "--concurrency", str(configs.workers(cfg)),
+                  "--log-level", "warn",
                   "--use-dynamic-base-id"], log)
     results = []
     try:
@@ -267,7 +269,7 @@ def main():
            "noop_wasm": noop}
     filters = configs.all_filters(ctx)
     order = [c for c in ["bare", "native", "native-cache", "meshgate", "meshgate-nocache",
-                         "noop-wasm"] if c in filters]
+                         "noop-wasm", "bare-w2", "meshgate-w2", "noop-wasm-w2"] if c in filters]
     if args.only:
         order = [c for c in order if c in args.only.split(",")]
     backend_port = free_port()

@@ -138,4 +138,17 @@ def all_filters(ctx):
     }
     if ctx.get("noop_wasm"):
         out["noop-wasm"] = [wasm_filter("noop", ctx["noop_wasm"], "")]
+    # The same filters in an Envoy with two workers (`--concurrency 2`, bench.workers): one
+    # more wasm VM each, so the difference to the one-worker row is one VM's cost.
+    for c in ("bare", "noop-wasm", "meshgate"):
+        if c in out:
+            out[c + W2] = out[c]
     return out
+
+
+# Suffix of the configurations run with two Envoy workers.
+W2 = "-w2"
+
+
+def workers(config):
+    return 2 if config.endswith(W2) else 1

@@ -12,7 +12,20 @@ CONFIG_NAMES = {
     "meshgate": "meshgate (token cache on)",
     "meshgate-nocache": "meshgate, token cache off",
     "noop-wasm": "no-op wasm filter",
+    "bare-w2": "bare Envoy, 2 workers",
+    "meshgate-w2": "meshgate, 2 workers",
+    "noop-wasm-w2": "no-op wasm filter, 2 workers",
 }
+W2 = "-w2"
+
+
+def _bare(config):
+    """The bare run a configuration is compared with: the one with as many workers."""
+    return "bare" + W2 if config.endswith(W2) else "bare"
+
+
+def _noop(config):
+    return "noop-wasm" + W2 if config.endswith(W2) else "noop-wasm"
 # meshgate config -> the native config it is compared with, per scenario kind.
 NATIVE_PEER = {("meshgate", True): "native-cache", ("meshgate", False): "native",
                ("meshgate-nocache", True): "native", ("meshgate-nocache", False): "native"}
@@ -72,8 +85,11 @@ def scenario_rows(results, scenarios):
             if not runs and (name, c) not in failed:
                 continue
             jwt = name.startswith("jwt")
-            cpu_bare = _ratios(idx, name, c, ref, "bare", "cpu_us")
-            rps_bare = _ratios(idx, name, c, ref, "bare", "rps")
+            cpu_bare = _ratios(idx, name, c, ref, _bare(c), "cpu_us")
+            rps_bare = _ratios(idx, name, c, ref, _bare(c), "rps")
+            is_ref = name == ref and c == _bare(c)
+            vs_noop = (_ratios(idx, name, c, name, _noop(c), "cpu_us")
+                       if c.startswith("meshgate") else [])
             peer = NATIVE_PEER.get((c, jwt))
             vs_native = _ratios(idx, name, c, name, peer, "cpu_us") if peer else []
             rows.append([
@@ -81,23 +97,37 @@ def scenario_rows(results, scenarios):
                 "FAILED" if (name, c) in failed else _fmt([r["cpu_us"] for r in runs], 1),
                 _fmt([r["rps"] for r in runs]),
                 _fmt([r["p50"] for r in runs], 2), _fmt([r["p99"] for r in runs], 2),
-                _fmt(cpu_bare, 2, "×") if not (name == ref and c == "bare") else "1",
-                _fmt(rps_bare, 2, "×") if not (name == ref and c == "bare") else "1",
+                _fmt(cpu_bare, 2, "×") if not is_ref else "1",
+                _fmt(rps_bare, 2, "×") if not is_ref else "1",
                 (_fmt(vs_native, 2, "×") + f" vs {peer}") if vs_native else "",
+                _fmt(vs_noop, 2, "×") if vs_noop else "",
             ])
     return rows
 
 
 def memory_rows(results):
-    by = {}
+    by, after_grpc = {}, {}
     for r in results:
         if "rss_kb" in r:
             by.setdefault(r["config"], []).append(r["rss_kb"] / 1024)
-    bare = _mid(by.get("bare", []))
+            if r["scenario"] == "grpc":
+                after_grpc.setdefault(r["config"], []).append(r["rss_kb"] / 1024)
+
+    def delta(table, c):
+        bare = _mid(table.get(_bare(c), []))
+        return _mid(table[c]) - bare if bare is not None and c in table else None
+
     rows = []
     for c, xs in by.items():
-        delta = f"{_mid(xs) - bare:+.1f}" if bare is not None else "–"
-        rows.append([CONFIG_NAMES.get(c, c), f"{_mid(xs):.1f}", f"{max(xs):.1f}", delta])
+        d = delta(by, c)
+        # One more worker's VM: the two-worker Δ minus the one-worker Δ, both right after the
+        # grpc scenario (the two-worker configurations run only that one).
+        base = c[:-len(W2)] if c.endswith(W2) else None
+        w2, w1 = (delta(after_grpc, c), delta(after_grpc, base)) if base else (None, None)
+        extra = w2 - w1 if w2 is not None and w1 is not None else None
+        rows.append([CONFIG_NAMES.get(c, c), f"{_mid(xs):.1f}", f"{max(xs):.1f}",
+                     f"{d:+.1f}" if d is not None else "–",
+                     f"{extra:+.1f}" if extra is not None else ""])
     return rows
 
 
@@ -115,7 +145,7 @@ def render(results, scenarios, meta):
            f"{p['rounds']} round(s), {p['duration']} s measured per run after a {p['warmup']} s "
            f"warm-up, h2load HTTP/2 (`*-h1` rows: `--h1`, HTTP/1.1) with {p['conns']} connections "
            f"× 1 stream, Envoy "
-           f"`--concurrency 1`; took {meta['seconds']} s.",
+           f"`--concurrency 1` (`, 2 workers` rows: `--concurrency 2`); took {meta['seconds']} s.",
            f"Machine: {meta['cpu']}, {meta['cores']} cores (shared), Linux {meta['kernel']}; "
            f"Envoy {meta['envoy']}; {meta['h2load']}; load average {meta['load'][0]:.2f} at "
            f"start, {meta['load'][1]:.2f} at end.", "",
@@ -124,16 +154,21 @@ def render(results, scenarios, meta):
            "*µs vs bare* = this µs/req ÷ the bare run's (lower is better), *req/s vs bare* = this "
            "throughput ÷ the bare run's (higher is better), *vs native* = meshgate µs/req ÷ the "
            "native filters' µs/req (below 1 = meshgate cheaper). The bare reference of a JSON or "
-           "protobuf scenario is the same message sent as native gRPC.", "",
+           "protobuf scenario is the same message sent as native gRPC; a two-worker run is compared "
+           "with the two-worker bare run. *vs no-op* = meshgate µs/req ÷ the no-op wasm filter's "
+           "(same workers, same round): the issue's pass-through goal is ≤ 1.15×.", "",
            _table(["scenario", "configuration", "Envoy µs/req", "req/s", "p50 ms", "p99 ms",
-                   "µs vs bare", "req/s vs bare", "vs native"],
+                   "µs vs bare", "req/s vs bare", "vs native", "vs no-op"],
                   scenario_rows(results, scenarios)), "",
            "Scenarios: " + "; ".join(f"**{k}**: {v[0]}" for k, v in scenarios.items()) + ".", "",
            f"Module size: meshgate.wasm {w['meshgate']:,} bytes"
            + (f"; no-op wasm {w['noop']:,} bytes." if w.get("noop") else "."), "",
            "Envoy resident memory after the runs (MB; Δ vs bare ≈ what the wasm VMs and filter "
-           "configs cost with one worker: one VM on the main thread + one per worker):", "",
-           _table(["configuration", "RSS MB (median)", "RSS MB (max)", "Δ vs bare MB"],
+           "configs cost: one VM on the main thread + one per worker; a two-worker row is "
+           "compared with the two-worker bare run, and its last column, its Δ minus the "
+           "one-worker Δ (both right after the grpc scenario), is one more worker's VM):", "",
+           _table(["configuration", "RSS MB (median)", "RSS MB (max)", "Δ vs bare MB",
+                   "2nd worker's VM MB"],
                   memory_rows(results)), "", END]
     return "\n".join(out)
 
