@@ -30,8 +30,10 @@ fi
 mkdir -p "$(dirname "$out")"
 linked=$dir/wasm32-wasip1/release/meshgate.wasm
 if [ "${MESHGATE_WASM_OPT:-1}" != 0 ] && command -v wasm-opt >/dev/null; then
-  # The features rustc enables for wasm32-wasip1; -Oz drops the name and producers sections.
-  wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+  # The features rustc enables for wasm32-wasip1; --strip-* drop the name and producers sections.
+  # -ocimfs 40: no unbounded inlining of single-caller functions (binaryen's default): it made
+  # 100 KB functions, and V8 kept 15 MB more of compile memory for them (docs/footprint.md).
+  wasm-opt -Oz -ocimfs 40 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
     --enable-nontrapping-float-to-int --enable-multivalue --enable-reference-types \
     --strip-debug --strip-producers "$linked" -o "$out.tmp"
 else
