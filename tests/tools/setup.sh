@@ -22,6 +22,8 @@ if has wasm && ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wa
   # No rustup wasm target (it cannot be downloaded on these machines): Debian's route.
   for p in rustc-web cargo-web rust-web-src wasi-libc; do need_pkg "$p"; done
 fi
+# binaryen's wasm-opt: tests/tools/build-wasm.sh shrinks the module with it (docs/footprint.md).
+if has wasm && ! command -v wasm-opt >/dev/null; then need_pkg binaryen; fi
 if has lint && ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   need_pkg rust-web-clippy
 fi
