@@ -15,6 +15,7 @@
 
 pub mod alg;
 pub mod apikey;
+mod bignum;
 mod cache;
 mod claims;
 pub mod client_cert;
@@ -29,6 +30,7 @@ mod extract;
 mod fetch;
 pub mod input;
 pub mod keys;
+mod nistp256;
 mod requirement;
 mod rsa;
 mod signature;
