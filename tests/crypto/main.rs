@@ -24,6 +24,8 @@ mod crafted;
 #[path = "../fuzz/src/crypto_diff.rs"]
 #[allow(dead_code)]
 mod crypto_diff;
+#[allow(dead_code)]
+mod previous;
 #[cfg(not(target_arch = "wasm32"))]
 mod seeds;
 mod timing;

