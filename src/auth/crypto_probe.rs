@@ -18,7 +18,7 @@ use super::es384;
 use super::rsa::RsaKey;
 use super::signature::{self, KeyRef};
 
-/// Width of the RSA verifier's limbs (27 bits, lazy carries; the same on every target).
+/// Width of the RSA verifier's limbs on this target (64 on 64-bit hosts, 32 on wasm32).
 pub const RSA_LIMB_BITS: u32 = super::rsa::LIMB_BITS;
 
 /// A public key, built as the JWKS parser builds it.

@@ -15,7 +15,6 @@
 
 pub mod alg;
 pub mod apikey;
-mod bignum;
 mod cache;
 mod claims;
 pub mod client_cert;

@@ -5,18 +5,24 @@
 //! recomputes R² mod n by a shift and a long division and a 16-entry window table on every call,
 //! then walks all 64 bits of the exponent's limb in 4-bit windows: ~96 Montgomery
 //! multiplications per signature for e = 65537, where square-and-multiply needs 17, and each of
-//! its multiplications is slower than ours. The public operation is `super::bignum`'s: 27-bit
-//! limbs with lazy carries, the shape wasm32 (no 64×64→128 multiply) runs fastest, the same on
-//! every target so the host tests run the code the module ships. Everything here is public
-//! (key, signature, message), so nothing needs to run in constant time; the results are checked
-//! against the `rsa` crate in the tests.
+//! its multiplications is slower than the loop below. Everything here is public (key, signature,
+//! message), so nothing needs to run in constant time; the results are checked against the `rsa`
+//! crate in the tests.
 
 use sha2::{Digest, Sha256, Sha384, Sha512};
 
-use super::bignum::Modulus;
+// 64-bit limbs where the CPU multiplies 64x64->128; 32-bit ones on wasm32 (no wide multiply).
+#[cfg(target_pointer_width = "64")]
+type Limb = u64;
+#[cfg(target_pointer_width = "64")]
+type Wide = u128;
+#[cfg(not(target_pointer_width = "64"))]
+type Limb = u32;
+#[cfg(not(target_pointer_width = "64"))]
+type Wide = u64;
 
-/// Width of the limbs the public operation runs on (`super::bignum`), on every target.
-pub(super) const LIMB_BITS: u32 = super::bignum::LIMB_BITS;
+pub(super) const LIMB_BITS: u32 = Limb::BITS;
+const LIMB_BYTES: usize = std::mem::size_of::<Limb>();
 
 /// Smallest accepted modulus (RFC 7518 §3.3: 2048 bits or larger).
 pub const MIN_BITS: usize = 2048;
@@ -43,8 +49,12 @@ pub enum Padding {
 
 /// An RSA public key with its Montgomery constants.
 pub struct RsaKey {
-    /// The modulus with its Montgomery constants on 27-bit limbs (`super::bignum`).
-    modulus: Modulus,
+    /// The modulus, least significant limb first.
+    n: Vec<Limb>,
+    /// -n⁻¹ mod 2^LIMB_BITS.
+    n0inv: Limb,
+    /// R² mod n, R = 2^(LIMB_BITS × limbs).
+    rr: Vec<Limb>,
     e: u64,
     bits: usize,
 }
@@ -65,8 +75,19 @@ impl RsaKey {
             .then(|| exponent.iter().fold(0u64, |e, b| e << 8 | u64::from(*b)))
             .filter(|e| (3..=MAX_EXPONENT).contains(e) && e % 2 == 1)
             .ok_or("RSA public exponent is not an odd number from 3 to 2^33-1")?;
-        let modulus = Modulus::new(modulus, bits).ok_or("RSA modulus is even")?;
-        Ok(RsaKey { modulus, e, bits })
+        let n = limbs(modulus, bits.div_ceil(LIMB_BITS as usize));
+        let n0 = n.first().copied().unwrap_or(0);
+        if n0 % 2 == 0 {
+            return Err("RSA modulus is even".into());
+        }
+        let rr = r_squared(&n);
+        Ok(RsaKey {
+            n0inv: neg_inverse(n0),
+            n,
+            rr,
+            e,
+            bits,
+        })
     }
 
     /// Length of the modulus, and of every signature, in bytes.
@@ -92,7 +113,154 @@ impl RsaKey {
         if signature.len() != self.len() {
             return None;
         }
-        self.modulus.pow(signature, self.e, self.len())
+        let s = limbs(signature, self.n.len());
+        if !less_than(&s, &self.n) {
+            return None;
+        }
+        let width = self.n.len();
+        let mut scratch = vec![0; width + 2];
+        let mut square_scratch = vec![0; 2 * width + 1];
+        let mut base = vec![0; width];
+        self.mont_mul(&mut base, &s, &self.rr, &mut scratch);
+        let mut acc = base.clone();
+        let mut tmp = vec![0; width];
+        let top = u64::BITS - 1 - self.e.leading_zeros();
+        // Every bit below the top one but the last; e is odd, and its last step multiplies by
+        // s itself rather than s·R, which also leaves the Montgomery form: s^(e-1)·R × s / R.
+        // 18 products for e = 65537 (17 and one conversion), not 19.
+        for i in (1..top).rev() {
+            self.mont_sqr(&mut tmp, &acc, &mut square_scratch);
+            std::mem::swap(&mut acc, &mut tmp);
+            if self.e >> i & 1 == 1 {
+                self.mont_mul(&mut tmp, &acc, &base, &mut scratch);
+                std::mem::swap(&mut acc, &mut tmp);
+            }
+        }
+        self.mont_sqr(&mut tmp, &acc, &mut square_scratch);
+        self.mont_mul(&mut acc, &tmp, &s, &mut scratch);
+        Some(to_bytes(&acc, self.len()))
+    }
+
+    /// `out = a² × R⁻¹ mod n` (SOS: the square's cross products once and doubled, then the
+    /// reduction), for `a` below `n`. `t` is scratch of `2 × limbs + 1`.
+    fn mont_sqr(&self, out: &mut [Limb], a: &[Limb], t: &mut [Limb]) {
+        t.fill(0);
+        // Cross products a[i]·a[j], i < j, at t[i + j].
+        for (i, &ai) in a.iter().enumerate() {
+            let (Some(row), Some(rest)) = (t.get_mut(2 * i + 1..), a.get(i + 1..)) else {
+                continue;
+            };
+            let mut carry: Limb = 0;
+            let mut cells = row.iter_mut();
+            // The shorter side first: zip would drop a cell after `rest` runs out.
+            for (&aj, tj) in rest.iter().zip(&mut cells) {
+                let w = Wide::from(*tj) + Wide::from(ai) * Wide::from(aj) + Wide::from(carry);
+                *tj = w as Limb;
+                carry = (w >> LIMB_BITS) as Limb;
+            }
+            if let Some(next) = cells.next() {
+                *next = carry;
+            }
+        }
+        // Doubled, plus the squares a[i]² at t[2i].
+        let mut shifted: Limb = 0;
+        for l in t.iter_mut() {
+            let top = *l >> (LIMB_BITS - 1);
+            *l = *l << 1 | shifted;
+            shifted = top;
+        }
+        let mut carry: Wide = 0;
+        for (pair, &ai) in t.chunks_mut(2).zip(a) {
+            let sq = Wide::from(ai) * Wide::from(ai);
+            let parts = [sq as Limb, (sq >> LIMB_BITS) as Limb];
+            for (cell, part) in pair.iter_mut().zip(parts) {
+                let w = Wide::from(*cell) + Wide::from(part) + carry;
+                *cell = w as Limb;
+                carry = w >> LIMB_BITS;
+            }
+        }
+        // Montgomery reduction, one limb at a time.
+        let width = self.n.len();
+        for i in 0..width {
+            let Some(window) = t.get_mut(i..) else {
+                break;
+            };
+            let m = window
+                .first()
+                .copied()
+                .unwrap_or(0)
+                .wrapping_mul(self.n0inv);
+            let mut carry: Limb = 0;
+            let mut cells = window.iter_mut();
+            for (&nj, tj) in self.n.iter().zip(&mut cells) {
+                let w = Wide::from(*tj) + Wide::from(m) * Wide::from(nj) + Wide::from(carry);
+                *tj = w as Limb;
+                carry = (w >> LIMB_BITS) as Limb;
+            }
+            for tj in cells {
+                if carry == 0 {
+                    break;
+                }
+                let (v, c) = tj.overflowing_add(carry);
+                *tj = v;
+                carry = Limb::from(c);
+            }
+        }
+        let Some(high) = t.get_mut(width..) else {
+            return;
+        };
+        let Some((&mut top, low)) = high.split_last_mut() else {
+            return;
+        };
+        if top != 0 || !less_than(low, &self.n) {
+            sub_assign(low, &self.n);
+        }
+        out.copy_from_slice(low);
+    }
+
+    /// `out = a × b × R⁻¹ mod n` (CIOS Montgomery multiplication), for `a`, `b` below `n`.
+    /// `t` is scratch of `limbs + 2`.
+    fn mont_mul(&self, out: &mut [Limb], a: &[Limb], b: &[Limb], t: &mut [Limb]) {
+        t.fill(0);
+        let (low, high) = t.split_at_mut(self.n.len());
+        let [t_s, t_s1] = high else {
+            return;
+        };
+        for &bi in b {
+            let mut carry: Limb = 0;
+            for (tj, &aj) in low.iter_mut().zip(a) {
+                let w = Wide::from(*tj) + Wide::from(aj) * Wide::from(bi) + Wide::from(carry);
+                *tj = w as Limb;
+                carry = (w >> LIMB_BITS) as Limb;
+            }
+            let w = Wide::from(*t_s) + Wide::from(carry);
+            *t_s = w as Limb;
+            *t_s1 = (w >> LIMB_BITS) as Limb;
+            // t = (t + m × n) / 2^LIMB_BITS, with m making the low limb zero.
+            let mut pairs = low.iter_mut().zip(&self.n);
+            let Some((t0, &n0)) = pairs.next() else {
+                return;
+            };
+            let m = t0.wrapping_mul(self.n0inv);
+            let w = Wide::from(*t0) + Wide::from(m) * Wide::from(n0);
+            let mut carry = (w >> LIMB_BITS) as Limb;
+            let mut prev = t0;
+            for (tj, &nj) in pairs {
+                let w = Wide::from(*tj) + Wide::from(m) * Wide::from(nj) + Wide::from(carry);
+                *prev = w as Limb;
+                carry = (w >> LIMB_BITS) as Limb;
+                prev = tj;
+            }
+            let w = Wide::from(*t_s) + Wide::from(carry);
+            *prev = w as Limb;
+            *t_s = t_s1.wrapping_add((w >> LIMB_BITS) as Limb);
+            *t_s1 = 0;
+        }
+        // t < 2n: one subtraction at most.
+        if *t_s != 0 || !less_than(low, &self.n) {
+            sub_assign(low, &self.n);
+        }
+        out.copy_from_slice(low);
     }
 }
 
@@ -215,6 +383,75 @@ fn bit_len(be: &[u8]) -> usize {
         None => 0,
         Some(top) => be.len() * 8 - top.leading_zeros() as usize,
     }
+}
+
+/// Big-endian bytes as `width` limbs, least significant first (extra high bytes are dropped:
+/// callers pass numbers that fit).
+fn limbs(be: &[u8], width: usize) -> Vec<Limb> {
+    let mut out: Vec<Limb> = be
+        .rchunks(LIMB_BYTES)
+        .map(|chunk| chunk.iter().fold(0, |l, b| l << 8 | Limb::from(*b)))
+        .collect();
+    out.resize(width, 0);
+    out
+}
+
+/// `len` big-endian bytes of a number that fits in them.
+fn to_bytes(limbs: &[Limb], len: usize) -> Vec<u8> {
+    let le: Vec<u8> = limbs.iter().flat_map(|l| l.to_le_bytes()).collect();
+    let mut out: Vec<u8> = le.into_iter().take(len).collect();
+    out.resize(len, 0);
+    out.reverse();
+    out
+}
+
+fn less_than(a: &[Limb], b: &[Limb]) -> bool {
+    for (x, y) in a.iter().rev().zip(b.iter().rev()) {
+        if x != y {
+            return x < y;
+        }
+    }
+    false
+}
+
+/// `a -= b` (mod 2^(LIMB_BITS × len)).
+fn sub_assign(a: &mut [Limb], b: &[Limb]) {
+    let mut borrow = false;
+    for (x, &y) in a.iter_mut().zip(b) {
+        let (d, b1) = x.overflowing_sub(y);
+        let (d, b2) = d.overflowing_sub(Limb::from(borrow));
+        *x = d;
+        borrow = b1 || b2;
+    }
+}
+
+/// -n0⁻¹ mod 2^LIMB_BITS for odd `n0` (Newton's iteration doubles the correct bits each step).
+fn neg_inverse(n0: Limb) -> Limb {
+    let mut inv: Limb = 1;
+    for _ in 0..7 {
+        inv = inv.wrapping_mul((2 as Limb).wrapping_sub(n0.wrapping_mul(inv)));
+    }
+    inv.wrapping_neg()
+}
+
+/// R² mod n by doubling 1 modulo n (2 × LIMB_BITS × limbs times; once per key).
+fn r_squared(n: &[Limb]) -> Vec<Limb> {
+    let mut x = vec![0; n.len()];
+    if let Some(low) = x.first_mut() {
+        *low = 1;
+    }
+    for _ in 0..2 * LIMB_BITS as usize * n.len() {
+        let mut carry = 0;
+        for l in x.iter_mut() {
+            let top = *l >> (LIMB_BITS - 1);
+            *l = *l << 1 | carry;
+            carry = top;
+        }
+        if carry != 0 || !less_than(&x, n) {
+            sub_assign(&mut x, n);
+        }
+    }
+    x
 }
 
 #[cfg(test)]

@@ -5,9 +5,9 @@
 //! Everything goes through `meshgate::auth::crypto_probe`: the key constructors the JWKS parser
 //! calls and the request path's `signature::verify`. The same binary runs on the host and,
 //! through `tests/tools/crypto-wasm.sh`, as wasm32-wasip1 in Node's V8, the engine Envoy runs the
-//! module in (where V8 compiles the 64-bit multiplies of RSA's 27-bit limbs and P-256's 26-bit
-//! ones natively, and p384's field arithmetic on 32-bit words). `timing.rs` (ignored by default)
-//! prints how long RS256 and ES256 verifications take there.
+//! module in (32-bit RSA limbs there, 64-bit on the host; P-256 on meshgate's own 26-bit field
+//! on both; P-384 on the p384 crate's). The RSA limb width it ran on is printed with the counts.
+//! `timing.rs` (ignored by default) prints how long RS256 and ES256 verifications take.
 //!
 //! Counts go to the process's stderr handle directly (not `eprintln!`, which the test harness
 //! captures), so `cargo test` shows them.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The crypto tests (tests/crypto/: Wycheproof vectors and crafted encodings) built for
 # wasm32-wasip1 and run in Node's V8 (node:wasi), the engine Envoy runs the module in: the RSA
-# verifier on its 27-bit limbs, P-256 on its own 26-bit field, P-384 on the p384 crate's. Any
+# verifier on 32-bit limbs, P-256 on meshgate's own 26-bit field, P-384 on the p384 crate's. Any
 # wrong verdict fails the run (and `make test`).
 #   tests/tools/crypto-wasm.sh [test-name-filter]
 #   tests/tools/crypto-wasm.sh --ignored timing   (µs per RS256 / ES256 verification in V8)
