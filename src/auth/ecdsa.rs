@@ -2,14 +2,19 @@
 //! generator's per curve (built once per VM) and the public key's (built by `super::keys` after
 //! the key's first verified token, within the VM's table budget).
 //!
+//! ES256 runs on `super::nistp256` (meshgate's own P-256 field on 26-bit limbs, affine tables,
+//! signed 5-bit windows, no final inversion): the `p256` crate's field multiplies 64-bit words
+//! into `u128`, which wasm32 emulates. ES384 stays on the generic [`Comb`] below over the p384
+//! crate's arithmetic.
+//!
 //! Verification computes `u1·G + u2·Q`. ecdsa's `verify_prehashed` does it with a constant-time
-//! 4-bit window over both points at once: 256 doublings (384 for P-384), ~130 additions and a
-//! masked scan of a 16-entry table per window. With `16^i·d·P` precomputed for every 4-bit
-//! window `i` and digit `d`, the same sum is one addition per non-zero digit and no doubling:
-//! about a third of the field multiplications. Everything involved is public (key, signature,
-//! message), so the table lookups may depend on the scalars. The arithmetic is the curve crates'
-//! own (complete projective formulas); only the order of operations changes, and the tests check
-//! every result against the crates' verifier.
+//! 4-bit window over both points at once: 384 doublings for P-384, ~200 additions and a masked
+//! scan of a 16-entry table per window. With `16^i·d·P` precomputed for every 4-bit window `i`
+//! and digit `d`, the same sum is one addition per non-zero digit and no doubling: about a third
+//! of the field multiplications. Everything involved is public (key, signature, message), so the
+//! table lookups may depend on the scalars. The arithmetic is the curve crate's own (complete
+//! projective formulas); only the order of operations changes, and the tests check every result
+//! against the crate's verifier.
 
 use std::sync::OnceLock;
 
@@ -17,9 +22,10 @@ use p256::elliptic_curve::group::Group;
 use p256::elliptic_curve::ops::{Invert, Reduce};
 use p256::elliptic_curve::point::AffineCoordinates;
 use p256::elliptic_curve::{CurveArithmetic, FieldBytes, NonZeroScalar, PrimeField};
-use p256::NistP256;
 use p384::NistP384;
 use sha2::{Digest, Sha256, Sha384};
+
+use super::nistp256::P256Table;
 
 /// Multiples of one point: `rows[i][d - 1] = d·16^i·P` for each 4-bit window `i` of a scalar.
 pub struct Comb<C: CurveArithmetic> {
@@ -84,38 +90,30 @@ fn verify_prehashed<C: CurveArithmetic>(
     *r == <C::Scalar as Reduce<C::Uint>>::reduce_bytes(&x)
 }
 
-fn p256_generator() -> &'static Comb<NistP256> {
-    static TABLE: OnceLock<Comb<NistP256>> = OnceLock::new();
-    TABLE.get_or_init(|| Comb::new(p256::ProjectivePoint::generator()))
-}
-
 fn p384_generator() -> &'static Comb<NistP384> {
     static TABLE: OnceLock<Comb<NistP384>> = OnceLock::new();
     TABLE.get_or_init(|| Comb::new(p384::ProjectivePoint::generator()))
 }
 
-/// A P-256 public key with its table (~90 KB).
-pub struct P256Key(Comb<NistP256>);
+/// A P-256 public key with its table (`super::nistp256`: affine, signed 5-bit windows, ~65 KB;
+/// meshgate's own field arithmetic on 26-bit limbs, which wasm multiplies natively).
+pub struct P256Key(P256Table);
 
 impl P256Key {
     /// The generator's table is built here too, so no request pays for it.
     pub fn new(key: &p256::ecdsa::VerifyingKey) -> P256Key {
-        p256_generator();
-        P256Key(Comb::new((*key.as_affine()).into()))
+        P256Key(P256Table::new(key))
     }
 
-    /// Bytes of a key's table (92,160 with 96-byte projective points).
+    /// Bytes of a key's table (66,560: 832 affine points of 80 bytes).
     pub fn table_bytes() -> usize {
-        Comb::<NistP256>::bytes()
+        P256Table::table_bytes()
     }
 
     /// `ES256`: `signature` is `r || s` (64 bytes) over SHA-256 of `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
-        let Ok(sig) = p256::ecdsa::Signature::from_slice(signature) else {
-            return false;
-        };
-        let (r, s) = sig.split_scalars();
-        verify_prehashed(p256_generator(), &self.0, &Sha256::digest(message), r, s)
+        self.0
+            .verify_digest(&Sha256::digest(message).into(), signature)
     }
 }
 
@@ -158,7 +156,7 @@ mod tests {
     #[test]
     fn tables_multiply_like_the_curve() {
         let g = p256::ProjectivePoint::generator();
-        let comb = Comb::<NistP256>::new(g);
+        let comb = Comb::<p256::NistP256>::new(g);
         for _ in 0..20 {
             let k = *p256::NonZeroScalar::random(&mut OsRng);
             assert_eq!(comb.mul(&k), g * k);

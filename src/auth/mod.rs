@@ -29,6 +29,7 @@ mod extract;
 mod fetch;
 pub mod input;
 pub mod keys;
+mod nistp256;
 mod requirement;
 mod rsa;
 mod signature;

@@ -125,7 +125,10 @@ impl RsaKey {
         let mut acc = base.clone();
         let mut tmp = vec![0; width];
         let top = u64::BITS - 1 - self.e.leading_zeros();
-        for i in (0..top).rev() {
+        // Every bit below the top one but the last; e is odd, and its last step multiplies by
+        // s itself rather than s·R, which also leaves the Montgomery form: s^(e-1)·R × s / R.
+        // 18 products for e = 65537 (17 and one conversion), not 19.
+        for i in (1..top).rev() {
             self.mont_sqr(&mut tmp, &acc, &mut square_scratch);
             std::mem::swap(&mut acc, &mut tmp);
             if self.e >> i & 1 == 1 {
@@ -133,12 +136,9 @@ impl RsaKey {
                 std::mem::swap(&mut acc, &mut tmp);
             }
         }
-        let mut one = vec![0; width];
-        if let Some(low) = one.first_mut() {
-            *low = 1;
-        }
-        self.mont_mul(&mut tmp, &acc, &one, &mut scratch);
-        Some(to_bytes(&tmp, self.len()))
+        self.mont_sqr(&mut tmp, &acc, &mut square_scratch);
+        self.mont_mul(&mut acc, &tmp, &s, &mut scratch);
+        Some(to_bytes(&acc, self.len()))
     }
 
     /// `out = a² × R⁻¹ mod n` (SOS: the square's cross products once and doubled, then the

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The crypto tests (tests/crypto/: Wycheproof vectors and crafted encodings) built for
 # wasm32-wasip1 and run in Node's V8 (node:wasi), the engine Envoy runs the module in: the RSA
-# verifier on the 32-bit limbs the module ships with, and the p256/p384 crates' 32-bit field
-# arithmetic. Any wrong verdict fails the run (and `make test`).
+# verifier on 32-bit limbs, P-256 on meshgate's own 26-bit field, P-384 on the p384 crate's. Any
+# wrong verdict fails the run (and `make test`).
 #   tests/tools/crypto-wasm.sh [test-name-filter]
+#   tests/tools/crypto-wasm.sh --ignored timing   (µs per RS256 / ES256 verification in V8)
 # Same routes as build-wasm.sh: rustup's wasm32-wasip1 target when installed, else Debian's
 # rustc-web with the standard library built from source. Its own target dir; optimised (the
 # vectors take minutes unoptimised), debug assertions and overflow checks kept on.

@@ -10,7 +10,7 @@
 //!   document is refused whole, counted before any key is parsed;
 //! - keys with the same material are one key (one [`Material`], one table), whatever their
 //!   `kid`s; a refresh that brings a key again keeps its material (and its table);
-//! - the ECDSA tables (`super::ecdsa`, ~90 KB for P-256, ~200 KB for P-384) are built for a key
+//! - the ECDSA tables (`super::ecdsa`, ~65 KB for P-256, ~200 KB for P-384) are built for a key
 //!   only after it verified a token with the plain verifier, while the VM's
 //!   [`TableBudget`] (`limits.max_key_table_bytes`) lasts; other keys verify without one;
 //! - `oct` (HMAC) keys are secrets: from a fetched document (public by design) they are skipped
@@ -34,7 +34,7 @@ use material::{fingerprint, material, Material};
 
 /// Default of `limits.max_jwks_keys`.
 pub const DEFAULT_MAX_KEYS: usize = 64;
-/// Default of `limits.max_key_table_bytes`: about 22 P-256 or 10 P-384 tables per VM.
+/// Default of `limits.max_key_table_bytes`: about 31 P-256 or 10 P-384 tables per VM.
 pub const DEFAULT_TABLE_BYTES: usize = 2 * 1024 * 1024;
 
 /// A verification key from a JWKS.
