@@ -5,9 +5,9 @@
 
 pub mod browser;
 pub mod mesh;
-pub mod records;
 pub mod openapi;
 pub mod ratelimit;
+pub mod records;
 pub mod resources;
 pub mod types;
 

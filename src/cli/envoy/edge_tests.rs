@@ -253,3 +253,17 @@ fn the_windows_are_fitted_to_the_buffer() {
     assert_eq!(unlimited.initial_stream_window_size, (1 << 31) - 1);
     assert_eq!(unlimited.initial_connection_window_size, (1 << 31) - 1);
 }
+
+#[test]
+fn free_heap_goes_back_to_the_system_unless_turned_off() {
+    let b = serde_json::to_value(rendered(Edge::default())).unwrap();
+    let m = &b["memory_allocator_manager"];
+    assert_eq!(m["bytes_to_release"], 16 << 20);
+    assert_eq!(m["memory_release_interval"], "1s");
+    let e = parse(&["--release-free-memory-bytes=1048576"]).unwrap();
+    let b = serde_json::to_value(rendered(e)).unwrap();
+    assert_eq!(b["memory_allocator_manager"]["bytes_to_release"], 1 << 20);
+    let off = parse(&["--release-free-memory-bytes=0"]).unwrap();
+    let b = serde_json::to_value(rendered(off)).unwrap();
+    assert!(b.get("memory_allocator_manager").is_none(), "{b}");
+}

@@ -172,6 +172,7 @@ pub fn bootstrap(o: &EnvoyOptions) -> Bootstrap {
             clusters,
         },
         overload_manager: edge::overload_manager(&o.edge),
+        memory_allocator_manager: edge::memory_allocator_manager(&o.edge),
         layered_runtime: edge::layered_runtime(&o.edge),
     }
 }

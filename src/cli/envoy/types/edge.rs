@@ -33,6 +33,15 @@ pub struct OverloadManager {
     pub buffer_factory_config: BufferFactoryConfig,
 }
 
+/// `envoy.config.bootstrap.v3.MemoryAllocatorManager`: every `memory_release_interval`, up to
+/// `bytes_to_release` of the allocator's free pages go back to the system.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryAllocatorManager {
+    pub bytes_to_release: u64,
+    /// A proto3 JSON duration.
+    pub memory_release_interval: String,
+}
+
 /// `envoy.config.overload.v3.OverloadAction`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OverloadAction {

@@ -122,6 +122,9 @@ pub struct Bootstrap {
     pub stats_config: StatsConfig,
     pub static_resources: StaticResources,
     pub overload_manager: OverloadManager,
+    /// Off when `--release-free-memory-bytes 0`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_allocator_manager: Option<MemoryAllocatorManager>,
     pub layered_runtime: LayeredRuntime,
 }
 
