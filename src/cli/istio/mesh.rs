@@ -157,10 +157,12 @@ pub fn telemetry(o: &IstioOptions) -> Resource<TelemetrySpec> {
     Resource::new("telemetry.istio.io/v1alpha1", "Telemetry", m, spec)
 }
 
-/// `proxyStatsMatcher` for meshgate's stats (Istio's proxies drop other wasm stats by default).
+/// `proxyStatsMatcher` for meshgate's stats (Istio's proxies drop other wasm stats by default),
+/// and Envoy's own `wasm.` stats: the recording rules count the requests Envoy refuses while it
+/// reloads a trapped VM from `wasm.<plugin>.vm_reload_backoff` (docs/observability.md).
 pub fn proxy_stats_matcher(metric_prefix: &str) -> ProxyStatsMatcher {
     ProxyStatsMatcher {
-        inclusion_prefixes: vec![format!("wasmcustom.{metric_prefix}_")],
+        inclusion_prefixes: vec![format!("wasmcustom.{metric_prefix}_"), "wasm.".into()],
     }
 }
 
