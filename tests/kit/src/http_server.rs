@@ -57,3 +57,62 @@ pub fn response(status: u16, content_type: &str, body: impl Into<Bytes>) -> Resp
     }
     response
 }
+
+/// A server running on its own thread and single-threaded runtime, stopped (and its hung
+/// connections dropped with the runtime) when this is dropped. Shared by the kit's in-process
+/// servers (JWKS, OTLP receiver, rate-limit service).
+#[derive(Debug)]
+pub struct ServerThread {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    /// Binds `listen` (`127.0.0.1:PORT`, 0 for a free port) and runs `serve(listener,
+    /// shutdown)` on a thread named `{name}-{port}` until this is dropped.
+    pub fn spawn<S, Fut>(name: &str, listen: &str, serve: S) -> crate::error::KitResult<Self>
+    where
+        S: FnOnce(TcpListener, tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
+        let std_listener = std::net::TcpListener::bind(listen)
+            .map_err(|e| crate::error::KitError::new(format!("{name}: bind {listen}: {e}")))?;
+        std_listener.set_nonblocking(true)?;
+        let addr = std_listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name(format!("{name}-{}", addr.port()))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if let Ok(listener) = TcpListener::from_std(std_listener) {
+                        serve(listener, stopped).await;
+                    }
+                });
+            })?;
+        Ok(ServerThread {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -13,8 +13,9 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use crate::error::{KitError, KitResult};
+use crate::error::KitResult;
 use crate::http_server;
+use crate::http_server::ServerThread;
 
 /// How `/jwks.json` answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +56,8 @@ impl Shared {
 /// A running JWKS server; stopped (and its hung requests dropped) on drop.
 #[derive(Debug)]
 pub struct JwksServer {
-    addr: SocketAddr,
+    server: ServerThread,
     state: Shared,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl JwksServer {
@@ -69,53 +68,38 @@ impl JwksServer {
 
     /// Starts serving `jwks` on `listen` (`127.0.0.1:PORT`).
     pub fn start_at(listen: &str, jwks: &str) -> KitResult<Self> {
-        let std_listener = std::net::TcpListener::bind(listen)
-            .map_err(|e| KitError::new(format!("jwks server: bind {listen}: {e}")))?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
         let state = Shared(Arc::new(Mutex::new(State {
             jwks: jwks.to_owned(),
             mode: JwksMode::Serve,
-            issuer: format!("http://{addr}"),
-            base_url: format!("http://{addr}"),
+            issuer: String::new(),
+            base_url: String::new(),
             jwks_requests: 0,
             discovery_requests: 0,
         })));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let served = state.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("jwks-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    serve(listener, served, async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-                });
-                // Dropping the runtime here cancels connections still hanging.
-            })?;
-        Ok(JwksServer {
-            addr,
-            state,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        // Dropping the server's runtime cancels connections still hanging.
+        let server = ServerThread::spawn("jwks server", listen, |listener, stopped| {
+            serve(listener, served, async {
+                let _ = stopped.await;
+            })
+        })?;
+        {
+            let base = format!("http://{}", server.addr());
+            let mut s = state.lock();
+            s.issuer = base.clone();
+            s.base_url = base;
+        }
+        Ok(JwksServer { server, state })
     }
 
     /// The listening address (127.0.0.1).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT`: also the default issuer.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.server.addr())
     }
 
     /// `http://127.0.0.1:PORT/jwks.json`.
@@ -146,17 +130,6 @@ impl JwksServer {
     /// How many requests reached `/.well-known/openid-configuration`.
     pub fn discovery_requests(&self) -> u64 {
         self.state.lock().discovery_requests
-    }
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{KitError, KitResult};
+use crate::http_server::ServerThread;
 use crate::proto::opentelemetry::proto::collector::trace::v1 as otlp;
 use otlp::trace_service_server::{TraceService, TraceServiceServer};
 
@@ -110,50 +111,29 @@ impl TraceService for Receiver {
 
 /// A running receiver; stopped on drop.
 pub struct OtlpReceiver {
-    addr: SocketAddr,
+    server: ServerThread,
     receiver: Receiver,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl OtlpReceiver {
     /// Starts on 127.0.0.1 at a free port.
     pub fn start() -> KitResult<OtlpReceiver> {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
         let receiver = Receiver::default();
         let served = receiver.clone();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let thread = std::thread::Builder::new()
-            .name(format!("otlp-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                    let _ = tonic::transport::Server::builder()
-                        .add_service(TraceServiceServer::new(served))
-                        .serve_with_incoming_shutdown(incoming, async {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                });
-            })?;
-        Ok(OtlpReceiver {
-            addr,
-            receiver,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let server = ServerThread::spawn("otlp", "127.0.0.1:0", |listener, stopped| async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let _ = tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(served))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })?;
+        Ok(OtlpReceiver { server, receiver })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// Every span received so far.
@@ -189,17 +169,6 @@ impl OtlpReceiver {
                 )));
             }
             std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for OtlpReceiver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
         }
     }
 }

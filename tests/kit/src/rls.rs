@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::error::{KitError, KitResult};
+use crate::error::KitResult;
+use crate::http_server::ServerThread;
 
 /// The generated RLS types and service.
 #[allow(
@@ -118,56 +119,34 @@ fn unit(window: Duration) -> Unit {
 /// A running rate limit service; stopped on drop.
 #[derive(Debug)]
 pub struct RlsServer {
-    addr: SocketAddr,
+    server: ServerThread,
     state: Arc<Mutex<State>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RlsServer {
     /// Serves on 127.0.0.1 at a free port: every descriptor may make `requests` calls per
     /// `window`.
     pub fn start(requests: u32, window: Duration) -> KitResult<Self> {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")
-            .map_err(|e| KitError::new(format!("rls: bind: {e}")))?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
         let limiter = Limiter {
             requests,
             window,
             state: state.clone(),
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let thread = std::thread::Builder::new()
-            .name(format!("rls-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-                    let _ = tonic::transport::Server::builder()
-                        .add_service(RateLimitServiceServer::new(limiter))
-                        .serve_with_incoming_shutdown(incoming, async {
-                            let _ = stopped.await;
-                        })
-                        .await;
-                });
-            })?;
-        Ok(RlsServer {
-            addr,
-            state,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let server = ServerThread::spawn("rls", "127.0.0.1:0", |listener, stopped| async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            let _ = tonic::transport::Server::builder()
+                .add_service(RateLimitServiceServer::new(limiter))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = stopped.await;
+                })
+                .await;
+        })?;
+        Ok(RlsServer { server, state })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.server.addr()
     }
 
     /// How many `ShouldRateLimit` calls were answered.
@@ -181,16 +160,5 @@ impl RlsServer {
             .lock()
             .map(|s| s.seen.clone())
             .unwrap_or_default()
-    }
-}
-
-impl Drop for RlsServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
