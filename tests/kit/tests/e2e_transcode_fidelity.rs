@@ -384,24 +384,7 @@ async fn a_stream_longer_than_the_route_timeout_is_not_cut() {
         timed_request(true, "POST", &url, &ndjson, body),
     );
     for r in [h1, h2] {
-        assert_eq!(r.status, 200, "{}", r.body());
-        let lines: Vec<serde_json::Value> = r
-            .body()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 9, "{}", r.body());
-        assert!(
-            lines.iter().all(|l| l.get("error").is_none()),
-            "{}",
-            r.body()
-        );
-        assert_eq!(lines[8]["sequence"], "9");
-        assert!(
-            r.total >= std::time::Duration::from_secs(17),
-            "{:?}",
-            r.total
-        );
+        assert_whole_event_stream(&r, 9, 17);
         // Each event as it came, not all at the end.
         let first = r.time_of("\"sequence\":\"1\"").unwrap();
         assert!(first < std::time::Duration::from_secs(5), "{first:?}");
@@ -571,25 +554,8 @@ async fn a_streaming_get_longer_than_15_s_is_not_cut() {
         timed_request(true, "GET", &cut, &ndjson, ""),
     );
     for r in [h1, h2] {
-        assert_eq!(r.status, 200, "{}", r.body());
         assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
-        let lines: Vec<serde_json::Value> = r
-            .body()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(lines.len(), 8, "{}", r.body());
-        assert!(
-            lines.iter().all(|l| l.get("error").is_none()),
-            "{}",
-            r.body()
-        );
-        assert_eq!(lines[7]["sequence"], "8");
-        assert!(
-            r.total >= std::time::Duration::from_secs(15),
-            "{:?}",
-            r.total
-        );
+        assert_whole_event_stream(&r, 8, 15);
     }
     assert_eq!(bounded.status, 504, "{}", bounded.body());
     let s: serde_json::Value = serde_json::from_str(&bounded.body()).unwrap();
@@ -674,4 +640,27 @@ async fn bidi_ndjson_replies_interleave_with_the_request_body() {
             "{all}"
         );
     }
+}
+
+/// A streamed NDJSON answer that arrived whole: 200, `events` lines numbered 1..=events, none an
+/// error, and it lasted at least `min_secs` (so it really outlived the timeout under test).
+fn assert_whole_event_stream(r: &e2e_transcode_common::Timed, events: usize, min_secs: u64) {
+    assert_eq!(r.status, 200, "{}", r.body());
+    let lines: Vec<serde_json::Value> = r
+        .body()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), events, "{}", r.body());
+    assert!(
+        lines.iter().all(|l| l.get("error").is_none()),
+        "{}",
+        r.body()
+    );
+    assert_eq!(lines[events - 1]["sequence"], events.to_string());
+    assert!(
+        r.total >= std::time::Duration::from_secs(min_secs),
+        "{:?}",
+        r.total
+    );
 }
