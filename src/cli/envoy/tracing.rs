@@ -199,6 +199,26 @@ pub fn b3_in() -> Vec<NamedFilter> {
     }]
 }
 
+/// The filter's configuration with `tracing.spans` on when the bootstrap traces (it then has
+/// the span header and the collector's cluster meshgate's own spans need); as given otherwise.
+pub fn filter_json(json: &str, traced: bool) -> String {
+    if !traced {
+        return json.to_string();
+    }
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(json) else {
+        return json.to_string();
+    };
+    let Some(root) = doc.as_object_mut() else {
+        return json.to_string();
+    };
+    root.insert(
+        "tracing".into(),
+        serde_json::to_value(crate::config::tracing::TracingInput { spans: true })
+            .unwrap_or_default(),
+    );
+    serde_json::to_string(&doc).unwrap_or_else(|_| json.to_string())
+}
+
 /// The collector's cluster (HTTP/2, for gRPC).
 pub fn otlp_cluster(t: &Tracing) -> Cluster {
     let mut options = BTreeMap::new();
@@ -331,6 +351,17 @@ mod tests {
         ] {
             assert!(tags.contains(&tag), "{tags:?}");
         }
+    }
+
+    #[test]
+    fn the_filter_makes_spans_only_in_a_traced_bootstrap() {
+        let json = r#"{"observe":{"access_log":false}}"#;
+        assert_eq!(filter_json(json, false), json);
+        let traced: serde_json::Value = serde_json::from_str(&filter_json(json, true)).unwrap();
+        assert_eq!(traced["tracing"]["spans"], true);
+        assert_eq!(traced["observe"]["access_log"], false);
+        let input: crate::config::input::GatewayInput = serde_json::from_value(traced).unwrap();
+        assert!(input.tracing.spans);
     }
 
     #[test]
