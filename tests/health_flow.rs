@@ -102,3 +102,61 @@ fn the_served_openapi_path_passes_through_meshgate() {
     let without = Rc::new(Vm::new(config));
     assert_eq!(ask(&without, "GET", "/openapi.json").unwrap().0, 404);
 }
+
+/// Health answers have their own operation label, outside every objective: a `503` before the
+/// first JWKS fetch (or a `200`) counts in the request counter under `_health` only: no SLO
+/// counter (the recording and alert rules read only those), nothing under `_unmatched`; the
+/// record names the operation `_health` and judges nothing.
+#[test]
+fn health_answers_are_counted_apart_and_outside_every_objective() {
+    let names = demo_config().observe.names;
+    let (health, unmatched) = (
+        meshgate::observe::HEALTH_OPERATION,
+        meshgate::observe::UNMATCHED_OPERATION,
+    );
+    for (path, status, outcome) in [("/healthz?jwks=1", 503, "5xx"), ("/healthz", 200, "2xx")] {
+        // A VM per fake host: the VM caches metric ids, which each fake host numbers anew.
+        let vm = Rc::new(Vm::new(demo_config()));
+        let mut f = Filter::new(vm, 2);
+        let mut h = FakeHost::with_request("GET", path, &[])
+            .at(now())
+            .with_property("response.code", &i64::from(status).to_le_bytes());
+        f.on_request_headers(&mut h, true);
+        assert_eq!(h.reply_json().0, status);
+        f.on_log(&mut h);
+        let record: serde_json::Value =
+            serde_json::from_slice(h.properties.get("meshgate.record").unwrap()).unwrap();
+        assert_eq!(record["operation"], health, "{record}");
+        assert_eq!(record["slo"]["availability"], "n/a", "{record}");
+        assert_eq!(h.counter(&names.requests(health, outcome)), 1, "{path}");
+        let leaked: Vec<_> = h
+            .metrics
+            .borrow()
+            .iter()
+            .filter(|(name, n)| **n != 0 && (name.contains(unmatched) || name.contains("slo_")))
+            .map(|(name, n)| format!("{name}={n}"))
+            .collect();
+        assert!(leaked.is_empty(), "{path}: {leaked:?}");
+    }
+}
+
+/// `_health` is the label of the health answers: no REST operation may take it.
+#[test]
+fn the_health_label_is_not_an_operation_name() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(root.join("envoy/gateway-policies.yaml"))
+        .unwrap()
+        .replace("name: legacy.Documents", "name: _health")
+        .replace(
+            "include: [../proto]",
+            &format!("include: [{}]", root.join("proto").display()),
+        );
+    assert!(yaml.contains("name: _health"));
+    let dir = std::env::temp_dir().join(format!("meshgate-health-name-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateway.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let err = meshgate::cli::compile_file(&path).unwrap_err().to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(err.contains("reserved") && err.contains("health"), "{err}");
+}

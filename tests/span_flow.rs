@@ -23,6 +23,13 @@ use meshgate::transcode::encode_frame;
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const GATEWAY_SPAN: &str = "00f067aa0ba902b7";
 
+/// The demo's configuration as `meshgate envoy --otlp` renders it (`tracing.spans`).
+fn traced_config() -> meshgate::config::Config {
+    let mut c = demo_config();
+    c.spans = true;
+    c
+}
+
 fn get_payment(extra: &[(&str, &str)]) -> FakeHost {
     FakeHost::with_request("GET", "/v1/payments/pay_001", extra)
 }
@@ -57,7 +64,7 @@ fn side_call(f: &mut Filter, h: &mut FakeHost) -> Headers {
 
 #[test]
 fn a_side_call_gets_a_child_span_of_the_gateway_span_and_the_tick_exports_it() {
-    let vm = Rc::new(Vm::new(demo_config()));
+    let vm = Rc::new(Vm::new(traced_config()));
     let scheduler = Scheduler::new(vm.clone());
     let mut f = Filter::new(vm.clone(), 7);
     let span_header = format!("{TRACE}-{GATEWAY_SPAN}-meshgate-test");
@@ -109,7 +116,7 @@ fn a_side_call_gets_a_child_span_of_the_gateway_span_and_the_tick_exports_it() {
 
 #[test]
 fn an_unsampled_or_untraced_request_exports_nothing() {
-    let vm = Rc::new(Vm::new(demo_config()));
+    let vm = Rc::new(Vm::new(traced_config()));
     let span_header = format!("{TRACE}-{GATEWAY_SPAN}-m");
     let unsampled = format!("00-{TRACE}-1111111111111111-00");
     let mut h = get_payment(&[("traceparent", &unsampled), (SPAN_HEADER, &span_header)]);
@@ -140,7 +147,7 @@ fn an_unsampled_or_untraced_request_exports_nothing() {
 
 #[test]
 fn the_outcome_and_verdicts_are_filter_state_when_the_response_ends() {
-    let vm = Rc::new(Vm::new(demo_config()));
+    let vm = Rc::new(Vm::new(traced_config()));
     let span_header = format!("{TRACE}-{GATEWAY_SPAN}-m");
     let mut h = get_payment(&[(SPAN_HEADER, &span_header), ("x-demo", "1")]);
     let mut f = Filter::new(vm, 10);
@@ -169,10 +176,32 @@ fn the_outcome_and_verdicts_are_filter_state_when_the_response_ends() {
 
     // Without the span header (no tracing), nothing is written before the log.
     let mut h = get_payment(&[]);
-    let mut f = Filter::new(Rc::new(Vm::new(demo_config())), 11);
+    let mut f = Filter::new(Rc::new(Vm::new(traced_config())), 11);
     side_call(&mut f, &mut h);
     f.on_side_call_response(&mut h, &failed.0, &failed.1, &failed.2);
     h.set_response_headers(&[(":status", "503")]);
     f.on_response_headers(&mut h, true);
     assert_eq!(h.properties.get("meshgate.outcome"), None);
+}
+
+/// Without tracing (no `--otlp`: `tracing.spans` off) the span header can only be a client's:
+/// it is removed, and makes no span, no export and no `traceparent` of meshgate's.
+#[test]
+fn a_clients_span_header_without_tracing_makes_no_span() {
+    let vm = Rc::new(Vm::new(demo_config()));
+    assert!(!vm.config.spans);
+    let forged = format!("{TRACE}-{GATEWAY_SPAN}-forged");
+    let client_tp = format!("00-{TRACE}-1111111111111111-01");
+    let mut h = get_payment(&[("traceparent", &client_tp), (SPAN_HEADER, &forged)]);
+    let mut f = Filter::new(vm.clone(), 10);
+    let headers = side_call(&mut f, &mut h);
+    assert_eq!(h.get(MapKind::RequestHeaders, SPAN_HEADER), None);
+    assert_eq!(find(&headers, SPAN_HEADER), None);
+    assert_eq!(find(&headers, "traceparent"), Some(client_tp));
+    let (rh, body, rt) = reply();
+    f.on_side_call_response(&mut h, &rh, &body, &rt);
+    assert!(vm.spans.borrow().is_empty());
+    let mut root = FakeHost::default();
+    Scheduler::new(vm).on_tick(&mut root);
+    assert!(exports(&root).is_empty());
 }

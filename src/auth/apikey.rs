@@ -232,6 +232,8 @@ pub struct ApiKeys {
     pub client_header: String,
     pub clients: Vec<ApiClient>,
     by_hash: HashMap<[u8; 32], usize>,
+    /// Client name -> index in `clients` (the side-call quota looks clients up by name).
+    by_name: HashMap<String, usize>,
     pub global_rate_limit: Option<GlobalRateLimit>,
 }
 
@@ -273,10 +275,11 @@ impl ApiKeys {
         .map_err(|e| e.within("client_header"))?;
         let mut clients = Vec::with_capacity(input.clients.len());
         let mut by_hash = HashMap::new();
+        let mut by_name = HashMap::new();
         for (i, c) in input.clients.iter().enumerate() {
             let at = format!("clients[{i}]");
             let (client, hash) = compile_client(c).map_err(|e| e.within(&at))?;
-            if clients.iter().any(|o: &ApiClient| o.name == client.name) {
+            if by_name.insert(client.name.clone(), i).is_some() {
                 return Err(ConfigError::new("name", "duplicate client name").within(&at));
             }
             if by_hash.insert(hash, i).is_some() {
@@ -297,6 +300,7 @@ impl ApiKeys {
             client_header,
             clients,
             by_hash,
+            by_name,
             global_rate_limit,
         })
     }
@@ -336,6 +340,11 @@ impl ApiKeys {
 
     pub fn client(&self, i: usize) -> Option<&ApiClient> {
         self.clients.get(i)
+    }
+
+    /// The client named `name` (an index lookup, not a search).
+    pub fn client_named(&self, name: &str) -> Option<&ApiClient> {
+        self.by_name.get(name).and_then(|i| self.clients.get(*i))
     }
 }
 

@@ -266,3 +266,15 @@ fn quotas_and_hashes() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[test]
+fn clients_are_found_by_name_through_the_index() {
+    let keys = ApiKeys::compile(&keys_input()).unwrap();
+    assert_eq!(
+        keys.client_named("acme").map(|c| c.name.as_str()),
+        Some("acme")
+    );
+    assert!(keys.client_named("old").is_some_and(|c| c.revoked));
+    assert!(keys.client_named("nobody").is_none());
+    assert!(keys.client_named("").is_none());
+}

@@ -103,6 +103,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
         cors,
         openapi_path: input.openapi.as_ref().map(|o| o.path.clone()),
         skipped_bindings,
+        spans: input.tracing.spans,
     })
 }
 

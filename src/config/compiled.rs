@@ -36,6 +36,8 @@ pub struct Config {
     /// Bindings of the protos' `google.api.http` rules that meshgate cannot serve, skipped
     /// (`transcoding.strict_bindings: false`, the default); logged at configuration.
     pub skipped_bindings: Vec<SkippedBinding>,
+    /// `tracing.spans`: meshgate makes and exports spans for its own calls.
+    pub spans: bool,
 }
 
 /// A proto binding left out of the configuration, and why.

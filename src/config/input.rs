@@ -45,6 +45,9 @@ pub struct GatewayInput {
     /// The OpenAPI document served by the gateway (rendered by `meshgate envoy` and `istio`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub openapi: Option<super::openapi_serve::OpenapiServeInput>,
+    /// meshgate's own spans (`meshgate envoy --otlp` sets it; docs/tracing.md).
+    #[serde(skip_serializing_if = "super::tracing::TracingInput::is_off")]
+    pub tracing: super::tracing::TracingInput,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]

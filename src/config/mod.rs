@@ -6,6 +6,7 @@ pub mod input;
 pub mod listener;
 pub mod openapi_serve;
 mod operations;
+pub mod tracing;
 
 pub use crate::config_error::ConfigError;
 pub use compile::{compile, compile_json};

@@ -159,6 +159,12 @@ impl Builder<'_> {
         if rest.name.is_empty() {
             return Err(ConfigError::new("name", "must not be empty"));
         }
+        if rest.name == crate::observe::HEALTH_OPERATION {
+            return Err(ConfigError::new(
+                "name",
+                "is reserved: the request counter's label of the gateway's health answers",
+            ));
+        }
         if rest.name == crate::observe::UNMATCHED_OPERATION {
             return Err(ConfigError::new(
                 "name",

@@ -83,8 +83,11 @@ impl Filter {
         let slo_policy = self.policy().filter(|p| p.slo.is_some());
         // Without an operation, the objective of unmatched requests (default_slo's
         // availability).
+        // Health answers are outside every objective (`health.rs`).
+        let health = op.is_none() && self.is_health_request();
         let slo = match op {
             Some(o) => slo_policy.and_then(|p| p.slo.as_ref()).or(Some(&o.slo)),
+            None if health => None,
             None => Some(&cfg.observe.unmatched_slo),
         };
         let (availability, latency_verdict) = match slo {
@@ -106,7 +109,9 @@ impl Filter {
             trace: parse_trace(&self.req.headers),
             trace_project: cfg.observe.trace_project.clone(),
             request_id: self.req.request_id.clone(),
-            operation: op.map(|o| o.name.clone()),
+            operation: op
+                .map(|o| o.name.clone())
+                .or_else(|| health.then(|| crate::observe::HEALTH_OPERATION.to_string())),
             upstream: op.map(|o| o.upstream.name.clone()),
             grpc_status,
             principal: self.principal.clone(),
@@ -125,7 +130,11 @@ impl Filter {
         };
         publish(host, cfg, &record, written);
         let (Some(index), Some(op)) = (self.op, op) else {
-            count_unmatched(&vm, host, &outcome, (availability, latency_verdict));
+            if health {
+                super::health::count_health(&vm, host, &outcome);
+            } else {
+                count_unmatched(&vm, host, &outcome, (availability, latency_verdict));
+            }
             return;
         };
         if let Some(client) = &self.client {

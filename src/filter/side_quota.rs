@@ -184,16 +184,17 @@ impl Filter {
             return None;
         }
         let vm = self.vm.clone();
-        let client_name = self.client.as_deref()?;
         let op = vm.config.operations.get(self.op?)?;
         let keys = vm.config.auth.api_keys.as_ref()?;
-        let client = keys.clients.iter().find(|c| c.name == client_name)?;
-        let quota = client.quota?;
-        let now_ms = host
-            .now()
+        // The client by name from the map built with the configuration (not a search).
+        let quota = keys.client_named(self.client.as_deref()?)?.quota?;
+        // The callback's one clock read (the bucket's refill needs no finer time).
+        let now_ms = self
+            .callback_now(host)
             .duration_since(std::time::UNIX_EPOCH)
             .ok()
             .and_then(|d| u64::try_from(d.as_millis()).ok())?;
+        let client_name = self.client.as_deref()?;
         let verdict = take_shared(host, &key(client_name, &op.name), now_ms, quota)?;
         let limited = Limited {
             limit: Some(quota.requests),

@@ -47,8 +47,11 @@ impl Filter {
         let Some(value) = find_header(&self.req.headers, SPAN_HEADER) else {
             return;
         };
-        let sampled = span_export::sampled(&self.req.headers);
-        self.span.gateway = GatewaySpan::parse(value, sampled);
+        // Without tracing (the config says) the header can only be a client's: no span.
+        if self.vm.config.spans {
+            let sampled = span_export::sampled(&self.req.headers);
+            self.span.gateway = GatewaySpan::parse(value, sampled);
+        }
         self.set_request_header(host, SPAN_HEADER, None);
     }
 

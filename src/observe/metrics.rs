@@ -296,6 +296,12 @@ impl MetricNames {
 /// it as a REST operation's `name`).
 pub const UNMATCHED_OPERATION: &str = "_unmatched";
 
+/// The `operation` label of the gateway's health answers (`GET /healthz`): counted in the
+/// request counter only, outside every objective (no SLO counters, so no recording or alert
+/// rule reads them: a `503` before the first JWKS fetch is not a request the API failed).
+/// Reserved like [`UNMATCHED_OPERATION`].
+pub const HEALTH_OPERATION: &str = "_health";
+
 /// The `policy` label of the SLO counters when the operation's own objective judged the
 /// request (no route policy, or one without an objective of its own).
 pub const OWN_OBJECTIVE: &str = "none";

@@ -28,7 +28,7 @@ pub use classify::{
 };
 pub use metrics::{
     histogram_buckets, policy_label, AuthDecision, Family, MetricNames, SloKind,
-    DEFAULT_BUCKETS_MS, OWN_OBJECTIVE, UNMATCHED_OPERATION, WASM_NAMESPACE,
+    DEFAULT_BUCKETS_MS, HEALTH_OPERATION, OWN_OBJECTIVE, UNMATCHED_OPERATION, WASM_NAMESPACE,
 };
 pub use record::{format_duration, AccessRecord};
 pub use slo::{LatencySlo, Slo, DEFAULT_ERROR_CODES};

@@ -44,6 +44,8 @@ pub struct FakeHost {
     pub responses_resumed: usize,
     /// The VM's linear memory the fake reports (`Host::vm_memory_bytes`).
     pub memory_bytes: Option<u64>,
+    /// How many times the clock was read (`Host::now`).
+    pub clock_reads: Cell<usize>,
 }
 
 fn key(map: MapKind) -> &'static str {
@@ -139,6 +141,7 @@ impl FakeHost {
 
 impl Host for FakeHost {
     fn now(&self) -> SystemTime {
+        self.clock_reads.set(self.clock_reads.get() + 1);
         self.now
             .unwrap_or(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
     }

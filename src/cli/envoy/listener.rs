@@ -135,7 +135,12 @@ fn wasm_filter(o: &EnvoyOptions) -> NamedFilter {
     NamedFilter {
         name: WASM_FILTER_NAME.into(),
         typed_config: Any::Wasm(Box::new(Wasm {
-            config: plugin_config("meshgate", code, &o.filter_config_json, &o.failure_policy),
+            config: plugin_config(
+                "meshgate",
+                code,
+                &super::tracing::filter_json(&o.filter_config_json, o.tracing.is_some()),
+                &o.failure_policy,
+            ),
         })),
     }
 }

@@ -1,6 +1,6 @@
 //! Issue 19, the gateway's health endpoint end to end: `GET /healthz` answered by meshgate in a
 //! real Envoy; `?jwks=1` is `503` while a remote JWKS has not answered yet and `200` once its
-//! first keys arrived.
+//! first keys arrived; its answers are counted under `operation="_health"`, in no objective.
 //!
 //! Needs `build/meshgate.wasm` and Envoy.
 #![allow(
@@ -58,6 +58,28 @@ fn healthz_answers_and_waits_for_the_first_jwks_when_asked() {
     let r = curl(&[], &gw.url("/healthz?jwks=1")).unwrap();
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.json().unwrap()["code"], 14, "{r:?}");
+    // Counted apart, outside every objective: the request counter under `_health` (as Envoy's
+    // /stats/prometheus names it with the rendered stats_tags), no SLO event anywhere.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let health_5xx = |text: &str| {
+        text.lines().any(|l| {
+            l.starts_with("meshgate_requests_total{")
+                && l.contains(r#"operation="_health""#)
+                && l.contains(r#"outcome="5xx""#)
+                && l.ends_with(" 1")
+        })
+    };
+    let mut text = gw.envoy.stats_prometheus().unwrap_or_default();
+    while !health_5xx(&text) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        text = gw.envoy.stats_prometheus().unwrap_or_default();
+    }
+    assert!(health_5xx(&text), "{text}");
+    let slo: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("meshgate_slo_") && !l.ends_with(" 0"))
+        .collect();
+    assert!(slo.is_empty(), "{slo:?}");
     drop(gw);
     // A JWKS server that answers: ready once the first fetch is in.
     let serving = JwksServer::start(&meshgate_fixtures::jwks::of(&[

@@ -295,3 +295,117 @@ fn b3_headers_continue_the_trace() {
         .collect();
     assert!(none.is_empty(), "{none:#?}");
 }
+
+/// The backend's view of the trace context (the demo backend echoes its `traceparent`):
+/// (trace id, parent span id, flags).
+fn backend_traceparent(r: &meshgate_kit::tls::CurlResponse) -> (String, String, String) {
+    let tp = r.header("x-demo-traceparent").unwrap_or_default();
+    let parts: Vec<&str> = tp.split('-').collect();
+    assert_eq!(parts.len(), 4, "backend traceparent {tp:?}: {r:?}");
+    (parts[1].into(), parts[2].into(), parts[3].into())
+}
+
+/// The single `b3` header continues the client's trace like `traceparent` does (Envoy's
+/// tracer reads W3C only: the early header mutation `meshgate envoy` renders turns `b3` into
+/// a `traceparent` with CEL's regex extension): 128- and 64-bit trace ids (the latter
+/// padded), with and without the sampling flag, and the short forms `b3: 0` (not traced: the
+/// backend gets an unsampled `traceparent`) and `b3: 1` (traced, a new trace). Random sampling
+/// is off here, so whatever is traced was traced because of the client's `b3`.
+#[test]
+fn the_single_b3_header_continues_the_trace() {
+    let receiver = OtlpReceiver::start().unwrap();
+    let addr = receiver.addr();
+    let gw = GatewayBuilder::demo_with(ECHO)
+        .envoy_options(move |o| {
+            o.tracing = Some(Tracing {
+                collector_address: addr.ip().to_string(),
+                collector_port: addr.port(),
+                sampling_percent: 0.0,
+                service_name: "meshgate-e2e".into(),
+            })
+        })
+        .start()
+        .unwrap();
+    let get_with = |header: &str| {
+        let r = curl(&["-H", header], &gw.url("/v1/payments/pay_001")).unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        r
+    };
+    let get = |b3: &str| get_with(&format!("b3: {b3}"));
+    // Not traced, sent first (flushed no later than the traced ones below).
+    let denied = "5c1c2d89a8db4b27b2d9a21e106f21cf";
+    let r = get(&format!("{denied}-a2fb4a1d1a96d312-0"));
+    let (trace, _, flags) = backend_traceparent(&r);
+    assert_eq!((trace.as_str(), flags.as_str()), (denied, "00"), "{r:?}");
+    let r = get("0");
+    let received = r.header("x-demo-received-headers").unwrap_or_default();
+    assert!(!received.contains("x-meshgate-b3-seed"), "{received}");
+    let (deny_alone, _, flags) = backend_traceparent(&r);
+    assert_eq!(flags, "00", "{r:?}");
+    assert_eq!(deny_alone.len(), 32, "{r:?}");
+    let r = get("0");
+    assert_ne!(
+        backend_traceparent(&r).0,
+        deny_alone,
+        "one trace id per request"
+    );
+
+    // Traced: the client's trace and span, sampled by the client (a `traceparent` too: random
+    // sampling is off, and Envoy 1.40 does not follow a sampled parent by itself).
+    let op = "meshgate.demo.v1.Payments.GetPayment";
+    let cases = [
+        (
+            "traceparent: 00-9bf92f3577b34da6a3ce929d0e0e4740-40f067aa0ba902b7-01",
+            "9bf92f3577b34da6a3ce929d0e0e4740",
+            "40f067aa0ba902b7",
+        ),
+        (
+            "b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90",
+            "80f198ee56343ba864fe8b2a57d3eff7",
+            "e457b5a2e4d86bd1",
+        ),
+        (
+            "b3: a3ce929d0e0e4736-00f067aa0ba902b7",
+            "0000000000000000a3ce929d0e0e4736",
+            "00f067aa0ba902b7",
+        ),
+        (
+            "b3: b7ad6b7169203331-0020000000000001-d",
+            "0000000000000000b7ad6b7169203331",
+            "0020000000000001",
+        ),
+    ];
+    for (b3, trace, parent) in cases {
+        let r = get_with(b3);
+        let spans = receiver
+            .wait_for_trace(trace, FLUSH, |spans| {
+                server_span(spans, op).is_some_and(|s| !children(spans, s).is_empty())
+            })
+            .unwrap_or_else(|e| panic!("{b3}: {e}"));
+        let server = server_span(&spans, op).unwrap();
+        assert_eq!(server.parent_span_id, parent, "{b3}: {spans:#?}");
+        let call = children(&spans, server)[0];
+        assert_eq!(
+            backend_traceparent(&r),
+            (trace.to_string(), call.span_id.clone(), "01".to_string()),
+            "{b3}"
+        );
+    }
+    // `b3: 1`: sampled, no ids: a new trace, traced although random sampling is 0.
+    let r = get("1");
+    let (trace, call_id, flags) = backend_traceparent(&r);
+    assert_eq!(flags, "01", "{r:?}");
+    let spans = receiver
+        .wait_for_trace(&trace, FLUSH, |spans| server_span(spans, op).is_some())
+        .unwrap();
+    let server = server_span(&spans, op).unwrap();
+    assert_eq!(server.parent_span_id, "", "a root span: {spans:#?}");
+    assert!(spans.iter().any(|s| s.span_id == call_id), "{spans:#?}");
+
+    let leaked: Vec<_> = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == denied || s.trace_id == deny_alone)
+        .collect();
+    assert!(leaked.is_empty(), "{leaked:#?}");
+}

@@ -58,5 +58,14 @@ pub struct EnvoyGrpc {
 /// changes made before route selection and before the tracer reads the request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EarlyHeaderMutation {
-    pub mutations: Vec<super::HeaderMutationRule>,
+    pub mutations: Vec<EarlyRule>,
+}
+
+/// One `envoy.config.common.mutation_rules.v3.HeaderMutation`: add a header, or remove one.
+/// The rules run in order; a rule's formatters see the headers the rules before it set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum EarlyRule {
+    Append(super::HeaderMutationRule),
+    Remove { remove: String },
 }
