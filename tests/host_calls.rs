@@ -170,9 +170,16 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn scheduler() -> Rc<Scheduler> {
+    scheduler_with(|_| {})
+}
+
+/// The benchmark's gateway, its filter configuration changed by `edit` first.
+fn scheduler_with(edit: impl FnOnce(&mut serde_json::Value)) -> Rc<Scheduler> {
     let json = meshgate::cli::compile_file(&Path::new(FIXTURES).join("gateway-cache.yaml"))
         .expect("compile");
-    let config = meshgate::config::compile_json(json.as_bytes()).expect("config");
+    let mut value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    edit(&mut value);
+    let config = meshgate::config::compile_json(value.to_string().as_bytes()).expect("config");
     Rc::new(Scheduler::new(Rc::new(Vm::new(config))))
 }
 
@@ -437,4 +444,51 @@ fn native_grpc_status_comes_from_the_trailers_meshgate_saw() {
     stream.on_response_headers(&mut h, true);
     stream.on_log(&mut h);
     assert_eq!(record(&h)["grpcStatus"], "PERMISSION_DENIED");
+}
+
+/// The record's fields are filter state of their own only where `observe.filter_state` lists
+/// them: by default the whole record, and the operation and upstream (written when the
+/// operation matches, for the trace and Envoy's own records).
+#[test]
+fn per_field_filter_state_is_written_only_where_listed() {
+    let keys = |h: &Counting| -> Vec<String> {
+        let mut k: Vec<String> = h.inner.properties.keys().cloned().collect();
+        k.retain(|k| k.starts_with("meshgate."));
+        k.sort();
+        k
+    };
+    let h = steady(grpc);
+    assert_eq!(
+        keys(&h),
+        ["meshgate.operation", "meshgate.record", "meshgate.upstream"]
+    );
+
+    let sched = scheduler_with(|c| c["observe"]["filter_state"] = serde_json::json!(["outcome"]));
+    grpc(&sched, 1);
+    let h = grpc(&sched, 2);
+    assert_eq!(
+        keys(&h),
+        [
+            "meshgate.operation",
+            "meshgate.outcome",
+            "meshgate.record",
+            "meshgate.upstream"
+        ]
+    );
+    assert_eq!(h.inner.properties["meshgate.outcome"], b"ok");
+
+    let sched = scheduler_with(|c| c["observe"]["filter_state"] = serde_json::json!(["all"]));
+    let h = grpc(&sched, 1);
+    for key in [
+        "meshgate.grpc_status",
+        "meshgate.client_protocol",
+        "meshgate.slo.availability",
+        "meshgate.slo.latency",
+    ] {
+        assert!(
+            h.inner.properties.contains_key(key),
+            "{key}: {:?}",
+            keys(&h)
+        );
+    }
 }
