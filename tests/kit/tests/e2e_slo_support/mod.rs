@@ -93,8 +93,8 @@ observe:
   access_log: true
   trace_project: {PROJECT}
   latency_buckets_ms: [25, 1000]
-  # The fields the second access log prints (the operation and upstream are always written).
-  filter_state: [principal, policy, grpc_status, outcome, slo.availability, slo.latency]
+  # The fields the second access log prints.
+  filter_state: [operation, upstream, principal, policy, grpc_status, outcome, slo.availability, slo.latency]
   default_slo:
     availability: 99.5
 "#,
