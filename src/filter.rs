@@ -104,6 +104,8 @@ pub struct Filter {
     client: Option<String>,
     /// The verified client certificate's identity (mTLS), read when authenticating.
     client_principal: Option<String>,
+    /// Envoy's `connection.mtls`, read with the route's policy in one call (`request.rs`).
+    mtls: Option<Vec<u8>>,
     /// The operation and upstream are already in the filter state (written when the operation
     /// matched, for the trace span): the record does not write them again.
     span_fields_published: bool,
@@ -151,6 +153,7 @@ impl Filter {
             principal: None,
             client: None,
             client_principal: None,
+            mtls: None,
             span_fields_published: false,
             error_format: BodyFormat::Json,
             phase: Phase::Headers,

@@ -170,9 +170,16 @@ fn fixture(name: &str) -> Vec<u8> {
 }
 
 fn scheduler() -> Rc<Scheduler> {
+    scheduler_with(|_| {})
+}
+
+/// The benchmark's gateway, its filter configuration changed by `edit` first.
+fn scheduler_with(edit: impl FnOnce(&mut serde_json::Value)) -> Rc<Scheduler> {
     let json = meshgate::cli::compile_file(&Path::new(FIXTURES).join("gateway-cache.yaml"))
         .expect("compile");
-    let config = meshgate::config::compile_json(json.as_bytes()).expect("config");
+    let mut value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    edit(&mut value);
+    let config = meshgate::config::compile_json(value.to_string().as_bytes()).expect("config");
     Rc::new(Scheduler::new(Rc::new(Vm::new(config))))
 }
 
@@ -358,7 +365,11 @@ fn host_calls_per_request_by_scenario() {
 
 /// The budget of the gRPC pass-through path (with the record and metrics on). Before the
 /// host-call work of issue 20 it made 28 calls: 9 property reads (7 of them in `on_log`), 3
-/// header map reads (request, response, trailers), 2 clock reads in one callback.
+/// header map reads (request, response, trailers), 2 clock reads in one callback, 8 filter
+/// state writes. Now 13: two batched property reads (the route's policy with
+/// `connection.mtls`; the record's facts), one filter state write (the record: the per-field
+/// keys only where `observe.filter_state` lists them, the operation and upstream early only
+/// where Envoy traces).
 #[test]
 fn grpc_pass_through_stays_within_its_host_call_budget() {
     let h = steady(grpc);
@@ -368,12 +379,12 @@ fn grpc_pass_through_stays_within_its_host_call_budget() {
     assert_eq!(r["httpRequest"]["latency"], "0.003s");
     let calls = h.calls.borrow().clone();
     println!("grpc pass-through: {}", h.summary());
-    assert!(h.total() <= 99, "{}", h.summary());
-    assert_eq!(
-        calls.get("header map read").copied().unwrap_or(0),
-        1,
-        "{calls:?}"
-    );
+    assert!(h.total() <= 13, "{}", h.summary());
+    let count = |kind: &str| calls.get(kind).copied().unwrap_or(0);
+    assert_eq!(count("header map read"), 1, "{calls:?}");
+    assert_eq!(count("property read"), 0, "{calls:?}");
+    assert_eq!(count("property batch read"), 2, "{calls:?}");
+    assert_eq!(count("filter state write"), 1, "{calls:?}");
 }
 
 /// Fewer calls, same record: native gRPC's status is read from its trailers in meshgate's own
@@ -437,4 +448,45 @@ fn native_grpc_status_comes_from_the_trailers_meshgate_saw() {
     stream.on_response_headers(&mut h, true);
     stream.on_log(&mut h);
     assert_eq!(record(&h)["grpcStatus"], "PERMISSION_DENIED");
+}
+
+/// The record's fields are filter state of their own only where `observe.filter_state` lists
+/// them: by default the whole record alone (the operation and upstream are written when the
+/// operation matches only where Envoy traces: `span_flow.rs`).
+#[test]
+fn per_field_filter_state_is_written_only_where_listed() {
+    let keys = |h: &Counting| -> Vec<String> {
+        let mut k: Vec<String> = h.inner.properties.keys().cloned().collect();
+        k.retain(|k| k.starts_with("meshgate."));
+        k.sort();
+        k
+    };
+    let h = steady(grpc);
+    assert_eq!(keys(&h), ["meshgate.record"]);
+
+    let sched = scheduler_with(|c| {
+        c["observe"]["filter_state"] = serde_json::json!(["outcome", "operation"])
+    });
+    grpc(&sched, 1);
+    let h = grpc(&sched, 2);
+    assert_eq!(
+        keys(&h),
+        ["meshgate.operation", "meshgate.outcome", "meshgate.record"]
+    );
+    assert_eq!(h.inner.properties["meshgate.outcome"], b"ok");
+
+    let sched = scheduler_with(|c| c["observe"]["filter_state"] = serde_json::json!(["all"]));
+    let h = grpc(&sched, 1);
+    for key in [
+        "meshgate.grpc_status",
+        "meshgate.client_protocol",
+        "meshgate.slo.availability",
+        "meshgate.slo.latency",
+    ] {
+        assert!(
+            h.inner.properties.contains_key(key),
+            "{key}: {:?}",
+            keys(&h)
+        );
+    }
 }

@@ -97,6 +97,7 @@ pub fn compile(input: &GatewayInput) -> Result<Config, ConfigError> {
             trace_project: input.observe.trace_project.clone(),
             latency_buckets_ms: input.observe.latency_buckets_ms.clone(),
             unmatched_slo: crate::observe::Slo::unmatched(default_slo)?,
+            filter_state: crate::observe::compile_filter_state(&input.observe.filter_state)?,
         },
         limits: compile_limits(&input.limits),
         owned_headers,

@@ -158,6 +158,9 @@ pub struct Observe {
     pub latency_buckets_ms: Vec<u64>,
     /// The objective of requests without an operation (`observe::UNMATCHED_OPERATION`).
     pub unmatched_slo: crate::observe::Slo,
+    /// `observe.filter_state`: the per-field filter state keys (`meshgate.outcome`...) the
+    /// access record writes besides the whole record.
+    pub filter_state: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]

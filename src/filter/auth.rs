@@ -22,7 +22,7 @@ impl Filter {
             .unwrap_or_else(|| op.auth.clone());
         let now = self.callback_now(host);
         let (_, query) = split_path(&self.req.path);
-        self.client_principal = client_cert_identity(host);
+        self.client_principal = client_cert_identity(host, self.mtls.as_deref());
         let request = auth::Request {
             headers: &self.req.headers,
             query,
@@ -102,11 +102,11 @@ impl Filter {
 }
 
 /// The connection's verified client certificate identity (mTLS): Envoy's `connection.mtls`
-/// says a client certificate was presented (and, with a trusted CA, verified at the
-/// handshake); the identity is its first URI SAN, else DNS SAN, else subject.
-fn client_cert_identity(host: &dyn Host) -> Option<String> {
-    let mtls = host.property(&["connection", "mtls"])?;
-    if mtls.first().is_none_or(|b| *b == 0) {
+/// (`mtls`, read with the request's headers) says a client certificate was presented (and,
+/// with a trusted CA, verified at the handshake); the identity is its first URI SAN, else DNS
+/// SAN, else subject.
+fn client_cert_identity(host: &dyn Host, mtls: Option<&[u8]>) -> Option<String> {
+    if mtls?.first().is_none_or(|b| *b == 0) {
         return None;
     }
     let values: Vec<Option<Vec<u8>>> = auth::client_cert::IDENTITY_PROPERTIES

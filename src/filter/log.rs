@@ -245,8 +245,10 @@ pub(super) fn record_url(req: &super::RequestInfo, cfg: &crate::config::Config) 
 /// The filter state entries [`Filter::publish_span_fields`] writes when the operation matches.
 const SPAN_FIELDS: [&str; 2] = ["meshgate.operation", "meshgate.upstream"];
 
-/// The record to Envoy's access log (filter state) and, where configured, the proxy's log;
-/// the entries in `written` are already in the filter state with the same values.
+/// The record to Envoy's access log (filter state) and, where configured, the proxy's log.
+/// The per-field entries are written only where `observe.filter_state` lists them (one host
+/// call each; nothing meshgate renders reads them from here); those in `written` are already
+/// in the filter state with the same values.
 pub(super) fn publish(
     host: &mut dyn Host,
     cfg: &crate::config::Config,
@@ -254,9 +256,12 @@ pub(super) fn publish(
     written: &[&str],
 ) {
     let line = record.to_json_line();
-    for (key, value) in record.filter_state_entries() {
-        if !written.contains(&key) {
-            let _ = host.set_property(&[key], value.as_bytes());
+    let wanted = &cfg.observe.filter_state;
+    if !wanted.is_empty() {
+        for (key, value) in record.filter_state_entries() {
+            if !written.contains(&key) && wanted.iter().any(|w| w == key) {
+                let _ = host.set_property(&[key], value.as_bytes());
+            }
         }
     }
     let _ = host.set_property(&[RECORD_PROPERTY], line.as_bytes());

@@ -15,7 +15,7 @@ impl Filter {
         if let Some(action) = self.health(host).or_else(|| self.served_document()) {
             return action;
         }
-        self.policy = route::select_policy(host, &self.vm.config.routing);
+        self.read_route_and_connection(host);
         self.strip_owned_headers(host);
         self.take_gateway_span(host);
 
@@ -37,7 +37,12 @@ impl Filter {
         if let Err(err) = classified {
             return self.reply_error(host, err);
         }
-        self.publish_span_fields(host);
+        // Only where Envoy traces (it names the span with them before the log callback);
+        // otherwise the record writes them where `observe.filter_state` lists them, and a trap
+        // (`trap.rs`) for the record Envoy writes itself.
+        if self.span_traced() {
+            self.publish_span_fields(host);
+        }
         if self.mode == Mode::PassThrough {
             self.phase = Phase::Upstream;
             return Action::Continue;
@@ -111,6 +116,26 @@ impl Filter {
             }
             (None, _) => self.after_auth(host, false) == Action::Continue,
         }
+    }
+
+    /// The route's policy and the connection's `connection.mtls` (for the client certificate's
+    /// identity, `auth.rs`), read in one host call where Envoy evaluates CEL.
+    fn read_route_and_connection(&mut self, host: &dyn Host) {
+        let vm = self.vm.clone();
+        let routing = &vm.config.routing;
+        let policy_path = route::policy_metadata_path(routing);
+        let mut read = host
+            .properties(&[&policy_path, &["connection", "mtls"]])
+            .into_iter();
+        let metadata = read.next().flatten();
+        self.mtls = read.next().flatten();
+        self.policy = route::policy_from(metadata, host, routing);
+    }
+
+    /// Envoy traces this request: the bootstrap's header naming its server span came with it
+    /// (`observe::span_export::SPAN_HEADER`, what `take_gateway_span` reads).
+    fn span_traced(&self) -> bool {
+        find_header(&self.req.headers, crate::observe::span_export::SPAN_HEADER).is_some()
     }
 
     /// Routing metadata, then the mode's own work.

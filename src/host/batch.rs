@@ -1,5 +1,6 @@
 //! Several scalar properties in one host call: Envoy's `expr_evaluate` foreign function
-//! evaluates a CEL list of them (`[has(request.duration) ? request.duration : '', ...]`) and
+//! evaluates a CEL list of them (`[has(request.duration) ? request.duration : '', ...]`; a
+//! longer path has each of its steps guarded: `has(a.b) && has(a.b.c) ? a.b.c : ''`) and
 //! returns it serialized as a Proxy-Wasm pair list (count, sizes, then each element in the
 //! bytes `get_property` would have returned, with an empty partner). [`decode`] takes it
 //! apart. An absent property is the empty string (Envoy serializes no null), so in a batch an
@@ -20,7 +21,13 @@ pub fn expression(paths: &[&[&str]]) -> Option<String> {
         if i > 0 {
             out.push_str(", ");
         }
-        out.push_str(&format!("has({select}) ? {select} : ''"));
+        // Each step of a longer path guarded too (a map without the key is an error in CEL,
+        // which would fail the whole list; `&&` stops at the first false).
+        let guards: Vec<String> = (2..=path.len())
+            .filter_map(|n| path.get(..n))
+            .map(|prefix| format!("has({})", prefix.join(".")))
+            .collect();
+        out.push_str(&format!("{} ? {select} : ''", guards.join(" && ")));
     }
     out.push(']');
     Some(out)
@@ -85,6 +92,29 @@ mod tests {
             e,
             "[has(request.duration) ? request.duration : '', \
              has(source.address) ? source.address : '']"
+        );
+    }
+
+    #[test]
+    fn each_step_of_a_longer_path_is_guarded() {
+        let e = expression(&[
+            &[
+                "xds",
+                "route_metadata",
+                "filter_metadata",
+                "meshgate",
+                "policy",
+            ],
+            &["connection", "mtls"],
+        ])
+        .unwrap();
+        assert_eq!(
+            e,
+            "[has(xds.route_metadata) && has(xds.route_metadata.filter_metadata) && \
+             has(xds.route_metadata.filter_metadata.meshgate) && \
+             has(xds.route_metadata.filter_metadata.meshgate.policy) ? \
+             xds.route_metadata.filter_metadata.meshgate.policy : '', \
+             has(connection.mtls) ? connection.mtls : '']"
         );
     }
 

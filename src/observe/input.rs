@@ -42,6 +42,11 @@ pub struct ObserveInput {
     /// `projects/<id>/traces/<trace>`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_project: Option<String>,
+    /// The record's fields also written as filter state of their own
+    /// (`wasm.meshgate.<name>`, for the user's own access log formats), besides the whole
+    /// record (`wasm.meshgate.record`, always). Default: none (`observe::FILTER_STATE_FIELDS`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filter_state: Vec<String>,
 }
 
 impl Default for ObserveInput {
@@ -52,6 +57,7 @@ impl Default for ObserveInput {
             default_slo: None,
             latency_buckets_ms: Vec::new(),
             trace_project: None,
+            filter_state: Vec::new(),
         }
     }
 }

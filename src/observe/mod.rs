@@ -12,6 +12,7 @@
 //! `cli::envoy::stats_config_for` for the Envoy bootstrap, [`rule_file`] for Prometheus.
 
 mod classify;
+mod fields;
 pub mod input;
 mod metrics;
 mod record;
@@ -26,6 +27,7 @@ mod alerts;
 pub use classify::{
     classify, outcome_label, Outcome, Verdict, CLIENT_CLOSED_STATUS, OUTCOME_LABELS,
 };
+pub use fields::{compile_filter_state, FILTER_STATE_FIELDS};
 pub use metrics::{
     histogram_buckets, policy_label, AuthDecision, Family, MetricNames, SloKind,
     DEFAULT_BUCKETS_MS, HEALTH_OPERATION, OWN_OBJECTIVE, UNMATCHED_OPERATION, WASM_NAMESPACE,

@@ -20,17 +20,29 @@ pub const METADATA_NAMESPACE: &str = "meshgate";
 /// `tests/kit/tests/e2e_route_policies.rs`). Any other value (a number, a bool, a struct) still names a
 /// policy, one that cannot exist, so the request is refused rather than run without a policy.
 pub fn select_policy(host: &dyn Host, routing: &Routing) -> Option<String> {
-    let key = routing.policy_metadata_key.as_str();
-    let from_metadata = host
-        .property(&[
-            "xds",
-            "route_metadata",
-            "filter_metadata",
-            METADATA_NAMESPACE,
-            key,
-        ])
-        .filter(|b| !b.is_empty())
-        .map(|b| printable(&b));
+    let metadata = host.property(&policy_metadata_path(routing));
+    policy_from(metadata, host, routing)
+}
+
+/// Where a route names its policy: `xds.route_metadata.filter_metadata.meshgate.<key>`.
+pub fn policy_metadata_path(routing: &Routing) -> [&str; 5] {
+    [
+        "xds",
+        "route_metadata",
+        "filter_metadata",
+        METADATA_NAMESPACE,
+        routing.policy_metadata_key.as_str(),
+    ]
+}
+
+/// [`select_policy`] with the route metadata's value already read (the property at
+/// [`policy_metadata_path`], batched with others).
+pub fn policy_from(
+    metadata: Option<Vec<u8>>,
+    host: &dyn Host,
+    routing: &Routing,
+) -> Option<String> {
+    let from_metadata = metadata.filter(|b| !b.is_empty()).map(|b| printable(&b));
     if from_metadata.is_some() {
         return from_metadata;
     }

@@ -41,7 +41,17 @@ pub fn properties(paths: &[&[&str]]) -> Option<Vec<Option<Vec<u8>>>> {
             COMPILED.with(|c| c.borrow_mut().retain(|e| e.token != Some(token)));
             None
         }
-        Err(_) => None,
+        Err(status) => {
+            // Debug level: a request the list cannot describe (e.g. no route) reads the
+            // properties one by one; seen at `--component-log-level wasm:debug`.
+            abi::log(
+                1,
+                &format!(
+                    "meshgate: a CEL list of properties failed (status {status}); read one by one"
+                ),
+            );
+            None
+        }
     }
 }
 

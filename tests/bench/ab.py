@@ -7,9 +7,11 @@ per-round ratio B/A per scenario and the median: on a shared, noisy machine only
 interleaved ratios mean anything.
 
 Usage: ab.py A.wasm B.wasm [--rounds 4] [--scenarios json,jwt-rs256,jwt-es256] [--nocache]
-(environment as bench.py: BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, MESHGATE_ENVOY)."""
+(environment as bench.py: BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, MESHGATE_ENVOY,
+BENCH_KEEP=1 to keep the work directory)."""
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +69,8 @@ def main():
     finally:
         backend.stop()
         blog.close()
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
     print(f"\nB/A Envoy CPU per request (A={args.a}, B={args.b}, {args.rounds} rounds):")
     for name in scen:
         ratios = []

@@ -89,7 +89,15 @@ def transcoder(descriptor_set_b64):
     }
 
 
-def bootstrap(filters, listen_port, admin_port, backend_port):
+# What `meshgate envoy` renders by default (`--release-free-memory-bytes`, 16 MiB a second):
+# tcmalloc's free pages go back to the system, as in the bootstraps users run. Every row gets
+# it, so the RSS deltas are the ones users see. BENCH_RELEASE_BYTES=0 runs without it (Envoy's
+# default, the bench before issue 20's parity change).
+RELEASE_FREE_MEMORY_BYTES = int(os.environ.get("BENCH_RELEASE_BYTES", 16 << 20))
+
+
+def bootstrap(filters, listen_port, admin_port, backend_port,
+              release_bytes=RELEASE_FREE_MEMORY_BYTES):
     router = {"name": "envoy.filters.http.router",
               "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}
     hcm = {
@@ -102,7 +110,7 @@ def bootstrap(filters, listen_port, admin_port, backend_port):
         "http_filters": filters + [router],
     }
     sock = lambda port: {"socket_address": {"address": "127.0.0.1", "port_value": port}}  # noqa: E731
-    return {
+    boot = {
         "admin": {"address": sock(admin_port)},
         "static_resources": {
             "listeners": [{"name": "bench", "address": sock(listen_port), "filter_chains": [
@@ -119,6 +127,10 @@ def bootstrap(filters, listen_port, admin_port, backend_port):
             }],
         },
     }
+    if release_bytes > 0:
+        boot["memory_allocator_manager"] = {"bytes_to_release": str(release_bytes),
+                                            "memory_release_interval": "1s"}
+    return boot
 
 
 def all_filters(ctx):

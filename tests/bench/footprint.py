@@ -86,11 +86,8 @@ def vm_memory(admin):
 def measure(envoy_bin, filters, backend_port, workers, requests, work, name, release):
     admin, listen = free_port(), free_port()
     path = os.path.join(work, f"envoy-{name}-{workers}.json")
-    boot = configs.bootstrap(filters, listen, admin, backend_port)
-    if release:
-        # tcmalloc gives its free pages back to the OS in the background (Envoy >= 1.27).
-        boot["memory_allocator_manager"] = {"bytes_to_release": str(release << 20),
-                                            "memory_release_interval": "1s"}
+    # tcmalloc gives its free pages back to the OS in the background (Envoy >= 1.27).
+    boot = configs.bootstrap(filters, listen, admin, backend_port, release_bytes=release << 20)
     with open(path, "w") as f:
         json.dump(boot, f)
     log = open(os.path.join(work, f"envoy-{name}-{workers}.log"), "w")

@@ -4,6 +4,8 @@ import platform
 import statistics
 import subprocess
 
+import configs
+
 BEGIN, END = "<!-- bench:begin (written by tests/bench/bench.py) -->", "<!-- bench:end -->"
 CONFIG_NAMES = {
     "bare": "bare Envoy (router only)",
@@ -137,6 +139,14 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def release_note():
+    n = configs.RELEASE_FREE_MEMORY_BYTES
+    if n <= 0:
+        return "no `memory_allocator_manager` (Envoy's default: tcmalloc keeps its free pages)"
+    return (f"`memory_allocator_manager` releasing {n >> 20} MiB/s of free heap (as `meshgate "
+            f"envoy` renders)")
+
+
 def render(results, scenarios, meta):
     p = meta["params"]
     w = meta["wasm"]
@@ -145,7 +155,8 @@ def render(results, scenarios, meta):
            f"{p['rounds']} round(s), {p['duration']} s measured per run after a {p['warmup']} s "
            f"warm-up, h2load HTTP/2 (`*-h1` rows: `--h1`, HTTP/1.1) with {p['conns']} connections "
            f"× 1 stream, Envoy "
-           f"`--concurrency 1` (`, 2 workers` rows: `--concurrency 2`); took {meta['seconds']} s.",
+           f"`--concurrency 1` (`, 2 workers` rows: `--concurrency 2`), every row's bootstrap "
+           f"with {release_note()}; took {meta['seconds']} s.",
            f"Machine: {meta['cpu']}, {meta['cores']} cores (shared), Linux {meta['kernel']}; "
            f"Envoy {meta['envoy']}; {meta['h2load']}; load average {meta['load'][0]:.2f} at "
            f"start, {meta['load'][1]:.2f} at end.", "",

@@ -6,8 +6,9 @@
 # cannot download rustup targets). Each route has its own target dir so caches do not thrash.
 # The module is linked with its name section (the size breakdown, tests/bench/wasm_size.py,
 # reads target/wasm-*/wasm32-wasip1/release/meshgate.wasm); OUT gets it without custom sections,
-# through binaryen's `wasm-opt -Oz` when installed (MESHGATE_WASM_OPT=0 skips it), else through
-# wasm_size.py --strip (docs/footprint.md).
+# through wasm_size.py --strip, or with MESHGATE_WASM_OPT=1 through binaryen's `wasm-opt -Oz`
+# (−14 % bytes, no measured memory gain, and the JSON rows' suspected CPU regression: not the
+# default; docs/footprint.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$1; features=${2:-}
@@ -29,7 +30,7 @@ else
 fi
 mkdir -p "$(dirname "$out")"
 linked=$dir/wasm32-wasip1/release/meshgate.wasm
-if [ "${MESHGATE_WASM_OPT:-1}" != 0 ] && command -v wasm-opt >/dev/null; then
+if [ "${MESHGATE_WASM_OPT:-0}" != 0 ] && command -v wasm-opt >/dev/null; then
   # The features rustc enables for wasm32-wasip1; --strip-* drop the name and producers sections.
   # -ocimfs 40: no unbounded inlining of single-caller functions (binaryen's default): it made
   # 100 KB functions, and V8 kept 15 MB more of compile memory for them (docs/footprint.md).

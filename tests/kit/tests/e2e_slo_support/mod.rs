@@ -7,7 +7,7 @@
 //! `/meshgate.demo.v1.Wallets/`) has latency 90% under 100 ms. The bootstrap is the one the
 //! command renders, plus a second Envoy access log that prints meshgate's per-field filter
 //! state (`%FILTER_STATE(wasm.meshgate.operation:PLAIN)%`...), as a user logging with Envoy's
-//! own formats would.
+//! own formats would, with the fields it prints listed in `observe.filter_state`.
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -93,6 +93,8 @@ observe:
   access_log: true
   trace_project: {PROJECT}
   latency_buckets_ms: [25, 1000]
+  # The fields the second access log prints.
+  filter_state: [operation, upstream, principal, policy, grpc_status, outcome, slo.availability, slo.latency]
   default_slo:
     availability: 99.5
 "#,
