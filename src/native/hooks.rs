@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::abi::{self, ConfigEnvoyPtr, EnvoyBuffer, FilterEnvoyPtr, HttpHeader};
 use super::config::ModuleConfig;
-use super::host_impl::{body_size, log, CallReply, NativeHost};
+use super::host_impl::{body_size, log, resend_orphans, CallReply, NativeHost};
 use super::ticker;
 use super::worker::{self, Deferred};
 use crate::filter::{Callback, Scheduler, Stream, TICK};
@@ -102,9 +102,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
     envoy: FilterEnvoyPtr,
 ) -> *const c_void {
     let made = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the configuration `config_new` made; it outlives its streams.
+        let config_id = unsafe { (*(config as *const ModuleConfig)).id };
         let context_id = worker::with(|w| {
             let id = w.new_context();
-            w.streams.insert(id, envoy);
+            w.streams.insert(id, (envoy, config_id));
             id
         });
         Box::into_raw(Box::new(NativeFilter {
@@ -141,18 +143,26 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(module: *const c_v
             for k in gone {
                 if let Some(c) = w.callouts.remove(&k) {
                     if c.as_root {
-                        w.orphaned.push((config_id, c.token));
+                        w.orphaned.push((config_id, c));
                     }
                 }
             }
-            w.carrier.is_some_and(|(id, _)| id == f.context_id)
+            w.carriers
+                .get(&config_id)
+                .is_some_and(|(id, _)| *id == f.context_id)
         });
         if carried {
-            ticker::disarm();
-            // Another live stream carries the ticks if requests still wait.
-            let next = worker::with(|w| w.streams.iter().next().map(|(i, e)| (*i, *e)));
+            ticker::disarm(config_id);
+            // Another live stream of the configuration carries the ticks (released at the
+            // next tick if nothing waits).
+            let next = worker::with(|w| {
+                w.streams
+                    .iter()
+                    .find(|(_, (_, c))| *c == config_id)
+                    .map(|(i, (e, _))| (*i, *e))
+            });
             if let Some((id, envoy)) = next {
-                ticker::arm(id, envoy);
+                ticker::arm(config_id, id, envoy);
             }
         }
         drop(f);
@@ -176,31 +186,19 @@ fn root(config: &ModuleConfig, envoy: FilterEnvoyPtr) -> Option<std::rc::Rc<Sche
     Some(scheduler)
 }
 
-/// The root's tick on `envoy`'s thread; first, root callouts whose stream went away are
-/// answered as failed fetches.
+/// The root's tick on `envoy`'s thread.
 fn tick(config: &ModuleConfig, scheduler: &Scheduler, envoy: FilterEnvoyPtr) {
     worker::with(|w| w.last_tick.insert(config.id, Instant::now()));
-    let orphaned: Vec<u32> = worker::with(|w| {
-        let (mine, others) = std::mem::take(&mut w.orphaned)
-            .into_iter()
-            .partition(|(c, _)| *c == config.id);
-        w.orphaned = others;
-        mine.into_iter().map(|(_, t)| t).collect()
-    });
-    for token in orphaned {
-        let mut host = NativeHost::new(envoy, config, true);
-        host.reply = Some(CallReply::default());
-        scheduler.on_http_call_response(&mut host, token, 0, 0);
-    }
+    resend_orphans(envoy, config.id);
     let mut host = NativeHost::new(envoy, config, true);
     scheduler.on_tick(&mut host);
 }
 
 /// After a stream's hook: the worker's ticks run while anything waits for them.
-fn keep_ticking(scheduler: &Scheduler, context: u32, envoy: FilterEnvoyPtr) {
+fn keep_ticking(config: u64, scheduler: &Scheduler, context: u32, envoy: FilterEnvoyPtr) {
     let (waiting, flushing, _, _) = scheduler.pending();
     if waiting + flushing > 0 {
-        ticker::arm(context, envoy);
+        ticker::arm(config, context, envoy);
     }
 }
 
@@ -233,6 +231,7 @@ fn stream_hook(
                 let Some(scheduler) = root(config, f.envoy) else {
                     return abi::STATUS_CONTINUE;
                 };
+                resend_orphans(f.envoy, config.id);
                 let due = worker::with(|w| {
                     w.last_tick
                         .get(&config.id)
@@ -249,9 +248,11 @@ fn stream_hook(
             let mut host = NativeHost::new(f.envoy, config, false);
             #[cfg(feature = "test-trap")]
             test_trap::maybe_trap(&host, callback);
+            #[cfg(feature = "test-trap")]
+            test_trap::maybe_append(&mut host, callback);
             let action = body(stream, &mut host);
             if let Some(s) = worker::with(|w| w.roots.get(&config.id).cloned()) {
-                keep_ticking(&s, f.context_id, f.envoy);
+                keep_ticking(config.id, &s, f.context_id, f.envoy);
             }
             match action {
                 Action::Continue => abi::STATUS_CONTINUE,
@@ -540,7 +541,7 @@ fn deliver(envoy: FilterEnvoyPtr, module: *const c_void, callout_id: u64, reply:
         if call.as_root {
             if let Some(s) = worker::with(|w| w.roots.get(&config.id).cloned()) {
                 s.on_http_call_response(&mut host, call.token, n, size);
-                keep_ticking(&s, f.context_id, envoy);
+                keep_ticking(config.id, &s, f.context_id, envoy);
             }
         } else if let Some(stream) = f.stream.as_ref() {
             stream.on_http_call_response(&mut host, call.token, n, size);
@@ -575,7 +576,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
             tick(config, &s, envoy);
             let (waiting, flushing, _, _) = s.pending();
             if waiting + flushing == 0 {
-                ticker::disarm();
+                ticker::disarm(config.id);
             }
         }));
     });
@@ -679,14 +680,38 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
 ) {
 }
 
-/// The test build's trigger (feature `test-trap`, never in the default artifact): the request
-/// header `x-meshgate-test-trap: <callback>` (`request_headers`, `request_body`,
+/// The test build's triggers (feature `test-trap`, never in the default artifact): the request
+/// header `x-meshgate-test-append: <hex>` ([`test_trap::maybe_append`]), and
+/// `x-meshgate-test-trap: <callback>` (`request_headers`, `request_body`,
 /// `response_headers`, `response_body`, `response_trailers`, `log`; `1` means
 /// `request_headers`) panics in that hook of the request.
 #[cfg(feature = "test-trap")]
 mod test_trap {
     use crate::filter::Callback;
     use crate::host::{Host, MapKind};
+
+    /// `x-meshgate-test-append: <hex>` on a request: during its request headers the glue
+    /// sets the request body to those bytes through [`Host::set_body`], before the core runs
+    /// (the path the core takes when `can_append_request_body` is true), so a test can show
+    /// that a body added to a header-only request reaches the upstream.
+    pub fn maybe_append(host: &mut dyn Host, callback: Callback) {
+        if callback != Callback::RequestHeaders {
+            return;
+        }
+        let Some(hex) = host.header(MapKind::RequestHeaders, "x-meshgate-test-append") else {
+            return;
+        };
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect();
+        if let Some(bytes) = bytes {
+            // A client's `content-length: 0` would contradict the new body (as the core's
+            // transcoding does, the length goes).
+            let _ = host.set_header(MapKind::RequestHeaders, "content-length", None);
+            let _ = host.set_body(crate::host::BodyKind::Request, &bytes);
+        }
+    }
 
     #[allow(clippy::panic)]
     pub fn maybe_trap(host: &dyn Host, callback: Callback) {

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use super::abi::{self, attribute, EnvoyBuffer, FilterEnvoyPtr, HttpHeader, ModuleBuffer};
 use super::config::{self, ModuleConfig};
 use super::shared;
-use super::worker::{self, Callout, Deferred};
+use super::worker::{self, CallRequest, Callout, Deferred};
 use crate::host::{
     BodyKind, Headers, Host, HostError, HostResult, Level, MapKind, MetricId, MetricKind, RootHost,
 };
@@ -162,6 +162,71 @@ pub fn log(level: Level, message: &str) {
     };
     // SAFETY: the message outlives the call.
     unsafe { abi::envoy_dynamic_module_callback_log(l, ModuleBuffer::of(message.as_bytes())) };
+}
+
+/// Send a call from stream `envoy` as a callout stream (not a one-shot callout, whose reply
+/// has no trailers: a gRPC call's status is in them), remembered under `call`.
+pub fn send(
+    envoy: FilterEnvoyPtr,
+    cluster: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    timeout: Duration,
+    call: Callout,
+) -> HostResult<()> {
+    let mut hs: Vec<HttpHeader> = headers.iter().map(|(k, v)| HttpHeader::of(k, v)).collect();
+    let mut id = 0u64;
+    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    // SAFETY: a live filter of this thread; Envoy copies headers and body.
+    let status = unsafe {
+        abi::envoy_dynamic_module_callback_http_filter_start_http_stream(
+            envoy,
+            &mut id,
+            ModuleBuffer::of(cluster.as_bytes()),
+            hs.as_mut_ptr(),
+            hs.len(),
+            ModuleBuffer::of(body),
+            true,
+            ms,
+        )
+    };
+    if status != abi::CALLOUT_SUCCESS {
+        return Err(HostError(format!(
+            "http call to cluster `{cluster}` refused (status {status})"
+        )));
+    }
+    worker::with(|w| w.callouts.insert((envoy as usize, id), call));
+    Ok(())
+}
+
+/// Send the root calls that lost their stream again, from stream `envoy`.
+pub fn resend_orphans(envoy: FilterEnvoyPtr, config_id: u64) {
+    let mine: Vec<Callout> = worker::with(|w| {
+        let (mine, others) = std::mem::take(&mut w.orphaned)
+            .into_iter()
+            .partition(|(c, _)| *c == config_id);
+        w.orphaned = others;
+        mine.into_iter().map(|(_, c)| c).collect()
+    });
+    for call in mine {
+        let Some(r) = call.request.clone() else {
+            continue;
+        };
+        if send(
+            envoy,
+            &r.cluster,
+            &r.headers,
+            &r.body,
+            r.timeout,
+            call.clone(),
+        )
+        .is_err()
+        {
+            // Tried again at the next stream.
+            worker::with(|w| w.orphaned.push((config_id, call)));
+            return;
+        }
+    }
 }
 
 impl Host for NativeHost<'_> {
@@ -438,33 +503,29 @@ impl Host for NativeHost<'_> {
         timeout: Duration,
     ) -> HostResult<u32> {
         self.live()?;
-        let mut hs: Vec<HttpHeader> = headers.iter().map(|(k, v)| HttpHeader::of(k, v)).collect();
-        let mut id = 0u64;
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         // The token is known before Envoy may answer inline (the reply is then deferred).
         let token = worker::with(|w| w.new_token());
-        let as_root = self.as_root;
-        // A stream callout (not the one-shot callout, whose reply has no trailers: a gRPC
-        // call's status is in them). SAFETY: a live filter; Envoy copies headers and body.
-        let status = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_start_http_stream(
-                self.envoy,
-                &mut id,
-                ModuleBuffer::of(cluster.as_bytes()),
-                hs.as_mut_ptr(),
-                hs.len(),
-                ModuleBuffer::of(body.unwrap_or_default()),
-                true,
-                ms,
-            )
+        let request = self.as_root.then(|| {
+            std::rc::Rc::new(CallRequest {
+                cluster: cluster.to_string(),
+                headers: headers.to_vec(),
+                body: body.unwrap_or_default().to_vec(),
+                timeout,
+            })
+        });
+        let call = Callout {
+            token,
+            as_root: self.as_root,
+            request,
         };
-        if status != abi::CALLOUT_SUCCESS {
-            return Err(HostError(format!(
-                "http call to cluster `{cluster}` refused (status {status})"
-            )));
-        }
-        let key = (self.envoy as usize, id);
-        worker::with(|w| w.callouts.insert(key, Callout { token, as_root }));
+        send(
+            self.envoy,
+            cluster,
+            headers,
+            body.unwrap_or_default(),
+            timeout,
+            call,
+        )?;
         Ok(token)
     }
 
@@ -498,7 +559,7 @@ impl Host for NativeHost<'_> {
 
 impl RootHost for NativeHost<'_> {
     fn set_effective_context(&mut self, context_id: u32) -> HostResult<()> {
-        let envoy = worker::with(|w| w.streams.get(&context_id).copied());
+        let envoy = worker::with(|w| w.streams.get(&context_id).map(|(e, _)| *e));
         match envoy {
             Some(e) => {
                 self.envoy = e;
