@@ -547,8 +547,8 @@ fn deliver(envoy: FilterEnvoyPtr, module: *const c_void, callout_id: u64, reply:
             stream.on_http_call_response(&mut host, call.token, n, size);
         }
     }));
-    if run.is_err() {
-        // SAFETY: as above (the delivery checked the filter is live before panicking).
+    if run.is_err() && worker::with(|w| w.is_live(envoy)) {
+        // SAFETY: a live filter made by `filter_new`; the panicking frame's borrows ended.
         let f = unsafe { &mut *(module as *mut NativeFilter) };
         fail(f, Callback::StreamCallReply);
     }
