@@ -1,15 +1,18 @@
-//! Callout streams (the replies of the core's HTTP calls) and the root's scheduled tick.
+//! The core's HTTP calls as Envoy callout streams: sending them (and sending again a root
+//! call whose stream went away), collecting their replies, handing each to whoever made it;
+//! and the root's scheduled tick.
 
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
 
-use super::abi::{EnvoyBuffer, FilterEnvoyPtr, HttpHeader};
+use super::abi::{self, EnvoyBuffer, FilterEnvoyPtr, HttpHeader, ModuleBuffer};
 use super::hooks::{fail, keep_ticking, tick, NativeFilter};
 use super::host_impl::{CallReply, NativeHost};
 use super::ticker;
-use super::worker::{self, Deferred};
+use super::worker::{self, Callout, Deferred};
 use crate::filter::Callback;
-use crate::host::Headers;
+use crate::host::{Headers, HostError, HostResult};
 
 /// One-shot callouts are not used (their reply has no trailers); Envoy requires the hook.
 #[allow(clippy::too_many_arguments)]
@@ -206,4 +209,69 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
             }
         }));
     });
+}
+
+/// Send a call from stream `envoy` as a callout stream (not a one-shot callout, whose reply
+/// has no trailers: a gRPC call's status is in them), remembered under `call`.
+pub fn send(
+    envoy: FilterEnvoyPtr,
+    cluster: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    timeout: Duration,
+    call: Callout,
+) -> HostResult<()> {
+    let mut hs: Vec<HttpHeader> = headers.iter().map(|(k, v)| HttpHeader::of(k, v)).collect();
+    let mut id = 0u64;
+    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    // SAFETY: a live filter of this thread; Envoy copies headers and body.
+    let status = unsafe {
+        abi::envoy_dynamic_module_callback_http_filter_start_http_stream(
+            envoy,
+            &mut id,
+            ModuleBuffer::of(cluster.as_bytes()),
+            hs.as_mut_ptr(),
+            hs.len(),
+            ModuleBuffer::of(body),
+            true,
+            ms,
+        )
+    };
+    if status != abi::CALLOUT_SUCCESS {
+        return Err(HostError(format!(
+            "http call to cluster `{cluster}` refused (status {status})"
+        )));
+    }
+    worker::with(|w| w.callouts.insert((envoy as usize, id), call));
+    Ok(())
+}
+
+/// Send the root calls that lost their stream again, from stream `envoy`.
+pub fn resend_orphans(envoy: FilterEnvoyPtr, config_id: u64) {
+    let mine: Vec<Callout> = worker::with(|w| {
+        let (mine, others) = std::mem::take(&mut w.orphaned)
+            .into_iter()
+            .partition(|(c, _)| *c == config_id);
+        w.orphaned = others;
+        mine.into_iter().map(|(_, c)| c).collect()
+    });
+    for call in mine {
+        let Some(r) = call.request.clone() else {
+            continue;
+        };
+        if send(
+            envoy,
+            &r.cluster,
+            &r.headers,
+            &r.body,
+            r.timeout,
+            call.clone(),
+        )
+        .is_err()
+        {
+            // Tried again at the next stream.
+            worker::with(|w| w.orphaned.push((config_id, call)));
+            return;
+        }
+    }
 }

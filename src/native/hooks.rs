@@ -5,8 +5,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use super::abi::{self, ConfigEnvoyPtr, EnvoyBuffer, FilterEnvoyPtr};
+use super::callouts::resend_orphans;
 use super::config::ModuleConfig;
-use super::host_impl::{body_size, log, resend_orphans, NativeHost};
+use super::host_impl::{body_size, log, NativeHost};
 use super::ticker;
 use super::worker::{self, Deferred};
 use crate::filter::{Callback, Scheduler, Stream, TICK};

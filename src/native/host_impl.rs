@@ -3,7 +3,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::abi::{self, attribute, EnvoyBuffer, FilterEnvoyPtr, HttpHeader, ModuleBuffer};
+use super::abi::{self, EnvoyBuffer, FilterEnvoyPtr, HttpHeader, ModuleBuffer};
+use super::callouts::send;
 use super::config::{self, ModuleConfig};
 use super::shared;
 use super::worker::{self, CallRequest, Callout, Deferred};
@@ -104,54 +105,6 @@ pub fn body_size(envoy: FilterEnvoyPtr, kind: BodyKind) -> usize {
     }
 }
 
-fn attr_string(envoy: FilterEnvoyPtr, id: u32) -> Option<Vec<u8>> {
-    let mut out = EnvoyBuffer::EMPTY;
-    // SAFETY: a live filter; the buffer is Envoy's until the hook returns (copied here).
-    unsafe {
-        abi::envoy_dynamic_module_callback_http_filter_get_attribute_string(envoy, id, &mut out)
-            .then(|| out.to_vec())
-    }
-}
-
-fn attr_int(envoy: FilterEnvoyPtr, id: u32) -> Option<Vec<u8>> {
-    let mut out = 0u64;
-    // SAFETY: a live filter, a valid out-pointer.
-    let ok = unsafe {
-        abi::envoy_dynamic_module_callback_http_filter_get_attribute_int(envoy, id, &mut out)
-    };
-    // The wasm host's encoding of an integer property: 8 bytes, little-endian.
-    ok.then(|| {
-        i64::try_from(out)
-            .unwrap_or(i64::MAX)
-            .to_le_bytes()
-            .to_vec()
-    })
-}
-
-fn attr_bool(envoy: FilterEnvoyPtr, id: u32) -> Option<Vec<u8>> {
-    let mut out = false;
-    // SAFETY: a live filter, a valid out-pointer.
-    let ok = unsafe {
-        abi::envoy_dynamic_module_callback_http_filter_get_attribute_bool(envoy, id, &mut out)
-    };
-    ok.then(|| vec![u8::from(out)])
-}
-
-fn route_metadata(envoy: FilterEnvoyPtr, ns: &str, key: &str) -> Option<Vec<u8>> {
-    let mut out = EnvoyBuffer::EMPTY;
-    // SAFETY: a live filter; buffers valid for the call, the result copied.
-    unsafe {
-        abi::envoy_dynamic_module_callback_http_get_metadata_string(
-            envoy,
-            abi::METADATA_ROUTE,
-            ModuleBuffer::of(ns.as_bytes()),
-            ModuleBuffer::of(key.as_bytes()),
-            &mut out,
-        )
-        .then(|| out.to_vec())
-    }
-}
-
 pub fn log(level: Level, message: &str) {
     let l = match level {
         Level::Trace => abi::LOG_TRACE,
@@ -162,71 +115,6 @@ pub fn log(level: Level, message: &str) {
     };
     // SAFETY: the message outlives the call.
     unsafe { abi::envoy_dynamic_module_callback_log(l, ModuleBuffer::of(message.as_bytes())) };
-}
-
-/// Send a call from stream `envoy` as a callout stream (not a one-shot callout, whose reply
-/// has no trailers: a gRPC call's status is in them), remembered under `call`.
-pub fn send(
-    envoy: FilterEnvoyPtr,
-    cluster: &str,
-    headers: &[(String, String)],
-    body: &[u8],
-    timeout: Duration,
-    call: Callout,
-) -> HostResult<()> {
-    let mut hs: Vec<HttpHeader> = headers.iter().map(|(k, v)| HttpHeader::of(k, v)).collect();
-    let mut id = 0u64;
-    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-    // SAFETY: a live filter of this thread; Envoy copies headers and body.
-    let status = unsafe {
-        abi::envoy_dynamic_module_callback_http_filter_start_http_stream(
-            envoy,
-            &mut id,
-            ModuleBuffer::of(cluster.as_bytes()),
-            hs.as_mut_ptr(),
-            hs.len(),
-            ModuleBuffer::of(body),
-            true,
-            ms,
-        )
-    };
-    if status != abi::CALLOUT_SUCCESS {
-        return Err(HostError(format!(
-            "http call to cluster `{cluster}` refused (status {status})"
-        )));
-    }
-    worker::with(|w| w.callouts.insert((envoy as usize, id), call));
-    Ok(())
-}
-
-/// Send the root calls that lost their stream again, from stream `envoy`.
-pub fn resend_orphans(envoy: FilterEnvoyPtr, config_id: u64) {
-    let mine: Vec<Callout> = worker::with(|w| {
-        let (mine, others) = std::mem::take(&mut w.orphaned)
-            .into_iter()
-            .partition(|(c, _)| *c == config_id);
-        w.orphaned = others;
-        mine.into_iter().map(|(_, c)| c).collect()
-    });
-    for call in mine {
-        let Some(r) = call.request.clone() else {
-            continue;
-        };
-        if send(
-            envoy,
-            &r.cluster,
-            &r.headers,
-            &r.body,
-            r.timeout,
-            call.clone(),
-        )
-        .is_err()
-        {
-            // Tried again at the next stream.
-            worker::with(|w| w.orphaned.push((config_id, call)));
-            return;
-        }
-    }
 }
 
 impl Host for NativeHost<'_> {
@@ -394,27 +282,7 @@ impl Host for NativeHost<'_> {
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         self.live().ok()?;
-        let e = self.envoy;
-        match path {
-            ["xds", "route_name"] => attr_string(e, attribute::XDS_ROUTE_NAME),
-            ["xds", "route_metadata", "filter_metadata", ns, key] => route_metadata(e, ns, key),
-            ["connection", "mtls"] => attr_bool(e, attribute::CONNECTION_MTLS),
-            ["connection", "uri_san_peer_certificate"] => {
-                attr_string(e, attribute::CONNECTION_URI_SAN_PEER_CERTIFICATE)
-            }
-            ["connection", "dns_san_peer_certificate"] => {
-                attr_string(e, attribute::CONNECTION_DNS_SAN_PEER_CERTIFICATE)
-            }
-            ["connection", "subject_peer_certificate"] => {
-                attr_string(e, attribute::CONNECTION_SUBJECT_PEER_CERTIFICATE)
-            }
-            ["response", "code"] => attr_int(e, attribute::RESPONSE_CODE),
-            ["source", "address"] => attr_string(e, attribute::SOURCE_ADDRESS),
-            ["request", "protocol"] => attr_string(e, attribute::REQUEST_PROTOCOL),
-            // Not offered by Envoy's dynamic-module attributes (asking logs an error there):
-            // the core falls back (latency from its clock, sizes unknown); docs/native.md.
-            _ => None,
-        }
+        super::properties::read(self.envoy, path)
     }
 
     fn set_property(&mut self, path: &[&str], value: &[u8]) -> HostResult<()> {

@@ -12,6 +12,7 @@ mod callouts;
 mod config;
 mod hooks;
 mod host_impl;
+mod properties;
 mod shared;
 mod ticker;
 mod unused;
