@@ -95,6 +95,15 @@ pub trait Host {
     fn body(&self, kind: BodyKind, start: usize, size: usize) -> Option<Vec<u8>>;
     /// Replace the whole buffered body.
     fn set_body(&mut self, kind: BodyKind, bytes: &[u8]) -> HostResult<()>;
+    /// Whether the proxy lets the filter add a body to a request that arrived without one
+    /// (Proxy-Wasm cannot: proxy-wasm/spec#86). When true, `set_body(BodyKind::Request, ..)`
+    /// during the request headers callback appends the body and the router forwards it.
+    fn can_append_request_body(&self) -> bool {
+        false
+    }
+    /// Name the proxy's server span for this request (the API operation); a no-op where
+    /// the proxy offers no span access.
+    fn set_span_operation(&mut self, _name: &str) {}
 
     /// A property by path (`["xds", "route_name"]`), raw bytes.
     fn property(&self, path: &[&str]) -> Option<Vec<u8>>;

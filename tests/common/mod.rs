@@ -44,6 +44,11 @@ pub struct FakeHost {
     pub responses_resumed: usize,
     /// The VM's linear memory the fake reports (`Host::vm_memory_bytes`).
     pub memory_bytes: Option<u64>,
+    /// Act as the native module: a body can be appended to a body-less request
+    /// (`Host::can_append_request_body`). False: Proxy-Wasm.
+    pub appends_request_body: bool,
+    /// The names the server span was given (`Host::set_span_operation`), in order.
+    pub span_operations: Vec<String>,
 }
 
 fn key(map: MapKind) -> &'static str {
@@ -261,6 +266,12 @@ impl Host for FakeHost {
     }
     fn vm_memory_bytes(&self) -> Option<u64> {
         self.memory_bytes
+    }
+    fn can_append_request_body(&self) -> bool {
+        self.appends_request_body
+    }
+    fn set_span_operation(&mut self, name: &str) {
+        self.span_operations.push(name.to_string());
     }
 }
 
