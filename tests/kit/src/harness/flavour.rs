@@ -75,6 +75,15 @@ impl Flavour {
         }
     }
 
+    /// The options `meshgate envoy` renders from, for `filter_json` in this flavour's filter
+    /// (the module at [`Flavour::module_path`]); the rest as [`EnvoyOptions::new`] sets it.
+    pub fn envoy_options(self, filter_json: String) -> KitResult<EnvoyOptions> {
+        let module = self.module_path()?;
+        let mut o = EnvoyOptions::new(filter_json, module.display().to_string());
+        configure(self, &mut o, &module)?;
+        Ok(o)
+    }
+
     /// The `meshgate envoy` flag that names the module (`--wasm PATH` or `--native PATH`).
     pub fn cli_args(self) -> KitResult<[String; 2]> {
         let path = self.module_path()?.display().to_string();
