@@ -4,18 +4,22 @@ SHELL := /bin/bash
 
 WASM        := build/meshgate.wasm
 WASM_TEST   := build/meshgate-test.wasm
+# The same core as an Envoy dynamic module (docs/native.md).
+NATIVE      := build/libmeshgate_native.so
+NATIVE_TEST := build/libmeshgate_native-test.so
 GATEWAY     := envoy/gateway.yaml
 CARGO       ?= cargo
 # Host cargo and rustup's toolchain; the wasm build picks its own route (tests/tools/build-wasm.sh).
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build wasm wasm-test host run test test-host test-e2e lint fmt clean validate oci istio bench bench-quick fuzz soak
+.PHONY: help setup build wasm wasm-test host native native-test run run-native test test-host test-e2e lint fmt clean validate oci istio bench bench-quick fuzz soak
 
 help:
 	@echo "make run       build and start Envoy + meshgate + demo gRPC backends on 127.0.0.1:8080"
 	@echo "make test      install what is missing, build, run unit, integration and end-to-end tests"
 	@echo "make lint      rustfmt check, clippy -D warnings for the host and for wasm32-wasip1"
-	@echo "make build     build build/meshgate.wasm (release) and the host tools"
+	@echo "make build     build build/meshgate.wasm (release), the native module and the host tools"
+	@echo "make run-native  the same demo as make run, with the native module (an Envoy dynamic module)"
 	@echo "make validate  check envoy/gateway.yaml as the filter would"
 	@echo "make oci       build/oci: the module as an OCI image layout Istio pulls (push with skopeo)"
 	@echo "make istio     regenerate istio/examples/ from istio/gateway.yaml and the image"
@@ -37,9 +41,17 @@ wasm-test:
 	@tests/tools/setup.sh wasm
 	@tests/tools/build-wasm.sh $(WASM_TEST) test-trap
 
-host:
+host: native
 	$(CARGO) build --release --bin meshgate -p meshgate
 	$(CARGO) build --release -p meshgate-kit --bins
+
+# The native module: a host cdylib, profile `native` (release with panic=unwind), feature `native`.
+native:
+	@tests/tools/build-native.sh $(NATIVE)
+
+# The native module with the test-only panic trigger (tests/kit/tests/e2e_native.rs).
+native-test:
+	@tests/tools/build-native.sh $(NATIVE_TEST) test-trap
 
 build: wasm host
 
@@ -62,10 +74,15 @@ run: build
 	@tests/tools/setup.sh envoy demo
 	@tests/tools/run.sh
 
+# The same demo, banner and examples, with build/libmeshgate_native.so in Envoy.
+run-native: build
+	@tests/tools/setup.sh envoy demo
+	@tests/tools/run.sh native
+
 # Lint first (cheap to fail), then every test: unit, host-side integration, promtool, and the
 # end-to-end suites against a real Envoy running build/meshgate.wasm; then the foundation,
 # transcoding, auth, routing, SLO and reliability suites again on the native module.
-test: setup lint wasm wasm-test
+test: setup lint wasm wasm-test native native-test
 	$(CARGO) test --workspace --no-fail-fast
 	@tests/tools/e2e-native.sh
 	@tests/tools/crypto-wasm.sh
@@ -88,6 +105,7 @@ lint:
 	@tests/tools/setup.sh lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p meshgate --lib --features native,test-trap -- -D warnings
 	@tests/tools/clippy-wasm.sh
 
 # Benchmarks (tests/bench/): h2load against Envoy in each configuration; writes BENCHMARKS.md.

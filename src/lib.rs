@@ -20,3 +20,7 @@ pub mod cli;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm;
+
+/// The Envoy dynamic-module glue (host `cdylib`, `--features native`): docs/native.md.
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+mod native;

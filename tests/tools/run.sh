@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: the demo backends, Envoy with meshgate in front of them, example requests; stops
-# everything it started on Ctrl-C.
+# everything it started on Ctrl-C. `tests/tools/run.sh native` (`make run-native`): the same
+# demo with the native module (build/libmeshgate_native.so, docs/native.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 LISTEN=${MESHGATE_LISTEN:-127.0.0.1:8080}
@@ -17,6 +18,13 @@ ISSUER=${MESHGATE_ISSUER:-127.0.0.1:8090}
 BIN=${MESHGATE_BIN_DIR:-target/release}
 OUT=${MESHGATE_RUN_DIR:-build}
 WASM=${MESHGATE_WASM:-$PWD/build/meshgate.wasm}
+NATIVE=${MESHGATE_NATIVE:-$PWD/build/libmeshgate_native.so}
+FLAVOUR=${1:-${MESHGATE_FLAVOUR:-wasm}}
+case "$FLAVOUR" in
+  wasm) MODULE=(--wasm "$WASM"); FLAVOUR_NOTE="the wasm module" ;;
+  native) MODULE=(--native "$NATIVE"); FLAVOUR_NOTE="the native module (Envoy dynamic module)" ;;
+  *) echo "run: flavour is wasm or native, not $FLAVOUR" >&2; exit 2 ;;
+esac
 ENVOY=$(tests/tools/envoy-path.sh) || { echo "run: no Envoy (make setup)" >&2; exit 1; }
 mkdir -p "$OUT"
 # TLS: a local CA and a certificate for localhost and 127.0.0.1, made once (docs/tls.md).
@@ -25,7 +33,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-"$BIN/meshgate" envoy envoy/gateway.yaml --wasm "$WASM" \
+"$BIN/meshgate" envoy envoy/gateway.yaml "${MODULE[@]}" \
   --listen "$LISTEN" --admin "$ADMIN" \
   --cluster "payments=$PAYMENTS" --cluster "wallets=$WALLETS" \
   --cluster "outbound|8090||127.0.0.1=$ISSUER/h1" \
@@ -55,7 +63,7 @@ PARTNER_KEY=mgk_demo_partner
 
 "$BIN/demo-backend" --listen "$PAYMENTS" --services payments --name payments & pids+=($!)
 "$BIN/demo-backend" --listen "$WALLETS" --services wallets --name wallets & pids+=($!)
-"$ENVOY" -c "$OUT/envoy.yaml" --concurrency 1 --log-level warn --component-log-level wasm:info \
+"$ENVOY" -c "$OUT/envoy.yaml" --concurrency 1 --log-level warn --component-log-level wasm:info,dynamic_modules:info \
   --use-dynamic-base-id > "$OUT/access.log" 2> "$OUT/envoy.log" & pids+=($!)
 
 for _ in $(seq 1 100); do
@@ -67,7 +75,7 @@ curl -sf "http://$PAGE/" >/dev/null || { echo "The demo page did not start:"; ta
 
 cat <<MSG
 
-meshgate is up: gateway http://$LISTEN (HTTP/1.1 and HTTP/2), admin http://$ADMIN
+meshgate is up ($FLAVOUR_NOTE): gateway http://$LISTEN (HTTP/1.1 and HTTP/2), admin http://$ADMIN
 TLS: https://localhost:${TLS_LISTEN##*:} (HTTP/2 and HTTP/1.1 by ALPN; local CA $OUT/tls/ca.pem)
 Envoy's log: $OUT/envoy.log; meshgate's access records (JSON lines): $OUT/access.log
 Demo token (issuer https://issuer.demo.meshgate.local, subject demo-user, valid a day):

@@ -129,6 +129,9 @@ pub fn plugin_config(
 }
 
 fn wasm_filter(o: &EnvoyOptions) -> NamedFilter {
+    if let Some(path) = &o.native_path {
+        return super::native::filter(o, path);
+    }
     let code = AsyncDataSource::Local(DataSource {
         filename: o.wasm_path.clone(),
     });

@@ -15,6 +15,7 @@ pub mod envoy_record;
 mod health;
 mod listener;
 mod local_reply;
+pub mod native;
 pub mod openapi_route;
 pub mod ratelimit;
 mod streams;
@@ -67,6 +68,8 @@ pub struct RouteSpec {
 pub struct EnvoyOptions {
     pub filter_config_json: String,
     pub wasm_path: String,
+    /// `--native`: the dynamic-module filter loading this module instead of the wasm filter.
+    pub native_path: Option<String>,
     pub listen_address: String,
     pub listen_port: u16,
     pub admin_address: String,
@@ -116,6 +119,7 @@ impl EnvoyOptions {
         EnvoyOptions {
             filter_config_json,
             wasm_path,
+            native_path: None,
             listen_address: "127.0.0.1".into(),
             listen_port: 8080,
             admin_address: "127.0.0.1".into(),
@@ -321,8 +325,12 @@ pub struct EnvoyArgs {
     #[arg(value_name = "GATEWAY.YAML")]
     pub input: PathBuf,
     /// The module Envoy loads (`vm_config.code.local.filename`).
+    #[arg(long, value_name = "PATH", required_unless_present = "native")]
+    pub wasm: Option<String>,
+    /// Load meshgate's native module (an Envoy dynamic module, build/libmeshgate_native.so)
+    /// instead of the wasm module: docs/native.md.
     #[arg(long, value_name = "PATH")]
-    pub wasm: String,
+    pub native: Option<String>,
     /// The listener's address [default: 127.0.0.1:8080].
     #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr)]
     pub listen: Option<(String, u16)>,
@@ -368,7 +376,8 @@ pub struct EnvoyArgs {
 pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     let json = compile_file(&args.input).map_err(|e| e.to_string())?;
     let config = crate::config::compile_json(json.as_bytes()).map_err(|e| e.to_string())?;
-    let mut o = EnvoyOptions::new(json, args.wasm.clone());
+    let mut o = EnvoyOptions::new(json, args.wasm.clone().unwrap_or_default());
+    o.native_path = args.native.clone();
     o.stats_config = stats_config_for(&config);
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     o.upstream_header = config.routing.upstream_header.clone();

@@ -44,6 +44,11 @@ pub enum Any {
     HttpConnectionManager(Box<HttpConnectionManager>),
     #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm")]
     Wasm(Box<Wasm>),
+    /// `meshgate envoy --native` (`cli::envoy::native`).
+    #[serde(
+        rename = "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+    )]
+    DynamicModuleFilter(Box<crate::cli::envoy::native::DynamicModuleFilter>),
     #[serde(rename = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router")]
     Router(Router),
     #[serde(rename = "type.googleapis.com/google.protobuf.StringValue")]

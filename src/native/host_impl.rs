@@ -1,0 +1,510 @@
+//! [`Host`] and [`RootHost`] over Envoy's dynamic-module callbacks: translation only, no
+//! gateway logic (the same rule as `crate::wasm`).
+
+use std::time::{Duration, SystemTime};
+
+use super::abi::{self, attribute, EnvoyBuffer, FilterEnvoyPtr, HttpHeader, ModuleBuffer};
+use super::config::{self, ModuleConfig};
+use super::shared;
+use super::worker::{self, Callout, Deferred};
+use crate::host::{
+    BodyKind, Headers, Host, HostError, HostResult, Level, MapKind, MetricId, MetricKind, RootHost,
+};
+
+/// The reply of a callout, copied out of the hook that delivered it.
+#[derive(Default)]
+pub struct CallReply {
+    pub headers: Headers,
+    pub body: Vec<u8>,
+    pub trailers: Headers,
+}
+
+/// One hook's view of the proxy: the stream it acts on (the root moves it with
+/// `set_effective_context`), the configuration, and the callout reply being delivered.
+pub struct NativeHost<'a> {
+    pub envoy: FilterEnvoyPtr,
+    pub config: &'a ModuleConfig,
+    /// Callouts made through this host reply to the root (`Scheduler`), not to the stream.
+    pub as_root: bool,
+    pub reply: Option<CallReply>,
+}
+
+impl<'a> NativeHost<'a> {
+    pub fn new(envoy: FilterEnvoyPtr, config: &'a ModuleConfig, as_root: bool) -> Self {
+        NativeHost {
+            envoy,
+            config,
+            as_root,
+            reply: None,
+        }
+    }
+
+    fn live(&self) -> HostResult<()> {
+        if self.envoy.is_null() {
+            Err(HostError("no stream to act on".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn header_type(map: MapKind) -> u32 {
+    match map {
+        MapKind::RequestHeaders => abi::HEADER_REQUEST,
+        MapKind::RequestTrailers => abi::HEADER_REQUEST_TRAILER,
+        MapKind::ResponseHeaders => abi::HEADER_RESPONSE,
+        MapKind::ResponseTrailers => abi::HEADER_RESPONSE_TRAILER,
+    }
+}
+
+/// (buffered, received) body types of a direction.
+fn body_types(kind: BodyKind) -> (u32, u32) {
+    match kind {
+        BodyKind::Request => (abi::BODY_BUFFERED_REQUEST, abi::BODY_RECEIVED_REQUEST),
+        BodyKind::Response => (abi::BODY_BUFFERED_RESPONSE, abi::BODY_RECEIVED_RESPONSE),
+    }
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Every chunk of one body buffer, appended to `out`.
+fn read_chunks(envoy: FilterEnvoyPtr, body_type: u32, out: &mut Vec<u8>) {
+    // SAFETY: a live filter; the chunk array has the size Envoy reported and its buffers are
+    // valid until the hook returns (copied here).
+    unsafe {
+        let n = abi::envoy_dynamic_module_callback_http_get_body_chunks_size(envoy, body_type);
+        if n == 0 {
+            return;
+        }
+        let mut chunks = vec![EnvoyBuffer::EMPTY; n];
+        if !abi::envoy_dynamic_module_callback_http_get_body_chunks(
+            envoy,
+            body_type,
+            chunks.as_mut_ptr(),
+        ) {
+            return;
+        }
+        for c in chunks {
+            if !c.ptr.is_null() {
+                out.extend_from_slice(std::slice::from_raw_parts(c.ptr, c.length));
+            }
+        }
+    }
+}
+
+/// The whole body seen so far: what Envoy buffered, then the chunk of this hook.
+pub fn body_size(envoy: FilterEnvoyPtr, kind: BodyKind) -> usize {
+    let (buffered, received) = body_types(kind);
+    // SAFETY: a live filter.
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_get_body_size(envoy, buffered)
+            + abi::envoy_dynamic_module_callback_http_get_body_size(envoy, received)
+    }
+}
+
+fn attr_string(envoy: FilterEnvoyPtr, id: u32) -> Option<Vec<u8>> {
+    let mut out = EnvoyBuffer::EMPTY;
+    // SAFETY: a live filter; the buffer is Envoy's until the hook returns (copied here).
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_filter_get_attribute_string(envoy, id, &mut out)
+            .then(|| out.to_vec())
+    }
+}
+
+fn attr_int(envoy: FilterEnvoyPtr, id: u32) -> Option<Vec<u8>> {
+    let mut out = 0u64;
+    // SAFETY: a live filter, a valid out-pointer.
+    let ok = unsafe {
+        abi::envoy_dynamic_module_callback_http_filter_get_attribute_int(envoy, id, &mut out)
+    };
+    // The wasm host's encoding of an integer property: 8 bytes, little-endian.
+    ok.then(|| {
+        i64::try_from(out)
+            .unwrap_or(i64::MAX)
+            .to_le_bytes()
+            .to_vec()
+    })
+}
+
+fn attr_bool(envoy: FilterEnvoyPtr, id: u32) -> Option<Vec<u8>> {
+    let mut out = false;
+    // SAFETY: a live filter, a valid out-pointer.
+    let ok = unsafe {
+        abi::envoy_dynamic_module_callback_http_filter_get_attribute_bool(envoy, id, &mut out)
+    };
+    ok.then(|| vec![u8::from(out)])
+}
+
+fn route_metadata(envoy: FilterEnvoyPtr, ns: &str, key: &str) -> Option<Vec<u8>> {
+    let mut out = EnvoyBuffer::EMPTY;
+    // SAFETY: a live filter; buffers valid for the call, the result copied.
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_get_metadata_string(
+            envoy,
+            abi::METADATA_ROUTE,
+            ModuleBuffer::of(ns.as_bytes()),
+            ModuleBuffer::of(key.as_bytes()),
+            &mut out,
+        )
+        .then(|| out.to_vec())
+    }
+}
+
+pub fn log(level: Level, message: &str) {
+    let l = match level {
+        Level::Trace => abi::LOG_TRACE,
+        Level::Debug => abi::LOG_DEBUG,
+        Level::Info => abi::LOG_INFO,
+        Level::Warn => abi::LOG_WARN,
+        Level::Error => abi::LOG_ERROR,
+    };
+    // SAFETY: the message outlives the call.
+    unsafe { abi::envoy_dynamic_module_callback_log(l, ModuleBuffer::of(message.as_bytes())) };
+}
+
+impl Host for NativeHost<'_> {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn headers(&self, map: MapKind) -> Headers {
+        if self.live().is_err() {
+            return Vec::new();
+        }
+        let t = header_type(map);
+        // SAFETY: a live filter; the array has the reported size; values copied before return.
+        unsafe {
+            let n = abi::envoy_dynamic_module_callback_http_get_headers_size(self.envoy, t);
+            if n == 0 {
+                return Vec::new();
+            }
+            let mut hs = vec![HttpHeader::EMPTY; n];
+            if !abi::envoy_dynamic_module_callback_http_get_headers(self.envoy, t, hs.as_mut_ptr())
+            {
+                return Vec::new();
+            }
+            hs.into_iter()
+                .map(|h| {
+                    let k = EnvoyBuffer {
+                        ptr: h.key_ptr,
+                        length: h.key_length,
+                    };
+                    let v = EnvoyBuffer {
+                        ptr: h.value_ptr,
+                        length: h.value_length,
+                    };
+                    (text(k.to_vec()), text(v.to_vec()))
+                })
+                .collect()
+        }
+    }
+
+    fn header(&self, map: MapKind, name: &str) -> Option<String> {
+        self.live().ok()?;
+        let mut out = EnvoyBuffer::EMPTY;
+        let mut count = 0usize;
+        // SAFETY: a live filter; valid out-pointers; the value is copied.
+        unsafe {
+            let ok = abi::envoy_dynamic_module_callback_http_get_header(
+                self.envoy,
+                header_type(map),
+                ModuleBuffer::of(name.as_bytes()),
+                &mut out,
+                0,
+                &mut count,
+            );
+            (ok && count > 0).then(|| text(out.to_vec()))
+        }
+    }
+
+    fn set_header(&mut self, map: MapKind, name: &str, value: Option<&str>) -> HostResult<()> {
+        self.live()?;
+        let v = match value {
+            Some(v) => ModuleBuffer::of(v.as_bytes()),
+            None => ModuleBuffer {
+                ptr: std::ptr::null(),
+                length: 0,
+            },
+        };
+        // SAFETY: a live filter; Envoy copies the buffers.
+        let ok = unsafe {
+            abi::envoy_dynamic_module_callback_http_set_header(
+                self.envoy,
+                header_type(map),
+                ModuleBuffer::of(name.as_bytes()),
+                v,
+            )
+        };
+        ok.then_some(())
+            .ok_or_else(|| HostError(format!("set_header {name} refused by the proxy")))
+    }
+
+    fn add_header(&mut self, map: MapKind, name: &str, value: &str) -> HostResult<()> {
+        self.live()?;
+        // SAFETY: a live filter; Envoy copies the buffers.
+        let ok = unsafe {
+            abi::envoy_dynamic_module_callback_http_add_header(
+                self.envoy,
+                header_type(map),
+                ModuleBuffer::of(name.as_bytes()),
+                ModuleBuffer::of(value.as_bytes()),
+            )
+        };
+        ok.then_some(())
+            .ok_or_else(|| HostError(format!("add_header {name} refused by the proxy")))
+    }
+
+    fn set_headers(&mut self, map: MapKind, headers: &[(String, String)]) -> HostResult<()> {
+        for (name, _) in self.headers(map) {
+            self.set_header(map, &name, None)?;
+        }
+        for (name, value) in headers {
+            self.add_header(map, name, value)?;
+        }
+        Ok(())
+    }
+
+    fn body(&self, kind: BodyKind, start: usize, size: usize) -> Option<Vec<u8>> {
+        self.live().ok()?;
+        let (buffered, received) = body_types(kind);
+        let mut all = Vec::new();
+        read_chunks(self.envoy, buffered, &mut all);
+        read_chunks(self.envoy, received, &mut all);
+        let end = start.saturating_add(size).min(all.len());
+        all.get(start.min(end)..end).map(<[u8]>::to_vec)
+    }
+
+    fn set_body(&mut self, kind: BodyKind, bytes: &[u8]) -> HostResult<()> {
+        self.live()?;
+        let (buffered, received) = body_types(kind);
+        // SAFETY: a live filter; Envoy copies the data. The chunk of this hook (when there is
+        // one) takes the new body; otherwise the buffered body does, which during the request
+        // headers of a body-less request makes Envoy forward it as the request's body.
+        let ok = unsafe {
+            let _ = abi::envoy_dynamic_module_callback_http_drain_body(
+                self.envoy,
+                buffered,
+                usize::MAX,
+            );
+            if abi::envoy_dynamic_module_callback_http_drain_body(self.envoy, received, usize::MAX)
+            {
+                abi::envoy_dynamic_module_callback_http_append_body(
+                    self.envoy,
+                    received,
+                    ModuleBuffer::of(bytes),
+                )
+            } else {
+                abi::envoy_dynamic_module_callback_http_append_body(
+                    self.envoy,
+                    buffered,
+                    ModuleBuffer::of(bytes),
+                )
+            }
+        };
+        ok.then_some(())
+            .ok_or_else(|| HostError("set_body refused by the proxy".into()))
+    }
+
+    fn can_append_request_body(&self) -> bool {
+        true
+    }
+
+    fn set_span_operation(&mut self, name: &str) {
+        if self.live().is_err() {
+            return;
+        }
+        // SAFETY: a live filter; the span is Envoy's for the stream's lifetime.
+        unsafe {
+            let span = abi::envoy_dynamic_module_callback_http_get_active_span(self.envoy);
+            if !span.is_null() {
+                abi::envoy_dynamic_module_callback_http_span_set_operation(
+                    span,
+                    ModuleBuffer::of(name.as_bytes()),
+                );
+            }
+        }
+    }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        self.live().ok()?;
+        let e = self.envoy;
+        match path {
+            ["xds", "route_name"] => attr_string(e, attribute::XDS_ROUTE_NAME),
+            ["xds", "route_metadata", "filter_metadata", ns, key] => route_metadata(e, ns, key),
+            ["connection", "mtls"] => attr_bool(e, attribute::CONNECTION_MTLS),
+            ["connection", "uri_san_peer_certificate"] => {
+                attr_string(e, attribute::CONNECTION_URI_SAN_PEER_CERTIFICATE)
+            }
+            ["connection", "dns_san_peer_certificate"] => {
+                attr_string(e, attribute::CONNECTION_DNS_SAN_PEER_CERTIFICATE)
+            }
+            ["connection", "subject_peer_certificate"] => {
+                attr_string(e, attribute::CONNECTION_SUBJECT_PEER_CERTIFICATE)
+            }
+            ["response", "code"] => attr_int(e, attribute::RESPONSE_CODE),
+            ["source", "address"] => attr_string(e, attribute::SOURCE_ADDRESS),
+            ["request", "protocol"] => attr_string(e, attribute::REQUEST_PROTOCOL),
+            // Not offered by Envoy's dynamic-module attributes (asking logs an error there):
+            // the core falls back (latency from its clock, sizes unknown); docs/native.md.
+            _ => None,
+        }
+    }
+
+    fn set_property(&mut self, path: &[&str], value: &[u8]) -> HostResult<()> {
+        self.live()?;
+        // The keys the wasm host gives filter state (`wasm.` + the path), so the access-log
+        // formats and filters read the same `wasm.meshgate.*` entries.
+        let key = format!("wasm.{}", path.join("."));
+        // SAFETY: a live filter; Envoy copies the buffers.
+        let ok = unsafe {
+            abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
+                self.envoy,
+                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(value),
+            )
+        };
+        ok.then_some(())
+            .ok_or_else(|| HostError(format!("filter state {key} refused by the proxy")))
+    }
+
+    fn send_response(
+        &mut self,
+        status: u16,
+        headers: &[(String, String)],
+        body: &[u8],
+    ) -> HostResult<()> {
+        self.live()?;
+        // Envoy runs the stream's encoder hooks inside the call: deferred until the core
+        // has returned (`worker`).
+        worker::defer(Deferred::Reply {
+            envoy: self.envoy,
+            status,
+            headers: headers.to_vec(),
+            body: body.to_vec(),
+        });
+        Ok(())
+    }
+
+    fn resume_request(&mut self) {
+        if self.live().is_ok() {
+            worker::defer(Deferred::ContinueDecoding(self.envoy));
+        }
+    }
+
+    fn resume_response(&mut self) {
+        if self.live().is_ok() {
+            worker::defer(Deferred::ContinueEncoding(self.envoy));
+        }
+    }
+
+    fn log(&self, level: Level, message: &str) {
+        log(level, message)
+    }
+
+    fn increment_metric(&self, id: MetricId, delta: i64) {
+        self.record_metric(id, u64::try_from(delta).unwrap_or(0));
+    }
+
+    fn record_metric(&self, id: MetricId, value: u64) {
+        let entry = worker::with(|w| {
+            let i = usize::try_from(id.0).ok()?;
+            w.metrics.get(i).cloned()
+        });
+        if let Some((family, values)) = entry {
+            config::apply(self.config, family, &values, value);
+        }
+    }
+
+    fn define_metric(&self, kind: MetricKind, name: &str) -> HostResult<MetricId> {
+        let (family, values) = self
+            .config
+            .resolve(kind, name)
+            .ok_or_else(|| HostError(format!("no metric family for {name}")))?;
+        worker::with(|w| {
+            let id =
+                u32::try_from(w.metrics.len()).map_err(|_| HostError("too many metrics".into()))?;
+            w.metrics.push((family, values));
+            Ok(MetricId(id))
+        })
+    }
+
+    fn http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> HostResult<u32> {
+        self.live()?;
+        let mut hs: Vec<HttpHeader> = headers.iter().map(|(k, v)| HttpHeader::of(k, v)).collect();
+        let mut id = 0u64;
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        // The token is known before Envoy may answer inline (the reply is then deferred).
+        let token = worker::with(|w| w.new_token());
+        let as_root = self.as_root;
+        // A stream callout (not the one-shot callout, whose reply has no trailers: a gRPC
+        // call's status is in them). SAFETY: a live filter; Envoy copies headers and body.
+        let status = unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_start_http_stream(
+                self.envoy,
+                &mut id,
+                ModuleBuffer::of(cluster.as_bytes()),
+                hs.as_mut_ptr(),
+                hs.len(),
+                ModuleBuffer::of(body.unwrap_or_default()),
+                true,
+                ms,
+            )
+        };
+        if status != abi::CALLOUT_SUCCESS {
+            return Err(HostError(format!(
+                "http call to cluster `{cluster}` refused (status {status})"
+            )));
+        }
+        let key = (self.envoy as usize, id);
+        worker::with(|w| w.callouts.insert(key, Callout { token, as_root }));
+        Ok(token)
+    }
+
+    fn call_response_headers(&self) -> Headers {
+        self.reply
+            .as_ref()
+            .map(|r| r.headers.clone())
+            .unwrap_or_default()
+    }
+
+    fn call_response_body(&self, size: usize) -> Option<Vec<u8>> {
+        let r = self.reply.as_ref()?;
+        r.body.get(..size.min(r.body.len())).map(<[u8]>::to_vec)
+    }
+
+    fn call_response_trailers(&self) -> Headers {
+        self.reply
+            .as_ref()
+            .map(|r| r.trailers.clone())
+            .unwrap_or_default()
+    }
+
+    fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        shared::get(key)
+    }
+
+    fn set_shared_data(&mut self, key: &str, value: &[u8], cas: u32) -> HostResult<()> {
+        shared::set(key, value, cas)
+    }
+}
+
+impl RootHost for NativeHost<'_> {
+    fn set_effective_context(&mut self, context_id: u32) -> HostResult<()> {
+        let envoy = worker::with(|w| w.streams.get(&context_id).copied());
+        match envoy {
+            Some(e) => {
+                self.envoy = e;
+                Ok(())
+            }
+            None => Err(HostError(format!("no stream {context_id} on this worker"))),
+        }
+    }
+}

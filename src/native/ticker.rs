@@ -1,0 +1,88 @@
+//! The root's tick. Proxy-Wasm ticked each VM every 50 ms; a dynamic module has no timer on a
+//! worker thread, only per-stream schedulers that post an event to the stream's worker. So:
+//!
+//! - while a worker has requests waiting for keys or streams holding bytes, one of its live
+//!   streams (the carrier) gets an Envoy scheduler, and one process-wide thread commits an
+//!   event to each worker's carrier every [`TICK`]; the event runs the worker's root tick on
+//!   the worker thread;
+//! - otherwise the root ticks lazily, at the first request after [`TICK`] (JWKS refreshes are
+//!   then started by traffic, not by the clock).
+//!
+//! The carrier map is behind a mutex that the committing thread holds while it commits, and a
+//! worker removes its carrier under the same mutex before it deletes the scheduler, so a
+//! commit never reaches a deleted scheduler.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use super::abi::{self, FilterEnvoyPtr};
+use crate::filter::TICK;
+
+/// A scheduler pointer, committed to from the ticking thread (Envoy: "safe to call from any
+/// thread").
+struct Carrier(usize);
+
+fn carriers() -> &'static Mutex<HashMap<std::thread::ThreadId, Carrier>> {
+    static MAP: OnceLock<Mutex<HashMap<std::thread::ThreadId, Carrier>>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        let spawned = std::thread::Builder::new()
+            .name("meshgate-tick".into())
+            .spawn(tick_loop);
+        if spawned.is_err() {
+            super::host_impl::log(
+                crate::host::Level::Error,
+                "meshgate: no tick thread: requests waiting for keys wait until the next request",
+            );
+        }
+        Mutex::new(HashMap::new())
+    })
+}
+
+fn tick_loop() {
+    loop {
+        std::thread::sleep(TICK.max(Duration::from_millis(10)));
+        let map = carriers().lock().unwrap_or_else(|p| p.into_inner());
+        for c in map.values() {
+            // SAFETY: a scheduler still registered has not been deleted (see the module doc).
+            unsafe {
+                abi::envoy_dynamic_module_callback_http_filter_scheduler_commit(
+                    c.0 as abi::SchedulerPtr,
+                    0,
+                )
+            };
+        }
+    }
+}
+
+/// Make `envoy` (stream `context`) this thread's carrier, if it has none.
+pub fn arm(context: u32, envoy: FilterEnvoyPtr) {
+    if super::worker::with(|w| w.carrier.is_some()) {
+        return;
+    }
+    // SAFETY: a live filter of this thread.
+    let scheduler = unsafe { abi::envoy_dynamic_module_callback_http_filter_scheduler_new(envoy) };
+    if scheduler.is_null() {
+        return;
+    }
+    super::worker::with(|w| w.carrier = Some((context, scheduler as usize)));
+    let mut map = carriers().lock().unwrap_or_else(|p| p.into_inner());
+    map.insert(std::thread::current().id(), Carrier(scheduler as usize));
+}
+
+/// Stop this thread's ticks (nothing waits any more, or the carrier goes away).
+pub fn disarm() {
+    let Some((_, scheduler)) = super::worker::with(|w| w.carrier.take()) else {
+        return;
+    };
+    {
+        let mut map = carriers().lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&std::thread::current().id());
+    }
+    // SAFETY: created by `arm` on this thread, no longer reachable by the ticking thread.
+    unsafe {
+        abi::envoy_dynamic_module_callback_http_filter_scheduler_delete(
+            scheduler as abi::SchedulerPtr,
+        )
+    };
+}
