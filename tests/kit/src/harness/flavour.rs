@@ -95,15 +95,14 @@ impl Flavour {
     }
 }
 
-/// Point the options `meshgate envoy` renders from at `module` in this flavour's filter.
-pub(super) fn configure(flavour: Flavour, _o: &mut EnvoyOptions, module: &Path) -> KitResult<()> {
+/// Point the options `meshgate envoy` renders from at `module` in this flavour's filter (the
+/// native flavour: the dynamic-modules filter, as `meshgate envoy --native` renders it).
+pub(super) fn configure(flavour: Flavour, o: &mut EnvoyOptions, module: &Path) -> KitResult<()> {
     match flavour {
-        Flavour::Wasm => Ok(()),
-        Flavour::Native => Err(KitError::new(format!(
-            "the native flavour ({}): this tree renders no dynamic-modules filter yet",
-            module.display()
-        ))),
+        Flavour::Wasm => o.native_path = None,
+        Flavour::Native => o.native_path = Some(module.display().to_string()),
     }
+    Ok(())
 }
 
 /// The native module: `MESHGATE_NATIVE`, else `<repo>/build/libmeshgate_native.so`
