@@ -212,7 +212,8 @@ impl GatewayBuilder {
     }
 
     /// Run the plugin without `allow_on_headers_stop_iteration`, as istiod renders a WasmPlugin
-    /// (Envoy then holds the whole stream when the filter pauses headers).
+    /// (Envoy then holds the whole stream when the filter pauses headers). No effect on the
+    /// native flavour, whose filter has no such setting.
     pub fn without_headers_pause(mut self) -> Self {
         self.headers_pause = false;
         self
@@ -346,7 +347,8 @@ impl GatewayBuilder {
         }
         let mut b =
             serde_json::to_value(bootstrap(&o)).map_err(|e| KitError::new(e.to_string()))?;
-        if !self.headers_pause {
+        // The dynamic-modules filter has no such flag: it always holds what the module pauses.
+        if !self.headers_pause && flavour == Flavour::Wasm {
             // meshgate's filter by name (Envoy's browser filters come first where rendered).
             let filter = b
                 .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters")
