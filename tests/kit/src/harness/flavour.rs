@@ -122,6 +122,21 @@ pub fn native_path() -> KitResult<PathBuf> {
     }
 }
 
+/// The prefix Envoy keeps on a dynamic module's stats in `/stats/prometheus` (it strips only
+/// Wasm's `wasmcustom` namespace): `envoy_dynamicmodulescustom_meshgate_requests_total`.
+pub const NATIVE_PROMETHEUS_PREFIX: &str = "envoy_dynamicmodulescustom_";
+
+/// A `/stats/prometheus` scrape as Prometheus stores it with docs/native.md's relabel rule
+/// (`envoy_dynamicmodulescustom_(meshgate_.*)` -> `$1`): on the native flavour meshgate's
+/// families get their wasm names back, so a suite reads the same names on both flavours.
+pub fn relabel_prometheus(text: String) -> String {
+    if matches!(Flavour::from_env(), Ok(Flavour::Native)) {
+        text.replace(&format!("{NATIVE_PROMETHEUS_PREFIX}meshgate_"), "meshgate_")
+    } else {
+        text
+    }
+}
+
 /// True on the native flavour, after printing why the calling test does not apply there:
 /// `if skip_on_native("VM traps are Proxy-Wasm's") { return; }`.
 pub fn skip_on_native(reason: &str) -> bool {
