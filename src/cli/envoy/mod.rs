@@ -379,6 +379,9 @@ pub fn run(args: &EnvoyArgs) -> Result<(), String> {
     let mut o = EnvoyOptions::new(json, args.wasm.clone().unwrap_or_default());
     o.native_path = args.native.clone();
     o.stats_config = stats_config_for(&config);
+    if o.native_path.is_some() {
+        native::adapt_stats(&mut o.stats_config);
+    }
     o.buffer_limit_bytes = Some(buffer_limit_for(&config));
     o.upstream_header = config.routing.upstream_header.clone();
     o.edge = args.edge.edge();

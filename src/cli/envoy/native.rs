@@ -7,7 +7,9 @@
 
 use serde::Serialize;
 
-use super::types::{Any, AsyncDataSource, DataSource, NamedFilter, StringValue};
+use super::types::{
+    Any, AsyncDataSource, DataSource, NamedFilter, StatsConfig, StringMatcher, StringValue,
+};
 use super::{EnvoyOptions, WASM_FILTER_NAME};
 
 /// `envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter`.
@@ -25,6 +27,31 @@ pub struct DynamicModuleConfig {
     pub module: AsyncDataSource,
     /// The module keeps process-wide state (the tick thread, shared data): never unloaded.
     pub do_not_close: bool,
+}
+
+/// The namespace Envoy puts in front of a dynamic module's stats (the default
+/// `metrics_namespace`). Prometheus shows them as `envoy_dynamicmodulescustom_<name>`: Envoy
+/// strips only registered namespaces (Wasm's) from the exposition (docs/native.md).
+pub const NATIVE_NAMESPACE: &str = "dynamicmodulescustom";
+
+/// The latency buckets of the wasm flavour's stats, for the same histogram under the native
+/// module's namespace (the module's labelled stats need no `stats_tags`).
+pub fn adapt_stats(stats: &mut StatsConfig) {
+    let wasm = format!(r"{}\.", crate::observe::WASM_NAMESPACE);
+    let native: Vec<_> = stats
+        .histogram_bucket_settings
+        .iter()
+        .filter_map(|b| match &b.matcher {
+            StringMatcher::SafeRegex(r) if r.regex.starts_with(&wasm) => {
+                let mut copy = b.clone();
+                let regex = format!(r"{NATIVE_NAMESPACE}\.{}", &r.regex[wasm.len()..]);
+                copy.matcher = StringMatcher::SafeRegex(super::types::RegexMatcher { regex });
+                Some(copy)
+            }
+            _ => None,
+        })
+        .collect();
+    stats.histogram_bucket_settings.extend(native);
 }
 
 /// The meshgate filter with the native module at `path`.

@@ -253,12 +253,13 @@ async fn the_native_module_serves_the_demo_in_a_real_envoy() {
     );
     assert_eq!(record["httpRequest"]["status"], 200, "{record}");
 
-    // The metrics, under the wasm flavour's Prometheus names and labels.
+    // The metrics: the wasm flavour's names and labels, behind Envoy's prefix for a dynamic
+    // module's namespace (docs/native.md).
     let prom = envoy.stats_prometheus().unwrap();
     let line = prom
         .lines()
         .find(|l| {
-            l.starts_with("meshgate_requests_total{")
+            l.starts_with("envoy_dynamicmodulescustom_meshgate_requests_total{")
                 && l.contains("operation=\"meshgate.demo.v1.Payments.CreatePayment\"")
                 && l.contains("outcome=\"ok\"")
         })
