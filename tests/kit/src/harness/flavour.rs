@@ -96,11 +96,17 @@ impl Flavour {
 }
 
 /// Point the options `meshgate envoy` renders from at `module` in this flavour's filter (the
-/// native flavour: the dynamic-modules filter, as `meshgate envoy --native` renders it).
+/// native flavour: the dynamic-modules filter, as `meshgate envoy --native` renders it). Call
+/// it once the stats config is set.
 pub(super) fn configure(flavour: Flavour, o: &mut EnvoyOptions, module: &Path) -> KitResult<()> {
     match flavour {
         Flavour::Wasm => o.native_path = None,
-        Flavour::Native => o.native_path = Some(module.display().to_string()),
+        Flavour::Native => {
+            o.native_path = Some(module.display().to_string());
+            // As `meshgate envoy --native` renders them: the latency buckets for the native
+            // module's namespace too.
+            meshgate::cli::envoy::native::adapt_stats(&mut o.stats_config);
+        }
     }
     Ok(())
 }

@@ -325,7 +325,6 @@ impl GatewayBuilder {
             (flavour, _) => flavour.module_path()?,
         };
         let mut o = EnvoyOptions::new(filter_json.clone(), module.display().to_string());
-        super::flavour::configure(flavour, &mut o, &module)?;
         o.listen_port = free_port()?;
         o.admin_port = free_port()?;
         o.clusters = clusters;
@@ -334,6 +333,7 @@ impl GatewayBuilder {
         o.failure_policy = self.failure_policy;
         o.route_timeout_s = self.route_timeout_s;
         o.stats_config = stats_config_for(&config);
+        super::flavour::configure(flavour, &mut o, &module)?;
         o.buffer_limit_bytes = Some(buffer_limit_for(&config));
         o.upstream_header = config.routing.upstream_header.clone();
         o.generate_request_id = self.envoy_request_ids;
