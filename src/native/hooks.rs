@@ -4,26 +4,27 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
-use super::abi::{self, ConfigEnvoyPtr, EnvoyBuffer, FilterEnvoyPtr, HttpHeader};
+use super::abi::{self, ConfigEnvoyPtr, EnvoyBuffer, FilterEnvoyPtr};
+use super::callouts::resend_orphans;
 use super::config::ModuleConfig;
-use super::host_impl::{body_size, log, CallReply, NativeHost};
+use super::host_impl::{body_size, log, NativeHost};
 use super::ticker;
 use super::worker::{self, Deferred};
 use crate::filter::{Callback, Scheduler, Stream, TICK};
-use crate::host::{Action, BodyKind, Headers, Level};
+use crate::host::{Action, BodyKind, Level};
 use crate::status::{BodyFormat, Code, GatewayError};
 
 /// The ABI version this module is written against (the PyPI Envoy 1.40 build's).
 static ABI_VERSION: &[u8] = b"v0.2.0\0";
 
 /// One stream: Envoy's filter, the configuration, the core's handle once the request started.
-struct NativeFilter {
-    envoy: FilterEnvoyPtr,
-    config: *const ModuleConfig,
-    context_id: u32,
-    stream: Option<Stream>,
+pub(super) struct NativeFilter {
+    pub(super) envoy: FilterEnvoyPtr,
+    pub(super) config: *const ModuleConfig,
+    pub(super) context_id: u32,
+    pub(super) stream: Option<Stream>,
     /// A hook of this stream panicked: the stream was answered, the core is left alone.
-    failed: bool,
+    pub(super) failed: bool,
 }
 
 #[no_mangle]
@@ -102,9 +103,11 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_new(
     envoy: FilterEnvoyPtr,
 ) -> *const c_void {
     let made = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the configuration `config_new` made; it outlives its streams.
+        let config_id = unsafe { (*(config as *const ModuleConfig)).id };
         let context_id = worker::with(|w| {
             let id = w.new_context();
-            w.streams.insert(id, envoy);
+            w.streams.insert(id, (envoy, config_id));
             id
         });
         Box::into_raw(Box::new(NativeFilter {
@@ -141,18 +144,26 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_destroy(module: *const c_v
             for k in gone {
                 if let Some(c) = w.callouts.remove(&k) {
                     if c.as_root {
-                        w.orphaned.push((config_id, c.token));
+                        w.orphaned.push((config_id, c));
                     }
                 }
             }
-            w.carrier.is_some_and(|(id, _)| id == f.context_id)
+            w.carriers
+                .get(&config_id)
+                .is_some_and(|(id, _)| *id == f.context_id)
         });
         if carried {
-            ticker::disarm();
-            // Another live stream carries the ticks if requests still wait.
-            let next = worker::with(|w| w.streams.iter().next().map(|(i, e)| (*i, *e)));
+            ticker::disarm(config_id);
+            // Another live stream of the configuration carries the ticks (released at the
+            // next tick if nothing waits).
+            let next = worker::with(|w| {
+                w.streams
+                    .iter()
+                    .find(|(_, (_, c))| *c == config_id)
+                    .map(|(i, (e, _))| (*i, *e))
+            });
             if let Some((id, envoy)) = next {
-                ticker::arm(id, envoy);
+                ticker::arm(config_id, id, envoy);
             }
         }
         drop(f);
@@ -176,31 +187,24 @@ fn root(config: &ModuleConfig, envoy: FilterEnvoyPtr) -> Option<std::rc::Rc<Sche
     Some(scheduler)
 }
 
-/// The root's tick on `envoy`'s thread; first, root callouts whose stream went away are
-/// answered as failed fetches.
-fn tick(config: &ModuleConfig, scheduler: &Scheduler, envoy: FilterEnvoyPtr) {
+/// The root's tick on `envoy`'s thread.
+pub(super) fn tick(config: &ModuleConfig, scheduler: &Scheduler, envoy: FilterEnvoyPtr) {
     worker::with(|w| w.last_tick.insert(config.id, Instant::now()));
-    let orphaned: Vec<u32> = worker::with(|w| {
-        let (mine, others) = std::mem::take(&mut w.orphaned)
-            .into_iter()
-            .partition(|(c, _)| *c == config.id);
-        w.orphaned = others;
-        mine.into_iter().map(|(_, t)| t).collect()
-    });
-    for token in orphaned {
-        let mut host = NativeHost::new(envoy, config, true);
-        host.reply = Some(CallReply::default());
-        scheduler.on_http_call_response(&mut host, token, 0, 0);
-    }
+    resend_orphans(envoy, config.id);
     let mut host = NativeHost::new(envoy, config, true);
     scheduler.on_tick(&mut host);
 }
 
 /// After a stream's hook: the worker's ticks run while anything waits for them.
-fn keep_ticking(scheduler: &Scheduler, context: u32, envoy: FilterEnvoyPtr) {
+pub(super) fn keep_ticking(
+    config: u64,
+    scheduler: &Scheduler,
+    context: u32,
+    envoy: FilterEnvoyPtr,
+) {
     let (waiting, flushing, _, _) = scheduler.pending();
     if waiting + flushing > 0 {
-        ticker::arm(context, envoy);
+        ticker::arm(config, context, envoy);
     }
 }
 
@@ -233,6 +237,7 @@ fn stream_hook(
                 let Some(scheduler) = root(config, f.envoy) else {
                     return abi::STATUS_CONTINUE;
                 };
+                resend_orphans(f.envoy, config.id);
                 let due = worker::with(|w| {
                     w.last_tick
                         .get(&config.id)
@@ -249,9 +254,11 @@ fn stream_hook(
             let mut host = NativeHost::new(f.envoy, config, false);
             #[cfg(feature = "test-trap")]
             test_trap::maybe_trap(&host, callback);
+            #[cfg(feature = "test-trap")]
+            test_trap::maybe_append(&mut host, callback);
             let action = body(stream, &mut host);
             if let Some(s) = worker::with(|w| w.roots.get(&config.id).cloned()) {
-                keep_ticking(&s, f.context_id, f.envoy);
+                keep_ticking(config.id, &s, f.context_id, f.envoy);
             }
             match action {
                 Action::Continue => abi::STATUS_CONTINUE,
@@ -268,7 +275,7 @@ fn stream_hook(
 }
 
 /// A hook of `f` panicked: answer it 500 INTERNAL (once) and leave the core alone from now on.
-fn fail(f: &mut NativeFilter, callback: Callback) {
+pub(super) fn fail(f: &mut NativeFilter, callback: Callback) {
     if f.failed {
         return;
     }
@@ -382,311 +389,38 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     });
 }
 
-// ---- callouts and scheduled events -------------------------------------------------------
-
-/// One-shot callouts are not used (their reply has no trailers); Envoy requires the hook.
-#[allow(clippy::too_many_arguments)]
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _callout_id: u64,
-    _result: u32,
-    _headers: *const HttpHeader,
-    _headers_size: usize,
-    _body_chunks: *const EnvoyBuffer,
-    _body_chunks_size: usize,
-) {
-}
-
-/// # Safety
-/// `headers` is null or Envoy's array of `size` headers, valid for the current hook.
-unsafe fn copy_headers(headers: *const HttpHeader, size: usize) -> Headers {
-    if headers.is_null() {
-        return Vec::new();
-    }
-    // SAFETY: guaranteed by the caller.
-    let slice = unsafe { std::slice::from_raw_parts(headers, size) };
-    slice
-        .iter()
-        .map(|h| {
-            let k = EnvoyBuffer {
-                ptr: h.key_ptr,
-                length: h.key_length,
-            };
-            let v = EnvoyBuffer {
-                ptr: h.value_ptr,
-                length: h.value_length,
-            };
-            // SAFETY: as above.
-            let (k, v) = unsafe { (k.to_vec(), v.to_vec()) };
-            (
-                String::from_utf8_lossy(&k).into_owned(),
-                String::from_utf8_lossy(&v).into_owned(),
-            )
-        })
-        .collect()
-}
-
-/// Add to the reply being received on callout stream `stream` of `envoy`.
-fn collect(envoy: FilterEnvoyPtr, stream: u64, add: impl FnOnce(&mut CallReply)) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        worker::with(|w| add(w.replies.entry((envoy as usize, stream)).or_default()));
-    }));
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_headers(
-    envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    stream: u64,
-    headers: *const HttpHeader,
-    size: usize,
-    _end: bool,
-) {
-    // SAFETY: Envoy's array of `size` headers, valid for this hook.
-    let copied = catch_unwind(|| unsafe { copy_headers(headers, size) }).unwrap_or_default();
-    collect(envoy, stream, |r| r.headers = copied);
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
-    envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    stream: u64,
-    data: *const EnvoyBuffer,
-    count: usize,
-    _end: bool,
-) {
-    if data.is_null() {
-        return;
-    }
-    collect(envoy, stream, |r| {
-        // SAFETY: Envoy's array of `count` buffers, valid for this hook; copied.
-        for c in unsafe { std::slice::from_raw_parts(data, count) } {
-            // SAFETY: as above.
-            r.body.extend_from_slice(&unsafe { c.to_vec() });
-        }
-    });
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_trailers(
-    envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    stream: u64,
-    trailers: *const HttpHeader,
-    size: usize,
-) {
-    // SAFETY: Envoy's array of `size` trailers, valid for this hook.
-    let copied = catch_unwind(|| unsafe { copy_headers(trailers, size) }).unwrap_or_default();
-    collect(envoy, stream, |r| r.trailers = copied);
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_complete(
-    envoy: FilterEnvoyPtr,
-    module: *const c_void,
-    stream: u64,
-) {
-    finish(envoy, module, stream, false);
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_reset(
-    envoy: FilterEnvoyPtr,
-    module: *const c_void,
-    stream: u64,
-    _reason: u32,
-) {
-    finish(envoy, module, stream, true);
-}
-
-/// A callout stream ended: its reply (none after a reset) to whoever made the call, now or,
-/// when Envoy ended it inside the core's own call, once the core has returned.
-fn finish(envoy: FilterEnvoyPtr, module: *const c_void, stream: u64, reset: bool) {
-    if module.is_null() {
-        return;
-    }
-    let reply = worker::with(|w| w.replies.remove(&(envoy as usize, stream))).unwrap_or_default();
-    let reply = if reset { CallReply::default() } else { reply };
-    let deliver = move || deliver(envoy, module, stream, reply);
-    if worker::busy() {
-        worker::defer(Deferred::Call(Box::new(deliver)));
-    } else {
-        worker::enter(deliver);
-    }
-}
-
-/// A callout's reply to whoever made it: the stream, or this worker's root.
-fn deliver(envoy: FilterEnvoyPtr, module: *const c_void, callout_id: u64, reply: CallReply) {
-    let run = catch_unwind(AssertUnwindSafe(|| {
-        let Some(call) = worker::with(|w| w.callouts.remove(&(envoy as usize, callout_id))) else {
-            return;
-        };
-        if !worker::with(|w| w.is_live(envoy)) {
-            return;
-        }
-        // SAFETY: a live filter made by `filter_new`; no other reference to it is alive.
-        let f = unsafe { &mut *(module as *mut NativeFilter) };
-        if f.failed {
-            return;
-        }
-        // SAFETY: the configuration outlives its streams.
-        let config = unsafe { &*f.config };
-        let (n, size) = (reply.headers.len(), reply.body.len());
-        let mut host = NativeHost::new(envoy, config, call.as_root);
-        host.reply = Some(reply);
-        if call.as_root {
-            if let Some(s) = worker::with(|w| w.roots.get(&config.id).cloned()) {
-                s.on_http_call_response(&mut host, call.token, n, size);
-                keep_ticking(&s, f.context_id, envoy);
-            }
-        } else if let Some(stream) = f.stream.as_ref() {
-            stream.on_http_call_response(&mut host, call.token, n, size);
-        }
-    }));
-    if run.is_err() {
-        // SAFETY: as above (the delivery checked the filter is live before panicking).
-        let f = unsafe { &mut *(module as *mut NativeFilter) };
-        fail(f, Callback::StreamCallReply);
-    }
-}
-
-/// The tick thread's event on this worker's carrier: the root's tick.
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_scheduled(
-    envoy: FilterEnvoyPtr,
-    module: *const c_void,
-    _event_id: u64,
-) {
-    if module.is_null() {
-        return;
-    }
-    worker::enter(|| {
-        let _ = catch_unwind(AssertUnwindSafe(|| {
-            // SAFETY: a live filter made by `filter_new`.
-            let f = unsafe { &*(module as *const NativeFilter) };
-            // SAFETY: the configuration outlives its streams.
-            let config = unsafe { &*f.config };
-            let Some(s) = worker::with(|w| w.roots.get(&config.id).cloned()) else {
-                return;
-            };
-            tick(config, &s, envoy);
-            let (waiting, flushing, _, _) = s.pending();
-            if waiting + flushing == 0 {
-                ticker::disarm();
-            }
-        }));
-    });
-}
-
-// ---- hooks Envoy requires and meshgate does not use ---------------------------------------
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_local_reply(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-    _status: u32,
-    _details: EnvoyBuffer,
-    _reset_imminent: bool,
-) -> u32 {
-    abi::STATUS_CONTINUE
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(
-    _envoy: FilterEnvoyPtr,
-    _module: *const c_void,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _event: u64,
-) {
-}
-
-#[allow(clippy::too_many_arguments)]
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _id: u64,
-    _result: u32,
-    _headers: *const HttpHeader,
-    _headers_size: usize,
-    _body: *const EnvoyBuffer,
-    _body_size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _headers: *const HttpHeader,
-    _size: usize,
-    _end: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _data: *const EnvoyBuffer,
-    _count: usize,
-    _end: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailers(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _trailers: *const HttpHeader,
-    _size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _reason: u32,
-) {
-}
-
-/// The test build's trigger (feature `test-trap`, never in the default artifact): the request
-/// header `x-meshgate-test-trap: <callback>` (`request_headers`, `request_body`,
+/// The test build's triggers (feature `test-trap`, never in the default artifact): the request
+/// header `x-meshgate-test-append: <hex>` ([`test_trap::maybe_append`]), and
+/// `x-meshgate-test-trap: <callback>` (`request_headers`, `request_body`,
 /// `response_headers`, `response_body`, `response_trailers`, `log`; `1` means
 /// `request_headers`) panics in that hook of the request.
 #[cfg(feature = "test-trap")]
 mod test_trap {
     use crate::filter::Callback;
     use crate::host::{Host, MapKind};
+
+    /// `x-meshgate-test-append: <hex>` on a request: during its request headers the glue
+    /// sets the request body to those bytes through [`Host::set_body`], before the core runs
+    /// (the path the core takes when `can_append_request_body` is true), so a test can show
+    /// that a body added to a header-only request reaches the upstream.
+    pub fn maybe_append(host: &mut dyn Host, callback: Callback) {
+        if callback != Callback::RequestHeaders {
+            return;
+        }
+        let Some(hex) = host.header(MapKind::RequestHeaders, "x-meshgate-test-append") else {
+            return;
+        };
+        let bytes: Option<Vec<u8>> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+            .collect();
+        if let Some(bytes) = bytes {
+            // A client's `content-length: 0` would contradict the new body (as the core's
+            // transcoding does, the length goes).
+            let _ = host.set_header(MapKind::RequestHeaders, "content-length", None);
+            let _ = host.set_body(crate::host::BodyKind::Request, &bytes);
+        }
+    }
 
     #[allow(clippy::panic)]
     pub fn maybe_trap(host: &dyn Host, callback: Callback) {

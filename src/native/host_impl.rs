@@ -3,10 +3,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::abi::{self, attribute, EnvoyBuffer, FilterEnvoyPtr, HttpHeader, ModuleBuffer};
+use super::abi::{self, EnvoyBuffer, FilterEnvoyPtr, HttpHeader, ModuleBuffer};
+use super::callouts::send;
 use super::config::{self, ModuleConfig};
 use super::shared;
-use super::worker::{self, Callout, Deferred};
+use super::worker::{self, CallRequest, Callout, Deferred};
 use crate::host::{
     BodyKind, Headers, Host, HostError, HostResult, Level, MapKind, MetricId, MetricKind, RootHost,
 };
@@ -111,54 +112,6 @@ pub fn body_size(envoy: FilterEnvoyPtr, kind: BodyKind) -> usize {
     unsafe {
         abi::envoy_dynamic_module_callback_http_get_body_size(envoy, buffered)
             + abi::envoy_dynamic_module_callback_http_get_body_size(envoy, received)
-    }
-}
-
-fn attr_string(envoy: FilterEnvoyPtr, id: u32) -> Option<Vec<u8>> {
-    let mut out = EnvoyBuffer::EMPTY;
-    // SAFETY: a live filter; the buffer is Envoy's until the hook returns (copied here).
-    unsafe {
-        abi::envoy_dynamic_module_callback_http_filter_get_attribute_string(envoy, id, &mut out)
-            .then(|| out.to_vec())
-    }
-}
-
-fn attr_int(envoy: FilterEnvoyPtr, id: u32) -> Option<Vec<u8>> {
-    let mut out = 0u64;
-    // SAFETY: a live filter, a valid out-pointer.
-    let ok = unsafe {
-        abi::envoy_dynamic_module_callback_http_filter_get_attribute_int(envoy, id, &mut out)
-    };
-    // The wasm host's encoding of an integer property: 8 bytes, little-endian.
-    ok.then(|| {
-        i64::try_from(out)
-            .unwrap_or(i64::MAX)
-            .to_le_bytes()
-            .to_vec()
-    })
-}
-
-fn attr_bool(envoy: FilterEnvoyPtr, id: u32) -> Option<Vec<u8>> {
-    let mut out = false;
-    // SAFETY: a live filter, a valid out-pointer.
-    let ok = unsafe {
-        abi::envoy_dynamic_module_callback_http_filter_get_attribute_bool(envoy, id, &mut out)
-    };
-    ok.then(|| vec![u8::from(out)])
-}
-
-fn route_metadata(envoy: FilterEnvoyPtr, ns: &str, key: &str) -> Option<Vec<u8>> {
-    let mut out = EnvoyBuffer::EMPTY;
-    // SAFETY: a live filter; buffers valid for the call, the result copied.
-    unsafe {
-        abi::envoy_dynamic_module_callback_http_get_metadata_string(
-            envoy,
-            abi::METADATA_ROUTE,
-            ModuleBuffer::of(ns.as_bytes()),
-            ModuleBuffer::of(key.as_bytes()),
-            &mut out,
-        )
-        .then(|| out.to_vec())
     }
 }
 
@@ -341,27 +294,7 @@ impl Host for NativeHost<'_> {
 
     fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         self.live().ok()?;
-        let e = self.envoy;
-        match path {
-            ["xds", "route_name"] => attr_string(e, attribute::XDS_ROUTE_NAME),
-            ["xds", "route_metadata", "filter_metadata", ns, key] => route_metadata(e, ns, key),
-            ["connection", "mtls"] => attr_bool(e, attribute::CONNECTION_MTLS),
-            ["connection", "uri_san_peer_certificate"] => {
-                attr_string(e, attribute::CONNECTION_URI_SAN_PEER_CERTIFICATE)
-            }
-            ["connection", "dns_san_peer_certificate"] => {
-                attr_string(e, attribute::CONNECTION_DNS_SAN_PEER_CERTIFICATE)
-            }
-            ["connection", "subject_peer_certificate"] => {
-                attr_string(e, attribute::CONNECTION_SUBJECT_PEER_CERTIFICATE)
-            }
-            ["response", "code"] => attr_int(e, attribute::RESPONSE_CODE),
-            ["source", "address"] => attr_string(e, attribute::SOURCE_ADDRESS),
-            ["request", "protocol"] => attr_string(e, attribute::REQUEST_PROTOCOL),
-            // Not offered by Envoy's dynamic-module attributes (asking logs an error there):
-            // the core falls back (latency from its clock, sizes unknown); docs/native.md.
-            _ => None,
-        }
+        super::properties::read(self.envoy, path)
     }
 
     fn set_property(&mut self, path: &[&str], value: &[u8]) -> HostResult<()> {
@@ -450,33 +383,29 @@ impl Host for NativeHost<'_> {
         timeout: Duration,
     ) -> HostResult<u32> {
         self.live()?;
-        let mut hs: Vec<HttpHeader> = headers.iter().map(|(k, v)| HttpHeader::of(k, v)).collect();
-        let mut id = 0u64;
-        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         // The token is known before Envoy may answer inline (the reply is then deferred).
         let token = worker::with(|w| w.new_token());
-        let as_root = self.as_root;
-        // A stream callout (not the one-shot callout, whose reply has no trailers: a gRPC
-        // call's status is in them). SAFETY: a live filter; Envoy copies headers and body.
-        let status = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_start_http_stream(
-                self.envoy,
-                &mut id,
-                ModuleBuffer::of(cluster.as_bytes()),
-                hs.as_mut_ptr(),
-                hs.len(),
-                ModuleBuffer::of(body.unwrap_or_default()),
-                true,
-                ms,
-            )
+        let request = self.as_root.then(|| {
+            std::rc::Rc::new(CallRequest {
+                cluster: cluster.to_string(),
+                headers: headers.to_vec(),
+                body: body.unwrap_or_default().to_vec(),
+                timeout,
+            })
+        });
+        let call = Callout {
+            token,
+            as_root: self.as_root,
+            request,
         };
-        if status != abi::CALLOUT_SUCCESS {
-            return Err(HostError(format!(
-                "http call to cluster `{cluster}` refused (status {status})"
-            )));
-        }
-        let key = (self.envoy as usize, id);
-        worker::with(|w| w.callouts.insert(key, Callout { token, as_root }));
+        send(
+            self.envoy,
+            cluster,
+            headers,
+            body.unwrap_or_default(),
+            timeout,
+            call,
+        )?;
         Ok(token)
     }
 
@@ -510,7 +439,7 @@ impl Host for NativeHost<'_> {
 
 impl RootHost for NativeHost<'_> {
     fn set_effective_context(&mut self, context_id: u32) -> HostResult<()> {
-        let envoy = worker::with(|w| w.streams.get(&context_id).copied());
+        let envoy = worker::with(|w| w.streams.get(&context_id).map(|(e, _)| *e));
         match envoy {
             Some(e) => {
                 self.envoy = e;

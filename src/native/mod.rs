@@ -8,9 +8,12 @@
 //! `google.rpc.Status` (INTERNAL) and one log line, while later streams are served.
 
 mod abi;
+mod callouts;
 mod config;
 mod hooks;
 mod host_impl;
+mod properties;
 mod shared;
 mod ticker;
+mod unused;
 mod worker;

@@ -23,8 +23,11 @@ use crate::filter::TICK;
 /// thread").
 struct Carrier(usize);
 
-fn carriers() -> &'static Mutex<HashMap<std::thread::ThreadId, Carrier>> {
-    static MAP: OnceLock<Mutex<HashMap<std::thread::ThreadId, Carrier>>> = OnceLock::new();
+/// (worker thread, configuration id) -> its carrier's scheduler.
+type Key = (std::thread::ThreadId, u64);
+
+fn carriers() -> &'static Mutex<HashMap<Key, Carrier>> {
+    static MAP: OnceLock<Mutex<HashMap<Key, Carrier>>> = OnceLock::new();
     MAP.get_or_init(|| {
         let spawned = std::thread::Builder::new()
             .name("meshgate-tick".into())
@@ -55,9 +58,10 @@ fn tick_loop() {
     }
 }
 
-/// Make `envoy` (stream `context`) this thread's carrier, if it has none.
-pub fn arm(context: u32, envoy: FilterEnvoyPtr) {
-    if super::worker::with(|w| w.carrier.is_some()) {
+/// Make `envoy` (stream `context` of configuration `config`) the carrier of that
+/// configuration's root on this thread, if it has none.
+pub fn arm(config: u64, context: u32, envoy: FilterEnvoyPtr) {
+    if super::worker::with(|w| w.carriers.contains_key(&config)) {
         return;
     }
     // SAFETY: a live filter of this thread.
@@ -65,19 +69,23 @@ pub fn arm(context: u32, envoy: FilterEnvoyPtr) {
     if scheduler.is_null() {
         return;
     }
-    super::worker::with(|w| w.carrier = Some((context, scheduler as usize)));
+    super::worker::with(|w| w.carriers.insert(config, (context, scheduler as usize)));
     let mut map = carriers().lock().unwrap_or_else(|p| p.into_inner());
-    map.insert(std::thread::current().id(), Carrier(scheduler as usize));
+    map.insert(
+        (std::thread::current().id(), config),
+        Carrier(scheduler as usize),
+    );
 }
 
-/// Stop this thread's ticks (nothing waits any more, or the carrier goes away).
-pub fn disarm() {
-    let Some((_, scheduler)) = super::worker::with(|w| w.carrier.take()) else {
+/// Stop the ticks of configuration `config`'s root on this thread (nothing waits any more, or
+/// the carrier goes away).
+pub fn disarm(config: u64) {
+    let Some((_, scheduler)) = super::worker::with(|w| w.carriers.remove(&config)) else {
         return;
     };
     {
         let mut map = carriers().lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&std::thread::current().id());
+        map.remove(&(std::thread::current().id(), config));
     }
     // SAFETY: created by `arm` on this thread, no longer reachable by the ticking thread.
     unsafe {

@@ -32,32 +32,43 @@ pub enum Deferred {
     Call(Box<dyn FnOnce()>),
 }
 
-/// A callout in flight: our token, and whether the root (not the stream) made it.
-#[derive(Clone, Copy)]
+/// A callout in flight: our token, and whether the root (not the stream) made it; a root
+/// call keeps its request, to be sent again if its stream goes away first.
+#[derive(Clone)]
 pub struct Callout {
     pub token: u32,
     pub as_root: bool,
+    pub request: Option<std::rc::Rc<CallRequest>>,
+}
+
+/// What a root call sent.
+pub struct CallRequest {
+    pub cluster: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Default)]
 pub struct Worker {
     /// The root of each filter configuration (by the configuration's id).
     pub roots: HashMap<u64, Rc<Scheduler>>,
-    /// Live streams on this thread: context id -> Envoy's filter.
-    pub streams: HashMap<u32, FilterEnvoyPtr>,
+    /// Live streams on this thread: context id -> Envoy's filter and its configuration's id.
+    pub streams: HashMap<u32, (FilterEnvoyPtr, u64)>,
     /// Callouts in flight: (filter, Envoy's stream id) -> ours.
     pub callouts: HashMap<(usize, u64), Callout>,
     /// Their replies so far (headers, body, trailers arrive in separate hooks).
     pub replies: HashMap<(usize, u64), super::host_impl::CallReply>,
-    /// Root callouts whose stream went away before the reply: answered as failures at the
-    /// next root callback.
-    pub orphaned: Vec<(u64, u32)>,
+    /// Root callouts whose stream went away before the reply (Envoy cancels a stream's
+    /// callouts with it), by configuration: sent again from the next live stream.
+    pub orphaned: Vec<(u64, Callout)>,
     /// When each root last ticked.
     pub last_tick: HashMap<u64, Instant>,
     /// Metrics the core defined on this thread: (family, label values), by `MetricId`.
     pub metrics: Vec<(usize, Vec<String>)>,
-    /// The stream whose Envoy scheduler carries this thread's ticks (`ticker`), if any.
-    pub carrier: Option<(u32, usize)>,
+    /// Per configuration, the stream whose Envoy scheduler carries its root's ticks
+    /// (`ticker`): (context id, scheduler).
+    pub carriers: HashMap<u64, (u32, usize)>,
     next_context: u32,
     next_token: u32,
 }
@@ -74,7 +85,7 @@ impl Worker {
     }
 
     pub fn is_live(&self, envoy: FilterEnvoyPtr) -> bool {
-        self.streams.values().any(|e| *e == envoy)
+        self.streams.values().any(|(e, _)| *e == envoy)
     }
 }
 

@@ -2,7 +2,7 @@
 //! glue declares is exported by the Envoy binary; the demo rendered with `meshgate envoy
 //! --native` passes native gRPC through, transcodes JSON (POST, and a GET), authenticates a
 //! JWT against a real JWKS server over HTTP, writes the access record and the Prometheus
-//! metrics; and a panic in the module answers its request 500 INTERNAL while Envoy keeps
+//! metrics; a body the module adds to a header-only request reaches the upstream; and a panic in the module answers its request 500 INTERNAL while Envoy keeps
 //! serving (the `test-trap` build, `build/libmeshgate_native-test.so`).
 //!
 //! The modules are built by `make native native-test` (`MESHGATE_NATIVE` and
@@ -20,10 +20,11 @@ use std::process::Command;
 use std::time::Duration;
 
 use meshgate_kit::harness::{
-    envoy_bin, free_port, http1_client, kit_bin, payments_client, render_demo, repo_root,
-    start_envoy_with_args, ProcessGuard,
+    envoy_bin, free_port, grpc_frame, grpc_unframe, http1_client, http2_client, kit_bin,
+    payments_client, render_demo, repo_root, start_envoy_with_args, ProcessGuard,
 };
 use meshgate_kit::proto::meshgate::demo::v1::GetPaymentRequest;
+use prost::Message;
 
 fn module(var: &str, file: &str) -> PathBuf {
     let path = std::env::var_os(var)
@@ -269,6 +270,32 @@ async fn the_native_module_serves_the_demo_in_a_real_envoy() {
         prom.contains("meshgate_request_duration_ms_bucket{"),
         "{prom}"
     );
+
+    // A body the module adds to a header-only request reaches the upstream (the test build's
+    // `x-meshgate-test-append`: `Host::set_body` during the request headers, the path the core
+    // takes when `can_append_request_body` is true). A gRPC call sent as headers only gets
+    // its message from the module: the backend answers pay_001.
+    let message = GetPaymentRequest {
+        id: "pay_001".into(),
+        view: None,
+    }
+    .encode_to_vec();
+    let frame = grpc_frame(&message);
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    let grpc = http2_client();
+    let url = envoy.url("/meshgate.demo.v1.Payments/GetPayment");
+    let headers = [("content-type", "application/grpc"), ("te", "trailers")];
+    let mut with_append = headers.to_vec();
+    with_append.push(("x-meshgate-test-append", &hex));
+    let r = grpc.post(&url, &with_append, "").await.unwrap();
+    assert_eq!(r.trailer("grpc-status"), Some("0"), "{r:?}");
+    let reply = grpc_unframe(&r.body).unwrap();
+    let p = meshgate_kit::proto::meshgate::demo::v1::Payment::decode(reply[0].1.clone()).unwrap();
+    assert_eq!(p.id, "pay_001");
+    // Without it the same headers-only call carries no message (the check can fail).
+    let r = grpc.post(&url, &headers, "").await.unwrap();
+    let status = r.trailer("grpc-status").or(r.header("grpc-status"));
+    assert_ne!(status, Some("0"), "{r:?}");
 
     // A panic in the module: that request gets 500 INTERNAL, Envoy and later requests live.
     let r = http
