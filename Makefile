@@ -80,9 +80,11 @@ run-native: build
 	@tests/tools/run.sh native
 
 # Lint first (cheap to fail), then every test: unit, host-side integration, promtool, and the
-# end-to-end suites against a real Envoy running build/meshgate.wasm.
+# end-to-end suites against a real Envoy running build/meshgate.wasm; then the foundation,
+# transcoding, auth, routing, SLO and reliability suites again on the native module.
 test: setup lint wasm wasm-test native native-test
 	$(CARGO) test --workspace --no-fail-fast
+	@tests/tools/e2e-native.sh
 	@tests/tools/crypto-wasm.sh
 	@tests/tools/fuzz.sh 5
 	@echo "make test: all tests passed"

@@ -6,8 +6,9 @@
 //!          ├─> AwaitBody ─(end of body)─┬─> Upstream (through Envoy's router)
 //!          │      └─(NDJSON stream)─> StreamingBody ─(end of body)─> Upstream
 //!          │                            └─> SideCall
-//!          ├─> SideCall (body-less transcoded call)
-//!          ├─> Upstream (native gRPC, REST, pass-through)
+//!          ├─> SideCall (body-less transcoded call, under Proxy-Wasm)
+//!          ├─> Upstream (native gRPC, REST, pass-through; a body-less transcoded call with
+//!          │             its frame appended where the proxy allows it: the native module)
 //!          └─> Replied (refused, or answered by the gateway)
 //! any ──on_log──> Logged
 //! ```

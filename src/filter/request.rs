@@ -43,6 +43,7 @@ impl Filter {
         if self.span_traced() {
             self.publish_span_fields(host);
         }
+        self.name_server_span(host);
         if self.mode == Mode::PassThrough {
             self.phase = Phase::Upstream;
             return Action::Continue;
@@ -148,7 +149,8 @@ impl Filter {
                 Action::Continue
             }
             Mode::Transcode(_) if end_of_stream => self.transcode_body(host, 0),
-            Mode::Transcode(_) if self.side_calls_only() => match self.send_headers_first(host) {
+            Mode::Transcode(_) if self.side_calls_only(host) => match self.send_headers_first(host)
+            {
                 Ok(()) => Action::Continue,
                 Err(err) => self.reply_error(host, err),
             },
@@ -169,9 +171,20 @@ impl Filter {
     /// are not held while the body comes. Where a filter cannot pause headers and still see
     /// the body, or pause the upstream's response headers until its trailers give the status
     /// (Istio's WasmPlugin sets no `allow_on_headers_stop_iteration`), holding either would
-    /// stall the request; a side call's reply comes back whole instead.
-    pub(super) fn side_calls_only(&self) -> bool {
+    /// stall the request; a side call's reply comes back whole instead. A proxy that lets the
+    /// filter append a body (the native module) holds headers too: every transcoded call goes
+    /// through its router, whatever the option says.
+    pub(super) fn side_calls_only(&self, host: &dyn Host) -> bool {
         self.vm.config.transcoding.upstream_calls == UpstreamCalls::SideCall
+            && !host.can_append_request_body()
+    }
+
+    /// The proxy's server span takes the operation's name (a no-op where the proxy offers no
+    /// span access, as under Proxy-Wasm).
+    fn name_server_span(&self, host: &mut dyn Host) {
+        if let Some(name) = self.operation_name() {
+            host.set_span_operation(name);
+        }
     }
 
     /// Take the side call's headers from the client's request as received, then rewrite the

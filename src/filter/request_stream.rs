@@ -26,7 +26,7 @@ impl Filter {
             Phase::AwaitBody {
                 side_call_headers: None
             }
-        ) && self.streams_request_body();
+        ) && self.streams_request_body(host);
         let (mut body, failed) = match &mut self.phase {
             Phase::StreamingBody { body, failed } => (std::mem::take(body), *failed),
             _ if starts => (NdjsonStream::default(), false),
@@ -69,13 +69,13 @@ impl Filter {
 
     /// Whether this request's body is streamed line by line: a client- or bidirectional-
     /// streaming operation, an NDJSON JSON body, through the router.
-    fn streams_request_body(&self) -> bool {
+    fn streams_request_body(&self, host: &dyn Host) -> bool {
         let Mode::Transcode(t) = &self.mode else {
             return false;
         };
         t.request_kind == RequestKind::Json
             && StreamBody::of(&self.req.content_type) == StreamBody::Ndjson
-            && !self.side_calls_only()
+            && !self.side_calls_only(host)
             && self.client_streaming()
     }
 

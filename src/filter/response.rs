@@ -21,7 +21,7 @@ impl Filter {
         if self.pass_rate_limited(&headers) {
             return Action::Continue;
         }
-        if self.side_calls_only() {
+        if self.side_calls_only(host) {
             // `upstream_calls: side_call`: the stream the request headers opened through the
             // router carries no data, so only a failure answers it (no healthy upstream, route
             // timeout, a reset). Answer now: these headers cannot be held (the host that needs

@@ -13,14 +13,15 @@ use crate::transcode::{self, encode_frame, RequestOptions};
 
 impl Filter {
     /// Build the gRPC request from path, query and body, then send it on: through Envoy's
-    /// router when the request has a body to replace, or as a side call when it has none
-    /// (Envoy gives a filter no body buffer to fill on a body-less request).
+    /// router when the request has a body to replace, or the proxy lets the filter append one
+    /// to a body-less request (the native module: `Host::can_append_request_body`), else as a
+    /// side call (Proxy-Wasm gives a filter no body buffer to fill on a body-less request).
     pub(super) fn transcode_body(&mut self, host: &mut dyn Host, size: usize) -> Action {
         let frame = match self.build_frames(host, size) {
             Ok(f) => f,
             Err(err) => return self.reply_error(host, err),
         };
-        if size > 0 && !self.side_calls_only() {
+        if (size > 0 || host.can_append_request_body()) && !self.side_calls_only(host) {
             if let Err(e) = host.set_body(BodyKind::Request, &frame) {
                 return self.reply_error(host, host_failure(&e.to_string()));
             }

@@ -174,6 +174,8 @@ extern "C" {
         key: ModuleBuffer,
         value: ModuleBuffer,
     ) -> bool;
+    /// Envoy selects the stream's route again on its (changed) request headers.
+    pub fn envoy_dynamic_module_callback_http_clear_route_cache(filter: FilterEnvoyPtr);
 
     pub fn envoy_dynamic_module_callback_http_send_response(
         filter: FilterEnvoyPtr,

@@ -47,6 +47,16 @@ impl<'a> NativeHost<'a> {
             Ok(())
         }
     }
+
+    /// A request header changed: Envoy selects the route again, as it does after a wasm
+    /// filter's change, so the routing header and the gRPC path the core set choose the route
+    /// (the upstream's cluster, a streaming method's route without timeout, its retry policy).
+    fn route_changed(&self, map: MapKind, changed: bool) {
+        if changed && map == MapKind::RequestHeaders {
+            // SAFETY: a live filter (checked by the caller's `live`).
+            unsafe { abi::envoy_dynamic_module_callback_http_clear_route_cache(self.envoy) };
+        }
+    }
 }
 
 fn header_type(map: MapKind) -> u32 {
@@ -190,6 +200,7 @@ impl Host for NativeHost<'_> {
                 v,
             )
         };
+        self.route_changed(map, ok);
         ok.then_some(())
             .ok_or_else(|| HostError(format!("set_header {name} refused by the proxy")))
     }
@@ -205,6 +216,7 @@ impl Host for NativeHost<'_> {
                 ModuleBuffer::of(value.as_bytes()),
             )
         };
+        self.route_changed(map, ok);
         ok.then_some(())
             .ok_or_else(|| HostError(format!("add_header {name} refused by the proxy")))
     }

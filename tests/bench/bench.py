@@ -28,6 +28,7 @@ sys.path.insert(0, HERE)
 
 import configs  # noqa: E402
 import jwt  # noqa: E402
+import native  # noqa: E402
 import payload  # noqa: E402
 import report  # noqa: E402
 from procs import Proc, free_port, wait_http  # noqa: E402
@@ -250,6 +251,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     ap.add_argument("--wasm", default=os.path.join(ROOT, "build", "meshgate.wasm"))
     ap.add_argument("--noop-wasm", default=os.path.join(ROOT, "build", "noop.wasm"))
+    ap.add_argument("--native", default=os.path.join(ROOT, "build", "libmeshgate_native.so"),
+                    help="the native module (issue 22); its rows are skipped when it is absent")
     ap.add_argument("--meshgate", default=os.path.join(ROOT, "target", "release", "meshgate"))
     ap.add_argument("--backend", default=os.path.join(ROOT, "target", "release", "demo-backend"))
     ap.add_argument("--only", default="", help="comma-separated configs to run")
@@ -270,6 +273,7 @@ def main():
     filters = configs.all_filters(ctx)
     order = [c for c in ["bare", "native", "native-cache", "meshgate", "meshgate-nocache",
                          "noop-wasm", "bare-w2", "meshgate-w2", "noop-wasm-w2"] if c in filters]
+    order += native.add_filters(filters, args.native)
     if args.only:
         order = [c for c in order if c in args.only.split(",")]
     backend_port = free_port()
@@ -278,6 +282,7 @@ def main():
                     "payments", "--name", "payments"], blog)
     env = {"work": work, "params": p, "filters": filters, "backend_port": backend_port,
            "envoy": envoy, "clk": os.sysconf("SC_CLK_TCK"), "scenarios": scenarios(work, keys)}
+    native.add_rows(env["scenarios"], filters)
     if args.scenarios:
         wanted = args.scenarios.split(",")
         env["scenarios"] = {k: v for k, v in env["scenarios"].items() if k in wanted}
@@ -297,7 +302,7 @@ def main():
     meta = report.machine(envoy, p, time.time() - started, load, args.quick)
     meta["wasm"] = {"meshgate": os.path.getsize(args.wasm),
                     "noop": os.path.getsize(noop) if noop else None}
-    text = report.render(results, env["scenarios"], meta)
+    text = native.with_goals(report.render(results, env["scenarios"], meta), results, args.native)
     report.write(args.out, text)
     with open(os.path.join(work, "results.json"), "w") as f:
         configs.json.dump({"meta": meta, "results": results}, f, indent=1)

@@ -12,6 +12,7 @@ command -v openssl >/dev/null || { echo "bench: openssl is needed for the JWT ke
 tests/tools/setup.sh wasm envoy
 tests/tools/build-wasm.sh build/meshgate.wasm
 tests/bench/build-noop.sh build/noop.wasm
+tests/tools/build-native.sh build/libmeshgate_native.so
 cargo build --release --bin meshgate -p meshgate
 cargo build --release -p meshgate-kit --bin demo-backend
 ENVOY=$(tests/tools/envoy-path.sh) || { echo "bench: no Envoy" >&2; exit 1; }

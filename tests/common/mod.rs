@@ -46,6 +46,11 @@ pub struct FakeHost {
     pub memory_bytes: Option<u64>,
     /// How many times the clock was read (`Host::now`).
     pub clock_reads: Cell<usize>,
+    /// Act as the native module: a body can be appended to a body-less request
+    /// (`Host::can_append_request_body`). False: Proxy-Wasm.
+    pub appends_request_body: bool,
+    /// The names the server span was given (`Host::set_span_operation`), in order.
+    pub span_operations: Vec<String>,
 }
 
 fn key(map: MapKind) -> &'static str {
@@ -264,6 +269,12 @@ impl Host for FakeHost {
     }
     fn vm_memory_bytes(&self) -> Option<u64> {
         self.memory_bytes
+    }
+    fn can_append_request_body(&self) -> bool {
+        self.appends_request_body
+    }
+    fn set_span_operation(&mut self, name: &str) {
+        self.span_operations.push(name.to_string());
     }
 }
 

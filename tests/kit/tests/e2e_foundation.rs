@@ -11,9 +11,9 @@
     clippy::indexing_slicing
 )]
 
-use meshgate::cli::envoy::{bootstrap, EnvoyOptions};
+use meshgate::cli::envoy::bootstrap;
 use meshgate_kit::harness::{
-    free_port, http1_client, http2_client, payments_client, start_envoy, wallets_client, wasm_path,
+    free_port, http1_client, http2_client, payments_client, start_envoy, wallets_client, Flavour,
     GatewayBuilder,
 };
 use meshgate_kit::proto::meshgate::demo::v1::{GetPaymentRequest, GetWalletRequest};
@@ -161,7 +161,10 @@ fn bad_configuration_is_refused_by_the_command_and_by_envoy() {
     .unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
     v["operations"]["meshgate.demo.v1.Payments.NoSuchMethod"] = serde_json::json!({"auth": "none"});
-    let mut o = EnvoyOptions::new(v.to_string(), wasm_path().unwrap().display().to_string());
+    let mut o = Flavour::from_env()
+        .unwrap()
+        .envoy_options(v.to_string())
+        .unwrap();
     o.listen_port = free_port().unwrap();
     o.admin_port = free_port().unwrap();
     let yaml = serde_yaml_ng::to_string(&bootstrap(&o)).unwrap();

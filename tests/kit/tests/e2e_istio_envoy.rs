@@ -68,6 +68,9 @@ async fn demo_requests(addr: std::net::SocketAddr) -> Vec<(u16, String, String)>
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plugin_config_from_the_wasmplugin_runs_like_the_local_configuration() {
+    if meshgate_kit::harness::skip_on_native("Istio loads only Wasm (WasmPlugin)") {
+        return;
+    }
     let dir = temp("same");
     let gateway = repo_root().join("envoy/gateway.yaml");
     generate(&gateway, &dir);
@@ -98,6 +101,9 @@ async fn plugin_config_from_the_wasmplugin_runs_like_the_local_configuration() {
 /// and the bootstrap override's `stats_tags` give them their labels.
 #[tokio::test(flavor = "multi_thread")]
 async fn envoyfilter_filter_and_stats_settings_work_in_envoy() {
+    if meshgate_kit::harness::skip_on_native("Istio loads only Wasm (WasmPlugin)") {
+        return;
+    }
     let dir = temp("envoyfilter");
     let gateway = repo_root().join("envoy/gateway.yaml");
     generate(&gateway, &dir);
@@ -193,6 +199,9 @@ async fn envoyfilter_filter_and_stats_settings_work_in_envoy() {
 /// still gets Envoy's trailers-only `grpc-status`.
 #[tokio::test(flavor = "multi_thread")]
 async fn local_reply_envoyfilter_makes_envoys_replies_status_json_in_envoy() {
+    if meshgate_kit::harness::skip_on_native("Istio loads only Wasm (WasmPlugin)") {
+        return;
+    }
     let dir = temp("local-replies");
     let gateway = repo_root().join("envoy/gateway.yaml");
     generate(&gateway, &dir);
@@ -293,6 +302,9 @@ async fn local_reply_envoyfilter_makes_envoys_replies_status_json_in_envoy() {
 /// configuration (flag set, calls through the router) gives, from backends in the same state.
 #[tokio::test(flavor = "multi_thread")]
 async fn wasmplugin_as_istio_renders_it_answers_like_the_local_configuration() {
+    if meshgate_kit::harness::skip_on_native("Istio loads only Wasm (WasmPlugin)") {
+        return;
+    }
     let dir = temp("rendered");
     let gateway = repo_root().join("envoy/gateway.yaml");
     generate(&gateway, &dir);
@@ -363,6 +375,9 @@ async fn wasmplugin_as_istio_renders_it_answers_like_the_local_configuration() {
 /// plain HTTP; in the mesh the generated DestinationRule originates TLS on it.
 #[tokio::test(flavor = "multi_thread")]
 async fn remote_jwks_is_fetched_through_istios_cluster_name() {
+    if meshgate_kit::harness::skip_on_native("Istio loads only Wasm (WasmPlugin)") {
+        return;
+    }
     let dir = temp("jwks");
     let proto = repo_root().join("proto");
     let gateway = dir.join("gateway.yaml");

@@ -177,7 +177,8 @@ async fn make_run_records_and_counts_every_request_exactly_once() {
         std::thread::sleep(Duration::from_millis(100));
         let rq_total = stat_in(&stats, "http.gateway.downstream_rq_total").unwrap_or(0);
         let recs = records(&access_log);
-        let counts = requests_total(&admin_get(admin, "/stats/prometheus"));
+        let scrape = admin_get(admin, "/stats/prometheus");
+        let counts = requests_total(&meshgate_kit::harness::flavour::relabel_prometheus(scrape));
         let settled = active == Some(0)
             && rq_total as usize == TOTAL
             && recs.len() == TOTAL

@@ -67,6 +67,9 @@ fn settled(gw: &Gateway) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_refused_while_the_vm_reloads_are_recorded_and_counted() {
+    if meshgate_kit::harness::skip_on_native("Envoy reloading a trapped Wasm VM (FAIL_RELOAD)") {
+        return;
+    }
     assert!(
         meshgate::observe::ENVOY_RELOAD_REFUSALS.contains("envoy_wasm_.+_vm_reload_backoff"),
         "the rules match the name this test checks"

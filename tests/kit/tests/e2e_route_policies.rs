@@ -283,7 +283,11 @@ fn documented_envoy_example_renders_and_validates() {
     let dir = std::env::temp_dir().join(format!("meshgate-route-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("gateway-policies.envoy.yaml");
-    let wasm = meshgate_kit::harness::wasm_path().unwrap();
+    // The flavour's module: `--wasm PATH`, or `--native PATH`.
+    let module = meshgate_kit::harness::Flavour::from_env()
+        .unwrap()
+        .cli_args()
+        .unwrap();
     let mut argv: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -292,7 +296,10 @@ fn documented_envoy_example_renders_and_validates() {
                 it.next();
                 argv.extend(["-o".to_string(), out.display().to_string()]);
             }
-            "build/meshgate.wasm" => argv.push(wasm.display().to_string()),
+            "--wasm" => {
+                it.next();
+                argv.extend(module.iter().cloned());
+            }
             s if s.starts_with("envoy/") => argv.push(repo_root().join(s).display().to_string()),
             s => argv.push(s.to_string()),
         }

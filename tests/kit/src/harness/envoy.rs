@@ -236,9 +236,11 @@ impl Envoy {
         }
     }
 
-    /// `/stats/prometheus`.
+    /// `/stats/prometheus`, meshgate's families under their wasm names on either flavour
+    /// ([`super::flavour::relabel_prometheus`]).
     pub fn stats_prometheus(&self) -> KitResult<String> {
         self.admin_body("/stats/prometheus")
+            .map(super::flavour::relabel_prometheus)
     }
 
     /// `/stats` (text: `name: value` per line).

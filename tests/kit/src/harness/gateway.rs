@@ -9,6 +9,7 @@ use meshgate::cli::envoy::{
 };
 use serde_json::Value;
 
+use super::flavour::Flavour;
 use super::{
     config_file, free_port, repo_root, start_backend, start_envoy_with_workers, Backend, Envoy,
 };
@@ -69,7 +70,16 @@ pub struct GatewayBuilder {
     workers: u32,
     /// Changes to the rendered options before the bootstrap is made (TLS, tracing, health).
     envoy_options: Vec<EnvoyOptionsFn>,
+    /// The build of meshgate Envoy runs ([`Flavour::from_env`] unless a test names one; a bad
+    /// `MESHGATE_FLAVOUR` fails `start`).
+    flavour: KitResult<Flavour>,
+    /// Changes to the rendered bootstrap (JSON) before Envoy starts: what no option renders
+    /// (a route's retry policy, say).
+    bootstrap_edits: Vec<BootstrapFn>,
 }
+
+/// A change to the rendered bootstrap (see [`GatewayBuilder::edit_bootstrap`]).
+pub type BootstrapFn = Box<dyn FnOnce(&mut Value) -> KitResult<()> + Send>;
 
 /// A change to [`EnvoyOptions`] (see [`GatewayBuilder::envoy_options`]).
 pub type EnvoyOptionsFn = Box<dyn FnOnce(&mut EnvoyOptions) + Send>;
@@ -153,7 +163,25 @@ impl GatewayBuilder {
             file_flush_interval_ms: None,
             workers: 1,
             envoy_options: Vec::new(),
+            flavour: Flavour::from_env(),
+            bootstrap_edits: Vec::new(),
         }
+    }
+
+    /// Run this flavour instead of the one `MESHGATE_FLAVOUR` names.
+    pub fn flavour(mut self, flavour: Flavour) -> Self {
+        self.flavour = Ok(flavour);
+        self
+    }
+
+    /// Change the rendered bootstrap (as JSON) before Envoy starts, after the builder's own
+    /// changes; an error fails `start`.
+    pub fn edit_bootstrap(
+        mut self,
+        f: impl FnOnce(&mut Value) -> KitResult<()> + Send + 'static,
+    ) -> Self {
+        self.bootstrap_edits.push(Box::new(f));
+        self
     }
 
     /// Change the options `meshgate envoy` renders from, after the builder has set its own
@@ -184,7 +212,8 @@ impl GatewayBuilder {
     }
 
     /// Run the plugin without `allow_on_headers_stop_iteration`, as istiod renders a WasmPlugin
-    /// (Envoy then holds the whole stream when the filter pauses headers).
+    /// (Envoy then holds the whole stream when the filter pauses headers). No effect on the
+    /// native flavour, whose filter has no such setting.
     pub fn without_headers_pause(mut self) -> Self {
         self.headers_pause = false;
         self
@@ -290,11 +319,12 @@ impl GatewayBuilder {
             });
             backends.push((name.clone(), backend));
         }
-        let wasm = match self.wasm {
-            Some(p) => p,
-            None => wasm_path()?,
+        let flavour = self.flavour?;
+        let module = match (flavour, self.wasm) {
+            (Flavour::Wasm, Some(p)) => p,
+            (flavour, _) => flavour.module_path()?,
         };
-        let mut o = EnvoyOptions::new(filter_json.clone(), wasm.display().to_string());
+        let mut o = EnvoyOptions::new(filter_json.clone(), module.display().to_string());
         o.listen_port = free_port()?;
         o.admin_port = free_port()?;
         o.clusters = clusters;
@@ -303,6 +333,7 @@ impl GatewayBuilder {
         o.failure_policy = self.failure_policy;
         o.route_timeout_s = self.route_timeout_s;
         o.stats_config = stats_config_for(&config);
+        super::flavour::configure(flavour, &mut o, &module)?;
         o.buffer_limit_bytes = Some(buffer_limit_for(&config));
         o.upstream_header = config.routing.upstream_header.clone();
         o.generate_request_id = self.envoy_request_ids;
@@ -316,7 +347,8 @@ impl GatewayBuilder {
         }
         let mut b =
             serde_json::to_value(bootstrap(&o)).map_err(|e| KitError::new(e.to_string()))?;
-        if !self.headers_pause {
+        // The dynamic-modules filter has no such flag: it always holds what the module pauses.
+        if !self.headers_pause && flavour == Flavour::Wasm {
             // meshgate's filter by name (Envoy's browser filters come first where rendered).
             let filter = b
                 .pointer_mut("/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters")
@@ -342,6 +374,9 @@ impl GatewayBuilder {
             .and_then(Value::as_array_mut)
             .ok_or_else(|| KitError::new("the bootstrap's connection manager has no access_log"))?
             .extend(self.access_logs);
+        }
+        for edit in self.bootstrap_edits {
+            edit(&mut b)?;
         }
         if let Some(kb) = self.max_request_headers_kb {
             let hcm = b

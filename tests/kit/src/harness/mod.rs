@@ -8,6 +8,7 @@ pub mod bins;
 pub mod client;
 pub mod config_file;
 pub mod envoy;
+pub mod flavour;
 pub mod gateway;
 pub mod process;
 pub mod rendered;
@@ -25,6 +26,7 @@ pub use client::{
     wallets_client, HttpClient, RawResponse,
 };
 pub use envoy::{start_envoy, start_envoy_with_args, start_envoy_with_workers, Envoy};
+pub use flavour::{native_path, skip_on_native, Flavour};
 pub use gateway::{filter_config, wasm_path, Gateway, GatewayBuilder};
 pub use process::ProcessGuard;
 pub use rendered::{render_demo, RenderedDemo};

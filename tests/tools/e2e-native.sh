@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make test`, second pass: the end-to-end suites again with the native module in Envoy
+# (MESHGATE_FLAVOUR=native, build/libmeshgate_native.so from `make native`). The first pass
+# (`cargo test --workspace`) ran every suite on the wasm module. Here: the foundation,
+# transcoding, auth, routing, SLO and reliability suites, and the local rate limit (a GET's quota:
+# a side call's under wasm, Envoy's filter's on native); a test that only makes sense on wasm
+# (VM traps and reloads, Istio's WasmPlugin) says so and returns (harness::skip_on_native).
+# Usage: tests/tools/e2e-native.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SUITES=(
+  e2e_foundation
+  e2e_transcode_errors e2e_transcode_fidelity e2e_transcode_mapping e2e_transcode_stream
+  e2e_auth_jwks_attacks e2e_auth_outputs e2e_auth_providers e2e_auth_remote e2e_auth_security
+  e2e_route_policies e2e_route_tracing e2e_route_upstreams e2e_route_retry
+  e2e_slo_grpc e2e_slo_policy e2e_slo_transcoded
+  e2e_ratelimit_local
+  e2e_reliability_count e2e_reliability_input e2e_reliability_resilience e2e_reliability_upstream
+  e2e_reliability_traps e2e_reliability_reload e2e_reliability_jwks_trap e2e_reliability_istio
+)
+args=()
+for s in "${SUITES[@]}"; do args+=(--test "$s"); done
+start=$(date +%s)
+status=0
+MESHGATE_FLAVOUR=native ${CARGO:-cargo} test -p meshgate-kit --no-fail-fast "${args[@]}" "$@" || status=$?
+echo "e2e on the native module: ${#SUITES[@]} suites in $(( $(date +%s) - start )) s"
+exit $status
