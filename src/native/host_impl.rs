@@ -367,6 +367,11 @@ impl Host for NativeHost<'_> {
             .config
             .resolve(kind, name)
             .ok_or_else(|| HostError(format!("no metric family for {name}")))?;
+        // Envoy makes a labelled series at its first use; a counter exists from its definition
+        // under wasm (a rate over it needs the 0), so add 0 to make it here too.
+        if kind == MetricKind::Counter {
+            config::apply(self.config, family, &values, 0);
+        }
         worker::with(|w| {
             let id =
                 u32::try_from(w.metrics.len()).map_err(|_| HostError("too many metrics".into()))?;

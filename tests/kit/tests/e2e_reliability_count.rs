@@ -87,6 +87,11 @@ fn raw(addr: SocketAddr, bytes: &[u8]) -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn make_run_records_and_counts_every_request_exactly_once() {
+    if meshgate_kit::harness::skip_on_native(
+        "requests Envoy answers before any filter runs are counted by the wasm module's access logger; the native module has none yet (docs/native.md)",
+    ) {
+        return;
+    }
     let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let (listen, admin, payments, wallets) = (
         addr(free_port().unwrap()),
