@@ -76,6 +76,27 @@ pub struct HttpHeader {
 }
 
 impl HttpHeader {
+    /// The header as a name and value (invalid UTF-8 replaced).
+    ///
+    /// # Safety
+    /// The pointers are Envoy's, valid for the current hook, with the lengths given.
+    pub unsafe fn to_pair(self) -> (String, String) {
+        let k = EnvoyBuffer {
+            ptr: self.key_ptr,
+            length: self.key_length,
+        };
+        let v = EnvoyBuffer {
+            ptr: self.value_ptr,
+            length: self.value_length,
+        };
+        // SAFETY: guaranteed by the caller.
+        let (k, v) = unsafe { (k.to_vec(), v.to_vec()) };
+        (
+            String::from_utf8_lossy(&k).into_owned(),
+            String::from_utf8_lossy(&v).into_owned(),
+        )
+    }
+
     pub const EMPTY: HttpHeader = HttpHeader {
         key_ptr: std::ptr::null(),
         key_length: 0,

@@ -39,22 +39,8 @@ unsafe fn copy_headers(headers: *const HttpHeader, size: usize) -> Headers {
     let slice = unsafe { std::slice::from_raw_parts(headers, size) };
     slice
         .iter()
-        .map(|h| {
-            let k = EnvoyBuffer {
-                ptr: h.key_ptr,
-                length: h.key_length,
-            };
-            let v = EnvoyBuffer {
-                ptr: h.value_ptr,
-                length: h.value_length,
-            };
-            // SAFETY: as above.
-            let (k, v) = unsafe { (k.to_vec(), v.to_vec()) };
-            (
-                String::from_utf8_lossy(&k).into_owned(),
-                String::from_utf8_lossy(&v).into_owned(),
-            )
-        })
+        // SAFETY: as above.
+        .map(|h| unsafe { h.to_pair() })
         .collect()
 }
 

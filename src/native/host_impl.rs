@@ -148,19 +148,7 @@ impl Host for NativeHost<'_> {
             {
                 return Vec::new();
             }
-            hs.into_iter()
-                .map(|h| {
-                    let k = EnvoyBuffer {
-                        ptr: h.key_ptr,
-                        length: h.key_length,
-                    };
-                    let v = EnvoyBuffer {
-                        ptr: h.value_ptr,
-                        length: h.value_length,
-                    };
-                    (text(k.to_vec()), text(v.to_vec()))
-                })
-                .collect()
+            hs.iter().map(|h| h.to_pair()).collect()
         }
     }
 
