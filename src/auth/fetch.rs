@@ -168,6 +168,10 @@ pub struct RemoteState {
     /// from ordinary fetches, so keys rotated just after a refresh are still picked up.
     last_refetch_start: Option<SystemTime>,
     pub last_error: Option<String>,
+    /// The periodic refresh (at cache expiry) is made elsewhere and its keys handed over
+    /// ([`crate::auth::AuthState::adopt_keys`]): this state fetches only the first keys, for
+    /// an unknown `kid`, and after its own failures (the native module's clock-driven keeper).
+    refreshed_elsewhere: bool,
 }
 
 impl RemoteState {
@@ -182,7 +186,13 @@ impl RemoteState {
             refetch_wanted: false,
             last_refetch_start: None,
             last_error: None,
+            refreshed_elsewhere: false,
         }
+    }
+
+    /// From now on the refresh at cache expiry is left to whoever hands keys over.
+    pub fn refresh_elsewhere(&mut self) {
+        self.refreshed_elsewhere = true;
     }
 
     /// The fetch due now, if any; marks it in flight. `has_keys`: the provider has keys.
@@ -211,7 +221,8 @@ impl RemoteState {
             ),
             Some((a, p)) => {
                 let refetch = self.refetch_wanted && self.refetch_allowed(now);
-                let expired = self.refresh_at.is_some_and(|t| now >= t);
+                let expired =
+                    !self.refreshed_elsewhere && self.refresh_at.is_some_and(|t| now >= t);
                 if has_keys && !refetch && !expired {
                     return None;
                 }

@@ -272,6 +272,40 @@ impl AuthState {
         }
     }
 
+    /// Each provider's keys in use (`None`: none yet), to hand over to other roots.
+    pub fn key_sets(&self) -> Vec<Option<Arc<KeySet>>> {
+        self.providers.iter().map(|p| p.keys.clone()).collect()
+    }
+
+    /// The periodic refresh of every remote provider is made by another root, whose keys
+    /// arrive through [`AuthState::adopt_keys`]; this state still fetches the first keys, for
+    /// an unknown `kid` and after its own failures.
+    pub fn refresh_elsewhere(&mut self) {
+        for st in &mut self.providers {
+            if let Some(remote) = st.remote.as_mut() {
+                remote.refresh_elsewhere();
+            }
+        }
+    }
+
+    /// Use `set`, fetched and checked by another root of the same configuration, as a remote
+    /// provider's keys (as if this state had fetched it): tokens verified with other keys are
+    /// no longer taken from the cache. `false` when nothing changed (the same set, an unknown
+    /// or inline provider).
+    pub fn adopt_keys(&mut self, provider: usize, set: Arc<KeySet>) -> bool {
+        let Some(st) = self.providers.get_mut(provider) else {
+            return false;
+        };
+        if st.remote.is_none() || st.keys.as_ref().is_some_and(|k| Arc::ptr_eq(k, &set)) {
+            return false;
+        }
+        if st.keys.as_ref().is_none_or(|old| old.digest != set.digest) {
+            st.generation = st.generation.wrapping_add(1);
+        }
+        st.keys = Some(set);
+        true
+    }
+
     /// The last fetch error of a provider (for logs and status pages).
     pub fn last_fetch_error(&self, provider: usize) -> Option<&str> {
         self.providers

@@ -52,6 +52,14 @@ impl Scheduler {
     /// `on_configure`: compile the plugin configuration (refused whole, with the reason logged)
     /// and start the first JWKS fetches.
     pub fn configure(host: &mut dyn RootHost, bytes: &[u8]) -> Option<Rc<Scheduler>> {
+        let scheduler = Scheduler::compile(host, bytes)?;
+        scheduler.dispatch_due_fetches(host);
+        Some(scheduler)
+    }
+
+    /// [`Scheduler::configure`] without starting the first fetches: they start at the first
+    /// [`Scheduler::on_tick`] (a glue may hand keys over before, `AuthState::adopt_keys`).
+    pub fn compile(host: &mut dyn RootHost, bytes: &[u8]) -> Option<Rc<Scheduler>> {
         match compile_json(bytes) {
             Ok(config) => {
                 let n = config.operations.len();
@@ -60,9 +68,7 @@ impl Scheduler {
                     let msg = format!("meshgate: binding skipped (cannot be served): {skipped}");
                     host.log(Level::Warn, &msg);
                 }
-                let scheduler = Rc::new(Scheduler::new(Rc::new(Vm::new(config))));
-                scheduler.dispatch_due_fetches(host);
-                Some(scheduler)
+                Some(Rc::new(Scheduler::new(Rc::new(Vm::new(config)))))
             }
             Err(e) => {
                 let msg = format!("meshgate: invalid configuration: {e}");

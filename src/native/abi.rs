@@ -332,3 +332,32 @@ extern "C" {
         operation: ModuleBuffer,
     );
 }
+
+/// A scheduler Envoy made for a filter configuration (`http_filter_config_scheduler_new`): a
+/// commit from any thread runs `on_http_filter_config_scheduled` on the main thread.
+pub type ConfigSchedulerPtr = *mut c_void;
+
+// The clock-driven JWKS keeper (`keeper.rs`): the configuration's own scheduler and callout
+// streams, both on Envoy's main thread.
+extern "C" {
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(
+        config: ConfigEnvoyPtr,
+    ) -> ConfigSchedulerPtr;
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+        scheduler: ConfigSchedulerPtr,
+        event_id: u64,
+    );
+    pub fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+        scheduler: ConfigSchedulerPtr,
+    );
+    pub fn envoy_dynamic_module_callback_http_filter_config_start_http_stream(
+        config: ConfigEnvoyPtr,
+        stream_id_out: *mut u64,
+        cluster_name: ModuleBuffer,
+        headers: *mut HttpHeader,
+        headers_size: usize,
+        body: ModuleBuffer,
+        end_stream: bool,
+        timeout_milliseconds: u64,
+    ) -> u32;
+}

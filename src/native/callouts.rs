@@ -31,7 +31,7 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
 
 /// # Safety
 /// `headers` is null or Envoy's array of `size` headers, valid for the current hook.
-unsafe fn copy_headers(headers: *const HttpHeader, size: usize) -> Headers {
+pub(super) unsafe fn copy_headers(headers: *const HttpHeader, size: usize) -> Headers {
     if headers.is_null() {
         return Vec::new();
     }

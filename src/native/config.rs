@@ -30,6 +30,10 @@ pub struct ModuleConfig {
     pub envoy: ConfigEnvoyPtr,
     pub json: Vec<u8>,
     pub families: Vec<Family>,
+    /// A provider's keys come from a remote JWKS (the configuration gets a keeper).
+    pub remote_jwks: bool,
+    /// The keys the configuration's keeper accepted (`keeper.rs`), for every worker.
+    pub keys: super::keeper::Published,
 }
 
 // SAFETY: `envoy` is Envoy's `DynamicModuleHttpFilterConfig`, which outlives every stream of the
@@ -57,11 +61,18 @@ impl ModuleConfig {
                 id,
             });
         }
+        let remote_jwks = config
+            .auth
+            .providers
+            .iter()
+            .any(|p| matches!(p.keys, crate::auth::KeySource::Remote(_)));
         Ok(ModuleConfig {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             envoy,
             json,
             families,
+            remote_jwks,
+            keys: super::keeper::Published::default(),
         })
     }
 

@@ -56,7 +56,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_new(
     match made {
         Ok(Ok(c)) => {
             log(Level::Info, "meshgate: native module configured");
-            Box::into_raw(Box::new(c)) as *const c_void
+            let c = Box::new(c);
+            super::keeper::start(&c);
+            Box::into_raw(c) as *const c_void
         }
         Ok(Err(e)) => {
             log(
@@ -74,7 +76,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(config: *co
     if !config.is_null() {
         // SAFETY: made by `config_new` with `Box::into_raw`; Envoy destroys it once, after its
         // streams.
-        drop(unsafe { Box::from_raw(config as *mut ModuleConfig) });
+        let config = unsafe { Box::from_raw(config as *mut ModuleConfig) };
+        let _ = catch_unwind(AssertUnwindSafe(|| super::keeper::stop(&config)));
+        drop(config);
     }
 }
 
@@ -179,7 +183,10 @@ fn root(config: &ModuleConfig, envoy: FilterEnvoyPtr) -> Option<std::rc::Rc<Sche
         return Some(s);
     }
     let mut host = NativeHost::new(envoy, config, true);
-    let scheduler = Scheduler::configure(&mut host, &config.json)?;
+    let scheduler = Scheduler::compile(&mut host, &config.json)?;
+    // The keeper's keys first: then no first fetch of this root's own when it has some.
+    super::keeper::join(config, &scheduler);
+    scheduler.on_tick(&mut host);
     worker::with(|w| {
         w.roots.insert(config.id, scheduler.clone());
         w.last_tick.insert(config.id, Instant::now());
@@ -237,6 +244,7 @@ fn stream_hook(
                 let Some(scheduler) = root(config, f.envoy) else {
                     return abi::STATUS_CONTINUE;
                 };
+                super::keeper::adopt(config, &scheduler);
                 resend_orphans(f.envoy, config.id);
                 let due = worker::with(|w| {
                     w.last_tick

@@ -375,6 +375,11 @@ impl Host for NativeHost<'_> {
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> HostResult<u32> {
+        if self.envoy.is_null() && self.as_root {
+            // The JWKS keeper's root, on the main thread: the configuration's own callout.
+            let body = body.unwrap_or_default();
+            return super::keeper::send(self.config, cluster, headers, body, timeout);
+        }
         self.live()?;
         // The token is known before Envoy may answer inline (the reply is then deferred).
         let token = worker::with(|w| w.new_token());

@@ -20,11 +20,16 @@ use super::abi::{self, FilterEnvoyPtr};
 use crate::filter::TICK;
 
 /// A scheduler pointer, committed to from the ticking thread (Envoy: "safe to call from any
-/// thread").
-struct Carrier(usize);
+/// thread"): a stream's (its event runs on the stream's worker), or a filter configuration's
+/// (its event runs on the main thread: the JWKS keeper, `keeper.rs`).
+enum Carrier {
+    Stream(usize),
+    Config(usize),
+}
 
-/// (worker thread, configuration id) -> its carrier's scheduler.
-type Key = (std::thread::ThreadId, u64);
+/// (worker thread, configuration id) -> its carrier's scheduler; (`None`, configuration id) ->
+/// the configuration's own scheduler.
+type Key = (Option<std::thread::ThreadId>, u64);
 
 fn carriers() -> &'static Mutex<HashMap<Key, Carrier>> {
     static MAP: OnceLock<Mutex<HashMap<Key, Carrier>>> = OnceLock::new();
@@ -49,10 +54,20 @@ fn tick_loop() {
         for c in map.values() {
             // SAFETY: a scheduler still registered has not been deleted (see the module doc).
             unsafe {
-                abi::envoy_dynamic_module_callback_http_filter_scheduler_commit(
-                    c.0 as abi::SchedulerPtr,
-                    0,
-                )
+                match c {
+                    Carrier::Stream(s) => {
+                        abi::envoy_dynamic_module_callback_http_filter_scheduler_commit(
+                            *s as abi::SchedulerPtr,
+                            0,
+                        )
+                    }
+                    Carrier::Config(s) => {
+                        abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+                            *s as abi::ConfigSchedulerPtr,
+                            0,
+                        )
+                    }
+                }
             };
         }
     }
@@ -72,8 +87,8 @@ pub fn arm(config: u64, context: u32, envoy: FilterEnvoyPtr) {
     super::worker::with(|w| w.carriers.insert(config, (context, scheduler as usize)));
     let mut map = carriers().lock().unwrap_or_else(|p| p.into_inner());
     map.insert(
-        (std::thread::current().id(), config),
-        Carrier(scheduler as usize),
+        (Some(std::thread::current().id()), config),
+        Carrier::Stream(scheduler as usize),
     );
 }
 
@@ -85,7 +100,7 @@ pub fn disarm(config: u64) {
     };
     {
         let mut map = carriers().lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&(std::thread::current().id(), config));
+        map.remove(&(Some(std::thread::current().id()), config));
     }
     // SAFETY: created by `arm` on this thread, no longer reachable by the ticking thread.
     unsafe {
@@ -93,4 +108,31 @@ pub fn disarm(config: u64) {
             scheduler as abi::SchedulerPtr,
         )
     };
+}
+
+/// Tick configuration `config`'s own scheduler every [`TICK`] (made by Envoy for it: its
+/// events run on the main thread).
+pub fn arm_config(config: u64, scheduler: abi::ConfigSchedulerPtr) {
+    let key = (None, config);
+    let mut map = carriers().lock().unwrap_or_else(|p| p.into_inner());
+    map.insert(key, Carrier::Config(scheduler as usize));
+}
+
+/// Stop ticking configuration `config`'s scheduler and delete it (after this, no commit
+/// reaches it: removed under the lock the ticking thread commits under).
+pub fn disarm_config(config: u64) {
+    let key = (None, config);
+    let removed = {
+        let mut map = carriers().lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&key)
+    };
+    if let Some(Carrier::Config(scheduler)) = removed {
+        // SAFETY: made by `config_scheduler_new` for this configuration, no longer reachable
+        // by the ticking thread.
+        unsafe {
+            abi::envoy_dynamic_module_callback_http_filter_config_scheduler_delete(
+                scheduler as abi::ConfigSchedulerPtr,
+            )
+        };
+    }
 }

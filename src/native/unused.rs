@@ -1,4 +1,6 @@
-//! Hooks Envoy requires of an HTTP filter module and meshgate does not use.
+//! Hooks Envoy requires of an HTTP filter module (or calls when present) and meshgate does not
+//! use. (The configuration's scheduled event and callout streams are the JWKS keeper's:
+//! `keeper.rs`.)
 
 use std::ffi::c_void;
 
@@ -29,14 +31,6 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_downstream_below_write_buf
 ) {
 }
 
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_scheduled(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _event: u64,
-) {
-}
-
 #[allow(clippy::too_many_arguments)]
 #[no_mangle]
 pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
@@ -48,54 +42,5 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_callout_done(
     _headers_size: usize,
     _body: *const EnvoyBuffer,
     _body_size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_headers(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _headers: *const HttpHeader,
-    _size: usize,
-    _end: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _data: *const EnvoyBuffer,
-    _count: usize,
-    _end: bool,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_trailers(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _trailers: *const HttpHeader,
-    _size: usize,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_complete(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-) {
-}
-
-#[no_mangle]
-pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_reset(
-    _envoy: ConfigEnvoyPtr,
-    _config: *const c_void,
-    _stream: u64,
-    _reason: u32,
 ) {
 }

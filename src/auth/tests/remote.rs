@@ -335,3 +335,68 @@ fn fetch_outcomes_read_well_in_logs() {
         "fetch failed: HTTP status 500 (previous keys kept: true)"
     );
 }
+
+#[test]
+fn keys_handed_over_by_another_root_replace_the_refresh_at_expiry() {
+    // The native module's keeper refreshes by the clock and hands its keys over; a worker's
+    // state then never refreshes at expiry itself, but still makes its first fetch.
+    let cfg = remote(false);
+    let mut keeper = AuthState::new(&cfg);
+    keeper.due_fetches(now());
+    reply(
+        &cfg,
+        &mut keeper,
+        FetchKind::Jwks,
+        Some(200),
+        &jwks(),
+        now(),
+    );
+    let mut worker = AuthState::new(&cfg);
+    worker.refresh_elsewhere();
+    assert_eq!(worker.due_fetches(now()).len(), 1, "its own first fetch");
+    reply(
+        &cfg,
+        &mut worker,
+        FetchKind::Jwks,
+        Some(200),
+        &jwks(),
+        now(),
+    );
+    assert!(
+        worker.due_fetches(at(NOW + 301)).is_empty(),
+        "no refresh at expiry"
+    );
+    let h = bearer(&token("ES256", &claims()));
+    allowed(run(&cfg, &mut worker, &h, at(NOW + 10)));
+    // The keeper's refresh drops `p256`: handed over, the cached token is not taken any more.
+    let rotated = json!({"keys": [rsa_jwk("rsa")]}).to_string();
+    assert_eq!(keeper.due_fetches(at(NOW + 300)).len(), 1);
+    reply(
+        &cfg,
+        &mut keeper,
+        FetchKind::Jwks,
+        Some(200),
+        &rotated,
+        at(NOW + 300),
+    );
+    let sets = keeper.key_sets();
+    let set = sets[0].clone().unwrap();
+    assert!(worker.adopt_keys(0, set.clone()));
+    assert!(
+        !worker.adopt_keys(0, set),
+        "the same set twice changes nothing"
+    );
+    // (Not the cached verification: its key is gone, so an unknown-`kid` refetch.)
+    assert_eq!(
+        run(&cfg, &mut worker, &h, at(NOW + 301)),
+        AuthOutcome::Pending { providers: vec![0] }
+    );
+    allowed(run(
+        &cfg,
+        &mut worker,
+        &bearer(&token("RS256", &claims())),
+        at(NOW + 301),
+    ));
+    // Without the hand-over a state refreshes at expiry, as before.
+    assert_eq!(keeper.due_fetches(at(NOW + 600)).len(), 1);
+}

@@ -309,11 +309,6 @@ async fn outages_are_told_apart_from_bad_tokens() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_refresh_keeps_the_cached_keys() {
-    if meshgate_kit::harness::skip_on_native(
-        "JWKS refreshes on the native module start with traffic, not the clock (docs/native.md: no worker-thread timer without a stream); this test waits for a refresh with no traffic",
-    ) {
-        return;
-    }
     let server = JwksServer::start(&main_jwks()).unwrap();
     let gw = remote_gateway(
         server.addr(),
@@ -416,11 +411,6 @@ async fn rotation_is_picked_up_by_a_rate_limited_unknown_kid_refetch() {
 /// refused, even for a token verified and cached before the refresh; the kept key still works.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_background_refresh_rotates_the_keys() {
-    if meshgate_kit::harness::skip_on_native(
-        "JWKS refreshes on the native module start with traffic, not the clock (docs/native.md: no worker-thread timer without a stream); this test waits for a refresh with no traffic",
-    ) {
-        return;
-    }
     let server = JwksServer::start(&main_jwks()).unwrap();
     let gw = remote_gateway(
         server.addr(),
