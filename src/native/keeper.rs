@@ -114,6 +114,11 @@ pub fn start(config: &ModuleConfig) {
         );
         return;
     }
+    // The first tick as soon as the main thread runs its loop (before Envoy reports ready), not
+    // a tick period later: the first fetch starts where the wasm module's main-thread VM starts
+    // its own (at configuration).
+    // SAFETY: made just now for this configuration; deleted only by `stop`.
+    unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_commit(scheduler, 0) };
     ticker::arm_config(config.id, scheduler);
     config.keys.running.store(true, Ordering::Release);
 }
