@@ -14,8 +14,8 @@
 //!   replies, exactly as a wasm VM's root does;
 //! - after each reply the keeper publishes every provider's key set in the configuration
 //!   ([`Published`]: `Arc`s behind a mutex, and a generation bumped when one changed);
-//! - each worker root takes the newest sets at its next request (one atomic load when nothing
-//!   changed, [`adopt`]) and, while the keeper runs, no longer refreshes at cache expiry
+//! - each worker root takes the newest sets at its next request (an atomic load and a
+//!   per-thread lookup when nothing changed, [`adopt`]) and, while the keeper runs, no longer refreshes at cache expiry
 //!   itself ([`join`]); it still makes its own first fetch when the keeper has published
 //!   nothing yet and its own unknown-`kid` refetches (requests wait for those), as each wasm
 //!   VM does.

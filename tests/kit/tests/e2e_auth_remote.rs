@@ -41,6 +41,8 @@ fn remote_gateway(addr: SocketAddr, issuer: &str, remote: Value, auth: Value) ->
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Host {
     Envoy,
+    /// Envoy as `meshgate envoy` configures it, with two worker threads.
+    EnvoyTwoWorkers,
     IstioWasmPlugin,
 }
 
@@ -78,6 +80,7 @@ fn remote_gateway_in(
     }
     GatewayBuilder::demo_doc("auth-remote", extra)
         .cluster(jwks_cluster("jwks", addr))
+        .workers(if host == Host::EnvoyTwoWorkers { 2 } else { 1 })
         .when(
             host == Host::IstioWasmPlugin,
             GatewayBuilder::without_headers_pause,
@@ -489,4 +492,66 @@ async fn oidc_discovery_finds_the_jwks() {
     let (status, body) = get(&gw, &token("RS384", &claims())).await;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["message"], "Jwt issuer is not configured");
+}
+
+/// The clock's refreshes, with traffic on two workers: each fetch the server sees is counted
+/// once (`jwks_fetches_total`), there are refreshes every `cache_duration_seconds` whether or
+/// not requests come, and their number per period is bounded by the roots that refresh: each
+/// VM under wasm (at most three here), one keeper for the configuration on native, where the
+/// workers adopt its keys rather than fetch them again.
+#[tokio::test(flavor = "multi_thread")]
+async fn refreshes_are_counted_once_and_not_repeated_per_worker() {
+    let server = JwksServer::start(&main_jwks()).unwrap();
+    let addr = server.addr();
+    let gw = tokio::task::spawn_blocking(move || {
+        remote_gateway_in(
+            Host::EnvoyTwoWorkers,
+            addr,
+            ISSUER,
+            json!({"cache_duration_seconds": 1}),
+            json!({}),
+        )
+    })
+    .await
+    .unwrap();
+    let t = token("ES256", &claims());
+    let (status, body) = get(&gw, &t).await;
+    assert_eq!(status, 200, "{body}");
+    let counted = |gw: &Gateway| fetches(gw, "success") + fetches(gw, "failure");
+    let before = server.jwks_requests();
+    // Four seconds of traffic, a new connection each time (both workers serve some).
+    let window = Instant::now();
+    for _ in 0..200 {
+        if window.elapsed() >= Duration::from_secs(4) {
+            break;
+        }
+        let (status, body) = get(&gw, &t).await;
+        assert_eq!(status, 200, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refreshes = server.jwks_requests() - before;
+    let elapsed = window.elapsed();
+    // Every fetch counted once: the counters catch up with the server (bounded wait).
+    let settle = Instant::now();
+    while counted(&gw) != server.jwks_requests() && settle.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        counted(&gw),
+        server.jwks_requests(),
+        "each fetch counted once"
+    );
+    let native = meshgate_kit::harness::Flavour::from_env().unwrap()
+        == meshgate_kit::harness::Flavour::Native;
+    let per_period = if native { 1 } else { 3 };
+    eprintln!("{refreshes} refreshes in {elapsed:?} (at most {per_period} per second)");
+    assert!(
+        refreshes >= 2,
+        "refreshed by the clock: {refreshes} in {elapsed:?}"
+    );
+    let secs = elapsed.as_secs() + 2;
+    assert!(
+        refreshes <= per_period * secs,
+        "{refreshes} refreshes in {elapsed:?}: more than {per_period} per second"
+    );
 }
