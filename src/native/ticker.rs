@@ -5,12 +5,14 @@
 //!   streams (the carrier) gets an Envoy scheduler, and one process-wide thread commits an
 //!   event to each worker's carrier every [`TICK`]; the event runs the worker's root tick on
 //!   the worker thread;
-//! - otherwise the root ticks lazily, at the first request after [`TICK`] (JWKS refreshes are
-//!   then started by traffic, not by the clock).
+//! - otherwise the root ticks lazily, at the first request after [`TICK`];
+//! - the same thread commits an event to each filter configuration's own scheduler (a
+//!   configuration with a remote JWKS) every [`TICK`]: it ticks the configuration's JWKS keeper
+//!   on the main thread (`keeper.rs`), so JWKS refreshes follow the clock, not traffic.
 //!
 //! The carrier map is behind a mutex that the committing thread holds while it commits, and a
-//! worker removes its carrier under the same mutex before it deletes the scheduler, so a
-//! commit never reaches a deleted scheduler.
+//! worker (or the configuration's destruction) removes its entry under the same mutex before it
+//! deletes the scheduler, so a commit never reaches a deleted scheduler.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
