@@ -553,7 +553,7 @@ fn request(
         ("x-request-id", "bench-1"),
     ];
     req.extend_from_slice(extra);
-    let reply = frame(&fixture("small.pb"));
+    let reply = frame(fixture("small.pb"));
     FAKE.with(|s| {
         let mut s = s.borrow_mut();
         s.maps = Default::default();
