@@ -16,10 +16,13 @@ impl Filter {
         let vm = self.vm.clone();
         let cfg = &vm.config;
         let op = cfg.operations.get(self.op?)?;
+        // Borrowed from the configuration (no copy of the requirement's tree per request).
         let requirement = self
-            .policy()
-            .and_then(|p| p.auth.clone())
-            .unwrap_or_else(|| op.auth.clone());
+            .policy
+            .as_ref()
+            .and_then(|name| cfg.policies.get(name))
+            .and_then(|p| p.auth.as_ref())
+            .unwrap_or(&op.auth);
         let now = self.callback_now(host);
         let (_, query) = split_path(&self.req.path);
         self.client_principal = client_cert_identity(host, self.mtls.as_deref());
@@ -34,7 +37,7 @@ impl Filter {
             auth::authenticate_operation(
                 &cfg.auth,
                 &mut state,
-                &requirement,
+                requirement,
                 &request,
                 operation,
                 now,

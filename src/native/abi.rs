@@ -64,6 +64,12 @@ impl EnvoyBuffer {
     }
 }
 
+/// Bytes as text: moved as they are when valid UTF-8 (one copy of Envoy's bytes in all), with
+/// invalid sequences replaced otherwise.
+pub fn utf8(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// `envoy_dynamic_module_type_module_http_header` (ours) and
 /// `envoy_dynamic_module_type_envoy_http_header` (Envoy's): the same layout.
 #[repr(C)]
@@ -91,10 +97,7 @@ impl HttpHeader {
         };
         // SAFETY: guaranteed by the caller.
         let (k, v) = unsafe { (k.to_vec(), v.to_vec()) };
-        (
-            String::from_utf8_lossy(&k).into_owned(),
-            String::from_utf8_lossy(&v).into_owned(),
-        )
+        (utf8(k), utf8(v))
     }
 
     pub const EMPTY: HttpHeader = HttpHeader {

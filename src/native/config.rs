@@ -53,6 +53,9 @@ impl ModuleConfig {
         let mut families = Vec::new();
         for (kind, sample) in samples(&config.observe.names) {
             let (base, keys) = layout(&sample);
+            if keys.len() > MAX_LABELS {
+                return Err(format!("metric {base}: more than {MAX_LABELS} labels"));
+            }
             let id = define(envoy, kind, &base, &keys)?;
             families.push(Family {
                 base,
@@ -164,15 +167,23 @@ fn define(
     }
 }
 
+/// The most labels a family may have (the core's families have at most three).
+const MAX_LABELS: usize = 8;
+
 /// Add to a counter, set a gauge or record a histogram value of `family` with `values`.
 pub fn apply(config: &ModuleConfig, family: usize, values: &[String], value: u64) {
     let Some(f) = config.families.get(family) else {
         return;
     };
-    let mut labels: Vec<ModuleBuffer> = values
-        .iter()
-        .map(|v| ModuleBuffer::of(v.as_bytes()))
-        .collect();
+    // The label buffers on the stack (a family has a handful of labels), not a new vector per
+    // increment.
+    let mut labels = [ModuleBuffer::of(&[]); MAX_LABELS];
+    if values.len() > MAX_LABELS {
+        return;
+    }
+    for (slot, v) in labels.iter_mut().zip(values) {
+        *slot = ModuleBuffer::of(v.as_bytes());
+    }
     let call = match f.kind {
         MetricKind::Counter => {
             abi::envoy_dynamic_module_callback_http_filter_config_increment_counter
@@ -184,5 +195,5 @@ pub fn apply(config: &ModuleConfig, family: usize, values: &[String], value: u64
     };
     // SAFETY: Envoy's config outlives its streams; the label buffers outlive the call and
     // match the family's label count.
-    let _ = unsafe { call(config.envoy, f.id, labels.as_mut_ptr(), labels.len(), value) };
+    let _ = unsafe { call(config.envoy, f.id, labels.as_mut_ptr(), values.len(), value) };
 }

@@ -76,10 +76,6 @@ fn body_types(kind: BodyKind) -> (u32, u32) {
     }
 }
 
-fn text(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
 /// Every chunk of one body buffer, appended to `out`.
 fn read_chunks(envoy: FilterEnvoyPtr, body_type: u32, out: &mut Vec<u8>) {
     // SAFETY: a live filter; the chunk array has the size Envoy reported and its buffers are
@@ -166,7 +162,7 @@ impl Host for NativeHost<'_> {
                 0,
                 &mut count,
             );
-            (ok && count > 0).then(|| text(out.to_vec()))
+            (ok && count > 0).then(|| abi::utf8(out.to_vec()))
         }
     }
 
@@ -226,6 +222,11 @@ impl Host for NativeHost<'_> {
         read_chunks(self.envoy, buffered, &mut all);
         read_chunks(self.envoy, received, &mut all);
         let end = start.saturating_add(size).min(all.len());
+        if start == 0 {
+            // The usual read (the whole body from its start): no second copy.
+            all.truncate(end);
+            return Some(all);
+        }
         all.get(start.min(end)..end).map(<[u8]>::to_vec)
     }
 
@@ -289,7 +290,12 @@ impl Host for NativeHost<'_> {
         self.live()?;
         // The keys the wasm host gives filter state (`wasm.` + the path), so the access-log
         // formats and filters read the same `wasm.meshgate.*` entries.
-        let key = format!("wasm.{}", path.join("."));
+        let mut key = String::with_capacity(5 + path.iter().map(|p| p.len() + 1).sum::<usize>());
+        key.push_str("wasm");
+        for part in path {
+            key.push('.');
+            key.push_str(part);
+        }
         // SAFETY: a live filter; Envoy copies the buffers.
         let ok = unsafe {
             abi::envoy_dynamic_module_callback_http_set_filter_state_bytes(
@@ -341,13 +347,14 @@ impl Host for NativeHost<'_> {
     }
 
     fn record_metric(&self, id: MetricId, value: u64) {
-        let entry = worker::with(|w| {
-            let i = usize::try_from(id.0).ok()?;
-            w.metrics.get(i).cloned()
+        // Applied in place (no copy of the label values): Envoy's metric callbacks call no hook
+        // of this module, so the worker's state is not re-entered.
+        worker::with(|w| {
+            let entry = usize::try_from(id.0).ok().and_then(|i| w.metrics.get(i));
+            if let Some((family, values)) = entry {
+                config::apply(self.config, *family, values, value);
+            }
         });
-        if let Some((family, values)) = entry {
-            config::apply(self.config, family, &values, value);
-        }
     }
 
     fn define_metric(&self, kind: MetricKind, name: &str) -> HostResult<MetricId> {

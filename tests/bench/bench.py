@@ -253,6 +253,9 @@ def main():
     ap.add_argument("--noop-wasm", default=os.path.join(ROOT, "build", "noop.wasm"))
     ap.add_argument("--native", default=os.path.join(ROOT, "build", "libmeshgate_native.so"),
                     help="the native module (issue 22); its rows are skipped when it is absent")
+    ap.add_argument("--noop-native", default=os.path.join(ROOT, "build", "noop-native.so"),
+                    help="the no-op dynamic module (tests/bench/noop-native); its row is skipped "
+                         "when it is absent")
     ap.add_argument("--meshgate", default=os.path.join(ROOT, "target", "release", "meshgate"))
     ap.add_argument("--backend", default=os.path.join(ROOT, "target", "release", "demo-backend"))
     ap.add_argument("--only", default="", help="comma-separated configs to run")
@@ -273,7 +276,7 @@ def main():
     filters = configs.all_filters(ctx)
     order = [c for c in ["bare", "native", "native-cache", "meshgate", "meshgate-nocache",
                          "noop-wasm", "bare-w2", "meshgate-w2", "noop-wasm-w2"] if c in filters]
-    order += native.add_filters(filters, args.native)
+    order += native.add_filters(filters, args.native, args.noop_native)
     if args.only:
         order = [c for c in order if c in args.only.split(",")]
     backend_port = free_port()

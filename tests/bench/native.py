@@ -13,6 +13,11 @@ CONFIGS = {
     "meshgate-native": "meshgate native module (token cache on)",
     "meshgate-native-nocache": "meshgate native module, token cache off",
 }
+# The no-op dynamic module (tests/bench/noop-native): every hook continues, no callback into
+# Envoy. What any dynamic-module filter costs here, the floor the native rows stand on, as the
+# no-op wasm filter is for the wasm rows. It runs beside the no-op wasm filter.
+NOOP = "noop-native"
+NOOP_NAME = "no-op native module"
 # The wasm configuration each native one mirrors (same filter configuration).
 TWIN = {"meshgate": "meshgate-native", "meshgate-nocache": "meshgate-native-nocache"}
 # The Envoy native filters each is compared with, per scenario kind (JWT or not), as the wasm
@@ -38,12 +43,17 @@ def dynamic_module_filter(so_path, configuration):
     }
 
 
-def add_filters(filters, so_path):
+def add_filters(filters, so_path, noop_path=None):
     """Add the native configurations (the wasm ones' filter configuration in the dynamic-modules
-    filter) when the module exists; returns their names."""
-    if not so_path or not os.path.exists(so_path):
-        return []
+    filter) when the module exists, and the no-op module's when it exists; returns their
+    names."""
     added = []
+    if noop_path and os.path.exists(noop_path):
+        filters[NOOP] = [dynamic_module_filter(os.path.abspath(noop_path), "")]
+        added.append(NOOP)
+        report.CONFIG_NAMES[NOOP] = NOOP_NAME
+    if not so_path or not os.path.exists(so_path):
+        return added
     for wasm, native in TWIN.items():
         if wasm not in filters:
             continue
@@ -56,8 +66,11 @@ def add_filters(filters, so_path):
 
 
 def add_rows(scenarios, filters):
-    """Every scenario the wasm configuration runs in also runs on its native twin."""
+    """Every scenario the wasm configuration runs in also runs on its native twin; the no-op
+    module wherever the no-op wasm filter runs."""
     for _, (_, _, cfgs, _) in scenarios.items():
+        if NOOP in filters and "noop-wasm" in cfgs and NOOP not in cfgs:
+            cfgs.insert(cfgs.index("noop-wasm") + 1, NOOP)
         for wasm, native in TWIN.items():
             if wasm in cfgs and native in filters and native not in cfgs:
                 cfgs.insert(cfgs.index(wasm) + 1, native)

@@ -27,6 +27,9 @@ def _bare(config):
 
 
 def _noop(config):
+    """The no-op filter of the same flavour (the native module's is the no-op dynamic module)."""
+    if config.startswith("meshgate-native"):
+        return "noop-native"
     return "noop-wasm" + W2 if config.endswith(W2) else "noop-wasm"
 # meshgate config -> the native config it is compared with, per scenario kind.
 NATIVE_PEER = {("meshgate", True): "native-cache", ("meshgate", False): "native",
@@ -167,7 +170,8 @@ def render(results, scenarios, meta):
            "native filters' µs/req (below 1 = meshgate cheaper). The bare reference of a JSON or "
            "protobuf scenario is the same message sent as native gRPC; a two-worker run is compared "
            "with the two-worker bare run. *vs no-op* = meshgate µs/req ÷ the no-op wasm filter's "
-           "(same workers, same round): the issue's pass-through goal is ≤ 1.15×.", "",
+           "(same workers, same round): the issue's pass-through goal is ≤ 1.15×; for the native "
+           "module's rows, ÷ the no-op dynamic module's.", "",
            _table(["scenario", "configuration", "Envoy µs/req", "req/s", "p50 ms", "p99 ms",
                    "µs vs bare", "req/s vs bare", "vs native", "vs no-op"],
                   scenario_rows(results, scenarios)), "",

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench` / `make bench-quick` (pass --quick): install h2load if missing, build the module,
-# the no-op filter and the host tools, then run tests/bench/bench.py (writes BENCHMARKS.md).
+# the no-op filters (wasm and native) and the host tools, then run tests/bench/bench.py (writes
+# BENCHMARKS.md).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if ! command -v h2load >/dev/null 2>&1; then
@@ -13,6 +14,7 @@ tests/tools/setup.sh wasm envoy
 tests/tools/build-wasm.sh build/meshgate.wasm
 tests/bench/build-noop.sh build/noop.wasm
 tests/tools/build-native.sh build/libmeshgate_native.so
+tests/bench/build-noop-native.sh build/noop-native.so
 cargo build --release --bin meshgate -p meshgate
 cargo build --release -p meshgate-kit --bin demo-backend
 ENVOY=$(tests/tools/envoy-path.sh) || { echo "bench: no Envoy" >&2; exit 1; }
