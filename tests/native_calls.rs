@@ -403,6 +403,40 @@ pub extern "C" fn envoy_dynamic_module_callback_http_filter_scheduler_delete(_s:
     fake("scheduler_delete", |_| ());
 }
 
+// The JWKS keeper's configuration-level scheduler and callout streams (main thread).
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_new(_c: Ptr) -> Ptr {
+    fake("config_scheduler_new", |_| std::ptr::null_mut())
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_commit(
+    _s: Ptr,
+    _e: u64,
+) {
+    fake("config_scheduler_commit", |_| ());
+}
+
+#[no_mangle]
+pub extern "C" fn envoy_dynamic_module_callback_http_filter_config_scheduler_delete(_s: Ptr) {
+    fake("config_scheduler_delete", |_| ());
+}
+
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn envoy_dynamic_module_callback_http_filter_config_start_http_stream(
+    _c: Ptr,
+    _id: *mut u64,
+    _cluster: Buffer,
+    _headers: *mut Header,
+    _size: usize,
+    _body: Buffer,
+    _end: bool,
+    _timeout: u64,
+) -> u32 {
+    fake("config_start_http_stream", |_| 1)
+}
+
 unsafe fn define(name: &'static str, id: *mut usize) -> u32 {
     fake(name, |s| {
         s.metrics += 1;
