@@ -11,6 +11,7 @@ mod export;
 mod handle;
 mod health;
 mod log;
+mod panicked;
 mod phase;
 mod quota;
 mod request;

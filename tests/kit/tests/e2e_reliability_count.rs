@@ -87,11 +87,6 @@ fn raw(addr: SocketAddr, bytes: &[u8]) -> u16 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn make_run_records_and_counts_every_request_exactly_once() {
-    if meshgate_kit::harness::skip_on_native(
-        "requests Envoy answers before any filter runs are counted by the wasm module's access logger; the native module has none yet (docs/native.md)",
-    ) {
-        return;
-    }
     let addr = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
     let (listen, admin, payments, wallets) = (
         addr(free_port().unwrap()),
@@ -114,6 +109,13 @@ async fn make_run_records_and_counts_every_request_exactly_once() {
         .env("MESHGATE_ADMIN", admin.to_string())
         .env("MESHGATE_PAYMENTS", payments.to_string())
         .env("MESHGATE_WALLETS", wallets.to_string())
+        // The demo's other servers on free ports too (helpers and suites run side by side).
+        .env(
+            "MESHGATE_TLS_LISTEN",
+            addr(free_port().unwrap()).to_string(),
+        )
+        .env("MESHGATE_DEMO_PAGE", addr(free_port().unwrap()).to_string())
+        .env("MESHGATE_ISSUER", addr(free_port().unwrap()).to_string())
         .env("MESHGATE_BIN_DIR", &bin_dir)
         .env("MESHGATE_RUN_DIR", &out_dir)
         .env("MESHGATE_WASM", wasm_path().unwrap())
