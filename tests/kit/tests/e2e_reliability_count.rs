@@ -226,6 +226,27 @@ async fn make_run_records_and_counts_every_request_exactly_once() {
         })
         .count();
     assert_eq!(refused, TOO_LARGE + BAD_REQUEST_LINE, "{recs:#?}");
+    // Written by meshgate's log callback (on both flavours Envoy runs the filter's log hook
+    // for a request its codec refused), not by Envoy's fallback record.
+    for r in recs.iter().filter(|r| r["httpRequest"]["status"] == 431) {
+        assert_eq!(r["recordedBy"], "meshgate", "{r}");
+    }
+    // The sizes Envoy counted (headers and bodies), on either flavour.
+    let size = |r: &Value, key: &str| -> u64 {
+        r["httpRequest"][key]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let ok: Vec<&Value> = recs
+        .iter()
+        .filter(|r| r["httpRequest"]["status"] == 200)
+        .collect();
+    println!("a served call's record: {}", ok[0]);
+    for r in ok {
+        assert!(size(r, "requestSize") > 0, "{r}");
+        assert!(size(r, "responseSize") > 0, "{r}");
+    }
 
     run.signal(libc::SIGINT);
     let deadline = Instant::now() + Duration::from_secs(10);
