@@ -175,8 +175,9 @@ fn errors_made_while_the_response_is_under_way_carry_cors_headers_for_an_allowed
         "Bearer {}",
         token::token("ES256", &claims::valid(ISSUER, claims::now_secs()))
     );
-    let call = |method: &str, path: &str, from: &str, body: &str| {
+    let call = |method: &str, path: &str, from: &str, body: &str, extra: &[(&str, &str)]| {
         let mut headers = vec![("authorization", bearer.as_str()), ("origin", from)];
+        headers.extend_from_slice(extra);
         if !body.is_empty() {
             headers.push(("content-type", "application/json"));
         }
@@ -192,29 +193,35 @@ fn errors_made_while_the_response_is_under_way_carry_cors_headers_for_an_allowed
         v.sort();
         v
     };
-    let ok = call("GET", "/v1/payments/pay_001", origin, "");
+    let ok = call("GET", "/v1/payments/pay_001", origin, "", &[]);
     assert_eq!(ok.status, 200);
     let expected = cors(&ok);
     assert_eq!(ok.header("access-control-allow-origin"), Some(origin));
     let native = matches!(Flavour::from_env(), Ok(Flavour::Native));
     let negative =
         r#"{"merchant":"merchants/acme","amount":{"currencyCode":"EUR","amountMinor":"-5"}}"#;
+    let cancel = r#"{"reason":"x"}"#;
+    let none: &[(&str, &str)] = &[];
     let cases = [
         // Trailers-only NOT_FOUND on a transcoded POST through the router.
+        ("POST", "/v1/payments/pay_nope:cancel", cancel, none, 404, 5),
+        // Trailers-only INVALID_ARGUMENT from the backend.
+        ("POST", "/v1/payments", negative, none, 400, 3),
+        // Headers and trailers without data (the backend's `no-data`: NOT_FOUND).
         (
             "POST",
-            "/v1/payments/pay_nope:cancel",
-            r#"{"reason":"x"}"#,
+            "/v1/payments/pay_001:cancel",
+            cancel,
+            &[("x-demo-misbehave", "no-data")],
             404,
             5,
         ),
-        // Trailers-only INVALID_ARGUMENT from the backend.
-        ("POST", "/v1/payments", negative, 400, 3),
         // A transcoded GET (a side call on wasm, the router on native).
-        ("GET", "/v1/payments/nope", "", 404, 5),
+        ("GET", "/v1/payments/nope", "", none, 404, 5),
     ];
-    for (method, path, body, status, code) in cases {
-        let r = call(method, path, origin, body);
+    for (method, path, body, extra, status, code) in cases {
+        let call = |from: &str| call(method, path, from, body, extra);
+        let r = call(origin);
         let text = String::from_utf8_lossy(&r.body).to_string();
         assert_eq!(r.status, status, "{method} {path}: {text}");
         let status_body: Value = serde_json::from_slice(&r.body).unwrap();
@@ -230,7 +237,7 @@ fn errors_made_while_the_response_is_under_way_carry_cors_headers_for_an_allowed
                 "{method} {path}"
             );
         }
-        let r = call(method, path, other, body);
+        let r = call(other);
         assert_eq!(r.status, status, "{method} {path} from {other}");
         let status_body: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(status_body["code"], code);
