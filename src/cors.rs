@@ -202,6 +202,31 @@ impl Cors {
         }) || self.patterns_match(origin)
     }
 
+    /// The headers Envoy's CORS filter adds to an actual (not preflight) request's answer from
+    /// an allowed `origin` (its `encodeHeaders`): none for an origin this policy does not allow.
+    pub fn response_headers(&self, origin: &str) -> Vec<(String, String)> {
+        if !self.allows_origin(origin) {
+            return Vec::new();
+        }
+        let mut out = vec![(
+            "access-control-allow-origin".to_string(),
+            origin.to_string(),
+        )];
+        if self.allow_credentials {
+            out.push((
+                "access-control-allow-credentials".to_string(),
+                "true".to_string(),
+            ));
+        }
+        if !self.expose_headers.is_empty() {
+            out.push((
+                "access-control-expose-headers".to_string(),
+                self.expose_headers.join(","),
+            ));
+        }
+        out
+    }
+
     fn patterns_match(&self, origin: &str) -> bool {
         self.origins.iter().any(|o| match o {
             Origin::Regex(re) => simple_regex_match(re, origin),

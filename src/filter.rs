@@ -11,6 +11,7 @@ mod export;
 mod handle;
 mod health;
 mod log;
+mod panicked;
 mod phase;
 mod quota;
 mod request;
@@ -138,6 +139,9 @@ struct ResponseState {
     /// Response headers came from the upstream (or Envoy's router) before any reply of the
     /// gateway's own: the access log tells the service's answers from the gateway's.
     upstream_answered: bool,
+    /// A response callback ran: a local reply now bypasses every encoder filter (Envoy's
+    /// `sendDirectLocalReply`), Envoy's CORS filter included (`browser.rs`).
+    started: bool,
 }
 
 impl Filter {
@@ -176,16 +180,19 @@ impl Filter {
     }
 
     pub fn on_response_headers(&mut self, host: &mut dyn Host, eos: bool) -> Step {
+        self.resp.started = true;
         let action = self.response_headers(host, eos);
         self.response_step(host, action, eos)
     }
 
     pub fn on_response_body(&mut self, host: &mut dyn Host, size: usize, eos: bool) -> Step {
+        self.resp.started = true;
         let action = self.response_body(host, size, eos);
         self.response_step(host, action, eos)
     }
 
     pub fn on_response_trailers(&mut self, host: &mut dyn Host) -> Step {
+        self.resp.started = true;
         let action = self.response_trailers(host);
         self.response_step(host, action, true)
     }
@@ -278,6 +285,7 @@ impl Filter {
         let print = opts.status_print();
         let (status, mut headers, body) = err.to_response_with(self.error_format, print);
         headers.extend(self.resp.forward.iter().cloned());
+        headers.extend(self.cors_reply_headers());
         if let Err(e) = host.send_response(status, &headers, &body) {
             host.log(
                 crate::host::Level::Warn,

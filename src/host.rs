@@ -101,6 +101,16 @@ pub trait Host {
     fn can_append_request_body(&self) -> bool {
         false
     }
+    /// Whether the proxy lets the filter add a body to a response that has none, from the
+    /// response headers callback (a trailers-only gRPC reply, or the router's own error ending
+    /// on its headers) or the trailers callback (headers and trailers without data): Envoy's
+    /// `addEncodedData`, which a dynamic module reaches through `set_body(BodyKind::Response,
+    /// ..)`. When true the core renders such replies in place and every encoder filter (CORS,
+    /// header_mutation) still runs on them; when false (Proxy-Wasm, proxy-wasm/spec#86) it
+    /// answers them with a local reply, which Envoy sends past those filters.
+    fn can_add_response_body(&self) -> bool {
+        false
+    }
     /// Name the proxy's server span for this request (the API operation); a no-op where
     /// the proxy offers no span access.
     fn set_span_operation(&mut self, _name: &str) {}

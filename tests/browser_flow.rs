@@ -160,3 +160,136 @@ fn a_grpc_web_call_says_so_in_its_record() {
         assert_eq!(r["outcome"], "ok");
     }
 }
+
+fn cors_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A transcoded POST from `origin` whose backend answers trailers-only NOT_FOUND: meshgate's
+/// local reply, made from the response-headers callback.
+fn trailers_only_error(
+    cfg: meshgate::config::Config,
+    origin: Option<&str>,
+    policy: Option<&str>,
+) -> FakeHost {
+    let mut f = Filter::new(Rc::new(Vm::new(cfg)), 9);
+    let mut extra = vec![("content-type", "application/json")];
+    extra.extend(origin.map(|o| ("origin", o)));
+    let mut h = FakeHost::with_request("POST", "/v1/payments/pay_nope:cancel", &extra);
+    if let Some(p) = policy {
+        h.properties.insert(
+            "xds.route_metadata.filter_metadata.meshgate.policy".into(),
+            p.as_bytes().to_vec(),
+        );
+    }
+    f.on_request_headers(&mut h, false);
+    h.request_body = br#"{"reason":"x"}"#.to_vec();
+    let n = h.request_body.len();
+    f.on_request_body(&mut h, n, true);
+    assert!(h.local_reply.is_none(), "answered during the request");
+    h.set_response_headers(&[
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("grpc-status", "5"),
+        ("grpc-message", "no%20such%20payment"),
+    ]);
+    f.on_response_headers(&mut h, true);
+    h
+}
+
+#[test]
+fn a_reply_made_once_the_response_started_carries_the_cors_headers_for_an_allowed_origin() {
+    let h = trailers_only_error(demo_config(), Some("http://127.0.0.1:8088"), None);
+    let (status, body) = h.reply_json();
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], 5, "{body}");
+    let headers = &h.local_reply.as_ref().unwrap().1;
+    assert_eq!(
+        cors_header(headers, "access-control-allow-origin"),
+        Some("http://127.0.0.1:8088")
+    );
+    let exposed = cors_header(headers, "access-control-expose-headers").unwrap();
+    assert!(
+        exposed.starts_with("grpc-status,grpc-message,"),
+        "{exposed}"
+    );
+    assert!(exposed.contains("www-authenticate"), "{exposed}");
+    // The demo does not allow credentials.
+    assert_eq!(
+        cors_header(headers, "access-control-allow-credentials"),
+        None
+    );
+}
+
+#[test]
+fn no_cors_headers_for_another_origin_no_origin_or_no_cors_section() {
+    for origin in [Some("http://evil.example"), None] {
+        let h = trailers_only_error(demo_config(), origin, None);
+        let headers = &h.local_reply.as_ref().unwrap().1;
+        assert!(
+            !headers
+                .iter()
+                .any(|(k, _)| k.starts_with("access-control-")),
+            "{origin:?}: {headers:?}"
+        );
+    }
+    let yaml = common::demo_yaml();
+    let start = yaml.find("\ncors:\n").unwrap();
+    let end = yaml[start + 1..].find("\n\n").unwrap() + start + 1;
+    let without = format!("{}{}", &yaml[..start], &yaml[end..]);
+    let h = trailers_only_error(
+        common::compile_yaml(&without),
+        Some("http://127.0.0.1:8088"),
+        None,
+    );
+    let headers = &h.local_reply.as_ref().unwrap().1;
+    assert!(!headers
+        .iter()
+        .any(|(k, _)| k.starts_with("access-control-")));
+}
+
+#[test]
+fn a_route_policy_tightens_or_switches_off_the_reply_s_cors_headers() {
+    let yaml = common::demo_yaml().replace(
+        "\ncors:\n",
+        "\npolicies:\n  narrow:\n    cors: {allow_origins: [http://localhost:8088]}\n  closed:\n    cors: {enabled: false}\n\ncors:\n  allow_credentials: true\n",
+    );
+    let cfg = || common::compile_yaml(&yaml);
+    let allow = |h: &FakeHost| {
+        let headers = &h.local_reply.as_ref().unwrap().1;
+        cors_header(headers, "access-control-allow-origin").map(str::to_string)
+    };
+    // The section (with credentials) on a route without a policy.
+    let h = trailers_only_error(cfg(), Some("http://127.0.0.1:8088"), None);
+    assert_eq!(allow(&h).as_deref(), Some("http://127.0.0.1:8088"));
+    let headers = &h.local_reply.as_ref().unwrap().1;
+    assert_eq!(
+        cors_header(headers, "access-control-allow-credentials"),
+        Some("true")
+    );
+    // The narrower policy: the section's other origin is no longer allowed there.
+    let h = trailers_only_error(cfg(), Some("http://127.0.0.1:8088"), Some("narrow"));
+    assert_eq!(allow(&h), None);
+    let h = trailers_only_error(cfg(), Some("http://localhost:8088"), Some("narrow"));
+    assert_eq!(allow(&h).as_deref(), Some("http://localhost:8088"));
+    // CORS off on the policy's routes.
+    let h = trailers_only_error(cfg(), Some("http://localhost:8088"), Some("closed"));
+    assert_eq!(allow(&h), None);
+}
+
+#[test]
+fn a_reply_made_during_the_request_leaves_cors_to_envoy() {
+    // Envoy's CORS filter encodes a reply made before the response started: meshgate adds
+    // nothing (a 404 for an unknown path).
+    let mut f = Filter::new(Rc::new(Vm::new(demo_config())), 10);
+    let mut h =
+        FakeHost::with_request("GET", "/v1/nowhere", &[("origin", "http://127.0.0.1:8088")]);
+    f.on_request_headers(&mut h, true);
+    let headers = &h.local_reply.as_ref().expect("a local reply").1;
+    assert!(!headers
+        .iter()
+        .any(|(k, _)| k.starts_with("access-control-")));
+}

@@ -326,3 +326,96 @@ fn a_get_that_waited_for_keys_gets_its_frame_appended_from_the_root() {
     );
     assert_eq!(*stream.filter().borrow().phase(), Phase::Upstream);
 }
+
+/// A native GET through the router with an Origin, its request done: what the response
+/// callbacks see next is up to the test.
+fn routed_get_with_origin(adds_response_body: bool) -> (Filter, FakeHost) {
+    let mut f = Filter::new(Rc::new(Vm::new(demo_config())), 11);
+    let mut h = FakeHost::with_request(
+        "GET",
+        "/v1/payments/nope",
+        &[("origin", "http://127.0.0.1:8088")],
+    );
+    h.appends_request_body = true;
+    h.adds_response_body = adds_response_body;
+    assert_eq!(f.on_request_headers(&mut h, true).action, Action::Continue);
+    (f, h)
+}
+
+fn assert_rendered_in_place(h: &FakeHost, status: &str, code: i64) {
+    assert!(h.local_reply.is_none(), "{:?}", h.local_reply);
+    let get = |n: &str| h.get(MapKind::ResponseHeaders, n);
+    assert_eq!(get(":status").as_deref(), Some(status));
+    assert_eq!(get("content-type").as_deref(), Some("application/json"));
+    assert_eq!(
+        get("content-length"),
+        Some(h.response_body.len().to_string())
+    );
+    for name in ["grpc-status", "grpc-message"] {
+        assert_eq!(get(name), None, "{name}");
+    }
+    // Envoy's CORS filter runs on it: meshgate adds no CORS header of its own.
+    assert_eq!(get("access-control-allow-origin"), None);
+    let body: Value = serde_json::from_slice(&h.response_body).unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert!(h.maps.get("response_trailers").is_none_or(|t| t.is_empty()));
+}
+
+#[test]
+fn a_trailers_only_error_is_rendered_in_place_where_a_response_body_can_be_added() {
+    let (mut f, mut h) = routed_get_with_origin(true);
+    h.maps.insert(
+        "response_headers",
+        pairs(&[
+            (":status", "200"),
+            ("content-type", "application/grpc"),
+            ("grpc-status", "5"),
+            ("grpc-message", "payment%20nope%20not%20found"),
+        ]),
+    );
+    assert_eq!(f.on_response_headers(&mut h, true).action, Action::Continue);
+    assert_rendered_in_place(&h, "404", 5);
+    let body: Value = serde_json::from_slice(&h.response_body).unwrap();
+    assert_eq!(body["message"], "payment nope not found");
+
+    // Proxy-Wasm: a local reply, with the CORS headers Envoy's filter cannot add to it.
+    let (mut f, mut h) = routed_get_with_origin(false);
+    h.maps.insert(
+        "response_headers",
+        pairs(&[
+            (":status", "200"),
+            ("content-type", "application/grpc"),
+            ("grpc-status", "5"),
+        ]),
+    );
+    assert_eq!(f.on_response_headers(&mut h, true).action, Action::Pause);
+    let (status, headers, _) = h.local_reply.as_ref().expect("a local reply");
+    assert_eq!(*status, 404);
+    assert!(headers
+        .iter()
+        .any(|(k, v)| k == "access-control-allow-origin" && v == "http://127.0.0.1:8088"));
+}
+
+#[test]
+fn headers_and_trailers_without_data_are_rendered_in_place_where_a_response_body_can_be_added() {
+    let (mut f, mut h) = routed_get_with_origin(true);
+    h.maps.insert("response_headers", grpc_headers());
+    assert_eq!(f.on_response_headers(&mut h, false).action, Action::Pause);
+    h.maps.insert(
+        "response_trailers",
+        pairs(&[("grpc-status", "5"), ("grpc-message", "gone")]),
+    );
+    assert_eq!(f.on_response_trailers(&mut h).action, Action::Continue);
+    assert_rendered_in_place(&h, "404", 5);
+}
+
+#[test]
+fn a_router_error_ending_on_its_headers_is_rendered_in_place_where_a_response_body_can_be_added() {
+    let (mut f, mut h) = routed_get_with_origin(true);
+    h.maps.insert(
+        "response_headers",
+        pairs(&[(":status", "503"), ("content-type", "text/plain")]),
+    );
+    assert_eq!(f.on_response_headers(&mut h, true).action, Action::Continue);
+    assert_rendered_in_place(&h, "503", 14);
+}

@@ -163,3 +163,79 @@ fn a_trap_at_the_start_of_a_call_reply_answers_its_request() {
     let report = scheduler.on_trap(&mut h2, Some(12), Callback::RequestHeaders);
     assert_eq!(report.answered, 0);
 }
+
+/// Envoy's integer properties: 8 little-endian bytes.
+fn int(n: i64) -> Vec<u8> {
+    n.to_le_bytes().to_vec()
+}
+
+/// The native glue (`src/native/hooks.rs`): a hook panicked before the core read the request
+/// headers, the glue answered 500; at the log hook the request is recorded and counted once,
+/// under the operation its headers name, as the 5xx it was answered.
+#[test]
+fn a_request_panicked_before_its_headers_were_read_is_recorded_and_counted_once() {
+    let scheduler = Rc::new(Scheduler::new(Rc::new(Vm::new(demo_config()))));
+    let stream = scheduler.stream(11);
+    let mut h =
+        FakeHost::with_request("GET", "/v1/payments/pay_001", &[("x-request-id", "boom-1")])
+            .with_property("response.code", &int(500));
+    stream.on_log_after_panic(&mut h);
+    let line = h.properties.get("meshgate.record").expect("a record");
+    let record: serde_json::Value = serde_json::from_slice(line).unwrap();
+    assert_eq!(record["httpRequest"]["status"], 500, "{record}");
+    assert_eq!(record["requestId"], "boom-1", "{record}");
+    assert_eq!(record["operation"], GET_PAYMENT, "{record}");
+    assert_eq!(record["slo"]["availability"], "bad", "{record}");
+    assert_eq!(counter(&scheduler, &h, RequestMetric::Requests("5xx")), 1);
+    // Logged: neither a second log hook nor a panic accounting counts it again.
+    stream.on_log_after_panic(&mut h);
+    assert!(!stream.on_log_panicked(&mut h));
+    assert_eq!(counter(&scheduler, &h, RequestMetric::Requests("5xx")), 1);
+    assert!(
+        h.local_reply.is_none(),
+        "the glue answered it, not the core"
+    );
+}
+
+/// A panic after the core had read the request: its record keeps what the core knew.
+#[test]
+fn a_request_panicked_later_keeps_what_the_core_had_read() {
+    let scheduler = Rc::new(Scheduler::new(Rc::new(Vm::new(demo_config()))));
+    let stream = scheduler.stream(12);
+    let mut h = FakeHost::with_request("GET", "/v1/payments/pay_001", &[("x-request-id", "r-2")]);
+    stream.on_request_headers(&mut h, true);
+    // The request headers change after the core read them (they are not read again).
+    h.maps.insert("request_headers", Vec::new());
+    h.properties.insert("response.code".into(), int(500));
+    stream.on_log_after_panic(&mut h);
+    let line = h.properties.get("meshgate.record").expect("a record");
+    let record: serde_json::Value = serde_json::from_slice(line).unwrap();
+    assert_eq!(record["requestId"], "r-2", "{record}");
+    assert_eq!(record["httpRequest"]["status"], 500, "{record}");
+    assert_eq!(counter(&scheduler, &h, RequestMetric::Requests("5xx")), 1);
+}
+
+/// A panic in the log hook itself: the answer was out (200); counted once with it, named
+/// for Envoy's record, never answered again.
+#[test]
+fn a_panic_in_the_log_hook_counts_the_answer_it_had_once() {
+    let scheduler = Rc::new(Scheduler::new(Rc::new(Vm::new(demo_config()))));
+    let stream = scheduler.stream(13);
+    let mut h = FakeHost::with_request("GET", "/v1/payments/pay_001", &[])
+        .with_property("response.code", &int(200));
+    stream.on_request_headers(&mut h, true);
+    h.local_reply = None;
+    assert!(stream.on_log_panicked(&mut h));
+    assert!(!stream.on_log_panicked(&mut h), "once");
+    stream.on_log(&mut h);
+    assert_eq!(counter(&scheduler, &h, RequestMetric::Requests("2xx")), 1);
+    assert_eq!(
+        counter(&scheduler, &h, RequestMetric::Requests("unavailable")),
+        0
+    );
+    assert!(h.local_reply.is_none());
+    assert_eq!(
+        h.properties.get("meshgate.operation").map(Vec::as_slice),
+        Some(GET_PAYMENT.as_bytes())
+    );
+}

@@ -8,7 +8,7 @@
 //! it does not allow) is refused with a `Status` (403), without auth and without a backend.
 
 use super::{Filter, Mode, Phase, RequestInfo};
-use crate::cors::{is_preflight, PREFLIGHT_OUTCOME};
+use crate::cors::{is_preflight, PolicyCors, PREFLIGHT_OUTCOME};
 use crate::host::{find_header, Host, MapKind};
 use crate::observe::{AccessRecord, Verdict};
 use crate::operation::split_path;
@@ -24,6 +24,27 @@ impl Filter {
             format!("cross-origin requests from {origin} are not allowed (CORS preflight refused)"),
         );
         self.reply_error(host, err)
+    }
+
+    /// The CORS response headers for a local reply made once the response has started: Envoy
+    /// sends such a reply with `sendDirectLocalReply`, past every encoder filter, so its CORS
+    /// filter (before meshgate in the chain) never adds them. Decided as that filter would: the
+    /// route policy's CORS (tightened, or off), else the `cors` section; only for an `Origin`
+    /// it allows. The request's headers were read at its start: no host call. Earlier replies
+    /// pass the CORS filter's encoder and get nothing here.
+    pub(super) fn cors_reply_headers(&self) -> Vec<(String, String)> {
+        if !self.resp.started {
+            return Vec::new();
+        }
+        let Some(origin) = find_header(&self.req.headers, "origin") else {
+            return Vec::new();
+        };
+        let cors = match self.policy().and_then(|p| p.cors.as_ref()) {
+            Some(PolicyCors::Off) => return Vec::new(),
+            Some(PolicyCors::On(c)) => Some(c),
+            None => self.vm.config.cors.as_ref(),
+        };
+        cors.map(|c| c.response_headers(origin)).unwrap_or_default()
     }
 
     /// The client protocol for the record: `grpc-web` or `grpc` (native gRPC and gRPC-Web

@@ -56,6 +56,9 @@ impl Filter {
             // upstream: convert it once its body is complete.
             if eos {
                 let err = transcode::error_from_http(self.resp.status.unwrap_or(502), b"", None);
+                if host.can_add_response_body() {
+                    return self.convert_in_place(host, err);
+                }
                 return self.reply_error(host, err);
             }
             return Action::Pause;
@@ -200,8 +203,11 @@ impl Filter {
     }
 
     /// The reply is complete (status known, body buffered or absent): answer the client. With
-    /// a buffered body, the reply is replaced in place; without one (trailers-only, or no data)
-    /// Envoy refuses a body from these callbacks, so the answer is a local reply.
+    /// a buffered body, or where the proxy can add one (`Host::can_add_response_body`: the
+    /// native module), the reply is replaced in place and goes on through Envoy's encoder
+    /// filters; without one (trailers-only, or no data) under Proxy-Wasm, Envoy refuses a body
+    /// from these callbacks, so the answer is a local reply (with the CORS headers Envoy's
+    /// filter would have added: `browser.rs`).
     fn finish_from_status(
         &mut self,
         host: &mut dyn Host,
@@ -209,7 +215,7 @@ impl Filter {
         code: &str,
         body: Option<Vec<u8>>,
     ) -> Action {
-        let in_place = body.is_some();
+        let in_place = body.is_some() || host.can_add_response_body();
         match self.render(status_map, code, body.as_deref().unwrap_or_default()) {
             Ok((bytes, content_type)) if in_place => {
                 if let Err(e) = self.replace_response(host, &bytes, &content_type) {
@@ -220,6 +226,7 @@ impl Filter {
                 Action::Continue
             }
             Ok((bytes, content_type)) => self.send_rendered(host, &bytes, &content_type),
+            Err(err) if host.can_add_response_body() => self.convert_in_place(host, err),
             Err(err) => self.reply_error(host, err),
         }
     }
@@ -232,6 +239,7 @@ impl Filter {
     ) -> Action {
         let mut headers = vec![("content-type".to_string(), content_type.to_string())];
         headers.extend(self.resp.forward.iter().cloned());
+        headers.extend(self.cors_reply_headers());
         if let Err(e) = host.send_response(200, &headers, bytes) {
             host.log(Level::Warn, &format!("meshgate: reply refused: {e}"));
         }
@@ -275,13 +283,15 @@ impl Filter {
     /// Replace a held non-gRPC reply (an error made by Envoy's router, often itself a local
     /// reply) with `err`'s body. A second local reply while Envoy sends its own is ignored by
     /// Envoy, so the held reply is rewritten in place; only if that is refused is a local reply
-    /// tried.
+    /// tried. Where the proxy can add a body to a header-only response (the native module), a
+    /// gRPC error reply is rewritten so too, its `grpc-*` headers and trailers removed.
     fn convert_in_place(&mut self, host: &mut dyn Host, mut err: GatewayError) -> Action {
         let opts = self.print_options();
         crate::transcode::grpc_status::print_details(&self.vm.config.pool, &mut err, &opts);
         let print = opts.status_print();
         let (status, mut headers, body) = err.to_response_with(self.error_format, print);
         headers.extend(self.resp.forward.iter().cloned());
+        let grpc = self.resp.grpc;
         let apply = |host: &mut dyn Host| -> Result<(), crate::host::HostError> {
             host.set_body(BodyKind::Response, &body)?;
             let status = status.to_string();
@@ -291,6 +301,9 @@ impl Filter {
                 "content-length",
                 Some(&body.len().to_string()),
             )?;
+            if grpc {
+                strip_grpc(host)?;
+            }
             for (name, value) in &headers {
                 host.set_header(MapKind::ResponseHeaders, name, Some(value))?;
             }
@@ -318,19 +331,23 @@ impl Filter {
         host.set_header(MapKind::ResponseHeaders, ":status", Some("200"))?;
         host.set_header(MapKind::ResponseHeaders, "content-type", Some(content_type))?;
         host.set_header(MapKind::ResponseHeaders, "content-length", Some(&len))?;
-        for h in [
-            "grpc-status",
-            "grpc-message",
-            "grpc-status-details-bin",
-            "grpc-encoding",
-        ] {
-            host.set_header(MapKind::ResponseHeaders, h, None)?;
-        }
+        strip_grpc(host)?;
         for (name, value) in &self.resp.forward {
             host.set_header(MapKind::ResponseHeaders, name, Some(value))?;
         }
-        // No grpc-* trailer may reach an HTTP client.
-        host.set_headers(MapKind::ResponseTrailers, &[])?;
         Ok(())
     }
+}
+
+/// No `grpc-*` header or trailer of the upstream's reply may reach an HTTP client.
+fn strip_grpc(host: &mut dyn Host) -> Result<(), crate::host::HostError> {
+    for h in [
+        "grpc-status",
+        "grpc-message",
+        "grpc-status-details-bin",
+        "grpc-encoding",
+    ] {
+        host.set_header(MapKind::ResponseHeaders, h, None)?;
+    }
+    host.set_headers(MapKind::ResponseTrailers, &[])
 }

@@ -19,7 +19,7 @@
 use std::time::Duration;
 
 use super::{Filter, Phase, Scheduler};
-use crate::host::{Level, MapKind, RootHost};
+use crate::host::{Host, Level, MapKind, RootHost};
 use crate::observe::{classify, MetricNames, Outcome, Verdict};
 use crate::operation::split_path;
 use crate::status::{BodyFormat, Code, GatewayError};
@@ -158,7 +158,7 @@ impl Scheduler {
 
 impl Filter {
     /// This request's share of a trap: (counted, answered).
-    fn account_trap(
+    pub(super) fn account_trap(
         &mut self,
         host: &mut dyn RootHost,
         trapping: bool,
@@ -266,7 +266,7 @@ fn count_trapped(
 }
 
 /// The operation a request's headers name, as classification would find it.
-fn operation_from_headers(vm: &super::Vm, host: &dyn RootHost) -> Option<usize> {
+pub(super) fn operation_from_headers(vm: &super::Vm, host: &dyn Host) -> Option<usize> {
     let cfg = &vm.config;
     let path = host.header(MapKind::RequestHeaders, ":path")?;
     let (path, _) = split_path(&path);

@@ -156,7 +156,9 @@ pub const TRAILERS_STOP_ITERATION: u32 = 1;
 /// `envoy_dynamic_module_type_attribute_id` values the glue reads (the enum's order).
 pub mod attribute {
     pub const REQUEST_PROTOCOL: u32 = 10;
+    pub const REQUEST_TOTAL_SIZE: u32 = 14;
     pub const RESPONSE_CODE: u32 = 15;
+    pub const RESPONSE_TOTAL_SIZE: u32 = 22;
     pub const SOURCE_ADDRESS: u32 = 24;
     pub const CONNECTION_MTLS: u32 = 29;
     pub const CONNECTION_SUBJECT_PEER_CERTIFICATE: u32 = 33;

@@ -232,13 +232,16 @@ fn stream_hook(
             // SAFETY: made by `filter_new`, used only on this thread, and no other reference
             // to it is alive (hooks that re-enter run after this one's core call: `worker`).
             let f = unsafe { &mut *(module as *mut NativeFilter) };
-            if f.failed {
+            // A failed stream was answered; only its end is logged (`filter::panicked`).
+            if f.failed && callback != Callback::Log {
                 return abi::STATUS_CONTINUE;
             }
             // SAFETY: the configuration outlives its streams.
             let config = unsafe { &*f.config };
             if f.stream.is_none() {
-                if callback != Callback::RequestHeaders {
+                // A stream starts at its request headers; one that never had them (a request
+                // Envoy answered before the filter, from its codec) is still logged.
+                if callback != Callback::RequestHeaders && callback != Callback::Log {
                     return abi::STATUS_CONTINUE;
                 }
                 let Some(scheduler) = root(config, f.envoy) else {
@@ -264,7 +267,12 @@ fn stream_hook(
             test_trap::maybe_trap(&host, callback);
             #[cfg(feature = "test-trap")]
             test_trap::maybe_append(&mut host, callback);
-            let action = body(stream, &mut host);
+            let action = if f.failed {
+                stream.on_log_after_panic(&mut host);
+                Action::Continue
+            } else {
+                body(stream, &mut host)
+            };
             if let Some(s) = worker::with(|w| w.roots.get(&config.id).cloned()) {
                 keep_ticking(config.id, &s, f.context_id, f.envoy);
             }
@@ -277,24 +285,37 @@ fn stream_hook(
             // SAFETY: as above; the panicking frame's borrows ended with the unwind.
             let f = unsafe { &mut *(module as *mut NativeFilter) };
             fail(f, callback);
+            if callback == Callback::Log {
+                count_log_panic(f);
+            }
             stop
         })
     })
 }
 
-/// A hook of `f` panicked: answer it 500 INTERNAL (once) and leave the core alone from now on.
+/// A hook of `f` panicked: answer it 500 INTERNAL (once) and leave the core alone from now
+/// on, but for its log hook, which records and counts it. A panic in the log hook itself
+/// answers nothing (the answer is out).
 pub(super) fn fail(f: &mut NativeFilter, callback: Callback) {
     if f.failed {
         return;
     }
     f.failed = true;
+    let answer = if callback == Callback::Log {
+        "the request keeps its answer"
+    } else {
+        "the request is answered 500"
+    };
     log(
         Level::Error,
         &format!(
-            "meshgate: the native filter panicked in {}; the request is answered 500",
+            "meshgate: the native filter panicked in {}; {answer}",
             callback.name()
         ),
     );
+    if callback == Callback::Log {
+        return;
+    }
     let error = GatewayError::new(
         Code::Internal,
         "the gateway's filter failed on this request",
@@ -306,6 +327,20 @@ pub(super) fn fail(f: &mut NativeFilter, callback: Callback) {
         headers,
         body,
     });
+}
+
+/// The log hook of `f` panicked: count the request once with its answer, unless the core's
+/// log callback had (`filter::panicked`). Another panic here is caught and dropped.
+fn count_log_panic(f: &NativeFilter) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let Some(stream) = f.stream.as_ref() else {
+            return;
+        };
+        // SAFETY: the configuration outlives its streams.
+        let config = unsafe { &*f.config };
+        let mut host = NativeHost::new(f.envoy, config, false);
+        stream.on_log_panicked(&mut host);
+    }));
 }
 
 #[no_mangle]

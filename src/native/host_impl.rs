@@ -265,6 +265,13 @@ impl Host for NativeHost<'_> {
         true
     }
 
+    /// During the response headers (or trailers) hook, `set_body` appends to the buffered
+    /// response body, which Envoy adds with `addEncodedData`: a header-only reply gets a body
+    /// and goes on through the encoder filters.
+    fn can_add_response_body(&self) -> bool {
+        true
+    }
+
     fn set_span_operation(&mut self, name: &str) {
         if self.live().is_err() {
             return;

@@ -22,8 +22,10 @@ pub fn read(e: FilterEnvoyPtr, path: &[&str]) -> Option<Vec<u8>> {
         ["response", "code"] => attr_int(e, attribute::RESPONSE_CODE),
         ["source", "address"] => attr_string(e, attribute::SOURCE_ADDRESS),
         ["request", "protocol"] => attr_string(e, attribute::REQUEST_PROTOCOL),
-        // Not offered by Envoy's dynamic-module attributes (asking logs an error there):
-        // the core falls back (latency from its clock, sizes unknown); docs/native.md.
+        ["request", "total_size"] => attr_int(e, attribute::REQUEST_TOTAL_SIZE),
+        ["response", "total_size"] => attr_int(e, attribute::RESPONSE_TOTAL_SIZE),
+        // Not read here (`request.duration`, `response.code_details`, ...): the core falls
+        // back (latency from its clock); docs/native.md.
         _ => None,
     }
 }

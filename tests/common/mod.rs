@@ -49,6 +49,9 @@ pub struct FakeHost {
     /// Act as the native module: a body can be appended to a body-less request
     /// (`Host::can_append_request_body`). False: Proxy-Wasm.
     pub appends_request_body: bool,
+    /// Act as the native module: a body can be added to a header-only response
+    /// (`Host::can_add_response_body`). False: Proxy-Wasm.
+    pub adds_response_body: bool,
     /// The names the server span was given (`Host::set_span_operation`), in order.
     pub span_operations: Vec<String>,
 }
@@ -272,6 +275,9 @@ impl Host for FakeHost {
     }
     fn can_append_request_body(&self) -> bool {
         self.appends_request_body
+    }
+    fn can_add_response_body(&self) -> bool {
+        self.adds_response_body
     }
     fn set_span_operation(&mut self, name: &str) {
         self.span_operations.push(name.to_string());

@@ -2,8 +2,9 @@
 # `make test`, second pass: the end-to-end suites again with the native module in Envoy
 # (MESHGATE_FLAVOUR=native, build/libmeshgate_native.so from `make native`). The first pass
 # (`cargo test --workspace`) ran every suite on the wasm module. Here: the foundation,
-# transcoding, auth, routing, SLO and reliability suites, and the local rate limit (a GET's quota:
-# a side call's under wasm, Envoy's filter's on native); a test that only makes sense on wasm
+# transcoding, auth, routing, SLO, browser (Chromium, which `make test` installs) and
+# reliability suites, and the local rate limit (a GET's quota: a side call's under wasm, Envoy's
+# filter's on native); a test that only makes sense on wasm
 # (VM traps and reloads, Istio's WasmPlugin) says so and returns (harness::skip_on_native).
 # Usage: tests/tools/e2e-native.sh [extra cargo test arguments]
 set -euo pipefail
@@ -15,6 +16,7 @@ SUITES=(
   e2e_route_policies e2e_route_tracing e2e_route_upstreams e2e_route_retry
   e2e_slo_grpc e2e_slo_policy e2e_slo_transcoded
   e2e_ratelimit_local
+  e2e_browser
   e2e_reliability_count e2e_reliability_input e2e_reliability_resilience e2e_reliability_upstream
   e2e_reliability_traps e2e_reliability_reload e2e_reliability_jwks_trap e2e_reliability_istio
 )

@@ -71,6 +71,11 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 curl -sf "http://$ADMIN/ready" >/dev/null || { echo "Envoy did not start:"; tail -20 "$OUT/envoy.log"; exit 1; }
+# Python's server may start after Envoy is ready (a loaded machine): give it as long.
+for _ in $(seq 1 100); do
+  curl -sf "http://$PAGE/" >/dev/null 2>&1 && break
+  sleep 0.1
+done
 curl -sf "http://$PAGE/" >/dev/null || { echo "The demo page did not start:"; tail -5 "$OUT/page.log"; exit 1; }
 
 cat <<MSG

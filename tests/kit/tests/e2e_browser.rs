@@ -26,7 +26,9 @@ use base64::Engine;
 
 use e2e_browser_support::{exchange, static_server, Browser};
 use meshgate_fixtures::{claims, jwks, token};
-use meshgate_kit::harness::{meshgate_cli, process::temp_dir, repo_root, Gateway, GatewayBuilder};
+use meshgate_kit::harness::{
+    meshgate_cli, process::temp_dir, repo_root, Flavour, Gateway, GatewayBuilder,
+};
 use serde_json::{json, Value};
 
 const ISSUER: &str = "https://idp.browser.test";
@@ -157,6 +159,90 @@ fn a_page_on_another_origin_calls_json_and_grpc_web_and_a_disallowed_origin_cann
 
     wire_facts(gw.addr(), &origin, &format!("http://{other}"));
     records_and_metrics(&gw);
+}
+
+/// meshgate's errors made once the response has started (a backend's trailers-only reply, the
+/// router's own error converted) carry the CORS headers an allowed origin needs, as a success
+/// does: Envoy sends such a local reply past every encoder filter, its CORS filter included.
+/// Another origin gets none. On both flavours; no browser needed.
+#[test]
+fn errors_made_while_the_response_is_under_way_carry_cors_headers_for_an_allowed_origin() {
+    let origin = "http://127.0.0.1:8088";
+    let other = "http://127.0.0.1:8099";
+    let gw = gateway(origin);
+    let t = Duration::from_secs(10);
+    let bearer = format!(
+        "Bearer {}",
+        token::token("ES256", &claims::valid(ISSUER, claims::now_secs()))
+    );
+    let call = |method: &str, path: &str, from: &str, body: &str, extra: &[(&str, &str)]| {
+        let mut headers = vec![("authorization", bearer.as_str()), ("origin", from)];
+        headers.extend_from_slice(extra);
+        if !body.is_empty() {
+            headers.push(("content-type", "application/json"));
+        }
+        exchange(gw.addr(), method, path, &headers, body.as_bytes(), t)
+    };
+    let cors = |r: &e2e_browser_support::Raw| -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(k, _)| k.starts_with("access-control-"))
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    };
+    let ok = call("GET", "/v1/payments/pay_001", origin, "", &[]);
+    assert_eq!(ok.status, 200);
+    let expected = cors(&ok);
+    assert_eq!(ok.header("access-control-allow-origin"), Some(origin));
+    let native = matches!(Flavour::from_env(), Ok(Flavour::Native));
+    let negative =
+        r#"{"merchant":"merchants/acme","amount":{"currencyCode":"EUR","amountMinor":"-5"}}"#;
+    let cancel = r#"{"reason":"x"}"#;
+    let none: &[(&str, &str)] = &[];
+    let cases = [
+        // Trailers-only NOT_FOUND on a transcoded POST through the router.
+        ("POST", "/v1/payments/pay_nope:cancel", cancel, none, 404, 5),
+        // Trailers-only INVALID_ARGUMENT from the backend.
+        ("POST", "/v1/payments", negative, none, 400, 3),
+        // Headers and trailers without data (the backend's `no-data`: NOT_FOUND).
+        (
+            "POST",
+            "/v1/payments/pay_001:cancel",
+            cancel,
+            &[("x-demo-misbehave", "no-data")],
+            404,
+            5,
+        ),
+        // A transcoded GET (a side call on wasm, the router on native).
+        ("GET", "/v1/payments/nope", "", none, 404, 5),
+    ];
+    for (method, path, body, extra, status, code) in cases {
+        let call = |from: &str| call(method, path, from, body, extra);
+        let r = call(origin);
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        assert_eq!(r.status, status, "{method} {path}: {text}");
+        let status_body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(status_body["code"], code, "{method} {path}: {text}");
+        assert!(status_body["message"].is_string(), "{text}");
+        assert_eq!(cors(&r), expected, "{method} {path}");
+        if native {
+            // Rendered in place (`Host::can_add_response_body`): the backend's reply went on
+            // through every encoder filter, its own headers kept, no local reply.
+            assert_eq!(
+                r.header("x-demo-backend"),
+                Some("payments"),
+                "{method} {path}"
+            );
+        }
+        let r = call(other);
+        assert_eq!(r.status, status, "{method} {path} from {other}");
+        let status_body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(status_body["code"], code);
+        assert_eq!(cors(&r), vec![], "{method} {path} from {other}");
+    }
 }
 
 /// What `make run`'s banner shows, on the wire.

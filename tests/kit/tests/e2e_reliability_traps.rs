@@ -7,6 +7,13 @@
 //! stream when the VM trapped (waiting for its side call's reply, which would go to the dead
 //! VM) is answered 503 at once and counted too.
 //!
+//! On the native module (`MESHGATE_FLAVOUR=native`, its test build
+//! `build/libmeshgate_native-test.so`, `make native-test`) the same trigger panics in that hook:
+//! nothing is replaced, the request is answered 500 INTERNAL, and its log hook still writes
+//! meshgate's record (status 500, its operation, availability-bad) and counts it once; a panic
+//! in the log hook keeps the answer and counts it once, as a trap there does under wasm. A trap
+//! in a root callback (the tick) replaces a Wasm VM: that test is wasm-only.
+//!
 //! The JWKS-reply trap (`jwks`, a root callback) is in `e2e_reliability_jwks_trap.rs`.
 //! Needs Envoy (`make setup`).
 #![allow(
@@ -18,28 +25,41 @@
 
 use std::time::{Duration, Instant};
 
-use meshgate_kit::harness::{http1_client, repo_root, Gateway, GatewayBuilder, RawResponse};
+use meshgate_kit::harness::{http1_client, Flavour, Gateway, GatewayBuilder, RawResponse};
 use serde_json::Value;
 
 const GET_PAYMENT: &str = "meshgate.demo.v1.Payments.GetPayment";
 const CREATE_PAYMENT: &str = "meshgate.demo.v1.Payments.CreatePayment";
 
-fn test_wasm() -> std::path::PathBuf {
-    let path = repo_root().join("build/meshgate-test.wasm");
-    assert!(
-        path.is_file(),
-        "{} missing: run `make wasm-test`",
-        path.display()
-    );
-    path
+fn native() -> bool {
+    Flavour::from_env().unwrap().is_native()
+}
+
+/// The demo on the flavour's test build (`make wasm-test`, `make native-test`).
+fn start_test_gateway() -> Gateway {
+    GatewayBuilder::demo().test_module().start().unwrap()
+}
+
+/// `meshgate_requests_total` of `op` (one `outcome`, or all), from `/stats/prometheus` (the
+/// same names on both flavours: `Envoy::stats_prometheus`).
+fn requests(gw: &Gateway, op: &str, outcome: Option<&str>) -> u64 {
+    let text = gw.envoy.stats_prometheus().unwrap();
+    let op = format!("operation=\"{op}\"");
+    let outcome = outcome.map(|o| format!("outcome=\"{o}\""));
+    text.lines()
+        .filter_map(|l| l.strip_prefix("meshgate_requests_total{"))
+        .filter(|l| l.contains(&op) && outcome.as_ref().is_none_or(|o| l.contains(o)))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Those of `op` not `ok` (the probes of [`served_again`] are `ok`).
+fn not_ok(gw: &Gateway, op: &str) -> u64 {
+    requests(gw, op, None) - requests(gw, op, Some("ok"))
 }
 
 fn unavailable(gw: &Gateway, op: &str) -> u64 {
-    gw.envoy
-        .stat(&format!(
-            "wasmcustom.meshgate_requests_total.outcome.unavailable.operation.{op}"
-        ))
-        .unwrap_or(0)
+    requests(gw, op, Some("unavailable"))
 }
 
 async fn get(gw: &Gateway, id: &str, extra: &[(&str, &str)]) -> RawResponse {
@@ -91,8 +111,8 @@ async fn served_again(gw: &Gateway) -> Duration {
     }
 }
 
-/// The one record of `id`, written by Envoy (the VM died first).
-fn envoys_record(gw: &Gateway, id: &str) -> Value {
+/// The one record of `id` (Envoy's when the VM died first; meshgate's for a native panic).
+fn one_record(gw: &Gateway, id: &str) -> Value {
     let r = gw
         .record_for(id)
         .unwrap_or_else(|| panic!("no record for {id}: {:?}", gw.access_records()));
@@ -114,26 +134,32 @@ fn assert_status_json(r: &RawResponse, what: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_in_any_request_callback_is_answered_recorded_and_counted_once() {
-    if meshgate_kit::harness::skip_on_native(
-        "a trapped Wasm VM and Envoy's failure policy (the native module's panics: e2e_native)",
-    ) {
-        return;
-    }
-    let gw = GatewayBuilder::demo().wasm(test_wasm()).start().unwrap();
+    let native = native();
+    let gw = start_test_gateway();
     assert_eq!(get(&gw, "warm-up", &[]).await.status.as_u16(), 200);
     // (callback, the request that reaches it, its operation)
-    let cases = [
+    let mut cases = vec![
         ("request_headers", false, GET_PAYMENT),
-        ("call_reply", false, GET_PAYMENT),
         ("request_body", true, CREATE_PAYMENT),
         ("response_headers", true, CREATE_PAYMENT),
         ("response_body", true, CREATE_PAYMENT),
         ("response_trailers", true, CREATE_PAYMENT),
     ];
+    if !native {
+        // A side call's reply (the native module sends a transcoded GET through the router).
+        cases.insert(1, ("call_reply", false, GET_PAYMENT));
+    }
+    // wasm: Envoy answers the trapped stream 503 UNAVAILABLE and writes its record (the VM
+    // died first); native: the glue answers 500 INTERNAL and the log hook writes meshgate's.
+    let (status, code, recorded_by, outcome) = if native {
+        (500, 13, "meshgate", "5xx")
+    } else {
+        (503, 14, "envoy", "unavailable")
+    };
     let mut failures = Vec::new();
     for (callback, post, op) in cases {
         let id = format!("trap-{callback}");
-        let before = unavailable(&gw, op);
+        let before = (requests(&gw, op, Some(outcome)), not_ok(&gw, op));
         let r = if post {
             create(&gw, &id, callback).await
         } else {
@@ -141,11 +167,11 @@ async fn a_trap_in_any_request_callback_is_answered_recorded_and_counted_once() 
         };
         let took = served_again(&gw).await;
         println!("{callback}: {} ; served again after {took:?}", r.status);
-        if r.status.as_u16() != 503 || r.json().map(|b| b["code"] != 14).unwrap_or(true) {
+        if r.status.as_u16() != status || r.json().map(|b| b["code"] != code).unwrap_or(true) {
             failures.push(format!("{callback}: answered {} {}", r.status, r.text()));
         }
-        let rec = envoys_record(&gw, &id);
-        let want = ("envoy", op, "unavailable", "bad", 503);
+        let rec = one_record(&gw, &id);
+        let want = (recorded_by, op, outcome, "bad", u64::from(status));
         let got = (
             rec["recordedBy"].as_str().unwrap_or_default(),
             rec["operation"].as_str().unwrap_or_default(),
@@ -156,36 +182,39 @@ async fn a_trap_in_any_request_callback_is_answered_recorded_and_counted_once() 
         if got != want {
             failures.push(format!("{callback}: record {rec}"));
         }
-        let after = unavailable(&gw, op);
-        if after != before + 1 {
-            failures.push(format!("{callback}: counted {} times", after - before));
+        let after = (requests(&gw, op, Some(outcome)), not_ok(&gw, op));
+        if after != (before.0 + 1, before.1 + 1) {
+            failures.push(format!(
+                "{callback}: counted {} times ({} as {outcome})",
+                after.1 - before.1,
+                after.0 - before.0
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(gw.envoy.log().contains("meshgate: the VM trapped in"));
+    let said = if native {
+        "meshgate: the native filter panicked in"
+    } else {
+        "meshgate: the VM trapped in"
+    };
+    assert!(gw.envoy.log().contains(said), "{}", gw.envoy.log());
 }
 
 /// Trapped in its log callback: the client already had its answer; Envoy writes the record
-/// with that status, and meshgate counted it with it (not as a failure).
+/// with that status, and meshgate counted it with it (not as a failure). The same on both
+/// flavours (native: nothing is answered again).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_in_the_log_callback_keeps_the_answer_and_counts_it_once() {
-    if meshgate_kit::harness::skip_on_native(
-        "a trapped Wasm VM and Envoy's failure policy (the native module's panics: e2e_native)",
-    ) {
-        return;
-    }
-    let gw = GatewayBuilder::demo().wasm(test_wasm()).start().unwrap();
+    let gw = start_test_gateway();
     let r = get(&gw, "trap-log", &[("x-meshgate-test-trap", "log")]).await;
     assert_eq!(r.status.as_u16(), 200, "{}", r.text());
     served_again(&gw).await;
-    let rec = envoys_record(&gw, "trap-log");
+    let rec = one_record(&gw, "trap-log");
     assert_eq!(rec["recordedBy"], "envoy", "{rec}");
     assert_eq!(rec["httpRequest"]["status"], 200, "{rec}");
     assert_eq!(rec["operation"], GET_PAYMENT, "{rec}");
-    let counted = gw.envoy.stat(&format!(
-        "wasmcustom.meshgate_requests_total.outcome.2xx.operation.{GET_PAYMENT}"
-    ));
-    assert_eq!(counted, Some(1));
+    assert_eq!(requests(&gw, GET_PAYMENT, Some("2xx")), 1);
+    assert_eq!(not_ok(&gw, GET_PAYMENT), 1, "counted once");
     assert_eq!(unavailable(&gw, GET_PAYMENT), 0);
 }
 
@@ -194,11 +223,11 @@ async fn a_trap_in_the_log_callback_keeps_the_answer_and_counts_it_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_in_flight_when_the_vm_traps_is_answered_and_counted() {
     if meshgate_kit::harness::skip_on_native(
-        "a trapped Wasm VM and Envoy's failure policy (the native module's panics: e2e_native)",
+        "a trap in a root callback (the tick) replaces the Wasm VM; the native module has no VM to replace, and its test build panics only in a stream's hooks",
     ) {
         return;
     }
-    let gw = GatewayBuilder::demo().wasm(test_wasm()).start().unwrap();
+    let gw = start_test_gateway();
     let url = gw.url("/v1/payments/pay_001");
     let slow = tokio::spawn(async move {
         let started = Instant::now();
@@ -229,7 +258,7 @@ async fn a_request_in_flight_when_the_vm_traps_is_answered_and_counted() {
         "answered when the VM trapped, not when the backend replied: {took:?}"
     );
     served_again(&gw).await;
-    let rec = envoys_record(&gw, "in-flight");
+    let rec = one_record(&gw, "in-flight");
     assert_eq!(rec["outcome"], "unavailable", "{rec}");
     assert_eq!(rec["slo"]["availability"], "bad", "{rec}");
     assert_eq!(unavailable(&gw, GET_PAYMENT), 1);

@@ -39,6 +39,9 @@ pub enum Misbehave {
     /// `grpc-encoding: gzip` and a compressed frame (flag 1, a valid gzip of a valid message)
     /// although the request offered no compression.
     Gzip,
+    /// Not broken, but the rarest shape of a gRPC error: headers, then trailers with
+    /// `grpc-status: 5` (NOT_FOUND) and no DATA frame at all (not trailers-only).
+    NoData,
 }
 
 /// The size of the [`Misbehave::Huge`] message: 16 MiB + 1 KiB.
@@ -59,8 +62,9 @@ impl FromStr for Misbehave {
             "short-frame" => Ok(Misbehave::ShortFrame),
             "html" => Ok(Misbehave::Html),
             "gzip" => Ok(Misbehave::Gzip),
+            "no-data" => Ok(Misbehave::NoData),
             other => Err(format!(
-                "x-demo-misbehave: unknown mode {other:?} (bad-frame, truncated, reset, stall, compressed, huge, no-trailers, short-frame, html, gzip)"
+                "x-demo-misbehave: unknown mode {other:?} (bad-frame, truncated, reset, stall, compressed, huge, no-trailers, short-frame, html, gzip, no-data)"
             )),
         }
     }
@@ -111,6 +115,12 @@ impl Misbehave {
                 b"<html><body><h1>502 Bad Gateway</h1></body></html>",
             ))],
             Misbehave::Gzip => vec![Step::Data(frame(1, &gzip_stored(PAYMENT))), ok_trailers()],
+            Misbehave::NoData => {
+                let mut trailers = HeaderMap::new();
+                trailers.insert("grpc-status", HeaderValue::from_static("5"));
+                trailers.insert("grpc-message", HeaderValue::from_static("no%20data"));
+                vec![Step::Trailers(trailers)]
+            }
         };
         ScriptBody {
             steps: steps.into(),

@@ -1,5 +1,5 @@
 //! `demo-backend --listen 127.0.0.1:PORT [--services payments,wallets] [--name NAME]
-//!  [--misbehave bad-frame|truncated|reset|stall|compressed|huge|no-trailers|short-frame|html|gzip]`
+//!  [--misbehave bad-frame|truncated|reset|stall|compressed|huge|no-trailers|short-frame|html|gzip|no-data]`
 //!
 //! The demo gRPC backend (HTTP/2 cleartext). Prints `listening on ADDR` once it accepts
 //! connections; exits cleanly on SIGTERM or SIGINT.

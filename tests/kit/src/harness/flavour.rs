@@ -25,6 +25,13 @@ pub const FLAVOUR_ENV: &str = "MESHGATE_FLAVOUR";
 pub const NATIVE_ENV: &str = "MESHGATE_NATIVE";
 /// Where `make build` / `make host` put the native module, relative to the repository.
 pub const DEFAULT_NATIVE: &str = "build/libmeshgate_native.so";
+/// The environment variable that names the native test module (default
+/// [`DEFAULT_NATIVE_TEST`]).
+pub const NATIVE_TEST_ENV: &str = "MESHGATE_NATIVE_TEST";
+/// The native module's test build (`make native-test`: the `test-trap` feature).
+pub const DEFAULT_NATIVE_TEST: &str = "build/libmeshgate_native-test.so";
+/// The wasm module's test build (`make wasm-test`).
+pub const DEFAULT_WASM_TEST: &str = "build/meshgate-test.wasm";
 
 /// The build of meshgate under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +79,30 @@ impl Flavour {
         match self {
             Flavour::Wasm => wasm_path(),
             Flavour::Native => native_path(),
+        }
+    }
+
+    /// The test build of the module (its test triggers, `x-meshgate-test-trap`):
+    /// `build/meshgate-test.wasm` (`make wasm-test`), or `MESHGATE_NATIVE_TEST`, else
+    /// `build/libmeshgate_native-test.so` (`make native-test`).
+    pub fn test_module_path(self) -> KitResult<PathBuf> {
+        let (p, how) = match self {
+            Flavour::Wasm => (repo_root().join(DEFAULT_WASM_TEST), "make wasm-test"),
+            Flavour::Native => (
+                std::env::var_os(NATIVE_TEST_ENV)
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| repo_root().join(DEFAULT_NATIVE_TEST)),
+                "make native-test",
+            ),
+        };
+        if p.is_file() {
+            Ok(p)
+        } else {
+            Err(KitError::new(format!(
+                "{} not found: run `{how}`",
+                p.display()
+            )))
         }
     }
 

@@ -51,6 +51,8 @@ pub struct GatewayBuilder {
     access_logs: Vec<Value>,
     failure_policy: String,
     wasm: Option<PathBuf>,
+    /// Run the flavour's test build (its test triggers): [`Flavour::test_module_path`].
+    test_module: bool,
     route_timeout_s: u32,
     /// The filter JSON to run instead of compiling `yaml` (Istio's `pluginConfig`, say).
     filter_json: Option<String>,
@@ -155,6 +157,7 @@ impl GatewayBuilder {
             // What `meshgate envoy` renders and users run.
             failure_policy: "FAIL_RELOAD".into(),
             wasm: None,
+            test_module: false,
             route_timeout_s: 15,
             filter_json: None,
             headers_pause: true,
@@ -290,6 +293,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Run the test build of the flavour's module (`build/meshgate-test.wasm` or
+    /// `build/libmeshgate_native-test.so`: `x-meshgate-test-trap` and friends).
+    pub fn test_module(mut self) -> Self {
+        self.test_module = true;
+        self
+    }
+
     pub fn route_timeout_s(mut self, seconds: u32) -> Self {
         self.route_timeout_s = seconds;
         self
@@ -321,6 +331,7 @@ impl GatewayBuilder {
         }
         let flavour = self.flavour?;
         let module = match (flavour, self.wasm) {
+            _ if self.test_module => flavour.test_module_path()?,
             (Flavour::Wasm, Some(p)) => p,
             (flavour, _) => flavour.module_path()?,
         };

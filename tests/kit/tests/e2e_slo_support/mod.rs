@@ -227,23 +227,6 @@ pub fn seconds(v: &Value) -> f64 {
     s.trim_end_matches('s').parse().unwrap()
 }
 
-/// The record's sizes on the native flavour: Envoy 1.40's dynamic-module attributes offer no
-/// request or response size, so the record says 0 (docs/native.md, "What differs"); a glue that
-/// learns them fails here and updates that page.
-pub fn assert_native_sizes_unknown(h: &Value) {
-    assert_eq!(
-        (size(&h["requestSize"]), size(&h["responseSize"])),
-        (0, 0),
-        "{h}"
-    );
-}
-
-pub fn native() -> bool {
-    meshgate_kit::harness::Flavour::from_env()
-        .unwrap()
-        .is_native()
-}
-
 pub fn size(v: &Value) -> u64 {
     v.as_str()
         .unwrap_or_else(|| panic!("int64 fields are JSON strings: {v}"))
