@@ -645,10 +645,12 @@ fn summary(calls: &BTreeMap<&'static str, usize>) -> String {
     format!("{} ({})", calls.values().sum::<usize>(), parts.join(", "))
 }
 
-/// Envoy ABI calls of one gRPC pass-through request (measured 2026-12-07: 23). Envoy does real
-/// work behind most of them (a labelled counter's tags resolved per increment, filter state
-/// allocated, header maps changed): a change that adds to them fails here.
-const GRPC_BUDGET: usize = 23;
+/// Envoy ABI calls of one gRPC pass-through request (measured 2026-12-07: 23; 25 since the
+/// record's `requestSize` and `responseSize` are read from Envoy's `request.total_size` and
+/// `response.total_size`, which were 0 before). Envoy does real work behind most of them (a
+/// labelled counter's tags resolved per increment, filter state allocated, header maps
+/// changed): a change that adds to them fails here.
+const GRPC_BUDGET: usize = 25;
 
 #[test]
 fn grpc_pass_through_stays_within_its_abi_call_budget() {
