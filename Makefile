@@ -98,13 +98,11 @@ test: setup
 # or copies an artifact another lane is rewriting), run three at a time: the fat-LTO link of one
 # module and the single-crate steps of a build leave a core idle that another lane uses. Within
 # a lane the order is `make lint`'s, then the build. The host lane also builds the test binaries
-# and the programs the end-to-end harness would build on first use (tests/kit/src/harness/bins.rs).
+# (and, with them, the kit's programs the end-to-end harness runs).
 test-lane-host:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p meshgate --lib --features native,test-trap -- -D warnings
 	$(CARGO) test --workspace --no-run
-	$(CARGO) build -p meshgate-kit --bins
-	$(CARGO) build -p meshgate --bin meshgate
 
 test-lane-wasm:
 	@tests/tools/clippy-wasm.sh
