@@ -8,6 +8,11 @@ WASM_TEST   := build/meshgate-test.wasm
 NATIVE      := build/libmeshgate_native.so
 NATIVE_TEST := build/libmeshgate_native-test.so
 GATEWAY     := envoy/gateway.yaml
+# Where `cargo test --workspace` leaves the kit's programs (demo-backend, ...): make test hands
+# them to the end-to-end harness, which otherwise runs `cargo build -p meshgate-kit --bins` in
+# each test process, a second feature set of the kit that makes the next `cargo test` compile
+# the kit and every suite again (tests/kit/src/harness/bins.rs).
+KIT_BIN_DIR ?= $(abspath $(or $(CARGO_TARGET_DIR),target))/debug
 CARGO       ?= cargo
 # Host cargo and rustup's toolchain; the wasm build picks its own route (tests/tools/build-wasm.sh).
 export CARGO_TERM_COLOR ?= never
@@ -88,8 +93,8 @@ test: setup
 	$(CARGO) fmt --all -- --check
 	@$(MAKE) --no-print-directory -j3 --output-sync=target \
 	  test-lane-host test-lane-wasm test-lane-native test-lane-crypto test-lane-fuzz
-	$(CARGO) test --workspace --no-fail-fast
-	@tests/tools/e2e-native.sh
+	MESHGATE_KIT_BIN_DIR=$(KIT_BIN_DIR) $(CARGO) test --workspace --no-fail-fast
+	@MESHGATE_KIT_BIN_DIR=$(KIT_BIN_DIR) tests/tools/e2e-native.sh
 	@tests/tools/crypto-wasm.sh
 	@tests/tools/fuzz.sh 5
 	@echo "make test: all tests passed"
