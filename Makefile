@@ -8,11 +8,17 @@ WASM_TEST   := build/meshgate-test.wasm
 NATIVE      := build/libmeshgate_native.so
 NATIVE_TEST := build/libmeshgate_native-test.so
 GATEWAY     := envoy/gateway.yaml
+# Where `cargo test --workspace` leaves the kit's programs (demo-backend, ...): make test hands
+# them to the end-to-end harness, which otherwise runs `cargo build -p meshgate-kit --bins` in
+# each test process, a second feature set of the kit that makes the next `cargo test` compile
+# the kit and every suite again (tests/kit/src/harness/bins.rs).
+KIT_BIN_DIR ?= $(abspath $(or $(CARGO_TARGET_DIR),target))/debug
 CARGO       ?= cargo
 # Host cargo and rustup's toolchain; the wasm build picks its own route (tests/tools/build-wasm.sh).
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build wasm wasm-test host native native-test run run-native test test-host test-e2e lint fmt clean validate oci istio bench bench-quick fuzz soak
+.PHONY: help setup build wasm wasm-test host native native-test run run-native test test-host test-e2e lint fmt clean validate oci istio bench bench-quick fuzz soak \
+  test-lane-host test-lane-wasm test-lane-native test-lane-crypto test-lane-fuzz
 
 help:
 	@echo "make run       build and start Envoy + meshgate + demo gRPC backends on 127.0.0.1:8080"
@@ -79,15 +85,44 @@ run-native: build
 	@tests/tools/setup.sh envoy demo
 	@tests/tools/run.sh native
 
-# Lint first (cheap to fail), then every test: unit, host-side integration, promtool, and the
-# end-to-end suites against a real Envoy running build/meshgate.wasm; then the foundation,
-# transcoding, auth, routing, SLO and reliability suites again on the native module.
-test: setup lint wasm wasm-test native native-test
-	$(CARGO) test --workspace --no-fail-fast
-	@tests/tools/e2e-native.sh
+# rustfmt first (cheap to fail); then the lints and every build in lanes side by side (below);
+# then every test: unit, host-side integration, promtool, and the end-to-end suites against a
+# real Envoy running build/meshgate.wasm; then the foundation, transcoding, auth, routing, SLO
+# and reliability suites again on the native module; the crypto vectors in V8; the fuzz targets.
+test: setup
+	$(CARGO) fmt --all -- --check
+	@$(MAKE) --no-print-directory -j3 --output-sync=target \
+	  test-lane-host test-lane-wasm test-lane-native test-lane-crypto test-lane-fuzz
+	MESHGATE_KIT_BIN_DIR=$(KIT_BIN_DIR) $(CARGO) test --workspace --no-fail-fast
+	@MESHGATE_KIT_BIN_DIR=$(KIT_BIN_DIR) tests/tools/e2e-native.sh
 	@tests/tools/crypto-wasm.sh
 	@tests/tools/fuzz.sh 5
 	@echo "make test: all tests passed"
+
+# make test's lints and builds, one lane per cargo target dir (no lane waits on another's lock
+# or copies an artifact another lane is rewriting), run three at a time: the fat-LTO link of one
+# module and the single-crate steps of a build leave a core idle that another lane uses. Within
+# a lane the order is `make lint`'s, then the build. The host lane also builds the test binaries
+# (and, with them, the kit's programs the end-to-end harness runs).
+test-lane-host:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p meshgate --lib --features native,test-trap -- -D warnings
+	$(CARGO) test --workspace --no-run
+
+test-lane-wasm:
+	@tests/tools/clippy-wasm.sh
+	@tests/tools/build-wasm.sh $(WASM)
+	@tests/tools/build-wasm.sh $(WASM_TEST) test-trap
+
+test-lane-native:
+	@tests/tools/build-native.sh $(NATIVE)
+	@tests/tools/build-native.sh $(NATIVE_TEST) test-trap
+
+test-lane-crypto:
+	@tests/tools/crypto-wasm.sh --build-only
+
+test-lane-fuzz:
+	@tests/tools/fuzz.sh --build-only
 
 # Every fuzz target for FUZZ_SECONDS each (nightly, cargo-fuzz; address sanitizer).
 FUZZ_SECONDS ?= 300

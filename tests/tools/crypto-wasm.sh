@@ -5,6 +5,7 @@
 # wrong verdict fails the run (and `make test`).
 #   tests/tools/crypto-wasm.sh [test-name-filter]
 #   tests/tools/crypto-wasm.sh --ignored timing   (µs per RS256 / ES256 verification in V8)
+#   tests/tools/crypto-wasm.sh --build-only       (build the test binary, run nothing: make test)
 # Same routes as build-wasm.sh: rustup's wasm32-wasip1 target when installed, else Debian's
 # rustc-web with the standard library built from source. Its own target dir; optimised (the
 # vectors take minutes unoptimised), debug assertions and overflow checks kept on.
@@ -24,6 +25,7 @@ else
     WASI_LLD="$lld" CARGO_TARGET_WASM32_WASIP1_LINKER="$PWD/tests/tools/wasi-ld.sh" \
     /usr/bin/cargo "${args[@]}" -Zbuild-std=std,panic_abort 2>&1) || { echo "$out" >&2; exit 1; }
 fi
+[ "${1:-}" = --build-only ] && exit 0
 # "Executable tests/crypto/main.rs (target/wasm-test/wasm32-wasip1/debug/deps/crypto-HASH.wasm)"
 bin=$(sed -n 's/.*Executable .*(\(.*\.wasm\))$/\1/p' <<<"$out" | tail -1)
 [ -f "$bin" ] || { echo "$out" >&2; echo "crypto-wasm: no test binary found" >&2; exit 1; }

@@ -24,6 +24,9 @@ args=()
 for s in "${SUITES[@]}"; do args+=(--test "$s"); done
 start=$(date +%s)
 status=0
-MESHGATE_FLAVOUR=native ${CARGO:-cargo} test -p meshgate-kit --no-fail-fast "${args[@]}" "$@" || status=$?
+# --workspace (the suites are meshgate-kit's): the feature set of the first pass's `cargo test
+# --workspace`, so its test binaries are reused; `-p meshgate-kit` alone would leave out the
+# root crate's dev-dependency features and compile meshgate, the kit and every suite again.
+MESHGATE_FLAVOUR=native ${CARGO:-cargo} test --workspace --no-fail-fast "${args[@]}" "$@" || status=$?
 echo "e2e on the native module: ${#SUITES[@]} suites in $(( $(date +%s) - start )) s"
 exit $status

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every cargo-fuzz target of tests/fuzz for SECONDS each (host-side, nightly toolchain).
 #   tests/tools/fuzz.sh SECONDS [target...]
+#   tests/tools/fuzz.sh --build-only   (build the targets as `fuzz.sh 5` runs them; make test)
 # `make test` runs a few seconds per target; `make fuzz` runs long. Installs cargo-fuzz when it
 # is missing (fails loudly when it cannot). New corpus entries go to a scratch directory; the
 # committed corpus (tests/fuzz/corpus/<target>) is only read. A crash stops the run and names
@@ -9,7 +10,10 @@
 # Always with debug assertions and overflow checks (-a).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-seconds=${1:?usage: fuzz.sh SECONDS [target...]}; shift
+seconds=${1:?usage: fuzz.sh SECONDS [target...] | --build-only}; shift
+build_only=false
+# The short run's build (its sanitizer), made ahead: the run then finds it fresh.
+[ "$seconds" = --build-only ] && { build_only=true; seconds=5; }
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(json_to_proto proto_to_json path_query jwt grpc_frames config crypto_diff
   filter jwks discovery stream_render grpc_status traceparent)
@@ -22,6 +26,7 @@ scratch=$(mktemp -d "${TMPDIR:-/tmp}/meshgate-fuzz.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 fuzz=(cargo +nightly fuzz)
 "${fuzz[@]}" build --fuzz-dir tests/fuzz -s "$sanitizer" -O -a
+$build_only && exit 0
 for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t"
   echo "fuzz: $t for ${seconds}s ($sanitizer)"

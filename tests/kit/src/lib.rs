@@ -44,7 +44,7 @@
 //! (tests/fixtures), shared with the unit tests.
 //!
 //! Environment: `MESHGATE_ENVOY` (Envoy binary), `MESHGATE_ENVOY_START_TIMEOUT_S` (default 30),
-//! `MESHGATE_KIT_BIN_DIR` (use prebuilt kit binaries instead of building them),
+//! `MESHGATE_KIT_BIN_DIR` (use prebuilt kit binaries and `meshgate` instead of building them),
 //! `MESHGATE_KIT_TMP` (where process logs go), `MESHGATE_KIT_KEEP_LOGS` (keep them after
 //! passing tests too), `MESHGATE_FLAVOUR` (`wasm`, the default, or `native`: which build of
 //! meshgate Envoy loads, see [`harness::flavour`]), `MESHGATE_NATIVE` (the native module,

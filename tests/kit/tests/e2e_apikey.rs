@@ -162,7 +162,9 @@ async fn keys_over_http1_and_http2_valid_unknown_revoked_missing_and_forbidden()
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
 
     // The client in the access record and in the request metrics, for configured clients.
-    let recs = wait_records(&gw, 19);
+    // One record per request: 8 over each HTTP version, 2 over gRPC.
+    let recs = wait_records(&gw, 18);
+    assert_eq!(recs.len(), 18, "{recs:?}");
     let partner: Vec<&Value> = recs.iter().filter(|r| r["client"] == "partner").collect();
     assert!(partner.len() >= 5, "{recs:?}");
     assert!(

@@ -16,16 +16,37 @@
 use std::time::Duration;
 
 use meshgate::cli::envoy::tracing::Tracing;
+use meshgate_kit::error::KitError;
 use meshgate_kit::harness::{Gateway, GatewayBuilder};
 use meshgate_kit::otlp::{OtlpReceiver, ReceivedSpan};
 use meshgate_kit::tls::curl;
 
-/// Envoy's OpenTelemetry tracer flushes its batch every 5 s.
+/// The bound on waiting for a trace (spans come with the tracer's next flush: [`FLUSH_MS`]).
 const FLUSH: Duration = Duration::from_secs(20);
+
+/// Envoy's OpenTelemetry tracer flushes its batch every 5 s (runtime
+/// `tracing.opentelemetry.flush_interval_ms`); the tests' Envoy every 250 ms, so that a test
+/// waits a quarter of a second for its spans rather than up to 5 s. Spans still leave in the
+/// order their requests ended, which the "sent first, so flushed no later" checks rely on.
+const FLUSH_MS: u64 = 250;
+
+fn fast_flush(builder: GatewayBuilder) -> GatewayBuilder {
+    builder.edit_bootstrap(|b| {
+        let layer = b
+            .pointer_mut("/layered_runtime/layers/0/static_layer")
+            .and_then(serde_json::Value::as_object_mut)
+            .ok_or_else(|| KitError::new("the bootstrap has no static runtime layer"))?;
+        layer.insert(
+            "tracing.opentelemetry.flush_interval_ms".into(),
+            FLUSH_MS.into(),
+        );
+        Ok(())
+    })
+}
 
 fn traced_gateway(receiver: &OtlpReceiver, extra: &str) -> Gateway {
     let addr = receiver.addr();
-    GatewayBuilder::demo_with(extra)
+    fast_flush(GatewayBuilder::demo_with(extra))
         .envoy_options(move |o| {
             o.tracing = Some(Tracing {
                 collector_address: addr.ip().to_string(),
@@ -315,7 +336,7 @@ fn backend_traceparent(r: &meshgate_kit::tls::CurlResponse) -> (String, String, 
 fn the_single_b3_header_continues_the_trace() {
     let receiver = OtlpReceiver::start().unwrap();
     let addr = receiver.addr();
-    let gw = GatewayBuilder::demo_with(ECHO)
+    let gw = fast_flush(GatewayBuilder::demo_with(ECHO))
         .envoy_options(move |o| {
             o.tracing = Some(Tracing {
                 collector_address: addr.ip().to_string(),

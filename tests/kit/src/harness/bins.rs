@@ -4,7 +4,8 @@
 //! end-to-end tests would not get `demo-backend` built. The first lookup in a test process
 //! therefore runs `cargo build -p meshgate-kit --bins` (same cargo, same target dir and
 //! profile; a no-op when fresh, and safe: cargo does not hold its lock while tests run).
-//! `MESHGATE_KIT_BIN_DIR` skips the build and names the directory to use instead.
+//! `MESHGATE_KIT_BIN_DIR` skips the build and names the directory to use instead (for the kit's
+//! programs and the `meshgate` command: `make test` points it at `cargo test --workspace`'s).
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -54,6 +55,20 @@ fn profile_dir() -> KitResult<PathBuf> {
 
 /// The root crate's `meshgate` command, built if needed (same cargo, target dir and profile).
 pub fn meshgate_cli() -> KitResult<PathBuf> {
+    // `make test` names the directory where its `cargo test --workspace` left the programs
+    // (this one too): building it here again, for the root crate alone, is another feature set
+    // of the same crates, which makes the next `cargo test` compile them again.
+    if let Some(dir) = std::env::var_os("MESHGATE_KIT_BIN_DIR") {
+        let path = PathBuf::from(dir).join("meshgate");
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(KitError::new(format!(
+                "MESHGATE_KIT_BIN_DIR: {} does not exist",
+                path.display()
+            )))
+        };
+    }
     let profile_dir = profile_dir()?;
     static BUILT: OnceLock<Result<(), KitError>> = OnceLock::new();
     BUILT
