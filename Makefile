@@ -95,6 +95,7 @@ test: setup
 	  test-lane-host test-lane-wasm test-lane-native test-lane-crypto test-lane-fuzz
 	MESHGATE_KIT_BIN_DIR=$(KIT_BIN_DIR) $(CARGO) test --workspace --no-fail-fast
 	@MESHGATE_KIT_BIN_DIR=$(KIT_BIN_DIR) tests/tools/e2e-native.sh
+	$(CARGO) test -p meshgate --features native --test native_calls
 	@tests/tools/crypto-wasm.sh
 	@tests/tools/fuzz.sh 5
 	@echo "make test: all tests passed"
@@ -106,7 +107,7 @@ test: setup
 # (and, with them, the kit's programs the end-to-end harness runs).
 test-lane-host:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p meshgate --lib --features native,test-trap -- -D warnings
+	$(CARGO) clippy -p meshgate --lib --test native_calls --features native,test-trap -- -D warnings
 	$(CARGO) test --workspace --no-run
 
 test-lane-wasm:
@@ -140,7 +141,7 @@ lint:
 	@tests/tools/setup.sh lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy -p meshgate --lib --features native,test-trap -- -D warnings
+	$(CARGO) clippy -p meshgate --lib --test native_calls --features native,test-trap -- -D warnings
 	@tests/tools/clippy-wasm.sh
 
 # Benchmarks (tests/bench/): h2load against Envoy in each configuration; writes BENCHMARKS.md.
