@@ -29,6 +29,18 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_callout_done(
 ) {
 }
 
+/// Appends the bytes of Envoy's array of `count` buffers (a callout reply's data) to `body`.
+///
+/// # Safety
+/// `data` points to `count` buffers, valid for the hook that received them.
+pub(super) unsafe fn append_buffers(body: &mut Vec<u8>, data: *const EnvoyBuffer, count: usize) {
+    // SAFETY: the caller's contract.
+    for c in unsafe { std::slice::from_raw_parts(data, count) } {
+        // SAFETY: as above.
+        body.extend_from_slice(&unsafe { c.to_vec() });
+    }
+}
+
 /// # Safety
 /// `headers` is null or Envoy's array of `size` headers, valid for the current hook.
 pub(super) unsafe fn copy_headers(headers: *const HttpHeader, size: usize) -> Headers {
@@ -77,12 +89,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_http_stream_data(
     if data.is_null() {
         return;
     }
-    collect(envoy, stream, |r| {
-        // SAFETY: Envoy's array of `count` buffers, valid for this hook; copied.
-        for c in unsafe { std::slice::from_raw_parts(data, count) } {
-            // SAFETY: as above.
-            r.body.extend_from_slice(&unsafe { c.to_vec() });
-        }
+    // SAFETY: Envoy's array of `count` buffers, valid for this hook.
+    collect(envoy, stream, |r| unsafe {
+        append_buffers(&mut r.body, data, count)
     });
 }
 

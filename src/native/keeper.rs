@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::abi::{self, ConfigEnvoyPtr, EnvoyBuffer, HttpHeader, ModuleBuffer};
-use super::callouts::copy_headers;
+use super::callouts::{append_buffers, copy_headers};
 use super::config::ModuleConfig;
 use super::host_impl::{log, CallReply, NativeHost};
 use super::ticker;
@@ -301,12 +301,9 @@ pub extern "C" fn envoy_dynamic_module_on_http_filter_config_http_stream_data(
     if data.is_null() {
         return;
     }
-    collect(module, stream, |r| {
-        // SAFETY: Envoy's array of `count` buffers, valid for this hook; copied.
-        for c in unsafe { std::slice::from_raw_parts(data, count) } {
-            // SAFETY: as above.
-            r.body.extend_from_slice(&unsafe { c.to_vec() });
-        }
+    // SAFETY: Envoy's array of `count` buffers, valid for this hook.
+    collect(module, stream, |r| unsafe {
+        append_buffers(&mut r.body, data, count)
     });
 }
 
