@@ -12,18 +12,24 @@ use std::sync::OnceLock;
 
 use crate::error::{KitError, KitResult};
 
+/// `name` in `MESHGATE_KIT_BIN_DIR` when that is set (`make test`: the programs its `cargo test
+/// --workspace` built), an error if it is not there; `None` when the variable is unset.
+fn from_bin_dir(name: &str) -> Option<KitResult<PathBuf>> {
+    let path = PathBuf::from(std::env::var_os("MESHGATE_KIT_BIN_DIR")?).join(name);
+    Some(if path.is_file() {
+        Ok(path)
+    } else {
+        Err(KitError::new(format!(
+            "MESHGATE_KIT_BIN_DIR: {} does not exist",
+            path.display()
+        )))
+    })
+}
+
 /// A binary of this kit (`demo-backend`, `rest-backend`, `jwks-server`), built if needed.
 pub fn kit_bin(name: &str) -> KitResult<PathBuf> {
-    if let Some(dir) = std::env::var_os("MESHGATE_KIT_BIN_DIR") {
-        let path = PathBuf::from(dir).join(name);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(KitError::new(format!(
-                "MESHGATE_KIT_BIN_DIR: {} does not exist",
-                path.display()
-            )))
-        };
+    if let Some(given) = from_bin_dir(name) {
+        return given;
     }
     let profile_dir = profile_dir()?;
     static BUILT: OnceLock<Result<(), KitError>> = OnceLock::new();
@@ -58,16 +64,8 @@ pub fn meshgate_cli() -> KitResult<PathBuf> {
     // `make test` names the directory where its `cargo test --workspace` left the programs
     // (this one too): building it here again, for the root crate alone, is another feature set
     // of the same crates, which makes the next `cargo test` compile them again.
-    if let Some(dir) = std::env::var_os("MESHGATE_KIT_BIN_DIR") {
-        let path = PathBuf::from(dir).join("meshgate");
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(KitError::new(format!(
-                "MESHGATE_KIT_BIN_DIR: {} does not exist",
-                path.display()
-            )))
-        };
+    if let Some(given) = from_bin_dir("meshgate") {
+        return given;
     }
     let profile_dir = profile_dir()?;
     static BUILT: OnceLock<Result<(), KitError>> = OnceLock::new();
