@@ -16,7 +16,7 @@ SUITES=(
   e2e_route_policies e2e_route_tracing e2e_route_upstreams e2e_route_retry
   e2e_slo_grpc e2e_slo_policy e2e_slo_transcoded
   e2e_ratelimit_local
-  e2e_browser
+  e2e_browser make_run
   e2e_reliability_count e2e_reliability_input e2e_reliability_resilience e2e_reliability_upstream
   e2e_reliability_traps e2e_reliability_reload e2e_reliability_jwks_trap e2e_reliability_istio
 )
