@@ -4,7 +4,8 @@
 # (`cargo test --workspace`) ran every suite on the wasm module. Here: the foundation,
 # transcoding, auth, routing, SLO, browser (Chromium, which `make test` installs) and
 # reliability suites, and the local rate limit (a GET's quota: a side call's under wasm, Envoy's
-# filter's on native); a test that only makes sense on wasm
+# filter's on native), and `make run-native` (make_run: `run.sh native`, every printed example);
+# a test that only makes sense on wasm
 # (VM traps and reloads, Istio's WasmPlugin) says so and returns (harness::skip_on_native).
 # Usage: tests/tools/e2e-native.sh [extra cargo test arguments]
 set -euo pipefail
